@@ -1,0 +1,5 @@
+import sys
+
+from mamllib.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""A run folder on disk: atomic writes of the checkpoint and metrics, safe loading.
+
+Layout of a run folder::
+
+    config.json      the full configuration and its training hash
+    checkpoint.pt    model, inner rates, Adam state, RNG states, history (latest)
+    metrics.json     status, learning curves, validation, meta-test result
+
+Every file is written to a temporary file in the same folder and moved into place with
+``os.replace``, so a run killed at any moment leaves either the old or the new file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mamllib.config import Config, from_dict
+from mamllib.errors import CheckpointError, UserError
+
+CONFIG = "config.json"
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
+    atomic_write_bytes(path, (json.dumps(payload, indent=2, allow_nan=True) + "\n").encode())
+
+
+def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(run_dir / CHECKPOINT, buffer.getvalue())
+
+
+def load_checkpoint(run_dir: Path, expected_hash: str | None = None) -> dict[str, Any]:
+    """The checkpoint's contents; refuses a corrupt file or one made by another config."""
+    path = run_dir / CHECKPOINT
+    if not path.is_file():
+        raise CheckpointError(f"{run_dir}: no {CHECKPOINT}; is this a run folder made by `mamllib train`?")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for a damaged file
+        raise CheckpointError(f"{path}: corrupt checkpoint ({type(exc).__name__}); "
+                              f"delete it to retrain from scratch") from None
+    if not isinstance(state, dict) or "config_hash" not in state or "model" not in state:
+        raise CheckpointError(f"{path}: not a mamllib checkpoint; delete it to retrain from scratch")
+    if expected_hash is not None and state["config_hash"] != expected_hash:
+        raise CheckpointError(
+            f"{run_dir}: holds a run with config hash {state['config_hash']}, not {expected_hash}; "
+            f"use another --out folder, or the same settings to resume it")
+    return state
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; is {path.parent} a run folder made by `mamllib train`?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{path}: not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: expected a JSON object")
+    return value
+
+
+def read_run_config(run_dir: Path) -> Config:
+    """The configuration a run folder was trained with."""
+    if not run_dir.is_dir():
+        raise CheckpointError(f"run folder {run_dir} does not exist")
+    stored = read_json(run_dir / CONFIG)
+    try:
+        return from_dict(stored.get("config", {}), source=str(run_dir / CONFIG))
+    except UserError as exc:
+        raise CheckpointError(f"{run_dir / CONFIG}: {exc}") from None

@@ -1,0 +1,170 @@
+"""``python -m mamllib``: train, evaluate and inspect datasets from the command line.
+
+User mistakes end with one line on stderr and exit status 2, before anything is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, Sequence
+
+from mamllib.config import PROFILES, Config, from_dict, profile
+from mamllib.errors import ConfigError, UserError
+
+EXIT_USAGE = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is a single line (the message names the argument)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def _add_config_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
+    """One flag per Config field (``--inner-lr`` for ``inner_lr``), default: not given."""
+    group = parser.add_argument_group("configuration fields (override the profile)")
+    for f in fields(Config):
+        if only is not None and f.name not in only:
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        kind = str(f.type).split(" ")[0]
+        if kind == "bool":
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=f.metadata["help"])
+        else:
+            convert = {"int": _integer, "float": _number}.get(kind, str)
+            group.add_argument(flag, dest=f.name, type=convert, default=None, metavar=kind.upper(),
+                               help=f"{f.metadata['help']} (default: {f.default!r})")
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def _config_file(path: str | None) -> dict[str, Any]:
+    if path is None:
+        return {}
+    try:
+        values = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--config {path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--config {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of config fields")
+    from_dict(values, source=f"--config {path}")  # refuses unknown fields early
+    return values
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="python -m mamllib", description=(
+        "MAML at any inner learning rate, including negative ones: train, evaluate, inspect data."))
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    train = commands.add_parser("train", help="meta-train a MAML, then meta-test it", description=(
+        "Meta-train a Conv4 MAML with a progress bar, checkpoint it atomically, and print the "
+        "meta-test accuracy with its 95%% confidence interval. Re-running the same command "
+        "resumes an interrupted run; a finished run is reported, not retrained."))
+    train.add_argument("--profile", default="quick",
+                       help=f"named settings: {', '.join(PROFILES)} (default: quick)")
+    train.add_argument("--config", metavar="JSON", help="a JSON object of config fields (applied after the profile)")
+    train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile>-lr<inner_lr>-seed<seed>)")
+    _add_config_flags(train)
+
+    evaluate = commands.add_parser("evaluate", help="re-score a trained run on the meta-test tasks",
+                                   description="Re-score a trained run on the fixed meta-test tasks, "
+                                               "optionally at another test-time inner rate or step count.")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test", help="which fixed tasks (default: test)")
+    _add_config_flags(evaluate, only=("test_inner_lr", "test_inner_steps", "test_tasks", "eval_chunk",
+                                      "device", "data_root"))
+
+    data = commands.add_parser("data", help="build (if needed) and describe a dataset",
+                               description="Load a dataset (rendering or caching it if needed) and describe its splits.")
+    _add_config_flags(data, only=("dataset", "data_root", "rotations"))
+    return parser
+
+
+def _train(args: argparse.Namespace) -> int:
+    from mamllib.train import train
+
+    overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
+    config = profile(args.profile, **overrides)
+    out = Path(args.out or f"runs/{args.profile}-lr{config.inner_lr:g}-seed{config.seed}")
+    metrics = train(config, out, log=lambda msg: print(msg, flush=True))
+    if metrics["status"] == "completed":
+        test = metrics["test"]
+        print(f"{out}: meta-test accuracy {100 * test['accuracy']:.2f}% +- {100 * test['ci95']:.2f}% "
+              f"(95% CI, {test['n_tasks']} tasks)")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import torch
+
+    from mamllib import checkpoint as ckpt
+    from mamllib.data import load_dataset
+    from mamllib.train import build_maml, check_dataset, resolve_device, score
+
+    run_dir = Path(args.run_dir)
+    config = ckpt.read_run_config(run_dir)
+    config = config.replace(**_given(args, ("test_inner_lr", "test_inner_steps", "test_tasks",
+                                            "eval_chunk", "device", "data_root")))
+    state = ckpt.load_checkpoint(run_dir, config.training_hash())
+    dataset = load_dataset(config)
+    check_dataset(config, dataset)
+    device = resolve_device(config.device)
+    maml = build_maml(config, dataset)
+    maml.load_state_dict(state["model"])
+    maml.to(device)
+    n_tasks = config.test_tasks if args.split == "test" else config.val_tasks
+    result = score(config, maml, dataset, args.split, n_tasks, device)
+    rate = "learned" if config.test_inner_lr is None and config.learn_inner_lr else (
+        config.test_inner_lr if config.test_inner_lr is not None else config.inner_lr)
+    print(f"{run_dir} (trained at inner rate {config.inner_lr:g}, iteration {state['iteration']}): "
+          f"{args.split} accuracy at test rate {rate} with {config.test_inner_steps} step(s): {result}")
+    if config.learn_inner_lr:
+        print("learned inner rates:", ", ".join(f"{r:.4f}" for r in torch.as_tensor(state['model']['inner_lrs']).tolist()))
+    return 0
+
+
+def _data(args: argparse.Namespace) -> int:
+    from mamllib.data import load_dataset
+
+    config = Config(**_given(args, ("dataset", "data_root", "rotations")))
+    dataset = load_dataset(config)
+    print(dataset.describe())
+    print(f"source: {dataset.source}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    handlers = {"train": _train, "evaluate": _evaluate, "data": _data}
+    try:
+        return handlers[args.command](args)
+    except UserError as exc:
+        print(f"python -m mamllib {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130

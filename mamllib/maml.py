@@ -1,0 +1,109 @@
+"""MAML's inner loop through `higher`, for a whole meta-batch of tasks at once.
+
+The meta-parameters ``theta`` are expanded to one fast-weight copy per task
+(``[T, *shape]``); a single backward pass of the summed support loss then yields every
+task's own inner gradient, because task ``t``'s loss depends only on copy ``t``. The
+differentiable SGD step of `higher` applies ``theta_t <- theta_t - lr * g_t`` and keeps
+the graph, so the query loss differentiates back to ``theta`` (second order), or, with
+the inner gradients detached, to first order. The inner rate may be any real number
+(0 and negatives included) or one learned rate per parameter tensor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import higher
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mamllib.data.sampler import Episodes
+from mamllib.models import Conv4
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Sum over tasks of each task's mean cross-entropy (``logits``: ``[T, B, N]``).
+
+    Summing (not averaging) over tasks keeps each task's inner gradient equal to the
+    gradient of its own mean loss.
+    """
+    per_example = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+    return per_example.view(labels.shape).mean(1).sum()
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Per-task accuracy ``[T]``."""
+    return (logits.argmax(-1) == labels).float().mean(-1)
+
+
+@dataclass
+class Adapted:
+    """The outcome of adapting to a meta-batch: fast weights and query predictions."""
+
+    fast_params: list[torch.Tensor]
+    query_logits: torch.Tensor
+    query_loss: torch.Tensor  # mean over tasks
+    query_accuracy: torch.Tensor  # per task
+
+
+class MAML(nn.Module):
+    """A Conv4 plus its inner learning rate(s), adapting batches of tasks with `higher`.
+
+    Args:
+        model: the network whose parameters are the meta-parameters.
+        inner_lr: initial (or fixed) inner rate; any real value.
+        learn_inner_lr: learn one rate per parameter tensor, with no sign constraint.
+    """
+
+    def __init__(self, model: Conv4, inner_lr: float, learn_inner_lr: bool = False) -> None:
+        super().__init__()
+        self.model = model
+        rates = torch.full((len(list(model.parameters())),), float(inner_lr))
+        if learn_inner_lr:
+            self.inner_lrs = nn.Parameter(rates)
+        else:
+            self.register_buffer("inner_lrs", rates)
+        # Kept out of the module tree: the patched copy is a stateless view of `model`.
+        object.__setattr__(self, "fmodel", higher.monkeypatch(
+            model, copy_initial_weights=False, track_higher_grads=True))
+        # A template for `higher`: one parameter group per tensor so that each tensor can
+        # take its own rate. Its lr is a placeholder (torch refuses negatives); every step
+        # overrides it with `inner_lrs`.
+        self._sgd = torch.optim.SGD([{"params": [p]} for p in model.parameters()], lr=0.0)
+
+    def meta_parameters(self) -> list[nn.Parameter]:
+        return [p for p in self.parameters() if p.requires_grad]
+
+    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int,
+              lrs: torch.Tensor | None = None, first_order: bool = False,
+              track_graph: bool = True) -> list[torch.Tensor]:
+        """Fast weights ``[T, *shape]`` after ``steps`` SGD steps on each task's support set.
+
+        ``lrs`` overrides the model's own rates (one per tensor, or a scalar). With
+        ``track_graph`` False nothing is kept for a meta-gradient (evaluation).
+        """
+        params = list(self.model.parameters())
+        tasks = support_x.shape[0]
+        rates = self.inner_lrs if lrs is None else torch.as_tensor(lrs).expand(len(params))
+        fast = [p.unsqueeze(0).expand(tasks, *p.shape) for p in params]
+        if steps == 0:
+            return fast
+        optimizer = higher.optim.get_diff_optim(self._sgd, params, track_higher_grads=track_graph)
+        # First-order MAML: the update still depends on theta (and on a learned rate),
+        # but the inner gradient is treated as a constant.
+        detach = (lambda grads: [g.detach() for g in grads]) if first_order else None
+        for _ in range(steps):
+            loss = task_loss(self.fmodel(support_x, params=fast), support_y)
+            fast = optimizer.step(loss, params=fast, override={"lr": list(rates)}, grad_callback=detach)
+        return fast
+
+    def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
+                first_order: bool = False, track_graph: bool = True) -> Adapted:
+        """Adapt on the supports, then classify the queries with the fast weights."""
+        with torch.set_grad_enabled(True):
+            fast = self.adapt(episodes.support_x, episodes.support_y, steps, lrs, first_order, track_graph)
+        with torch.set_grad_enabled(track_graph):
+            logits = self.fmodel(episodes.query_x, params=fast)
+            loss = task_loss(logits, episodes.query_y) / episodes.n_tasks
+        return Adapted(fast, logits, loss, accuracy(logits.detach(), episodes.query_y))

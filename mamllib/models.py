@@ -1,0 +1,101 @@
+"""The Conv4 backbone of Finn et al. (2017), written so that tasks can be batched.
+
+Every parameter may carry an optional leading *task* dimension. With plain parameters
+the network is the usual Conv4; with parameters of shape ``[T, *shape]`` (one fast-weight
+copy per task, as the MAML inner loop produces) the ``T`` tasks run in one pass:
+convolutions become grouped convolutions and batch norm normalises each task's
+channels with that task's own batch statistics. This is what lets one inner-loop step
+adapt a whole meta-batch at once instead of looping over tasks.
+
+Inputs are ``[B, C, H, W]`` (one task) or ``[T, B, C, H, W]`` (``T`` tasks, the same
+``B`` in each); parameters are plain or carry that same ``T``. Internally activations
+live as ``[B, T*C, H, W]``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def _flat_over_tasks(param: torch.Tensor, tasks: int, unbatched_dim: int) -> torch.Tensor:
+    """``[T, *shape]`` or ``shape`` -> ``[T*shape[0], *shape[1:]]`` (grouped-conv layout)."""
+    if param.dim() == unbatched_dim:
+        param = param.unsqueeze(0).expand(tasks, *param.shape)
+    return param.reshape(tasks * param.shape[1], *param.shape[2:])
+
+
+class ConvBlock(nn.Module):
+    """conv3x3 -> batch norm on batch statistics -> ReLU -> 2x2 max-pool."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.conv_weight = nn.Parameter(conv.weight.detach().clone())
+        self.conv_bias = nn.Parameter(conv.bias.detach().clone())
+        self.bn_weight = nn.Parameter(torch.ones(out_channels))
+        self.bn_bias = nn.Parameter(torch.zeros(out_channels))
+
+    def forward(self, x: torch.Tensor, tasks: int) -> torch.Tensor:
+        """``x``: ``[B, tasks*C_in, H, W]`` -> ``[B, tasks*C_out, H/2, W/2]``."""
+        weight = _flat_over_tasks(self.conv_weight, tasks, 4)
+        bias = _flat_over_tasks(self.conv_bias.unsqueeze(-1), tasks, 2).squeeze(-1)
+        x = F.conv2d(x, weight, bias, padding=1, groups=tasks)
+        gamma = _flat_over_tasks(self.bn_weight.unsqueeze(-1), tasks, 2).squeeze(-1)
+        beta = _flat_over_tasks(self.bn_bias.unsqueeze(-1), tasks, 2).squeeze(-1)
+        # No running statistics: MAML normalises with the statistics of the batch at
+        # hand, at training and at test time alike (Finn et al. 2017).
+        x = F.batch_norm(x, None, None, gamma, beta, training=True)
+        return F.max_pool2d(F.relu(x), 2)
+
+
+class Conv4(nn.Module):
+    """Four conv blocks (``features``) followed by a linear head (``head``).
+
+    Args:
+        in_channels: 1 for grayscale (glyphs, Omniglot), 3 for RGB (Mini-ImageNet).
+        n_way: number of output classes of the head.
+        width: filters per conv layer (Finn et al. use 32 on Mini-ImageNet, 64 on Omniglot).
+        image_size: side of the square input, to size the head.
+    """
+
+    def __init__(self, in_channels: int, n_way: int, width: int = 32, image_size: int = 28) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            ConvBlock(in_channels if i == 0 else width, width) for i in range(4)
+        )
+        side = image_size
+        for _ in range(4):
+            side //= 2
+        self.feature_dim = width * side * side
+        head = nn.Linear(self.feature_dim, n_way)
+        self.head_weight = nn.Parameter(head.weight.detach().clone())
+        self.head_bias = nn.Parameter(head.bias.detach().clone())
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """Penultimate representation: ``[B, D]`` for one task, ``[T, B, D]`` for ``T``."""
+        single = x.dim() == 4
+        if single:
+            x = x.unsqueeze(0)
+        tasks, batch = x.shape[:2]
+        h = x.transpose(0, 1).reshape(batch, tasks * x.shape[2], *x.shape[3:])
+        for block in self.blocks:
+            h = block(h, tasks)
+        h = h.reshape(batch, tasks, -1).transpose(0, 1)
+        return h[0] if single else h
+
+    def classify(self, features: torch.Tensor) -> torch.Tensor:
+        """The linear head on given features (``[B, D]`` or ``[T, B, D]``)."""
+        weight, bias = self.head_weight, self.head_bias
+        if features.dim() == 2 and weight.dim() == 2:
+            return F.linear(features, weight, bias)
+        if features.dim() == 2:
+            features = features.unsqueeze(0).expand(weight.shape[0], *features.shape)
+        if weight.dim() == 2:
+            weight = weight.unsqueeze(0).expand(features.shape[0], *weight.shape)
+            bias = bias.unsqueeze(0).expand(features.shape[0], *bias.shape)
+        return torch.baddbmm(bias.unsqueeze(1), features, weight.transpose(1, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classify(self.features(x))

@@ -1,0 +1,192 @@
+"""The meta-training loop: progress, validation, atomic checkpoints, resume, divergence.
+
+``train(config, run_dir)`` is idempotent: a finished run is returned as it is, an
+interrupted one resumes from its last checkpoint (and ends with the same parameters as
+an uninterrupted run), and a folder holding another configuration is refused.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from mamllib import checkpoint as ckpt
+from mamllib.config import Config
+from mamllib.data import FewShotDataset, load_dataset
+from mamllib.data.sampler import EpisodeSampler, check_task_shape
+from mamllib.evaluate import Score, per_task_accuracy
+from mamllib.maml import MAML
+from mamllib.models import Conv4
+
+FINISHED = ("completed", "diverged")
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when it is there and the CPU otherwise."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        from mamllib.errors import ConfigError
+
+        raise ConfigError("device='cuda' is not allowed: no CUDA device is available; use auto or cpu")
+    return torch.device(name)
+
+
+def build_maml(config: Config, dataset: FewShotDataset) -> MAML:
+    """A freshly initialised MAML, seeded by ``config.seed``."""
+    torch.manual_seed(config.seed)
+    model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size)
+    return MAML(model, config.inner_lr, config.learn_inner_lr)
+
+
+def check_dataset(config: Config, dataset: FewShotDataset) -> None:
+    """Refuse a task shape that any split cannot supply, before anything is written."""
+    for name, split in dataset.splits.items():
+        check_task_shape(split, config.n_way, config.k_shot, config.n_query, name)
+
+
+def test_rates(config: Config, maml: MAML) -> torch.Tensor:
+    """The inner rate(s) used to adapt at validation and test time."""
+    if config.test_inner_lr is None:
+        return maml.inner_lrs.detach()
+    return torch.tensor(float(config.test_inner_lr))
+
+
+def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tasks: int,
+          device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
+    """Mean accuracy and 95% CI on the fixed tasks of ``split``."""
+    per_task = per_task_accuracy(
+        maml, dataset.splits[split], split, n_way=config.n_way, k_shot=config.k_shot,
+        n_query=config.n_query, n_tasks=n_tasks,
+        steps=config.test_inner_steps if steps is None else steps,
+        lrs=(test_rates(config, maml) if lrs is None else lrs).to(device),
+        chunk=config.eval_chunk, device=device)
+    return Score.from_tasks(per_task)
+
+
+def _fresh_metrics(config: Config) -> dict[str, Any]:
+    return {
+        "status": "running", "config_hash": config.training_hash(), "config": config.to_dict(),
+        "iterations_done": 0, "diverged_at": None, "wall_time_s": 0.0,
+        "history": {"iteration": [], "loss": [], "accuracy": []},
+        "validation": [], "inner_lr_trajectory": {"iteration": [], "lrs": []}, "test": None,
+        "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
+                        "machine": platform.machine()},
+    }
+
+
+def _record(metrics: dict[str, Any], iteration: int, loss: float, acc: float, maml: MAML,
+            learned: bool) -> None:
+    history = metrics["history"]
+    history["iteration"].append(iteration)
+    history["loss"].append(loss)
+    history["accuracy"].append(acc)
+    if learned:
+        metrics["inner_lr_trajectory"]["iteration"].append(iteration)
+        metrics["inner_lr_trajectory"]["lrs"].append(maml.inner_lrs.detach().cpu().tolist())
+
+
+def _save(run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer, sampler: EpisodeSampler,
+          metrics: dict[str, Any]) -> None:
+    """Checkpoint first, metrics second: metrics never claim more than the checkpoint holds."""
+    ckpt.save_checkpoint(run_dir, {
+        "config_hash": metrics["config_hash"], "iteration": metrics["iterations_done"],
+        "model": maml.state_dict(), "optimizer": optimizer.state_dict(),
+        "sampler_rng": sampler.state(), "torch_rng": torch.get_rng_state(), "metrics": metrics,
+    })
+    ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
+
+
+def _finished_metrics(run_dir: Path, config: Config) -> dict[str, Any] | None:
+    """The metrics of a finished run of this config in ``run_dir``, if there is one."""
+    path = run_dir / ckpt.METRICS
+    if not path.exists():
+        return None
+    metrics = ckpt.read_json(path)
+    if metrics.get("config_hash") != config.training_hash():
+        raise ckpt.CheckpointError(
+            f"{run_dir}: holds a run with config hash {metrics.get('config_hash')}, not "
+            f"{config.training_hash()}; use another --out folder, or the same settings to resume it")
+    return metrics if metrics.get("status") in FINISHED else None
+
+
+def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
+          log=print) -> dict[str, Any]:
+    """Meta-train (or resume, or return a finished run) and meta-test; returns metrics."""
+    run_dir = Path(run_dir)
+    device = resolve_device(config.device)
+    dataset = dataset or load_dataset(config)
+    check_dataset(config, dataset)
+    finished = _finished_metrics(run_dir, config)
+    if finished is not None:
+        log(f"{run_dir}: already {finished['status']}; nothing to do")
+        return finished
+    maml = build_maml(config, dataset).to(device)
+    optimizer = torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
+    sampler = EpisodeSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query,
+                             config.seed, "train")
+    metrics = _fresh_metrics(config)
+    if (run_dir / ckpt.CHECKPOINT).exists():
+        state = ckpt.load_checkpoint(run_dir, config.training_hash())
+        maml.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        sampler.set_state(state["sampler_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        metrics = state["metrics"]
+        log(f"{run_dir}: resuming at iteration {metrics['iterations_done']}")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.atomic_write_json(run_dir / ckpt.CONFIG,
+                           {"config": config.to_dict(), "config_hash": config.training_hash()})
+    _meta_train(config, run_dir, maml, optimizer, sampler, metrics, dataset, device)
+    if metrics["status"] == "diverged":
+        log(f"diverged at iteration {metrics['diverged_at']} (loss above {config.max_loss:g} or not finite)")
+        return metrics
+    started = time.perf_counter()
+    result = score(config, maml, dataset, "test", config.test_tasks, device)
+    metrics["wall_time_s"] += time.perf_counter() - started
+    metrics.update(status="completed", test={
+        **result.to_dict(), "test_inner_lr": config.test_inner_lr,
+        "test_inner_steps": config.test_inner_steps})
+    _save(run_dir, maml, optimizer, sampler, metrics)
+    log(f"meta-test accuracy: {result}")
+    return metrics
+
+
+def _meta_train(config: Config, run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer,
+                sampler: EpisodeSampler, metrics: dict[str, Any], dataset: FewShotDataset,
+                device: torch.device) -> None:
+    """Outer loop from ``metrics['iterations_done']`` to ``config.iterations``."""
+    start = metrics["iterations_done"]
+    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
+               desc="meta-training", disable=None)
+    clock = time.perf_counter()
+    for iteration in bar:
+        episodes = sampler.sample(config.meta_batch).to(device)
+        out = maml(episodes, config.inner_steps, first_order=config.first_order)
+        loss = out.query_loss.item()
+        if not math.isfinite(loss) or loss > config.max_loss:
+            metrics.update(status="diverged", diverged_at=iteration)
+            break
+        optimizer.zero_grad(set_to_none=True)
+        out.query_loss.backward()
+        optimizer.step()
+        _record(metrics, iteration, loss, out.query_accuracy.mean().item(), maml, config.learn_inner_lr)
+        metrics["iterations_done"] = done = iteration + 1
+        bar.set_postfix(loss=f"{loss:.3f}", acc=f"{metrics['history']['accuracy'][-1]:.2f}")
+        if done % config.val_every == 0 or done == config.iterations:
+            val = score(config, maml, dataset, "val", config.val_tasks, device)
+            metrics["validation"].append({"iteration": done, **val.to_dict()})
+        if done % config.checkpoint_every == 0 or done == config.iterations:
+            metrics["wall_time_s"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            _save(run_dir, maml, optimizer, sampler, metrics)
+    metrics["wall_time_s"] += time.perf_counter() - clock
+    bar.close()
+    if metrics["status"] == "diverged":
+        ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)

@@ -1,0 +1,42 @@
+import pytest
+
+from mamllib.config import Config, from_dict, profile
+from mamllib.errors import ConfigError
+
+
+def test_profiles():
+    assert profile("quick") == Config()
+    paper = profile("paper")
+    assert (paper.dataset, paper.width, paper.inner_steps, paper.test_inner_steps, paper.inner_lr,
+            paper.meta_batch, paper.n_query, paper.iterations) == ("miniimagenet", 32, 5, 10, 0.01, 4, 15, 60000)
+    assert profile("smoke", inner_lr=-0.4).inner_lr == -0.4
+
+
+def test_hash_is_stable_and_ignores_evaluation_only_fields():
+    base = Config()
+    assert base.training_hash() == Config().training_hash()
+    assert base.training_hash() == base.replace(test_inner_lr=0.3, test_tasks=10, device="cpu").training_hash()
+    assert base.training_hash() != base.replace(inner_lr=-0.4).training_hash()
+    assert base.training_hash() != base.replace(seed=1).training_hash()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("n_way", 1, "n_way=1"), ("k_shot", 0, "k_shot=0"), ("inner_lr", float("nan"), "finite"),
+    ("dataset", "mnist", "glyphs, omniglot, miniimagenet"), ("iterations", 0, "positive"),
+    ("inner_lr", "0.4", "wrong type"), ("first_order", 1, "wrong type"), ("device", "tpu", "auto, cpu, cuda"),
+])
+def test_validation_names_field_and_allowed_values(field, value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        Config(**{field: value})
+    assert field in str(info.value)
+
+
+def test_unknown_fields_and_profiles_are_refused():
+    with pytest.raises(ConfigError, match="unknown field 'inner_rate'"):
+        from_dict({"inner_rate": 0.1})
+    with pytest.raises(ConfigError, match="smoke, quick, paper"):
+        profile("fast")
+
+
+def test_integer_rates_are_accepted_as_floats():
+    assert Config(inner_lr=0).inner_lr == 0
