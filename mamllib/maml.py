@@ -65,8 +65,11 @@ class MAML(nn.Module):
         else:
             self.register_buffer("inner_lrs", rates)
         # Kept out of the module tree: the patched copy is a stateless view of `model`.
+        # We always pass the fast weights explicitly, so the graph flows through them;
+        # track_higher_grads=True here would only make `higher` keep every fast-weight
+        # list it ever saw (with its graph), a leak of megabytes per iteration.
         object.__setattr__(self, "fmodel", higher.monkeypatch(
-            model, copy_initial_weights=False, track_higher_grads=True))
+            model, copy_initial_weights=False, track_higher_grads=False))
         # A template for `higher`: one parameter group per tensor so that each tensor can
         # take its own rate. Its lr is a placeholder (torch refuses negatives); every step
         # overrides it with `inner_lrs`.

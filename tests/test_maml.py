@@ -89,3 +89,18 @@ def test_evaluation_mode_keeps_no_graph_and_matches_training_mode():
     untracked = maml(episodes, 2, track_graph=False)
     assert not untracked.query_logits.requires_grad
     torch.testing.assert_close(tracked.query_logits.detach(), untracked.query_logits)
+
+
+def test_fast_weights_of_a_finished_meta_batch_are_freed():
+    # `higher` keeps every fast-weight list it is given when it tracks higher grads;
+    # our patched model must not, or memory grows by megabytes per iteration.
+    import gc
+    import weakref
+
+    maml, episodes = _maml(0.4), _episodes()
+    first = maml(episodes, 2)
+    ref = weakref.ref(first.fast_params[0])
+    del first
+    maml(episodes, 2)
+    gc.collect()
+    assert ref() is None

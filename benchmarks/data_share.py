@@ -1,0 +1,69 @@
+"""How much of a meta-training step is data preparation (sampling a meta-batch)?
+
+Measured in one process, interleaved, on the `quick` configuration: the median time to
+sample a meta-batch and move it to the device, against the median time of a whole
+training step (sampling + inner loop + meta-gradient + Adam). Prints a Markdown table.
+
+    .venv/bin/python benchmarks/data_share.py [--profile quick] [--repeats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+
+from mamllib.config import profile
+from mamllib.data import load_dataset
+from mamllib.data.sampler import EpisodeSampler
+from mamllib.train import build_maml, resolve_device
+
+
+def measure(profile_name: str, repeats: int) -> dict[str, float]:
+    config = profile(profile_name)
+    device = resolve_device(config.device)
+    dataset = load_dataset(config)
+    maml = build_maml(config, dataset).to(device)
+    optimizer = torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
+    sampler = EpisodeSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query, 0)
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    sample_times, step_times = [], []
+    for i in range(repeats + 3):
+        start = time.perf_counter()
+        episodes = sampler.sample(config.meta_batch).to(device)
+        sync()
+        sampled = time.perf_counter()
+        out = maml(episodes, config.inner_steps, first_order=config.first_order)
+        optimizer.zero_grad()
+        out.query_loss.backward()
+        optimizer.step()
+        sync()
+        done = time.perf_counter()
+        if i >= 3:  # warm-up
+            sample_times.append(sampled - start)
+            step_times.append(done - start)
+    sample, step = statistics.median(sample_times), statistics.median(step_times)
+    return {"sample_ms": 1e3 * sample, "step_ms": 1e3 * step, "share": sample / step, "device": str(device)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick")
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    result = measure(args.profile, args.repeats)
+    print(f"| profile | device | sample meta-batch (ms) | whole step (ms) | data share |")
+    print(f"|---|---|---|---|---|")
+    print(f"| {args.profile} | {result['device']} ({platform.machine()}, {torch.get_num_threads()} threads) "
+          f"| {result['sample_ms']:.2f} | {result['step_ms']:.1f} | {100 * result['share']:.2f}% |")
+
+
+if __name__ == "__main__":
+    main()

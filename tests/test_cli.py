@@ -1,0 +1,117 @@
+"""The command line: --help everywhere, and bad input -> one line, exit 2, nothing written."""
+
+import json
+
+import pytest
+import torch
+
+from mamllib.cli import main
+
+
+def run(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse's own exits (--help, usage errors)
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["data"]])
+def test_every_command_has_help(command, capsys):
+    code, out, _ = run([*command, "--help"], capsys)
+    assert code == 0 and "usage:" in out
+
+
+def test_train_and_evaluate_end_to_end(tmp_path, capsys, glyphs):
+    out_dir = tmp_path / "neg"
+    code, out, _ = run(["train", "--profile", "smoke", "--inner-lr", "-0.4", "--out", str(out_dir)], capsys)
+    assert code == 0 and "meta-test accuracy" in out and "95% CI" in out
+    assert json.loads((out_dir / "metrics.json").read_text())["config"]["inner_lr"] == -0.4
+    code, out, _ = run(["evaluate", str(out_dir), "--test-inner-lr", "0.4"], capsys)
+    assert code == 0 and "test rate 0.4" in out and "95% CI, 10 tasks" in out
+
+
+def _trained(tmp_path, capsys):
+    out_dir = tmp_path / "trained"
+    assert run(["train", "--profile", "smoke", "--out", str(out_dir)], capsys)[0] == 0
+    return out_dir
+
+
+def _corrupt(tmp_path, capsys):
+    out_dir = _trained(tmp_path, capsys)
+    (out_dir / "checkpoint.pt").write_bytes(b"garbage")
+    return ["evaluate", str(out_dir)]
+
+
+def _truncated(tmp_path, capsys):
+    # An interrupted run (metrics say "running") whose checkpoint was cut short.
+    out_dir = _trained(tmp_path, capsys)
+    metrics = json.loads((out_dir / "metrics.json").read_text())
+    (out_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
+    data = (out_dir / "checkpoint.pt").read_bytes()
+    (out_dir / "checkpoint.pt").write_bytes(data[: len(data) // 2])
+    return ["train", "--profile", "smoke", "--out", str(out_dir)]
+
+
+def _mismatched(tmp_path, capsys):
+    out_dir = _trained(tmp_path, capsys)
+    return ["train", "--profile", "smoke", "--inner-lr", "0.1", "--out", str(out_dir)]
+
+
+def _config_file(content):
+    def make(tmp_path, capsys):
+        path = tmp_path / "config.json"
+        path.write_text(content)
+        return ["train", "--profile", "smoke", "--config", str(path), "--out", str(tmp_path / "out")]
+    return make
+
+
+def _plain(*argv):
+    return lambda tmp_path, capsys: [a.replace("OUT", str(tmp_path / "out")) for a in argv]
+
+
+BAD_INPUTS = {
+    "unknown profile": (_plain("train", "--profile", "fast", "--out", "OUT"), "profile='fast'"),
+    "unknown dataset": (_plain("train", "--dataset", "mnist", "--out", "OUT"), "dataset='mnist'"),
+    "N-way larger than a split": (_plain("train", "--profile", "smoke", "--n-way", "250", "--out", "OUT"), "n_way=250"),
+    "K+Q larger than instances": (_plain("train", "--profile", "smoke", "--k-shot", "5", "--n-query", "16", "--out", "OUT"), "k_shot + n_query = 21"),
+    "non-numeric rate": (_plain("train", "--inner-lr", "fast", "--out", "OUT"), "--inner-lr: 'fast' is not a number"),
+    "non-finite rate": (_plain("train", "--inner-lr", "nan", "--out", "OUT"), "inner_lr=nan"),
+    "one-way tasks": (_plain("train", "--n-way", "1", "--out", "OUT"), "n_way=1"),
+    "zero iterations": (_plain("train", "--iterations", "0", "--out", "OUT"), "iterations=0"),
+    "missing data folder": (_plain("train", "--dataset", "omniglot", "--data-root", "/nonexistent/omniglot", "--out", "OUT"), "images_background"),
+    "missing miniimagenet folder": (_plain("train", "--profile", "paper", "--data-root", "/nonexistent/mini", "--out", "OUT"), "mini-imagenet-cache"),
+    "not a run folder": (_plain("evaluate", "/nonexistent/run"), "does not exist"),
+    "corrupt checkpoint": (_corrupt, "corrupt checkpoint"),
+    "truncated checkpoint on resume": (_truncated, "corrupt checkpoint"),
+    "mismatched checkpoint": (_mismatched, "config hash"),
+    "malformed config file": (_config_file("{not json"), "not valid JSON"),
+    "unknown config field": (_config_file('{"inner_rate": 0.1}'), "unknown field 'inner_rate'"),
+    "wrongly typed config field": (_config_file('{"n_way": "five"}'), "n_way='five' has the wrong type"),
+    "unknown command option": (_plain("train", "--inner-rate", "0.1"), "unrecognized arguments"),
+}
+
+
+def _snapshot(root):
+    return {p: p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_input_one_line_exit_2_nothing_written(case, tmp_path, capsys, glyphs):
+    make, expected = BAD_INPUTS[case]
+    argv = make(tmp_path, capsys)
+    capsys.readouterr()
+    before = _snapshot(tmp_path)
+    code, out, err = run(argv, capsys)
+    assert code == 2
+    assert expected in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert _snapshot(tmp_path) == before
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present, so device=cuda is valid")
+def test_cuda_requested_without_cuda(tmp_path, capsys, glyphs):
+    code, _, err = run(["train", "--profile", "smoke", "--device", "cuda", "--out", str(tmp_path / "o")], capsys)
+    assert code == 2 and "no CUDA device" in err and not (tmp_path / "o").exists()
