@@ -53,9 +53,11 @@ def check_dataset(config: Config, dataset: FewShotDataset) -> None:
 
 def test_rates(config: Config, maml: MAML) -> torch.Tensor:
     """The inner rate(s) used to adapt at validation and test time."""
-    if config.test_inner_lr is None:
+    if config.test_inner_lr is not None:
+        return torch.tensor(float(config.test_inner_lr))
+    if config.learn_inner_lr:
         return maml.inner_lrs.detach()
-    return torch.tensor(float(config.test_inner_lr))
+    return torch.tensor(float(config.inner_lr))
 
 
 def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tasks: int,
@@ -151,7 +153,7 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     result = score(config, maml, dataset, "test", config.test_tasks, device)
     metrics["wall_time_s"] += time.perf_counter() - started
     metrics.update(status="completed", test={
-        **result.to_dict(), "test_inner_lr": config.test_inner_lr,
+        **result.to_dict(), "test_inner_lr": test_rates(config, maml).cpu().tolist(),
         "test_inner_steps": config.test_inner_steps})
     _save(run_dir, maml, optimizer, sampler, metrics)
     log(f"meta-test accuracy: {result}")
