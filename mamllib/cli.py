@@ -14,8 +14,11 @@ from typing import Any, Sequence
 
 from mamllib.config import PROFILES, Config, from_dict, profile
 from mamllib.errors import ConfigError, UserError
+from mamllib.latent import RATE_GRID
 
 EXIT_USAGE = 2
+# The fields `evaluate` and `analyze` may change on a trained run (none affects training).
+EVALUATION_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks", "eval_chunk", "device", "data_root")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -77,7 +80,7 @@ def _config_file(path: str | None) -> dict[str, Any]:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m mamllib", description=(
-        "MAML at any inner learning rate, including negative ones: train, evaluate, inspect data."))
+        "MAML at any inner learning rate, including negative ones: train, evaluate, analyse, inspect data."))
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     train = commands.add_parser("train", help="meta-train a MAML, then meta-test it", description=(
@@ -95,8 +98,20 @@ def _build_parser() -> argparse.ArgumentParser:
                                                "optionally at another test-time inner rate or step count.")
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
     evaluate.add_argument("--split", choices=("test", "val"), default="test", help="which fixed tasks (default: test)")
-    _add_config_flags(evaluate, only=("test_inner_lr", "test_inner_steps", "test_tasks", "eval_chunk",
-                                      "device", "data_root"))
+    _add_config_flags(evaluate, only=EVALUATION_FIELDS)
+
+    analyze = commands.add_parser("analyze", help="take a trained run apart with Protonet-style readouts",
+                                  description="Score a trained run with six readouts (MAML, head-only, "
+                                              "prototypes before/after adaptation, logistic regression, cosine "
+                                              "nearest neighbour) on the fixed meta-test tasks, with agreement, "
+                                              "head-prototype alignment, CKA and a grid of test-time rates; "
+                                              "writes RUN_DIR/analysis/*.csv and prints a summary.")
+    analyze.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
+    analyze.add_argument("--grid", type=_number, nargs="+", default=list(RATE_GRID), metavar="RATE",
+                         help="test-time rates at which to re-score MAML (default: %(default)s)")
+    analyze.add_argument("--no-baseline", action="store_true",
+                         help="skip the readouts of the untrained (initial) network")
+    _add_config_flags(analyze, only=EVALUATION_FIELDS)
 
     data = commands.add_parser("data", help="build (if needed) and describe a dataset",
                                description="Load a dataset (rendering or caching it if needed) and describe its splits.")
@@ -119,31 +134,34 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import torch
+    from mamllib.runs import load_run
+    from mamllib.train import score
 
-    from mamllib import checkpoint as ckpt
-    from mamllib.data import load_dataset
-    from mamllib.train import build_maml, check_dataset, resolve_device, score
-
-    run_dir = Path(args.run_dir)
-    config = ckpt.read_run_config(run_dir)
-    config = config.replace(**_given(args, ("test_inner_lr", "test_inner_steps", "test_tasks",
-                                            "eval_chunk", "device", "data_root")))
-    state = ckpt.load_checkpoint(run_dir, config.training_hash())
-    dataset = load_dataset(config)
-    check_dataset(config, dataset)
-    device = resolve_device(config.device)
-    maml = build_maml(config, dataset)
-    maml.load_state_dict(state["model"])
-    maml.to(device)
+    run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
+    config = run.config
     n_tasks = config.test_tasks if args.split == "test" else config.val_tasks
-    result = score(config, maml, dataset, args.split, n_tasks, device)
+    result = score(config, run.maml, run.dataset, args.split, n_tasks, run.device)
     rate = "learned" if config.test_inner_lr is None and config.learn_inner_lr else (
         config.test_inner_lr if config.test_inner_lr is not None else config.inner_lr)
-    print(f"{run_dir} (trained at inner rate {config.inner_lr:g}, iteration {state['iteration']}): "
+    print(f"{run.run_dir} (trained at inner rate {config.inner_lr:g}, iteration {run.state['iteration']}): "
           f"{args.split} accuracy at test rate {rate} with {config.test_inner_steps} step(s): {result}")
     if config.learn_inner_lr:
-        print("learned inner rates:", ", ".join(f"{r:.4f}" for r in torch.as_tensor(state['model']['inner_lrs']).tolist()))
+        print("learned inner rates:", ", ".join(f"{r:.4f}" for r in run.maml.inner_lrs.tolist()))
+    return 0
+
+
+def _analyze(args: argparse.Namespace) -> int:
+    from mamllib.latent import format_summary, summarize
+    from mamllib.runs import ANALYSIS_DIR, analyze_run, load_run
+
+    run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
+    readouts, relations = analyze_run(run, grid=args.grid, baseline=not args.no_baseline)
+    print(format_summary(summarize(readouts)))
+    grid = readouts[(readouts.part == "rate_grid")].groupby("test_inner_lr").accuracy.mean()
+    print("MAML accuracy by test-time rate: " + ", ".join(f"{r:g}: {100 * a:.1f}%" for r, a in grid.items()))
+    means = relations[relations.model == "trained"].groupby("measure", sort=False).value.mean()
+    print("trained model: " + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
+    print(f"wrote {run.run_dir / ANALYSIS_DIR / 'readouts.csv'} and relations.csv")
     return 0
 
 
@@ -159,7 +177,7 @@ def _data(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "data": _data}
+    handlers = {"train": _train, "evaluate": _evaluate, "analyze": _analyze, "data": _data}
     try:
         return handlers[args.command](args)
     except UserError as exc:

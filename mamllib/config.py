@@ -51,7 +51,7 @@ class Config:
     test_inner_lr: float | None = _eval_only(None, "test-time inner rate (default: the training rate, or the learned rates)")
     test_inner_steps: int = _eval_only(1, "inner steps at validation and test time")
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
-    eval_chunk: int = _eval_only(20, "tasks adapted at once during evaluation")
+    eval_chunk: int = _eval_only(50, "tasks adapted at once during evaluation")
     device: str = _eval_only("auto", "auto (CUDA when present), cpu or cuda")
 
     def __post_init__(self) -> None:

@@ -101,6 +101,18 @@ class MAML(nn.Module):
             fast = optimizer.step(loss, params=fast, override={"lr": list(rates)}, grad_callback=detach)
         return fast
 
+    def inner_gradients(self, support_x: torch.Tensor, support_y: torch.Tensor) -> list[torch.Tensor]:
+        """Each task's support-loss gradient at the meta-parameters, ``[T, *shape]``.
+
+        After one inner step at rate ``a`` the fast weights are ``theta - a * g``, so a
+        grid of one-step rates needs this gradient only once.
+        """
+        params = list(self.model.parameters())
+        fast = [p.unsqueeze(0).expand(support_x.shape[0], *p.shape) for p in params]
+        with torch.enable_grad():
+            loss = task_loss(self.fmodel(support_x, params=fast), support_y)
+            return list(torch.autograd.grad(loss, fast))
+
     def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
                 first_order: bool = False, track_graph: bool = True) -> Adapted:
         """Adapt on the supports, then classify the queries with the fast weights."""

@@ -17,7 +17,7 @@ def run(argv, capsys):
     return code, out, err
 
 
-@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["data"]])
+@pytest.mark.parametrize("command", [[], ["train"], ["evaluate"], ["analyze"], ["data"]])
 def test_every_command_has_help(command, capsys):
     code, out, _ = run([*command, "--help"], capsys)
     assert code == 0 and "usage:" in out
@@ -115,3 +115,32 @@ def test_bad_input_one_line_exit_2_nothing_written(case, tmp_path, capsys, glyph
 def test_cuda_requested_without_cuda(tmp_path, capsys, glyphs):
     code, _, err = run(["train", "--profile", "smoke", "--device", "cuda", "--out", str(tmp_path / "o")], capsys)
     assert code == 2 and "no CUDA device" in err and not (tmp_path / "o").exists()
+
+
+def test_analyze_writes_csvs_and_prints_the_summary(tmp_path, capsys, glyphs):
+    out_dir = _trained(tmp_path, capsys)
+    code, out, _ = run(["analyze", str(out_dir), "--grid", "-0.2", "0", "0.4"], capsys)
+    assert code == 0
+    for readout in ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn"):
+        assert readout in out
+    assert "-0.2:" in out and "agrees with MAML" in out
+    import pandas as pd
+
+    readouts = pd.read_csv(out_dir / "analysis" / "readouts.csv")
+    assert set(readouts.model) == {"trained", "untrained"} and readouts.task.nunique() == 10
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda tmp_path: tmp_path / "nowhere", "does not exist"),
+    (lambda tmp_path: tmp_path, "config.json: missing"),
+])
+def test_analyze_bad_run_folders(tmp_path, capsys, make, message):
+    code, _, err = run(["analyze", str(make(tmp_path))], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_analyze_refuses_a_diverged_run(tmp_path, capsys, glyphs):
+    out_dir = tmp_path / "diverged"
+    assert run(["train", "--profile", "smoke", "--inner-lr", "50", "--out", str(out_dir)], capsys)[0] == 0
+    code, _, err = run(["analyze", str(out_dir)], capsys)
+    assert code == 2 and "diverged" in err

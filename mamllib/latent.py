@@ -1,0 +1,233 @@
+"""Taking a trained MAML apart with Protonet-style readouts (the study's empirical claim).
+
+The claim: at meta-test time a trained MAML acts like a classifier of the cluster
+centres of its *un-adapted* features, so the inner rate hardly matters there. For every
+fixed meta-test task (the same tasks for every model, so comparisons are paired) this
+module computes, from one model:
+
+readouts (accuracy per task, and agreement with MAML's own predictions)
+    ``maml``             full inner-loop adaptation at the test-time rate
+    ``head_only``        only the head adapts, the body stays at the meta-parameters (ANIL test)
+    ``proto_unadapted``  nearest prototype on the meta-learned features (Snell et al. 2017)
+    ``proto_adapted``    the same on the features after adaptation
+    ``logreg``           scikit-learn logistic regression fitted on the support features
+    ``cosine_nn``        cosine nearest neighbour among the support features (NIL, Raghu et al.)
+relations (one value per task)
+    ``head_proto_cosine``  cosine between the adapted head's centred class rows and the
+                           centred prototypes
+    ``cka``                linear CKA of each conv block's activations before vs after adaptation
+rate grid
+    MAML's accuracy when the same model is adapted at each rate of a grid.
+
+Everything comes back as tidy pandas DataFrames, one row per task and readout.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+
+from mamllib.data.dataset import Split
+from mamllib.data.sampler import Episodes, fixed_tasks
+from mamllib.maml import MAML
+from mamllib.prototypes import PrototypeClassifier
+
+READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn")
+RATE_GRID = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
+
+
+def head_only_rates(maml: MAML, rates: torch.Tensor) -> torch.Tensor:
+    """Per-tensor rates that adapt the head and freeze every body tensor (rate 0)."""
+    names = [n for n, _ in maml.model.named_parameters()]
+    is_head = torch.tensor([n.startswith("head_") for n in names], dtype=rates.dtype, device=rates.device)
+    return rates.expand(len(names)) * is_head
+
+
+def class_means(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
+    """Prototypes ``[T, N, D]`` from support features ``[T, B, D]`` and labels ``[T, B]``."""
+    one_hot = torch.nn.functional.one_hot(labels, n_way).to(features.dtype)  # [T, B, N]
+    return one_hot.transpose(1, 2) @ features / one_hot.sum(1).unsqueeze(-1)
+
+
+def centred_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per task, the cosine between ``[T, N, D]`` matrices after removing their class mean."""
+    a = (a - a.mean(1, keepdim=True)).flatten(1)
+    b = (b - b.mean(1, keepdim=True)).flatten(1)
+    return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Linear CKA (Kornblith et al. 2019) per task between ``[T, n, d1]`` and ``[T, n, d2]``.
+
+    Computed from the ``n x n`` Gram matrices, which is cheap when examples are few and
+    features many: ``CKA = <HKH, HLH> / (||HKH|| ||HLH||)`` with ``K = XX^T``, ``L = YY^T``.
+    """
+    x, y = x.double(), y.double()
+    x = x - x.mean(1, keepdim=True)
+    y = y - y.mean(1, keepdim=True)
+    k, l = x @ x.transpose(1, 2), y @ y.transpose(1, 2)
+    hsic = (k * l).sum((1, 2))
+    return hsic / (k.flatten(1).norm(dim=1) * l.flatten(1).norm(dim=1))
+
+
+def _per_task(make: Callable[[], object], support: np.ndarray, labels: np.ndarray,
+              query: np.ndarray) -> np.ndarray:
+    """Fit a fresh scikit-learn classifier on each task's support set; predict its queries."""
+    return np.stack([make().fit(s, y).predict(q) for s, y, q in zip(support, labels, query)])
+
+
+SKLEARN_READOUTS: dict[str, Callable[[], object]] = {
+    "logreg": lambda: LogisticRegression(max_iter=1000),
+    "cosine_nn": lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"),
+}
+
+
+@dataclass
+class ChunkResult:
+    """Predictions ``[T, NQ]`` per readout, per-task relations, and the rate-grid predictions."""
+
+    predictions: dict[str, np.ndarray]
+    relations: dict[str, np.ndarray]
+    grid: dict[float, np.ndarray]
+
+
+def analyze_chunk(maml: MAML, episodes: Episodes, rates: torch.Tensor, steps: int,
+                  grid: Iterable[float]) -> ChunkResult:
+    """All readouts, relations and grid predictions for one batch of tasks."""
+    n_way = int(episodes.support_y.max()) + 1
+    sx, sy, qx = episodes.support_x, episodes.support_y, episodes.query_x
+    params = list(maml.model.parameters())
+    # After one inner step the fast weights are theta - rate * g for every rate, so the
+    # support gradient g is computed once for the readouts and the whole rate grid.
+    gradients = maml.inner_gradients(sx, sy) if steps == 1 else None
+
+    def fast_weights(lrs: torch.Tensor) -> list[torch.Tensor]:
+        if gradients is None:
+            return maml.adapt(sx, sy, steps, lrs, track_graph=False)
+        lrs = lrs.expand(len(params))
+        return [p - lr * g for p, lr, g in zip(params, lrs, gradients)]
+
+    @torch.no_grad()
+    def queries(fast: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
+        return maml.fmodel(qx, params=fast, output="activations")
+
+    fast = fast_weights(rates)
+    query_after, logits = queries(fast)
+    with torch.no_grad():
+        support_before = maml.model(sx, output="features")
+        query_before, logits_before = maml.model(qx, output="activations")
+        support_after = maml.fmodel(sx, params=fast, output="features")
+    _, head_logits = queries(fast_weights(head_only_rates(maml, rates)))
+    predictions = {"maml": logits.argmax(-1).cpu().numpy(), "head_only": head_logits.argmax(-1).cpu().numpy()}
+    labels = sy.cpu().numpy()
+    before = (support_before.cpu().numpy(), query_before[-1].cpu().numpy())
+    after = (support_after.cpu().numpy(), query_after[-1].cpu().numpy())
+    predictions["proto_unadapted"] = _per_task(PrototypeClassifier, before[0], labels, before[1])
+    predictions["proto_adapted"] = _per_task(PrototypeClassifier, after[0], labels, after[1])
+    for name, make in SKLEARN_READOUTS.items():
+        predictions[name] = _per_task(make, before[0], labels, before[1])
+    prototypes = class_means(support_before, sy, n_way)
+    relations = {"head_proto_cosine": centred_cosine(fast[_head_index(maml)].detach(), prototypes).cpu().numpy()}
+    for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
+        relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()
+    grid_predictions = {}
+    for rate in map(float, grid):
+        if rates.numel() == 1 and float(rates) == rate:
+            grid_logits = logits  # the readout rate itself
+        elif rate == 0.0:
+            grid_logits = logits_before  # no adaptation
+        else:
+            grid_logits = queries(fast_weights(torch.tensor(rate, device=sx.device)))[1]
+        grid_predictions[rate] = grid_logits.argmax(-1).cpu().numpy()
+    return ChunkResult(predictions, relations, grid_predictions)
+
+
+def _head_index(maml: MAML) -> int:
+    return [n for n, _ in maml.model.named_parameters()].index("head_weight")
+
+
+def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
+                  n_tasks: int, rates: torch.Tensor, steps: int, grid: Iterable[float] = RATE_GRID,
+                  chunk: int = 50, device: torch.device | str = "cpu",
+                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Readouts (with the rate grid) and relations on the fixed meta-test tasks.
+
+    Returns ``(readouts, relations)``: ``readouts`` has one row per task and readout
+    (columns ``part``, ``readout``, ``test_inner_lr``, ``task``, ``accuracy``, ``agreement``),
+    ``relations`` one row per task and measure (``measure``, ``task``, ``value``).
+    """
+    grid = tuple(grid)
+    readout_rows, relation_rows = [], []
+    rate_label = float(rates) if rates.numel() == 1 else float("nan")  # NaN: learned per-tensor rates
+    start = 0
+    for episodes in progress(fixed_tasks(split, "test", n_way, k_shot, n_query, n_tasks, chunk)):
+        episodes = episodes.to(device)
+        result = analyze_chunk(maml, episodes, rates.to(device), steps, grid)
+        truth = episodes.query_y.cpu().numpy()
+        tasks = np.arange(start, start + len(truth))
+        reference = result.predictions["maml"]
+        for name, predicted in result.predictions.items():
+            readout_rows.append(_rows("readouts", name, rate_label, tasks, predicted, truth, reference))
+        for rate, predicted in result.grid.items():
+            readout_rows.append(_rows("rate_grid", "maml", rate, tasks, predicted, truth, reference))
+        for measure, values in result.relations.items():
+            relation_rows.append(pd.DataFrame({"measure": measure, "task": tasks, "value": values}))
+        start += len(truth)
+    return pd.concat(readout_rows, ignore_index=True), pd.concat(relation_rows, ignore_index=True)
+
+
+def _rows(part: str, readout: str, rate: float, tasks: np.ndarray, predicted: np.ndarray,
+          truth: np.ndarray, reference: np.ndarray) -> pd.DataFrame:
+    return pd.DataFrame({
+        "part": part, "readout": readout, "test_inner_lr": rate, "task": tasks,
+        "accuracy": (predicted == truth).mean(1), "agreement": (predicted == reference).mean(1),
+    })
+
+
+@torch.no_grad()
+def task_embedding(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
+                   task: int = 0, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Un-adapted query features, query labels and support prototypes of fixed test task ``task``."""
+    episodes = None
+    for episodes in fixed_tasks(split, "test", n_way, k_shot, n_query, task + 1, chunk=task + 1):
+        pass
+    episodes = episodes.to(device)
+    support = maml.model.features(episodes.support_x[task])
+    prototypes = class_means(support[None], episodes.support_y[task][None], n_way)[0]
+    query = maml.model.features(episodes.query_x[task])
+    return query.cpu().numpy(), episodes.query_y[task].cpu().numpy(), prototypes.cpu().numpy()
+
+
+def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy, its 95% CI and mean agreement with MAML, per model and readout."""
+    table = readouts[readouts["part"] == "readouts"]
+    keys = [k for k in ("model", "readout") if k in table.columns]
+    grouped = table.groupby(keys, sort=False)
+    summary = grouped.agg(accuracy=("accuracy", "mean"), sd=("accuracy", "std"), n=("accuracy", "size"),
+                          agreement=("agreement", "mean")).reset_index()
+    summary.insert(len(keys) + 1, "ci95", 1.96 * summary.pop("sd") / np.sqrt(summary["n"]))
+    return summary
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """A one-screen text table: readout, accuracy +- CI, agreement with MAML."""
+    lines = [f"{'model':<10} {'readout':<16} {'accuracy (95% CI)':>20} {'agrees with MAML':>17}"]
+    for row in summary.itertuples():
+        lines.append(f"{getattr(row, 'model', ''):<10} {row.readout:<16} "
+                     f"{100 * row.accuracy:>11.2f}% +- {100 * row.ci95:4.2f}% {100 * row.agreement:>16.1f}%")
+    return "\n".join(lines)
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Atomically write a CSV (readers never see half a file)."""
+    from mamllib.checkpoint import atomic_write_bytes
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, frame.to_csv(index=False).encode())

@@ -1,0 +1,124 @@
+"""Figures of the latent analysis; the notebooks call these and only these.
+
+Every function takes the tidy DataFrames of :mod:`mamllib.latent` (concatenated over
+runs, so with a ``train_inner_lr`` column) and returns a matplotlib Figure. Inner rates
+span negative values and several orders of magnitude, so rate axes are symmetric-log.
+Confidence bands are 1.96 standard errors over tasks, as in the tables.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from sklearn.decomposition import PCA
+
+CI95 = ("se", 1.96)
+READOUT_LABELS = {
+    "maml": "MAML (full adaptation)", "head_only": "head-only adaptation",
+    "proto_unadapted": "prototypes, un-adapted features", "proto_adapted": "prototypes, adapted features",
+    "logreg": "logistic regression", "cosine_nn": "cosine nearest neighbour",
+}
+LINTHRESH = 0.01
+
+
+def _rate_axis(ax: plt.Axes, label: str = "training inner rate") -> None:
+    ax.set_xscale("symlog", linthresh=LINTHRESH)
+    ax.axvline(0, color="0.8", lw=1, zorder=0)
+    ax.set_xlabel(label)
+
+
+def _fixed_rate_runs(readouts: pd.DataFrame) -> pd.DataFrame:
+    """Runs with a fixed training rate (learned-rate runs have no single x position)."""
+    if "learned_inner_lr" in readouts:
+        readouts = readouts[~readouts["learned_inner_lr"].astype(bool)]
+    return readouts
+
+
+def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
+    """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
+    data = _fixed_rate_runs(readouts)
+    data = data[(data["part"] == "readouts") & (data["model"] == model)].replace({"readout": READOUT_LABELS})
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=data, x="train_inner_lr", y="accuracy", hue="readout", style="readout",
+                 markers=True, dashes=False, errorbar=CI95, ax=ax)
+    _rate_axis(ax)
+    ax.set_ylabel("meta-test accuracy")
+    ax.legend(title=None, fontsize=8)
+    ax.set_title(f"Readouts of the {model} network versus the training rate")
+    fig.tight_layout()
+    return fig
+
+
+def agreement_vs_rate(readouts: pd.DataFrame) -> plt.Figure:
+    """Share of queries on which each readout predicts what MAML predicts."""
+    data = _fixed_rate_runs(readouts)
+    data = data[(data["part"] == "readouts") & (data["model"] == "trained") & (data["readout"] != "maml")]
+    data = data.replace({"readout": READOUT_LABELS})
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=data, x="train_inner_lr", y="agreement", hue="readout", style="readout",
+                 markers=True, dashes=False, errorbar=CI95, ax=ax)
+    _rate_axis(ax)
+    ax.set_ylabel("agreement with MAML's predictions")
+    ax.legend(title=None, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
+    """Mean accuracy of each trained model (rows) re-adapted at each test rate (columns)."""
+    data = _fixed_rate_runs(readouts)
+    data = data[(data["part"] == "rate_grid") & (data["model"] == "trained")]
+    table = data.pivot_table(index="train_inner_lr", columns="test_inner_lr", values="accuracy", aggfunc="mean")
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    sns.heatmap(table.sort_index(ascending=False), annot=True, fmt=".2f", vmin=0, vmax=1,
+                cmap="viridis", cbar_kws={"label": "meta-test accuracy"}, ax=ax)
+    ax.set_xlabel("test-time inner rate")
+    ax.set_ylabel("training inner rate")
+    fig.tight_layout()
+    return fig
+
+
+def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
+    """Linear CKA of each conv block before vs after adaptation, against the training rate."""
+    data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
+    data = _fixed_rate_runs(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=data, x="train_inner_lr", y="value", hue="layer", marker="o", errorbar=CI95, ax=ax)
+    _rate_axis(ax)
+    ax.set_ylabel("CKA(before, after adaptation)")
+    ax.legend(title="layer")
+    fig.tight_layout()
+    return fig
+
+
+def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
+    """Cosine between the adapted head's centred rows and the centred prototypes."""
+    data = _fixed_rate_runs(relations[relations["measure"] == "head_proto_cosine"])
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=data, x="train_inner_lr", y="value", hue="model", marker="o", errorbar=CI95, ax=ax)
+    _rate_axis(ax)
+    ax.axhline(0, color="0.8", lw=1, zorder=0)
+    ax.set_ylabel("cos(adapted head, prototypes)")
+    fig.tight_layout()
+    return fig
+
+
+def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototypes: np.ndarray,
+                  title: str = "") -> plt.Figure:
+    """Queries of one task in the first two principal components, prototypes as stars."""
+    pca = PCA(n_components=2).fit(np.concatenate([query_features, prototypes]))
+    points, centres = pca.transform(query_features), pca.transform(prototypes)
+    palette = sns.color_palette("tab10", len(prototypes))
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    for k, colour in enumerate(palette):
+        ax.scatter(*points[query_labels == k].T, color=colour, s=25, alpha=0.8, label=f"class {k}")
+        ax.scatter(*centres[k], color=colour, marker="*", s=300, edgecolor="black", linewidth=1)
+    explained = 100 * pca.explained_variance_ratio_
+    ax.set_xlabel(f"PC1 ({explained[0]:.0f}% of variance)")
+    ax.set_ylabel(f"PC2 ({explained[1]:.0f}% of variance)")
+    ax.set_title(title or "Query features (dots) and prototypes (stars)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,97 @@
+"""Loading trained runs back, and analysing them into CSVs beside the run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from mamllib import checkpoint as ckpt
+from mamllib.config import Config
+from mamllib.data import FewShotDataset, load_dataset
+from mamllib.latent import RATE_GRID, analyze_model, summarize, write_csv
+from mamllib.maml import MAML
+from mamllib.train import build_maml, check_dataset, resolve_device, test_rates
+
+ANALYSIS_DIR = "analysis"
+
+
+@dataclass
+class TrainedRun:
+    """A run folder's config, its trained MAML (on ``device``), dataset and metrics."""
+
+    run_dir: Path
+    config: Config
+    maml: MAML
+    dataset: FewShotDataset
+    device: torch.device
+    state: dict[str, Any]
+
+    def untrained(self) -> MAML:
+        """The same network at its initialisation (same seed), for baselines."""
+        return build_maml(self.config, self.dataset).to(self.device)
+
+
+def load_run(run_dir: Path, dataset: FewShotDataset | None = None, **overrides: Any) -> TrainedRun:
+    """Load ``run_dir`` with evaluation-only ``overrides`` (test rate, tasks, device...)."""
+    run_dir = Path(run_dir)
+    config = ckpt.read_run_config(run_dir).replace(**overrides)
+    metrics_path = run_dir / ckpt.METRICS
+    if metrics_path.exists() and ckpt.read_json(metrics_path).get("status") == "diverged":
+        raise ckpt.CheckpointError(f"{run_dir}: the run diverged (see {ckpt.METRICS}); "
+                                   f"there is no trained model to score")
+    state = ckpt.load_checkpoint(run_dir, config.training_hash())
+    dataset = dataset or load_dataset(config)
+    check_dataset(config, dataset)
+    device = resolve_device(config.device)
+    maml = build_maml(config, dataset)
+    maml.load_state_dict(state["model"])
+    return TrainedRun(run_dir, config, maml.to(device), dataset, device, state)
+
+
+def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bool = True,
+                write: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Readouts and relations of the trained model (and of its untrained initialisation).
+
+    Writes ``analysis/readouts.csv`` and ``analysis/relations.csv`` beside the run.
+    """
+    config = run.config
+    models = {"trained": run.maml, **({"untrained": run.untrained()} if baseline else {})}
+    readouts, relations = [], []
+    for name, maml in models.items():
+        bar = lambda it, name=name: tqdm(it, desc=f"analysing {name}", disable=None,  # noqa: E731
+                                         total=-(-config.test_tasks // config.eval_chunk))
+        r, rel = analyze_model(
+            maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot,
+            n_query=config.n_query, n_tasks=config.test_tasks, rates=test_rates(config, run.maml),
+            steps=config.test_inner_steps, grid=grid if name == "trained" else (),
+            chunk=config.eval_chunk, device=run.device, progress=bar)
+        readouts.append(r.assign(model=name))
+        relations.append(rel.assign(model=name))
+    context = {"run": run.run_dir.name, "train_inner_lr": config.inner_lr,
+               "learned_inner_lr": config.learn_inner_lr}
+    readouts_df = pd.concat(readouts, ignore_index=True).assign(**context)
+    relations_df = pd.concat(relations, ignore_index=True).assign(**context)
+    if write:
+        write_csv(readouts_df, run.run_dir / ANALYSIS_DIR / "readouts.csv")
+        write_csv(relations_df, run.run_dir / ANALYSIS_DIR / "relations.csv")
+    return readouts_df, relations_df
+
+
+
+
+
+def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The readouts and relations CSVs of several analysed runs, concatenated."""
+    readouts, relations = [], []
+    for run_dir in map(Path, run_dirs):
+        folder = run_dir / ANALYSIS_DIR
+        if not (folder / "readouts.csv").is_file():
+            raise ckpt.CheckpointError(f"{run_dir}: not analysed yet; run `python -m mamllib analyze {run_dir}`")
+        readouts.append(pd.read_csv(folder / "readouts.csv"))
+        relations.append(pd.read_csv(folder / "relations.csv"))
+    return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)

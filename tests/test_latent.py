@@ -1,0 +1,115 @@
+"""The latent analysis: the zero-head theorem, CKA, and the readout table."""
+
+import numpy as np
+import pytest
+import torch
+
+from mamllib.data.sampler import Episodes
+from mamllib.latent import READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka, summarize
+from mamllib.maml import MAML
+from mamllib.models import Conv4
+from mamllib.prototypes import PrototypeClassifier
+
+
+def _zero_head_maml(seed: int, n_way: int, rate: float, width: int) -> MAML:
+    torch.manual_seed(seed)
+    maml = MAML(Conv4(1, n_way, width=width), rate).double()
+    with torch.no_grad():
+        maml.model.head_weight.zero_()
+        maml.model.head_bias.zero_()
+    return maml
+
+
+def _episodes(seed: int, tasks: int, n_way: int, k_shot: int, n_query: int) -> Episodes:
+    g = torch.Generator().manual_seed(seed)
+    return Episodes(torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g, dtype=torch.float64),
+                    torch.arange(n_way).repeat_interleave(k_shot).repeat(tasks, 1),
+                    torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g, dtype=torch.float64),
+                    torch.arange(n_way).repeat_interleave(n_query).repeat(tasks, 1))
+
+
+@pytest.mark.parametrize("seed, n_way, k_shot, width", [(0, 5, 1, 16), (1, 3, 4, 8), (2, 7, 2, 24)])
+@pytest.mark.parametrize("rate", [0.4, 3.0, -0.4])
+def test_zero_head_one_step_maml_is_a_dot_product_prototype_classifier(seed, n_way, k_shot, width, rate):
+    # With W = 0, b = 0 the first inner step gives W_k = (rate / N) (c_k - mean_j c_j) and
+    # b = 0, and leaves the body unchanged (its gradient passes through W = 0). So MAML
+    # classifies queries by <x, c_k>: a dot-product prototype classifier on the
+    # un-adapted features -- and a negative rate ranks the classes in reverse.
+    maml, ep = _zero_head_maml(seed, n_way, rate, width), _episodes(seed, 4, n_way, k_shot, 3)
+    logits = maml(ep, steps=1, track_graph=False).query_logits
+    with torch.no_grad():
+        support, query = maml.model.features(ep.support_x), maml.model.features(ep.query_x)
+    for t in range(4):
+        clf = PrototypeClassifier(metric="dot").fit(support[t].numpy(), ep.support_y[t].numpy())
+        scores = clf.decision_function(query[t].numpy())
+        expected = scores.argmax(1) if rate > 0 else scores.argmin(1)
+        assert np.array_equal(logits[t].argmax(-1).numpy(), expected)
+        # And the logits themselves are the centred dot products scaled by rate / N.
+        centred = scores - (query[t].numpy() @ clf.prototypes_.mean(0))[:, None]
+        # (rtol: the rate is stored as a float32 buffer.)
+        np.testing.assert_allclose(logits[t].numpy(), rate / n_way * centred, rtol=1e-6, atol=1e-9)
+
+
+def test_linear_cka_properties():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, 20, 8, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g))
+    torch.testing.assert_close(linear_cka(x, x), torch.ones(3, dtype=torch.float64))
+    # Invariant to orthogonal transforms and isotropic scaling (Kornblith et al. 2019).
+    torch.testing.assert_close(linear_cka(x, 3 * x @ q), torch.ones(3, dtype=torch.float64))
+    noise = torch.randn(3, 20, 8, generator=g)
+    assert (linear_cka(x, noise) < 0.8).all()
+
+
+def test_centred_cosine_and_class_means():
+    features = torch.tensor([[[1.0, 0.0], [3.0, 0.0], [0.0, 2.0]]])
+    labels = torch.tensor([[0, 0, 1]])
+    torch.testing.assert_close(class_means(features, labels, 2), torch.tensor([[[2.0, 0.0], [0.0, 2.0]]]))
+    a = torch.randn(2, 5, 4)
+    torch.testing.assert_close(centred_cosine(a, 2 * a + 1), torch.ones(2))
+
+
+def test_head_only_rates_freeze_the_body():
+    maml = MAML(Conv4(1, 5, width=4), 0.4)
+    rates = head_only_rates(maml, torch.tensor(0.4))
+    names = [n for n, _ in maml.model.named_parameters()]
+    assert all((r != 0) == n.startswith("head_") for r, n in zip(rates.tolist(), names))
+    assert rates.max().item() == pytest.approx(0.4)
+
+
+def test_readout_table_on_a_tiny_model(tiny_dataset):
+    torch.manual_seed(0)
+    maml = MAML(Conv4(2, 3, width=4), 0.4)
+    readouts, relations = analyze_model(
+        maml, tiny_dataset.splits["test"], n_way=3, k_shot=1, n_query=2, n_tasks=7,
+        rates=torch.tensor(0.4), steps=1, grid=(-0.1, 0.0, 0.4), chunk=3)
+    table = readouts[readouts.part == "readouts"]
+    assert set(table.readout) == set(READOUTS) and len(table) == 7 * len(READOUTS)
+    assert (table[table.readout == "maml"].agreement == 1).all()
+    grid = readouts[readouts.part == "rate_grid"]
+    assert sorted(grid.test_inner_lr.unique()) == [-0.1, 0.0, 0.4]
+    # The grid at the analysis rate is MAML itself; rate 0 is the un-adapted head.
+    np.testing.assert_array_equal(grid[grid.test_inner_lr == 0.4].accuracy.values,
+                                  table[table.readout == "maml"].accuracy.values)
+    assert set(relations.measure) == {"head_proto_cosine", "cka_conv1", "cka_conv2", "cka_conv3", "cka_conv4"}
+    summary = summarize(readouts)
+    assert list(summary.columns) == ["readout", "accuracy", "ci95", "n", "agreement"]
+
+
+def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
+    # The analysis computes one-step fast weights as theta - rate * g; check every
+    # rate of the grid against MAML's own inner loop on the same fixed tasks.
+    from mamllib.data.sampler import fixed_tasks
+
+    torch.manual_seed(1)
+    maml = MAML(Conv4(2, 3, width=4), 0.4)
+    split = tiny_dataset.splits["test"]
+    readouts, _ = analyze_model(maml, split, n_way=3, k_shot=1, n_query=2, n_tasks=6,
+                                rates=torch.tensor(0.2), steps=1, grid=(-0.3, 0.0, 0.1), chunk=6)
+    episodes = next(fixed_tasks(split, "test", 3, 1, 2, 6, chunk=6))
+    for part, readout, rate in [("readouts", "maml", 0.2), ("rate_grid", "maml", -0.3),
+                                ("rate_grid", "maml", 0.0), ("rate_grid", "maml", 0.1)]:
+        explicit = maml(episodes, 1, torch.tensor(rate), track_graph=False).query_accuracy.numpy()
+        rows = readouts[(readouts.part == part) & (readouts.readout == readout)]
+        got = rows[np.isclose(rows.test_inner_lr, rate)].accuracy.values
+        np.testing.assert_allclose(got, explicit, atol=1e-6)  # a differing prediction moves it by 1/6
