@@ -36,18 +36,24 @@ def _fixed_rate_runs(readouts: pd.DataFrame) -> pd.DataFrame:
     return readouts
 
 
+def _readout_lines(data: pd.DataFrame, y: str, ylabel: str) -> plt.Figure:
+    """One line (with CI band) per readout against the training rate."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sns.lineplot(data=data.replace({"readout": READOUT_LABELS}), x="train_inner_lr", y=y, hue="readout",
+                 style="readout", markers=True, dashes=False, errorbar=CI95, ax=ax)
+    _rate_axis(ax)
+    ax.set_ylabel(ylabel)
+    ax.legend(title=None, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
     """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
     data = _fixed_rate_runs(readouts)
-    data = data[(data["part"] == "readouts") & (data["model"] == model)].replace({"readout": READOUT_LABELS})
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    sns.lineplot(data=data, x="train_inner_lr", y="accuracy", hue="readout", style="readout",
-                 markers=True, dashes=False, errorbar=CI95, ax=ax)
-    _rate_axis(ax)
-    ax.set_ylabel("meta-test accuracy")
-    ax.legend(title=None, fontsize=8)
-    ax.set_title(f"Readouts of the {model} network versus the training rate")
-    fig.tight_layout()
+    fig = _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
+                         "accuracy", "meta-test accuracy")
+    fig.axes[0].set_title(f"Readouts of the {model} network versus the training rate")
     return fig
 
 
@@ -55,15 +61,7 @@ def agreement_vs_rate(readouts: pd.DataFrame) -> plt.Figure:
     """Share of queries on which each readout predicts what MAML predicts."""
     data = _fixed_rate_runs(readouts)
     data = data[(data["part"] == "readouts") & (data["model"] == "trained") & (data["readout"] != "maml")]
-    data = data.replace({"readout": READOUT_LABELS})
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    sns.lineplot(data=data, x="train_inner_lr", y="agreement", hue="readout", style="readout",
-                 markers=True, dashes=False, errorbar=CI95, ax=ax)
-    _rate_axis(ax)
-    ax.set_ylabel("agreement with MAML's predictions")
-    ax.legend(title=None, fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _readout_lines(data, "agreement", "agreement with MAML's predictions")
 
 
 def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
