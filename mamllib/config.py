@@ -14,6 +14,7 @@ from mamllib.errors import ConfigError
 
 DATASETS = ("glyphs", "omniglot", "miniimagenet")
 DEVICES = ("auto", "cpu", "cuda")
+OBJECTIVES = ("maml", "surrogate")
 
 
 def _eval_only(default: Any, help: str) -> Any:
@@ -40,6 +41,8 @@ class Config:
     learn_inner_lr: bool = _training(False, "learn one inner rate per parameter tensor (Meta-SGD style)")
     inner_steps: int = _training(1, "inner steps during meta-training")
     first_order: bool = _training(False, "first-order MAML (no second derivatives)")
+    objective: str = _training("maml", "maml (the exact one-step-or-more objective) or surrogate "
+                                       "(L_q - a <g_q, g_s>, its first-order Taylor expansion; one inner step)")
     outer_lr: float = _training(1e-3, "Adam learning rate of the outer loop")
     meta_batch: int = _training(8, "tasks per outer step")
     iterations: int = _training(800, "outer steps")
@@ -122,6 +125,10 @@ def validate(config: Config) -> None:
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{f.name}={value!r} is not allowed; use a finite number")
     _require(config.dataset in DATASETS, "dataset", config.dataset, f"choose one of {', '.join(DATASETS)}")
+    _require(config.objective in OBJECTIVES, "objective", config.objective, f"choose one of {', '.join(OBJECTIVES)}")
+    if config.objective == "surrogate":
+        _require(config.inner_steps == 1 and not config.first_order, "objective", config.objective,
+                 "the surrogate is the expansion of one second-order step: use inner_steps=1 without first_order")
     _require(config.device in DEVICES, "device", config.device, f"choose one of {', '.join(DEVICES)}")
     _require(config.n_way >= 2, "n_way", config.n_way, "use at least 2 classes per task")
     _require(config.k_shot >= 1, "k_shot", config.k_shot, "use at least 1 support example per class")

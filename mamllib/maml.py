@@ -22,14 +22,19 @@ from mamllib.data.sampler import Episodes
 from mamllib.models import Conv4
 
 
+def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Each task's mean cross-entropy, ``[T]`` (``logits``: ``[T, B, N]``)."""
+    per_example = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
+    return per_example.view(labels.shape).mean(1)
+
+
 def task_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Sum over tasks of each task's mean cross-entropy (``logits``: ``[T, B, N]``).
+    """Sum over tasks of each task's mean cross-entropy.
 
     Summing (not averaging) over tasks keeps each task's inner gradient equal to the
     gradient of its own mean loss.
     """
-    per_example = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), reduction="none")
-    return per_example.view(labels.shape).mean(1).sum()
+    return task_losses(logits, labels).sum()
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

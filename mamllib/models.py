@@ -27,10 +27,15 @@ def _flat_over_tasks(param: torch.Tensor, tasks: int, unbatched_dim: int) -> tor
 
 
 class ConvBlock(nn.Module):
-    """conv3x3 -> batch norm on batch statistics -> ReLU -> 2x2 max-pool (Finn et al. 2017)."""
+    """conv3x3 -> batch norm on batch statistics -> ReLU -> 2x2 max-pool (Finn et al. 2017).
 
-    def __init__(self, in_channels: int, out_channels: int) -> None:
+    ``smooth=True`` swaps in softplus and average pooling: a twice-differentiable network
+    for checking Taylor expansions, whose higher-order terms ReLU and max-pool kinks spoil.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, smooth: bool = False) -> None:
         super().__init__()
+        self.smooth = smooth
         conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.conv_weight = nn.Parameter(conv.weight.detach().clone())
         self.conv_bias = nn.Parameter(conv.bias.detach().clone())
@@ -47,6 +52,8 @@ class ConvBlock(nn.Module):
         # No running statistics: MAML normalises with the statistics of the batch at
         # hand, at training and at test time alike (Finn et al. 2017).
         x = F.batch_norm(x, None, None, gamma, beta, training=True)
+        if self.smooth:
+            return F.avg_pool2d(F.softplus(x), 2)
         # relu(maxpool(x)) == maxpool(relu(x)); pooling first runs ReLU on 4x fewer values.
         return F.relu(F.max_pool2d(x, 2))
 
@@ -59,12 +66,14 @@ class Conv4(nn.Module):
         n_way: number of output classes of the head.
         width: filters per conv layer (Finn et al. use 32 on Mini-ImageNet, 64 on Omniglot).
         image_size: side of the square input, to size the head.
+        smooth: softplus and average pooling instead of ReLU and max-pooling.
     """
 
-    def __init__(self, in_channels: int, n_way: int, width: int = 32, image_size: int = 28) -> None:
+    def __init__(self, in_channels: int, n_way: int, width: int = 32, image_size: int = 28,
+                 smooth: bool = False) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            ConvBlock(in_channels if i == 0 else width, width) for i in range(4)
+            ConvBlock(in_channels if i == 0 else width, width, smooth) for i in range(4)
         )
         side = image_size
         for _ in range(4):

@@ -23,6 +23,7 @@ from mamllib.data.sampler import EpisodeSampler, check_task_shape
 from mamllib.evaluate import Score, per_task_accuracy
 from mamllib.maml import MAML
 from mamllib.models import Conv4
+from mamllib.penalty import surrogate
 
 FINISHED = ("completed", "diverged")
 
@@ -170,7 +171,10 @@ def _meta_train(config: Config, run_dir: Path, maml: MAML, optimizer: torch.opti
     clock = time.perf_counter()
     for iteration in bar:
         episodes = sampler.sample(config.meta_batch).to(device)
-        out = maml(episodes, config.inner_steps, first_order=config.first_order)
+        if config.objective == "surrogate":
+            out = surrogate(maml, episodes)
+        else:
+            out = maml(episodes, config.inner_steps, first_order=config.first_order)
         loss = out.query_loss.item()
         if not math.isfinite(loss) or loss > config.max_loss:
             metrics.update(status="diverged", diverged_at=iteration)

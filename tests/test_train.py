@@ -81,3 +81,17 @@ def test_killed_then_resumed_run_equals_uninterrupted_run(tmp_path, glyphs):
         assert torch.equal(tensor, b["model"][name]), name
     assert a["metrics"]["history"] == b["metrics"]["history"]
     assert a["metrics"]["test"] == b["metrics"]["test"]
+
+
+def test_surrogate_objective_trains_and_is_hashed_apart(tmp_path, glyphs):
+    config = profile("smoke", objective="surrogate", inner_lr=-0.1)
+    assert config.training_hash() != profile("smoke", inner_lr=-0.1).training_hash()
+    metrics = train(config, tmp_path / "run", glyphs, log=quiet)
+    assert metrics["status"] == "completed" and len(metrics["history"]["loss"]) == 6
+
+
+def test_surrogate_needs_one_second_order_step():
+    from mamllib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="objective='surrogate'"):
+        profile("smoke", objective="surrogate", inner_steps=2)

@@ -1,0 +1,140 @@
+"""The one-step MAML objective as a gradient penalty: Taylor terms and the surrogate.
+
+For one task with support loss ``L_s`` and query loss ``L_q`` at the meta-parameters
+``theta`` (gradients ``g_s``, ``g_q``; query Hessian ``H_q``), one inner step at rate
+``a`` gives the objective
+
+    E(a) = L_q(theta - a g_s)
+         = L_q - a <g_q, g_s> + (a^2 / 2) g_s^T H_q g_s + O(a^3).
+
+With support and query from the same distribution ``<g_q, g_s> ~ ||g||^2``, so a
+negative ``a`` adds a gradient-norm penalty with ``|a|`` as its weight. The surrogate
+``S(theta) = L_q - a <g_q, g_s>`` keeps the first-order term and can be trained on
+(``--objective surrogate``). Everything here runs a whole meta-batch at once through
+the task-batched model of :mod:`mamllib.maml`; values are per task unless averaged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from mamllib.data.sampler import Episodes
+from mamllib.maml import MAML, Adapted, accuracy, task_losses
+
+
+def _expanded(maml: MAML, tasks: int) -> list[torch.Tensor]:
+    return [p.unsqueeze(0).expand(tasks, *p.shape) for p in maml.model.parameters()]
+
+
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor], weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-task inner product of two per-task parameter lists, optionally per-tensor weighted."""
+    terms = torch.stack([(x * y).flatten(1).sum(1) for x, y in zip(a, b)], dim=1)  # [T, tensors]
+    return terms.sum(1) if weights is None else (terms * weights).sum(1)
+
+
+def losses_and_gradients(maml: MAML, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False):
+    """Per-task losses ``[T]`` at ``theta``, per-task gradients, and the expanded weights."""
+    with torch.enable_grad():
+        fast = _expanded(maml, x.shape[0])
+        losses = task_losses(maml.fmodel(x, params=fast), y)
+        grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
+    return losses, list(grads), fast
+
+
+@dataclass
+class TaylorTerms:
+    """The terms of the expansion of ``E(a)`` at ``a = 0``, one value per task."""
+
+    query_loss: np.ndarray
+    inner_product: np.ndarray  # <g_q, g_s>
+    support_grad_norm_sq: np.ndarray
+    query_grad_norm_sq: np.ndarray
+    curvature: np.ndarray  # g_s^T H_q g_s
+
+    def first_order(self, a: float) -> float:
+        """Meta-batch mean of ``L_q - a <g_q, g_s>``."""
+        return float(np.mean(self.query_loss - a * self.inner_product))
+
+    def second_order(self, a: float) -> float:
+        """Meta-batch mean of ``L_q - a <g_q, g_s> + a^2/2 g_s^T H_q g_s``."""
+        return self.first_order(a) + float(np.mean(0.5 * a * a * self.curvature))
+
+
+def taylor_terms(maml: MAML, episodes: Episodes) -> TaylorTerms:
+    """Gradient inner product, norms and the curvature term (a Hessian-vector product)."""
+    _, g_s, _ = losses_and_gradients(maml, episodes.support_x, episodes.support_y)
+    query_loss, g_q, fast_q = losses_and_gradients(maml, episodes.query_x, episodes.query_y, create_graph=True)
+    with torch.enable_grad():
+        # d/dtheta <g_q, v> = H_q v, per task because each task has its own weight copy.
+        hessian_g_s = torch.autograd.grad(_dot(g_q, g_s).sum(), fast_q)
+    numpy = lambda t: t.detach().cpu().double().numpy()  # noqa: E731
+    return TaylorTerms(
+        query_loss=numpy(query_loss), inner_product=numpy(_dot(g_q, g_s)),
+        support_grad_norm_sq=numpy(_dot(g_s, g_s)), query_grad_norm_sq=numpy(_dot(g_q, g_q)),
+        curvature=numpy(_dot(g_s, list(hessian_g_s))),
+    )
+
+
+@torch.no_grad()
+def exact_objective(maml: MAML, episodes: Episodes, a: float) -> float:
+    """Meta-batch mean of ``L_q(theta - a g_s)``: the one-step MAML objective itself."""
+    _, g_s, _ = losses_and_gradients(maml, episodes.support_x, episodes.support_y)
+    fast = [p - a * g for p, g in zip(maml.model.parameters(), g_s)]
+    return float(task_losses(maml.fmodel(episodes.query_x, params=fast), episodes.query_y).mean())
+
+
+def surrogate(maml: MAML, episodes: Episodes, lrs: torch.Tensor | None = None) -> Adapted:
+    """The surrogate ``mean_t [L_q - sum_i a_i <g_q,i, g_s,i>]`` (differentiable in ``theta``
+    and in learned rates ``a_i``), with the accuracy of the true one-step adaptation."""
+    rates = (maml.inner_lrs if lrs is None else torch.as_tensor(lrs)).expand(len(list(maml.model.parameters())))
+    _, g_s, _ = losses_and_gradients(maml, episodes.support_x, episodes.support_y, create_graph=True)
+    query_loss, g_q, _ = losses_and_gradients(maml, episodes.query_x, episodes.query_y, create_graph=True)
+    objective = (query_loss - _dot(g_q, g_s, rates)).mean()
+    with torch.no_grad():
+        fast = [p - a * g for p, a, g in zip(maml.model.parameters(), rates, g_s)]
+        logits = maml.fmodel(episodes.query_x, params=fast)
+    return Adapted(fast, logits, objective, accuracy(logits, episodes.query_y))
+
+
+def meta_gradients(maml: MAML, episodes: Episodes, a: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened gradients in ``theta`` of the exact one-step objective and of the surrogate."""
+    params = list(maml.model.parameters())
+    rate = torch.tensor(float(a), dtype=params[0].dtype)
+    exact = torch.autograd.grad(maml(episodes, 1, rate).query_loss, params)
+    approx = torch.autograd.grad(surrogate(maml, episodes, rate).query_loss, params)
+    flat = lambda grads: torch.cat([g.flatten() for g in grads])  # noqa: E731
+    return flat(exact), flat(approx)
+
+
+def gradient_cosine(maml: MAML, episodes: Episodes, a: float) -> float:
+    """Cosine between the exact meta-gradient and the surrogate's gradient at rate ``a``."""
+    exact, approx = meta_gradients(maml, episodes, a)
+    return float(torch.nn.functional.cosine_similarity(exact, approx, dim=0))
+
+
+def residual_slopes(rates: np.ndarray, exact: np.ndarray, first: np.ndarray,
+                    second: np.ndarray) -> tuple[float, float]:
+    """Log-log slopes of ``|E - T1|`` and ``|E - T2|`` against ``|a|`` (theory: 2 and 3)."""
+    log_a = np.log(np.abs(rates))
+    slope1 = np.polyfit(log_a, np.log(np.abs(exact - first)), 1)[0]
+    slope2 = np.polyfit(log_a, np.log(np.abs(exact - second)), 1)[0]
+    return float(slope1), float(slope2)
+
+
+def expansion_table(maml: MAML, episodes: Episodes, rates: np.ndarray) -> "pd.DataFrame":
+    """Exact objective and its two Taylor approximations at each rate, one row per rate."""
+    import pandas as pd
+
+    terms = taylor_terms(maml, episodes)
+    rows = []
+    for a in rates:
+        exact = exact_objective(maml, episodes, float(a))
+        rows.append({"rate": float(a), "exact": exact, "first_order": terms.first_order(a),
+                     "second_order": terms.second_order(a)})
+    table = pd.DataFrame(rows)
+    table["residual_first"] = (table.exact - table.first_order).abs()
+    table["residual_second"] = (table.exact - table.second_order).abs()
+    return table

@@ -1,0 +1,70 @@
+"""The exactly solvable linear model: solver, design matrix and closed-form test loss."""
+
+import numpy as np
+import pytest
+
+from mamllib import linreg
+
+
+def _instance(setting, alpha_t, seed=0):
+    rng = np.random.default_rng(seed)
+    weights = linreg.sample_tasks(rng, setting, 1, setting.m)
+    x_t, y_t = linreg.sample_data(rng, weights, setting.n_t, setting.sigma)
+    x_v, y_v = linreg.sample_data(rng, weights, setting.n_v, setting.sigma)
+    return x_t, y_t, x_v, y_v
+
+
+def _meta_loss(omega, x_t, y_t, x_v, y_v, alpha_t):
+    """The MAML meta-loss computed literally: adapt each task, score on its validation set."""
+    theta = linreg.inner_step(omega, x_t[0], y_t[0], alpha_t)  # [m, p]
+    residual = np.einsum("mvp,mp->mv", x_v[0], theta) - y_v[0]
+    return 0.5 * (residual ** 2).mean()
+
+
+@pytest.mark.parametrize("setting", [linreg.LinearSetting(n_t=5, n_v=2, m=3, p=10),   # over
+                                     linreg.LinearSetting(n_t=5, n_v=4, m=6, p=5)])   # under
+@pytest.mark.parametrize("alpha_t", [0.3, -0.5])
+def test_exact_solution_matches_brute_force_gradient_descent(setting, alpha_t):
+    data = _instance(setting, alpha_t)
+    a, b = linreg.meta_design(*data, alpha_t)
+    # The design reproduces the literal meta-loss at any omega.
+    omega = np.random.default_rng(1).standard_normal(setting.p)
+    assert 0.5 * ((a[0] @ omega - b[0]) ** 2).mean() == pytest.approx(_meta_loss(omega, *data, alpha_t))
+    # Plain gradient descent on the literal meta-loss, from omega0 = 0, by finite steps.
+    omega = np.zeros(setting.p)
+    step = 1.0 / np.linalg.norm(a[0], 2) ** 2 * a[0].shape[0]
+    for _ in range(20000):
+        omega -= step * a[0].T @ (a[0] @ omega - b[0]) / a[0].shape[0]
+    np.testing.assert_allclose(linreg.solve_meta_parameters(a, b)[0], omega, atol=1e-8)
+
+
+def test_closed_form_test_loss_matches_sampling():
+    setting = linreg.LinearSetting()
+    omega = np.random.default_rng(2).standard_normal((1, setting.p)) * 0.3
+    exact = linreg.expected_test_loss(omega, setting, 0.3)[0]
+    sampled = linreg.sampled_test_loss(np.random.default_rng(3), omega, setting, 0.3, 200000)[0]
+    assert sampled == pytest.approx(exact, rel=5e-3)
+
+
+def test_adaptation_factor_is_the_gaussian_second_moment():
+    rng = np.random.default_rng(4)
+    n, p, alpha = 20, 15, 0.4
+    x = rng.standard_normal((20000, n, p))
+    s = np.einsum("rnp,rnq->rpq", x, x) / n
+    m = np.eye(p) - alpha * s
+    empirical = np.einsum("rpq,rqk->pk", m, m).trace() / (len(x) * p)
+    assert empirical == pytest.approx(linreg.adaptation_factor(alpha, n, p), rel=1e-2)
+
+
+def test_figure_2_setting_prefers_a_negative_training_rate():
+    setting = linreg.LinearSetting()
+    assert setting.overparameterized
+    table = linreg.sweep(setting, "alpha_t", np.linspace(-1.5, 1.0, 11), fixed=0.2, runs=300)
+    assert linreg.optimum(table) < 0
+    adaptation = linreg.sweep(setting, "alpha_r", np.linspace(-0.2, 1.0, 13), fixed=0.2, runs=300)
+    assert linreg.optimum(adaptation) > 0
+
+
+def test_sweep_refuses_unknown_parameter():
+    with pytest.raises(ValueError, match="alpha_t or alpha_r"):
+        linreg.sweep(linreg.LinearSetting(), "alpha", [0.1], 0.2, 10)

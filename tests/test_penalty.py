@@ -1,0 +1,76 @@
+"""The Taylor view of the one-step objective, checked numerically in double precision."""
+
+import numpy as np
+import pytest
+import torch
+
+from mamllib.data.sampler import Episodes
+from mamllib.maml import MAML
+from mamllib.models import Conv4
+from mamllib.penalty import (exact_objective, expansion_table, gradient_cosine, meta_gradients,
+                             residual_slopes, surrogate, taylor_terms)
+
+
+def _smooth_maml(seed=0, rate=0.1) -> MAML:
+    torch.manual_seed(seed)
+    return MAML(Conv4(1, 4, width=6, smooth=True), rate).double()
+
+
+def _episodes(seed=0, tasks=3) -> Episodes:
+    g = torch.Generator().manual_seed(seed)
+    return Episodes(torch.rand(tasks, 8, 1, 28, 28, generator=g, dtype=torch.float64),
+                    torch.arange(4).repeat_interleave(2).repeat(tasks, 1),
+                    torch.rand(tasks, 12, 1, 28, 28, generator=g, dtype=torch.float64),
+                    torch.arange(4).repeat_interleave(3).repeat(tasks, 1))
+
+
+def test_taylor_terms_match_finite_differences():
+    maml, ep = _smooth_maml(), _episodes()
+    terms = taylor_terms(maml, ep)
+    h = 1e-4
+    e_plus, e_zero, e_minus = (exact_objective(maml, ep, a) for a in (h, 0.0, -h))
+    assert e_zero == pytest.approx(terms.query_loss.mean(), rel=1e-12)
+    # dE/da at 0 = -<g_q, g_s>;  d2E/da2 at 0 = g_s^T H_q g_s.
+    assert (e_plus - e_minus) / (2 * h) == pytest.approx(-terms.inner_product.mean(), rel=1e-6)
+    assert (e_plus - 2 * e_zero + e_minus) / h**2 == pytest.approx(terms.curvature.mean(), rel=1e-4)
+
+
+def test_residuals_scale_as_a_squared_and_a_cubed():
+    maml, ep = _smooth_maml(1), _episodes(1)
+    rates = np.logspace(-3, -1, 7)
+    table = expansion_table(maml, ep, rates)
+    slope1, slope2 = residual_slopes(rates, table.exact.values, table.first_order.values, table.second_order.values)
+    assert slope1 == pytest.approx(2, abs=0.2)
+    assert slope2 == pytest.approx(3, abs=0.2)
+
+
+def test_surrogate_gradient_converges_to_the_meta_gradient():
+    maml, ep = _smooth_maml(2), _episodes(2)
+    gaps = []
+    for a in (1e-1, 1e-2, 1e-3):
+        exact, approx = meta_gradients(maml, ep, a)
+        gaps.append(((exact - approx).norm() / exact.norm()).item())
+    # The gap is O(a^2): it shrinks about 100-fold per decade of a.
+    assert gaps[1] < gaps[0] / 30 and gaps[2] < gaps[1] / 30
+    assert gradient_cosine(maml, ep, 1e-3) > 1 - 1e-6
+
+
+def test_surrogate_value_is_the_first_order_expansion():
+    maml, ep = _smooth_maml(3), _episodes(3)
+    terms = taylor_terms(maml, ep)
+    value = surrogate(maml, ep, torch.tensor(-0.3, dtype=torch.float64)).query_loss.item()
+    assert value == pytest.approx(terms.first_order(-0.3), rel=1e-12)
+
+
+def test_same_distribution_inner_product_is_close_to_the_squared_norm():
+    # Support and query drawn from one distribution: <g_q, g_s> estimates ||g||^2, so
+    # the first-order term is -a ||g||^2 in expectation (a penalty when a < 0).
+    maml = _smooth_maml(4)
+    g = torch.Generator().manual_seed(4)
+    x = torch.rand(1, 400, 1, 28, 28, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 4, (1, 400), generator=g)
+    ep = Episodes(x[:, :200], y[:, :200], x[:, 200:], y[:, 200:])
+    terms = taylor_terms(maml, ep)
+    assert terms.inner_product[0] > 0
+    geometric_mean = np.sqrt(terms.support_grad_norm_sq[0] * terms.query_grad_norm_sq[0])
+    assert terms.inner_product[0] / geometric_mean > 0.5
