@@ -95,3 +95,9 @@ def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]
         readouts.append(pd.read_csv(folder / "readouts.csv"))
         relations.append(pd.read_csv(folder / "relations.csv"))
     return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)
+
+
+def run_name(config: Config) -> str:
+    """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
+    rate = "learned" if config.learn_inner_lr else f"{config.inner_lr:g}"
+    return f"{config.objective}-lr{rate}-seed{config.seed}"

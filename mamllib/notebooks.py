@@ -1,0 +1,61 @@
+"""Executing the jupytext notebooks of ``notebooks/`` with papermill.
+
+The ``.py`` files (jupytext percent format) are the only source of truth; each run
+converts one to ``.ipynb`` and lets papermill inject the parameters after the cell
+tagged ``parameters`` and execute it top to bottom in this environment's Python.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import jupytext
+import nbformat
+import papermill
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+def notebook_source(name: str) -> Path:
+    """``notebooks/<name>.py`` of this checkout."""
+    return NOTEBOOKS / f"{name}.py"
+
+
+def kernel_name() -> str:
+    """The Jupyter kernel that runs this very interpreter (installed on first use)."""
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    name = "mamllib"
+    try:
+        spec = KernelSpecManager().get_kernel_spec(name)
+        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
+            return name
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(user=False, kernel_name=name, display_name="Python (mamllib)", prefix=sys.prefix)
+    return name
+
+
+def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path | None = None,
+            log_output: bool = False) -> nbformat.NotebookNode:
+    """Execute ``source`` with ``parameters`` into ``output`` (an ``.ipynb``).
+
+    On an error papermill still writes the partly executed notebook to ``output``
+    (with the failing cell marked) and raises ``PapermillExecutionError``.
+    """
+    output.parent.mkdir(parents=True, exist_ok=True)
+    notebook = jupytext.read(source)
+    with tempfile.TemporaryDirectory() as tmp:
+        converted = Path(tmp) / f"{Path(source).stem}.ipynb"
+        nbformat.write(notebook, converted)
+        env_cwd = str(cwd or Path.cwd())
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        return papermill.execute_notebook(
+            str(converted), str(output), parameters=parameters, kernel_name=kernel_name(),
+            cwd=env_cwd, progress_bar=False, log_output=log_output)
