@@ -113,6 +113,25 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="skip the readouts of the untrained (initial) network")
     _add_config_flags(analyze, only=EVALUATION_FIELDS)
 
+    sweep = commands.add_parser("sweep", help="execute the maml_run notebook for a grid of training rates",
+                                description="Execute notebooks/maml_run.py with papermill once per training "
+                                            "rate (and seed), into --out; resumable, failures isolated.")
+    _add_sweep_flags(sweep)
+    sweep.add_argument("--out", default="book/generated", help="folder of executed notebooks (default: %(default)s)")
+    sweep.add_argument("--runs-root", default="runs", help="folder of run folders (default: %(default)s)")
+
+    report = commands.add_parser("report", help="the whole report: sweep, theory notebooks, summary, book",
+                                 description="Execute every notebook that is not current and build the "
+                                             "Jupyter Book into book/_build/html.")
+    _add_sweep_flags(report)
+    report.add_argument("--root", default=".", help="repository root holding _toc.yml (default: %(default)s)")
+    report.add_argument("--small", action="store_true", help="small theory notebooks (a smoke report)")
+
+    notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill")
+    notebook.add_argument("name", help="notebook name, e.g. maml_run")
+    notebook.add_argument("--out", required=True, help="the executed .ipynb to write")
+    notebook.add_argument("--parameters", default="{}", help="JSON object of parameters")
+
     data = commands.add_parser("data", help="build (if needed) and describe a dataset",
                                description="Load a dataset (rendering or caching it if needed) and describe its splits.")
     _add_config_flags(data, only=("dataset", "data_root", "rotations"))
@@ -175,9 +194,74 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+    from mamllib.sweep import DEFAULT_RATES
+
+    parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default: quick)")
+    parser.add_argument("--rates", type=_number, nargs="+", default=list(DEFAULT_RATES), metavar="RATE",
+                        help="training inner rates (default: %(default)s)")
+    parser.add_argument("--seeds", type=_integer, nargs="+", default=[0], metavar="SEED", help="seeds (default: 0)")
+    parser.add_argument("--no-learned", action="store_true", help="leave out the learned-rate setting")
+    parser.add_argument("-j", "--jobs", type=_integer, default=1, help="settings run in parallel (default: 1)")
+
+
+def _check_sweep(args: argparse.Namespace) -> None:
+    profile(args.profile)  # refuses an unknown profile
+    if args.jobs < 1:
+        raise ConfigError(f"jobs={args.jobs} is not allowed; use 1 or more")
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from mamllib.sweep import run_executions, sweep_settings
+
+    _check_sweep(args)
+    runs_root = str(Path(args.runs_root).resolve())
+    settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, runs_root)
+    out = Path(args.out).resolve()
+    results = run_executions(settings, out, args.jobs, cwd=out)
+    return _print_results(results)
+
+
+def _print_results(results: dict[str, Any]) -> int:
+    failed = [n for n, e in results.items() if isinstance(e, dict) and e.get("status") == "failed"]
+    for name, entry in results.items():
+        if isinstance(entry, dict):
+            print(f"{name:<40} {entry['status']:<10} {entry['wall_time_s']:>7.1f} s")
+    if failed:
+        print(f"{len(failed)} failed: " + ", ".join(failed) + " (see their logs and partial notebooks)",
+              file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from mamllib.report import build_report
+
+    _check_sweep(args)
+    index, results = build_report(Path(args.root), args.profile, args.rates, args.seeds,
+                                  not args.no_learned, args.jobs, args.small)
+    code = _print_results(results)
+    print(f"report: {index}")
+    return code
+
+
+def _notebook(args: argparse.Namespace) -> int:
+    from mamllib.notebooks import execute, notebook_source
+
+    source = notebook_source(args.name)
+    if not source.exists():
+        raise UserError(f"notebook {args.name!r} does not exist; see {source.parent}")
+    try:
+        parameters = json.loads(args.parameters)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--parameters: not valid JSON ({exc.msg})") from None
+    execute(source, Path(args.out), parameters, cwd=Path(args.out).parent, log_output=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
-    handlers = {"train": _train, "evaluate": _evaluate, "analyze": _analyze, "data": _data}
+    handlers = {"train": _train, "evaluate": _evaluate, "analyze": _analyze, "sweep": _sweep,
+                "report": _report, "notebook": _notebook, "data": _data}
     try:
         return handlers[args.command](args)
     except UserError as exc:

@@ -1,0 +1,78 @@
+"""``make report``: the sweep, the other notebooks, and the Jupyter Book that assembles them.
+
+The book's sources (``_config.yml``, ``_toc.yml``, ``book/*.md``) sit in ``root``; the
+executed notebooks go to ``root/book/generated`` and the HTML to
+``root/book/_build/html``. Every step is skipped when its output is current, so a
+second ``make report`` with nothing changed only rebuilds the HTML.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterable
+
+from mamllib.errors import UserError
+from mamllib.sweep import DEFAULT_RATES, Execution, run_executions, sweep_settings
+
+GENERATED = Path("book") / "generated"
+
+
+def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int], learned: bool,
+                      runs_root: str, small: bool) -> tuple[list[Execution], list[Execution]]:
+    """The sweep settings, and the notebooks that read them or stand alone."""
+    overrides: dict[str, Any] = {}
+    settings = sweep_settings(profile, rates, seeds, learned, runs_root, overrides)
+    theory = {"profile": profile, "runs_root": runs_root}
+    linear: dict[str, Any] = {}
+    if small:  # a smoke report: seconds per notebook
+        theory.update(n_tasks=2, surrogate_rates=[-0.1])
+        linear.update(runs=60, runs_adaptation=40, runs_under=10, task_counts=[3, 100])
+    others = [
+        Execution("penalty_check", "penalty_check", theory),
+        Execution("linear_regression", "linear_regression", linear),
+    ]
+    return settings, others
+
+
+def build_book(root: Path) -> Path:
+    """``jupyter-book build`` with warnings as errors; returns the HTML index."""
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
+               "--path-output", str(root / "book"), "-W", "--keep-going"]
+    done = subprocess.run(command, cwd=root, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
+    return root / "book" / "_build" / "html" / "index.html"
+
+
+def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DEFAULT_RATES,
+                 seeds: Iterable[int] = (0,), learned: bool = True, jobs: int = 1,
+                 small: bool = False) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Run every notebook that is not current, then build the book."""
+    root = Path(root).resolve()
+    if not (root / "_toc.yml").exists():
+        raise UserError(f"{root} has no _toc.yml; run the report from the repository root")
+    out_dir = root / GENERATED
+    runs_root = str(root / "runs")
+    settings, others = report_executions(profile, list(rates), list(seeds), learned, runs_root, small)
+    results = run_executions(settings, out_dir, jobs, cwd=out_dir, desc="settings")
+    results.update(run_executions(others, out_dir, jobs, cwd=out_dir, desc="theory notebooks"))
+    # The summary reads every run, so it runs whenever anything else just did.
+    fingerprint = _fingerprint(results)
+    readers = [Execution("summary", "summary", {"profile": profile, "runs_root": runs_root,
+                                                "fingerprint": fingerprint}),
+               Execution("appendix", "appendix", {"profile": profile, "runs_root": runs_root,
+                                                  "fingerprint": fingerprint})]
+    results.update(run_executions(readers, out_dir, 1, cwd=out_dir, desc="summary"))
+    failed = [name for name, entry in results.items() if entry["status"] == "failed"]
+    index = build_book(root)
+    return index, {"failed": failed, **results}
+
+
+def _fingerprint(results: dict[str, dict[str, Any]]) -> str:
+    """Changes whenever any notebook was re-executed (its wall time changes)."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(results, sort_keys=True).encode()).hexdigest()[:12]

@@ -1,0 +1,124 @@
+"""The papermill sweep: one executed ``maml_run`` notebook per training-rate setting.
+
+Each setting runs in its own process (``python -m mamllib notebook ...``) with its
+output in a log file, so a failing setting keeps its partial notebook (papermill's
+error notebook), is recorded as failed, and does not stop the others. A record of
+finished executions (``executions.json`` beside the notebooks) makes the sweep
+resumable: a setting whose notebook completed with the same parameters is skipped, and
+anything interrupted is simply run again (training itself resumes from its checkpoint,
+so the results equal those of an uninterrupted sweep).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+from tqdm.auto import tqdm
+
+from mamllib.checkpoint import atomic_write_json
+from mamllib.config import profile as make_profile
+from mamllib.notebooks import notebook_source
+from mamllib.runs import run_name
+
+DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
+RECORD = "executions.json"
+
+
+@dataclass(frozen=True)
+class Execution:
+    """One notebook to execute: its source name, output stem and parameters."""
+
+    notebook: str
+    output: str
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: Iterable[int] = (0,),
+                   learned: bool = True, runs_root: str = "runs",
+                   overrides: dict[str, Any] | None = None) -> list[Execution]:
+    """The ``maml_run`` executions of a sweep: every rate x seed, plus a learned rate per seed."""
+    overrides = overrides or {}
+    combos = [(float(r), False, s) for s in seeds for r in rates]
+    if learned:
+        combos += [(0.1, True, s) for s in seeds]  # learned rates start from 0.1
+    executions = []
+    for rate, learn, seed in combos:
+        config = make_profile(profile, inner_lr=rate, learn_inner_lr=learn, seed=seed, **overrides)
+        slug = run_name(config).replace(".", "p")
+        executions.append(Execution("maml_run", f"run_{slug}", {
+            "profile": profile, "inner_lr": rate, "learn_inner_lr": learn, "seed": seed,
+            "runs_root": runs_root, "overrides": overrides}))
+    return executions
+
+
+def _record(out_dir: Path) -> dict[str, Any]:
+    path = out_dir / RECORD
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def source_hash(notebook: str) -> str:
+    """Hash of a notebook's source: editing the notebook makes its outputs stale."""
+    return hashlib.sha256(notebook_source(notebook).read_bytes()).hexdigest()[:12]
+
+
+def is_current(execution: Execution, out_dir: Path) -> bool:
+    """True when the output notebook exists and completed from this source with these parameters."""
+    entry = _record(out_dir).get(execution.output)
+    return (out_dir / f"{execution.output}.ipynb").exists() and entry is not None \
+        and entry["parameters"] == execution.parameters and entry["status"] in ("completed", "diverged") \
+        and entry.get("source") == source_hash(execution.notebook)
+
+
+def _status_of(notebook: Path) -> str:
+    """``completed`` or ``diverged``, as the notebook glued it (``completed`` if it did not say)."""
+    data = json.loads(notebook.read_text())
+    for cell in data["cells"]:
+        for output in cell.get("outputs", []):
+            scrap = output.get("metadata", {}).get("scrapbook", {})
+            if scrap.get("name") == "status":
+                return output["data"][scrap["mime_prefix"] + "text/plain"].strip("'\"")
+    return "completed"
+
+
+def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -> dict[str, Any]:
+    """Run one notebook in a subprocess, its output in ``log_dir``; returns its record entry."""
+    notebook = out_dir / f"{execution.output}.ipynb"
+    log = log_dir / f"{execution.output}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with log.open("w") as handle:
+        done = subprocess.run(
+            [sys.executable, "-m", "mamllib", "notebook", execution.notebook, "--out", str(notebook.resolve()),
+             "--parameters", json.dumps(execution.parameters)],
+            cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    status = _status_of(notebook) if done.returncode == 0 else "failed"
+    return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
+            "source": source_hash(execution.notebook),
+            "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1)}
+
+
+def run_executions(executions: list[Execution], out_dir: Path, jobs: int = 1, cwd: Path | None = None,
+                   desc: str = "sweep") -> dict[str, dict[str, Any]]:
+    """Execute what is not current yet, ``jobs`` at a time; returns the entry of every execution."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cwd = cwd or Path.cwd()
+    pending = [e for e in executions if not is_current(e, out_dir)]
+    bar = tqdm(total=len(executions), initial=len(executions) - len(pending), desc=desc, disable=None)
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(execute_one, e, out_dir, out_dir / "logs", cwd): e for e in pending}
+        for future in as_completed(futures):
+            record = _record(out_dir)
+            record[futures[future].output] = future.result()
+            atomic_write_json(out_dir / RECORD, record)
+            bar.update()
+    bar.close()
+    record = _record(out_dir)
+    return {e.output: record[e.output] for e in executions}

@@ -1,0 +1,126 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # One setting of the inner learning rate
+#
+# This page trains (or loads from its run folder) one MAML at the inner rate given in
+# the parameters, shows how training went, scores it on the 600 fixed meta-test tasks,
+# and takes the trained network apart with the readouts of `mamllib.latent`. Change a
+# value in the parameters cell and re-run to explore another setting.
+
+# %% tags=["parameters"]
+profile = "quick"        # mamllib profile: smoke, quick or paper
+inner_lr = 0.4           # training inner rate (any real number)
+learn_inner_lr = False   # learn one rate per parameter tensor, starting from inner_lr
+seed = 0
+runs_root = "runs"       # run folders live in <runs_root>/<profile>/<run name>
+overrides = {}           # any other config field, e.g. {"iterations": 200}
+
+# %%
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from myst_nb import glue
+
+from mamllib.config import profile as make_profile
+from mamllib.data import load_dataset
+from mamllib.latent import format_summary, summarize, task_embedding
+from mamllib.plots import embedding_pca
+from mamllib.runs import analyze_run, load_analyses, load_run, run_name
+from mamllib.train import train
+
+config = make_profile(profile, inner_lr=inner_lr, learn_inner_lr=learn_inner_lr, seed=seed, **overrides)
+run_dir = Path(runs_root) / profile / run_name(config)
+dataset = load_dataset(config)
+print(dataset.describe())
+print(f"run folder: {run_dir}  (config hash {config.training_hash()})")
+metrics = train(config, run_dir, dataset, log=print)
+status = metrics["status"]
+glue("status", status, display=False)
+
+# %% [markdown]
+# ## Training
+
+# %%
+history = pd.DataFrame(metrics["history"])
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+window = max(1, len(history) // 40)
+for ax, column in zip(axes, ("loss", "accuracy")):
+    ax.plot(history.iteration, history[column], alpha=0.3, label="meta-batch")
+    ax.plot(history.iteration, history[column].rolling(window, min_periods=1).mean(), label=f"mean of {window}")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(f"query {column}")
+validation = pd.DataFrame(metrics["validation"])
+if len(validation):
+    axes[1].errorbar(validation.iteration, validation.accuracy, yerr=validation.ci95, fmt="o-",
+                     label="validation (fixed tasks)")
+axes[1].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+if metrics["inner_lr_trajectory"]["lrs"]:
+    trajectory = np.array(metrics["inner_lr_trajectory"]["lrs"])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(metrics["inner_lr_trajectory"]["iteration"], trajectory, lw=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learned inner rate (one line per tensor)")
+    fig.tight_layout()
+    plt.show()
+print(f"status: {status}; wall time {metrics['wall_time_s']:.0f} s")
+if status == "diverged":
+    print(f"diverged at iteration {metrics['diverged_at']}: the loss exceeded {config.max_loss:g} nats "
+          "or stopped being finite, so there is no trained model to analyse.")
+
+# %% [markdown]
+# ## Meta-test accuracy and the readouts
+#
+# Every readout scores the same 600 fixed tasks; "agrees with MAML" is the share of
+# queries on which the readout predicts what the adapted MAML predicts.
+
+# %%
+if status == "completed":
+    test = metrics["test"]
+    print(f"meta-test accuracy {100 * test['accuracy']:.2f}% +- {100 * test['ci95']:.2f}% "
+          f"(95% CI, {test['n_tasks']} tasks)")
+    glue("test_accuracy", test["accuracy"], display=False)
+    glue("test_ci95", test["ci95"], display=False)
+    analysis = run_dir / "analysis" / "readouts.csv"
+    fresh = analysis.exists() and analysis.stat().st_mtime >= (run_dir / "checkpoint.pt").stat().st_mtime
+    readouts, relations = load_analyses([run_dir]) if fresh else analyze_run(load_run(run_dir, dataset))
+    summary = summarize(readouts)
+    print(format_summary(summary))
+    for row in summary[summary.model == "trained"].itertuples():
+        glue(f"acc_{row.readout}", row.accuracy, display=False)
+    display_table = summary.assign(accuracy=lambda d: (100 * d.accuracy).round(2),
+                                   ci95=lambda d: (100 * d.ci95).round(2),
+                                   agreement=lambda d: (100 * d.agreement).round(1))
+    display(display_table)
+
+# %% [markdown]
+# ## Features of one meta-test task
+#
+# The un-adapted features of the queries of fixed test task 0, in their first two
+# principal components; stars are the class prototypes (mean support features).
+
+# %%
+if status == "completed":
+    run = load_run(run_dir, dataset)
+    queries, labels, prototypes = task_embedding(run.maml, dataset.splits["test"], n_way=config.n_way,
+                                                 k_shot=config.k_shot, n_query=config.n_query, task=0)
+    embedding_pca(queries, labels, prototypes, title=f"trained at inner rate {inner_lr:g}")
+    plt.show()
+    grid = readouts[readouts.part == "rate_grid"].groupby("test_inner_lr").accuracy.mean()
+    print("MAML accuracy when re-adapted at each test-time rate:")
+    print(grid.to_string(float_format=lambda v: f"{100 * v:.1f}%"))

@@ -1,0 +1,144 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Summary of the sweep
+#
+# Every trained setting of the sweep, side by side: MAML and each readout against the
+# training inner rate, how often the readouts agree with MAML, how the adapted head
+# lines up with the prototypes, how much adaptation changes each layer, and the
+# train-rate x test-rate grid. Bands are 95% confidence intervals over the 600 fixed
+# meta-test tasks.
+
+# %% tags=["parameters"]
+profile = "quick"
+runs_root = "runs"
+sweep_status = "executions.json"   # written by the sweep: one entry per executed notebook
+fingerprint = ""  # changes when any run changed, so the report re-executes this summary
+
+# %%
+import json
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from myst_nb import glue
+
+from mamllib import plots
+from mamllib.latent import summarize
+from mamllib.runs import load_analyses
+
+status_path = Path(sweep_status)
+record = json.loads(status_path.read_text()) if status_path.exists() else {}
+settings = pd.DataFrame([{"setting": name, **entry["parameters"], "status": entry["status"],
+                          "wall_time_s": entry["wall_time_s"]}
+                         for name, entry in record.items() if name.startswith("run_")])
+run_dirs = sorted(p.parent.parent for p in (Path(runs_root) / profile).glob("*/analysis/readouts.csv"))
+readouts, relations = load_analyses(run_dirs)
+print(f"{len(run_dirs)} analysed runs in {Path(runs_root) / profile}")
+
+# %% [markdown]
+# ## Settings that did not complete
+#
+# A diverged run is a result (its loss exploded); a failed setting is one whose
+# notebook raised. Neither stops the others.
+
+# %%
+if len(settings):
+    problems = settings[settings.status != "completed"]
+    display(problems[["setting", "inner_lr", "learn_inner_lr", "seed", "status"]] if len(problems)
+            else "every setting completed")
+glue("n_settings", len(settings), display=False)
+glue("n_completed", int((settings.status == "completed").sum()) if len(settings) else 0, display=False)
+
+# %% [markdown]
+# ## Accuracy of every readout against the training rate
+
+# %%
+plots.accuracy_vs_rate(readouts)
+plt.show()
+plots.accuracy_vs_rate(readouts, model="untrained")
+plt.show()
+
+# %%
+table = summarize(readouts.assign(model=readouts.model + " @ " + readouts.train_inner_lr.astype(str)
+                                  + np.where(readouts.learned_inner_lr, " (learned)", "")))
+pivot = table.pivot(index="model", columns="readout", values="accuracy")
+(100 * pivot).round(1)
+
+# %% [markdown]
+# ## Agreement with MAML, and the head against the prototypes
+
+# %%
+plots.agreement_vs_rate(readouts)
+plt.show()
+plots.alignment_vs_rate(relations)
+plt.show()
+
+# %% [markdown]
+# ## Representation change: CKA before versus after adaptation
+
+# %%
+plots.cka_vs_rate(relations)
+plt.show()
+
+# %% [markdown]
+# ## Training rate x test-time rate
+
+# %%
+plots.rate_heatmap(readouts)
+plt.show()
+
+# %% [markdown]
+# ## Learned inner rates
+
+# %%
+from IPython.display import Markdown
+
+learned = [d for d in run_dirs if json.loads((d / "config.json").read_text())["config"]["learn_inner_lr"]]
+learned_text = "This sweep has no learned-rate setting."
+for run_dir in learned:
+    trajectory = json.loads((run_dir / "metrics.json").read_text())["inner_lr_trajectory"]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(trajectory["iteration"], np.array(trajectory["lrs"]), lw=1)
+    ax.axhline(0, color="0.8", lw=1)
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("learned rate, one line per tensor")
+    ax.set_title(run_dir.name)
+    fig.tight_layout()
+    plt.show()
+    final = np.array(trajectory["lrs"][-1])
+    learned_text = (f"Learned freely per tensor from {trajectory['lrs'][0][0]:g}, the inner rates of "
+                    f"`{run_dir.name}` ended with mean {final.mean():.3f}, ranging from {final.min():.3f} "
+                    f"to {final.max():.3f}; {100 * (final < 0).mean():.0f}% of them are negative.")
+glue("learned_rates_text", Markdown(learned_text), display=False)
+
+# %% [markdown]
+# ## Headline numbers
+
+# %%
+trained = readouts[(readouts.part == "readouts") & (readouts.model == "trained") & ~readouts.learned_inner_lr]
+by_rate = trained.groupby(["train_inner_lr", "readout"]).accuracy.mean().unstack()
+best_rate = by_rate["maml"].idxmax()
+proto_gap = (by_rate["proto_unadapted"] - by_rate["maml"])
+agreement = trained[trained.readout == "proto_unadapted"].groupby("train_inner_lr").agreement.mean()
+glue("best_train_rate", float(best_rate), display=False)
+glue("best_maml_accuracy", float(by_rate["maml"].max()), display=False)
+glue("proto_accuracy_at_best", float(by_rate.loc[best_rate, "proto_unadapted"]), display=False)
+glue("proto_agreement_at_best", float(agreement.loc[best_rate]), display=False)
+glue("proto_minus_maml_max", float(proto_gap.max()), display=False)
+glue("proto_minus_maml_min", float(proto_gap.min()), display=False)
+positive = by_rate.loc[by_rate.index > 0]
+glue("proto_minus_maml_positive_mean", float((positive["proto_unadapted"] - positive["maml"]).mean()), display=False)
+(100 * by_rate).round(1)
