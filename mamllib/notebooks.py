@@ -55,7 +55,6 @@ def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path | 
         converted = Path(tmp) / f"{Path(source).stem}.ipynb"
         nbformat.write(notebook, converted)
         env_cwd = str(cwd or Path.cwd())
-        os.environ.setdefault("MPLBACKEND", "Agg")
         return papermill.execute_notebook(
             str(converted), str(output), parameters=parameters, kernel_name=kernel_name(),
             cwd=env_cwd, progress_bar=False, log_output=log_output)

@@ -1,0 +1,78 @@
+"""End to end: a smoke sweep of two settings, the summary, the book, and a real browser."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mamllib.browser import browser_available, check_pages
+from mamllib.cli import main
+from mamllib.report import build_report
+from mamllib.sweep import run_executions, sweep_settings
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+# Harmless console messages of the pinned theme: sphinx-thebe declares its URL twice
+# even with thebe off, and the theme resets an unset colour mode.
+KNOWN_CONSOLE = ("THEBE_JS_URL", "Got invalid theme mode", "favicon.ico")
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    root = tmp_path_factory.mktemp("report")
+    shutil.copy(ROOT / "_config.yml", root)
+    shutil.copy(ROOT / "_toc.yml", root)
+    (root / "book").mkdir()
+    for source in (ROOT / "book").glob("*.*"):
+        shutil.copy(source, root / "book")
+    index, results = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)
+    return root, index, results
+
+
+def test_the_smoke_report_builds(smoke_report):
+    root, index, results = smoke_report
+    assert index.exists() and not results["failed"]
+    generated = root / "book" / "generated"
+    assert {p.stem for p in generated.glob("run_*.ipynb")} == {"run_maml-lr-0p1-seed0", "run_maml-lr0p4-seed0"}
+    html = (root / "book" / "_build" / "html" / "book" / "conclusions.html").read_text()
+    assert "best training rate" in html and "{glue" not in html
+
+
+def test_a_second_report_reexecutes_nothing(smoke_report):
+    root, _, results = smoke_report
+    again = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)[1]
+    assert {k: v for k, v in again.items() if k != "failed"} == {k: v for k, v in results.items() if k != "failed"}
+
+
+@pytest.mark.skipif(not browser_available(), reason="Debian's chromium and chromium-driver are not installed")
+def test_the_report_renders_offline_in_a_browser(smoke_report, tmp_path):
+    root, _, _ = smoke_report
+    pages = ["book/intro.html", "book/derivation.html", "book/generated/summary.html",
+             "book/generated/run_maml-lr0p4-seed0.html", "book/conclusions.html"]
+    checks = {c.page: c for c in check_pages(root / "book" / "_build" / "html", pages, tmp_path)}
+    for check in checks.values():
+        assert check.failed_requests == [], check
+        assert check.broken_images == 0, check
+        assert [e for e in check.console_errors if not any(k in e for k in KNOWN_CONSOLE)] == [], check
+    assert checks["book/derivation.html"].typeset_math > 20
+    assert checks["book/generated/summary.html"].images >= 5
+    assert checks["book/generated/run_maml-lr0p4-seed0.html"].images >= 2
+
+
+def test_a_failing_setting_is_isolated(tmp_path, glyphs, capsys):
+    runs = str(tmp_path / "runs")
+    good = sweep_settings("smoke", rates=(0.4,), learned=False, runs_root=runs)
+    bad = sweep_settings("smoke", rates=(0.1,), learned=False, runs_root=runs, overrides={"n_way": 500})
+    out = tmp_path / "generated"
+    results = run_executions(good + bad, out)
+    assert results[good[0].output]["status"] == "completed"
+    assert results[bad[0].output]["status"] == "failed"
+    assert (out / f"{bad[0].output}.ipynb").exists()  # papermill's partial notebook
+    assert "n_way=500" in (out / "logs" / f"{bad[0].output}.log").read_text()
+    record = json.loads((out / "executions.json").read_text())
+    assert set(record) == {good[0].output, bad[0].output}
+    # The CLI reports the sweep's failure in its exit status.
+    code = main(["sweep", "--profile", "smoke", "--rates", "0.4", "--no-learned",
+                 "--out", str(tmp_path / "cli"), "--runs-root", runs])
+    assert code == 0 and "completed" in capsys.readouterr().out
