@@ -28,5 +28,9 @@ report: $(STAMP)
 	$(PY) -m mamllib report --profile $(PROFILE) -j $(JOBS)
 	@echo "open book/_build/html/index.html"
 
+# Speed and memory against the reference MAML implementations -> benchmarks/RESULTS.md
+bench: $(STAMP)
+	$(PY) benchmarks/bench.py
+
 clean:
 	rm -rf runs book/_build book/generated
