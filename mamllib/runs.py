@@ -8,7 +8,7 @@ from typing import Any, Iterable
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mamllib import checkpoint as ckpt
 from mamllib.config import Config

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from mamllib.checkpoint import atomic_write_json
 from mamllib.config import profile as make_profile

@@ -29,7 +29,7 @@ def decode(path: Path, size: int, mode: str, invert: bool = False) -> np.ndarray
 def stack_classes(classes: list[list[Path]], decode_one: Callable[[Path], np.ndarray],
                   dataset: str, progress_desc: str) -> np.ndarray:
     """``[C, I, ch, H, W]`` with ``I`` the smallest class size (larger classes truncated)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     per_class = min(len(files) for files in classes)
     if per_class < 2:

@@ -168,7 +168,7 @@ def _render_class(fonts: list[FT2Font], codepoint: int, faces: list[int], index:
 
 def build_glyphs() -> dict[str, np.ndarray]:
     """Render the whole dataset (about 30 s on one core); returns the arrays to cache."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     fonts = [FT2Font(str(path)) for path in font_files()]
     codepoints, faces = _select_classes(fonts)
