@@ -159,7 +159,8 @@ for rate in surrogate_rates:
         if metrics["status"] != "completed":
             print(f"{objective} at rate {rate}: {metrics['status']}")
             continue
-        table, _ = analyze_run(load_run(run_dir, dataset), grid=(), baseline=False)
+        # write=False: these runs may be the sweep's own, whose full analysis must stay.
+        table, _ = analyze_run(load_run(run_dir, dataset), grid=(), baseline=False, write=False)
         readouts.append(table.assign(objective=objective, model=f"{objective} {rate:g}"))
 readouts = pd.concat(readouts, ignore_index=True)
 comparison = summarize(readouts)
