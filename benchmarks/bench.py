@@ -76,13 +76,18 @@ def throughput(c: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
 
 def peak_memory_mb(impl: str, config: str, steps: int) -> float:
     """Peak resident memory of one meta-step in a fresh process, minus the process's baseline."""
+    # Resident memory sampled every millisecond by a thread while the step runs: the
+    # process's lifetime peak (ru_maxrss) is dominated by importing torch.
     code = (
-        "import resource, sys; sys.path.insert(0, '.');"
+        "import os, sys, threading, time; sys.path.insert(0, '.');"
         "from benchmarks.bench import CONFIGS, make_problem; from benchmarks.references import IMPLEMENTATIONS;"
+        "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE');"
         f"c = dict(CONFIGS[{config!r}], steps={steps}); maml, ep = make_problem(c);"
-        "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-        f"IMPLEMENTATIONS[{impl!r}](maml, c['lr'], c['steps'], ep);"
-        "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)"
+        "base = rss(); peak = [base]; done = [False];"
+        "t = threading.Thread(target=lambda: [(peak.append(max(peak[-1], rss())), time.sleep(0.001)) "
+        "for _ in iter(lambda: done[0], True)]); t.start();"
+        f"IMPLEMENTATIONS[{impl!r}](maml, c['lr'], c['steps'], ep); done[0] = True; t.join();"
+        "print((max(peak) - base) / 2**20)"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parent.parent)
