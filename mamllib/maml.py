@@ -92,9 +92,8 @@ class MAML(nn.Module):
         ``track_graph`` False nothing is kept for a meta-gradient (evaluation).
         """
         params = list(self.model.parameters())
-        tasks = support_x.shape[0]
         rates = self.inner_lrs if lrs is None else torch.as_tensor(lrs).expand(len(params))
-        fast = [p.unsqueeze(0).expand(tasks, *p.shape) for p in params]
+        fast = self.task_copies(support_x.shape[0])
         if steps == 0:
             return fast
         optimizer = higher.optim.get_diff_optim(self._sgd, params, track_higher_grads=track_graph)
@@ -106,17 +105,25 @@ class MAML(nn.Module):
             fast = optimizer.step(loss, params=fast, override={"lr": list(rates)}, grad_callback=detach)
         return fast
 
+    def task_copies(self, tasks: int) -> list[torch.Tensor]:
+        """The meta-parameters as ``tasks`` fast-weight copies ``[T, *shape]`` (views of theta)."""
+        return [p.unsqueeze(0).expand(tasks, *p.shape) for p in self.model.parameters()]
+
+    def losses_and_gradients(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False):
+        """Per-task losses ``[T]`` at ``theta``, per-task gradients, and the task copies."""
+        with torch.enable_grad():
+            fast = self.task_copies(x.shape[0])
+            losses = task_losses(self.fmodel(x, params=fast), y)
+            grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
+        return losses, list(grads), fast
+
     def inner_gradients(self, support_x: torch.Tensor, support_y: torch.Tensor) -> list[torch.Tensor]:
         """Each task's support-loss gradient at the meta-parameters, ``[T, *shape]``.
 
         After one inner step at rate ``a`` the fast weights are ``theta - a * g``, so a
         grid of one-step rates needs this gradient only once.
         """
-        params = list(self.model.parameters())
-        fast = [p.unsqueeze(0).expand(support_x.shape[0], *p.shape) for p in params]
-        with torch.enable_grad():
-            loss = task_loss(self.fmodel(support_x, params=fast), support_y)
-            return list(torch.autograd.grad(loss, fast))
+        return self.losses_and_gradients(support_x, support_y)[1]
 
     def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
                 first_order: bool = False, track_graph: bool = True) -> Adapted:

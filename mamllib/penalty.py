@@ -25,23 +25,10 @@ from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML, Adapted, accuracy, task_losses
 
 
-def _expanded(maml: MAML, tasks: int) -> list[torch.Tensor]:
-    return [p.unsqueeze(0).expand(tasks, *p.shape) for p in maml.model.parameters()]
-
-
 def _dot(a: list[torch.Tensor], b: list[torch.Tensor], weights: torch.Tensor | None = None) -> torch.Tensor:
     """Per-task inner product of two per-task parameter lists, optionally per-tensor weighted."""
     terms = torch.stack([(x * y).flatten(1).sum(1) for x, y in zip(a, b)], dim=1)  # [T, tensors]
     return terms.sum(1) if weights is None else (terms * weights).sum(1)
-
-
-def losses_and_gradients(maml: MAML, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False):
-    """Per-task losses ``[T]`` at ``theta``, per-task gradients, and the expanded weights."""
-    with torch.enable_grad():
-        fast = _expanded(maml, x.shape[0])
-        losses = task_losses(maml.fmodel(x, params=fast), y)
-        grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
-    return losses, list(grads), fast
 
 
 @dataclass
@@ -65,8 +52,8 @@ class TaylorTerms:
 
 def taylor_terms(maml: MAML, episodes: Episodes) -> TaylorTerms:
     """Gradient inner product, norms and the curvature term (a Hessian-vector product)."""
-    _, g_s, _ = losses_and_gradients(maml, episodes.support_x, episodes.support_y)
-    query_loss, g_q, fast_q = losses_and_gradients(maml, episodes.query_x, episodes.query_y, create_graph=True)
+    _, g_s, _ = maml.losses_and_gradients(episodes.support_x, episodes.support_y)
+    query_loss, g_q, fast_q = maml.losses_and_gradients(episodes.query_x, episodes.query_y, create_graph=True)
     with torch.enable_grad():
         # d/dtheta <g_q, v> = H_q v, per task because each task has its own weight copy.
         hessian_g_s = torch.autograd.grad(_dot(g_q, g_s).sum(), fast_q)
@@ -81,7 +68,7 @@ def taylor_terms(maml: MAML, episodes: Episodes) -> TaylorTerms:
 @torch.no_grad()
 def exact_objective(maml: MAML, episodes: Episodes, a: float) -> float:
     """Meta-batch mean of ``L_q(theta - a g_s)``: the one-step MAML objective itself."""
-    _, g_s, _ = losses_and_gradients(maml, episodes.support_x, episodes.support_y)
+    _, g_s, _ = maml.losses_and_gradients(episodes.support_x, episodes.support_y)
     fast = [p - a * g for p, g in zip(maml.model.parameters(), g_s)]
     return float(task_losses(maml.fmodel(episodes.query_x, params=fast), episodes.query_y).mean())
 
@@ -90,8 +77,8 @@ def surrogate(maml: MAML, episodes: Episodes, lrs: torch.Tensor | None = None) -
     """The surrogate ``mean_t [L_q - sum_i a_i <g_q,i, g_s,i>]`` (differentiable in ``theta``
     and in learned rates ``a_i``), with the accuracy of the true one-step adaptation."""
     rates = (maml.inner_lrs if lrs is None else torch.as_tensor(lrs)).expand(len(list(maml.model.parameters())))
-    _, g_s, _ = losses_and_gradients(maml, episodes.support_x, episodes.support_y, create_graph=True)
-    query_loss, g_q, _ = losses_and_gradients(maml, episodes.query_x, episodes.query_y, create_graph=True)
+    _, g_s, _ = maml.losses_and_gradients(episodes.support_x, episodes.support_y, create_graph=True)
+    query_loss, g_q, _ = maml.losses_and_gradients(episodes.query_x, episodes.query_y, create_graph=True)
     objective = (query_loss - _dot(g_q, g_s, rates)).mean()
     with torch.no_grad():
         fast = [p - a * g for p, a, g in zip(maml.model.parameters(), rates, g_s)]
