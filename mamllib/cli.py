@@ -50,13 +50,14 @@ def _add_config_flags(parser: argparse.ArgumentParser, only: Sequence[str] | Non
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type).split(" ")[0]
+        described = f.metadata["help"].replace("%", "%%")  # argparse %-formats help strings
         if kind == "bool":
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=f.metadata["help"])
+                               default=None, help=described)
         else:
             convert = {"int": _integer, "float": _number}.get(kind, str)
             group.add_argument(flag, dest=f.name, type=convert, default=None, metavar=kind.upper(),
-                               help=f"{f.metadata['help']} (default: {f.default!r})")
+                               help=f"{described} (default: {f.default!r})")
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
@@ -85,7 +86,7 @@ def _build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="meta-train a MAML, then meta-test it", description=(
         "Meta-train a Conv4 MAML with a progress bar, checkpoint it atomically, and print the "
-        "meta-test accuracy with its 95%% confidence interval. Re-running the same command "
+        "meta-test accuracy with its 95% confidence interval. Re-running the same command "
         "resumes an interrupted run; a finished run is reported, not retrained."))
     train.add_argument("--profile", default="quick",
                        help=f"named settings: {', '.join(PROFILES)} (default: quick)")

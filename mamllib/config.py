@@ -18,7 +18,7 @@ OBJECTIVES = ("maml", "surrogate")
 
 
 def _eval_only(default: Any, help: str) -> Any:
-    """A field that changes how a trained model is scored, not how it is trained."""
+    """A field that does not change what is trained: how it is scored, stored or computed."""
     return field(default=default, metadata={"help": help, "training": False})
 
 
@@ -56,6 +56,9 @@ class Config:
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
     eval_chunk: int = _eval_only(50, "tasks adapted at once during evaluation")
     device: str = _eval_only("auto", "auto (CUDA when present), cpu or cuda")
+    recompute_inner_steps: bool = _eval_only(
+        False, "rebuild each inner step's graph in the backward pass instead of keeping it: "
+               "~20x less memory per inner step, ~30% slower, identical results")
 
     def __post_init__(self) -> None:
         validate(self)

@@ -43,7 +43,7 @@ def build_maml(config: Config, dataset: FewShotDataset) -> MAML:
     """A freshly initialised MAML, seeded by ``config.seed``."""
     torch.manual_seed(config.seed)
     model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size)
-    return MAML(model, config.inner_lr, config.learn_inner_lr)
+    return MAML(model, config.inner_lr, config.learn_inner_lr, config.recompute_inner_steps)
 
 
 def check_dataset(config: Config, dataset: FewShotDataset) -> None:

@@ -104,3 +104,40 @@ def test_fast_weights_of_a_finished_meta_batch_are_freed():
     maml(episodes, 2)
     gc.collect()
     assert ref() is None
+
+
+def _meta_gradients(maml: MAML, episodes: Episodes, steps: int, first_order: bool = False):
+    wrt = maml.meta_parameters()
+    return torch.autograd.grad(maml(episodes, steps, first_order=first_order).query_loss, wrt)
+
+
+@pytest.mark.parametrize("learn,first_order", [(False, False), (True, False), (False, True)])
+def test_recomputed_steps_give_the_same_meta_gradient(learn, first_order):
+    episodes = _episodes()
+    kept, recomputed = _maml(0.3, learn), _maml(0.3, learn)
+    recomputed.recompute_steps = True
+    for a, b in zip(_meta_gradients(kept, episodes, 3, first_order),
+                    _meta_gradients(recomputed, episodes, 3, first_order)):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-13)
+
+
+def _bytes_kept_for_backward(maml: MAML, episodes: Episodes, steps: int) -> int:
+    """Bytes autograd saves for the backward pass (unpacked views counted once per save)."""
+    kept = []
+
+    def pack(tensor):
+        kept.append(tensor.numel() * tensor.element_size())
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda tensor: tensor):
+        maml(episodes, steps)
+    return sum(kept)
+
+
+def test_recomputed_steps_keep_far_less_per_added_step():
+    episodes = _episodes()
+    kept, recomputed = _maml(0.3), _maml(0.3)
+    recomputed.recompute_steps = True
+    per_step = {name: _bytes_kept_for_backward(m, episodes, 4) - _bytes_kept_for_backward(m, episodes, 2)
+                for name, m in (("kept", kept), ("recomputed", recomputed))}
+    assert per_step["recomputed"] * 5 < per_step["kept"]

@@ -95,3 +95,12 @@ def test_surrogate_needs_one_second_order_step():
 
     with pytest.raises(ConfigError, match="objective='surrogate'"):
         profile("smoke", objective="surrogate", inner_steps=2)
+
+
+def test_recomputing_inner_steps_trains_the_same_model(tmp_path, glyphs):
+    config = profile("smoke", inner_steps=2)
+    recomputed = config.replace(recompute_inner_steps=True)
+    assert recomputed.training_hash() == config.training_hash()  # memory, not meaning
+    a = train(config, tmp_path / "kept", glyphs, log=quiet)
+    b = train(recomputed, tmp_path / "recomputed", glyphs, log=quiet)
+    assert a["history"]["loss"] == b["history"]["loss"] and a["test"] == b["test"]
