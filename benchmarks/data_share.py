@@ -53,16 +53,20 @@ def measure(profile_name: str, repeats: int) -> dict[str, float]:
     return {"sample_ms": 1e3 * sample, "step_ms": 1e3 * step, "share": sample / step, "device": str(device)}
 
 
+def markdown(profile_name: str, result: dict[str, float]) -> str:
+    return "\n".join([
+        "| profile | device | sample meta-batch (ms) | whole step (ms) | data share |",
+        "|---|---|---|---|---|",
+        f"| {profile_name} | {result['device']} ({platform.machine()}, {torch.get_num_threads()} threads) "
+        f"| {result['sample_ms']:.2f} | {result['step_ms']:.1f} | {100 * result['share']:.2f}% |"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--repeats", type=int, default=30)
     args = parser.parse_args()
-    result = measure(args.profile, args.repeats)
-    print(f"| profile | device | sample meta-batch (ms) | whole step (ms) | data share |")
-    print(f"|---|---|---|---|---|")
-    print(f"| {args.profile} | {result['device']} ({platform.machine()}, {torch.get_num_threads()} threads) "
-          f"| {result['sample_ms']:.2f} | {result['step_ms']:.1f} | {100 * result['share']:.2f}% |")
+    print(markdown(args.profile, measure(args.profile, args.repeats)))
 
 
 if __name__ == "__main__":

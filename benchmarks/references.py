@@ -7,11 +7,21 @@ query loss with respect to the model's parameters (second order).
 * ``higher_loop``: the training loop of `higher`'s MAML Omniglot example: one
   ``innerloop_ctx`` per task, differentiable SGD, ``backward()`` per task.
 * ``func_loop``: `torch.func` (``functional_call`` + ``grad``), tasks in a Python loop.
-* ``func_vmap``: the same with the tasks ``vmap``-ped.
+* ``func_vmap``: the same with the tasks ``vmap``-ped. torch's fused ``batch_norm`` gives
+  wrong second-order gradients under ``grad(vmap(grad(...)))`` when the normalised input
+  and the affine weight both depend on the parameters (our minimal case is in
+  ``tests/test_bench_parity.py``; pytorch/functorch#534 reports the batching rule of its
+  backward as incorrect), so this reference runs with batch norm written out in
+  elementary operations.
 * ``ours``: ``mamllib.maml.MAML`` (all tasks in one batched pass through `higher`).
+* ``ours_recompute``: the same with ``recompute_steps`` (each inner step's graph rebuilt
+  in the backward pass instead of kept).
 """
 
 from __future__ import annotations
+
+import contextlib
+from unittest import mock
 
 import higher
 import torch
@@ -69,7 +79,23 @@ def func_loop(maml: MAML, lr: float, steps: int, episodes: Episodes) -> list[tor
     return [grads[k] for k in params]
 
 
-def func_vmap(maml: MAML, lr: float, steps: int, episodes: Episodes) -> list[torch.Tensor]:
+def batch_norm_written_out(x, running_mean=None, running_var=None, weight=None, bias=None,
+                           training=False, momentum=0.1, eps=1e-5):
+    """``F.batch_norm`` on batch statistics, in elementary operations that vmap exactly."""
+    if running_mean is not None or running_var is not None or not training:
+        raise NotImplementedError("only batch statistics, as Conv4 uses them")
+    dims = [0, *range(2, x.dim())]
+    shape = [1, -1] + [1] * (x.dim() - 2)
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, unbiased=False, keepdim=True)
+    y = (x - mean) * torch.rsqrt(var + eps)
+    if weight is not None:
+        y = y * weight.view(shape)
+    return y + bias.view(shape) if bias is not None else y
+
+
+def func_vmap(maml: MAML, lr: float, steps: int, episodes: Episodes,
+              fused_batch_norm: bool = False) -> list[torch.Tensor]:
     model = maml.model
     params = dict(model.named_parameters())
     loss_fn = _task_loss(model, lr, steps)
@@ -79,17 +105,30 @@ def func_vmap(maml: MAML, lr: float, steps: int, episodes: Episodes) -> list[tor
             params, episodes.support_x, episodes.support_y, episodes.query_x, episodes.query_y)
         return per_task.mean()
 
-    grads = grad(meta_loss)({k: v.detach() for k, v in params.items()})
+    written_out = (contextlib.nullcontext() if fused_batch_norm
+                   else mock.patch.object(F, "batch_norm", batch_norm_written_out))
+    with written_out:
+        grads = grad(meta_loss)({k: v.detach() for k, v in params.items()})
     return [grads[k] for k in params]
 
 
 def ours(maml: MAML, lr: float, steps: int, episodes: Episodes) -> list[torch.Tensor]:
     params = list(maml.model.parameters())
-    loss = maml(episodes, steps, torch.tensor(lr)).query_loss
+    loss = maml(episodes, steps, torch.tensor(lr, dtype=params[0].dtype)).query_loss
     return list(torch.autograd.grad(loss, params))
 
 
-IMPLEMENTATIONS = {"ours": ours, "higher_loop": higher_loop, "func_loop": func_loop, "func_vmap": func_vmap}
+def ours_recompute(maml: MAML, lr: float, steps: int, episodes: Episodes) -> list[torch.Tensor]:
+    kept, maml.recompute_steps = maml.recompute_steps, True
+    try:
+        return ours(maml, lr, steps, episodes)
+    finally:
+        maml.recompute_steps = kept
+
+
+IMPLEMENTATIONS = {"ours": ours, "ours_recompute": ours_recompute, "higher_loop": higher_loop,
+                   "func_loop": func_loop, "func_vmap": func_vmap}
+REFERENCES = ("higher_loop", "func_loop", "func_vmap")
 
 
 def max_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
