@@ -216,6 +216,39 @@ def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def accuracy_by_training_rate(readouts: pd.DataFrame) -> pd.DataFrame:
+    """Mean accuracy of each readout (columns) per fixed training rate (rows), trained models."""
+    trained = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
+                       & ~readouts["learned_inner_lr"].astype(bool)]
+    return trained.groupby(["train_inner_lr", "readout"])["accuracy"].mean().unstack()
+
+
+def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> dict[str, float]:
+    """The sweep's headline: the best training rate for MAML, and the prototype readout there
+    and across rates (gaps are prototype minus MAML accuracy, fractions of queries)."""
+    by_rate = accuracy_by_training_rate(readouts)
+    if by_rate.empty or "maml" not in by_rate or proto not in by_rate:
+        raise ValueError(f"readouts need trained 'maml' and {proto!r} rows at fixed training rates")
+    best = by_rate["maml"].idxmax()
+    gap = by_rate[proto] - by_rate["maml"]
+    chosen = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
+                      & (readouts["readout"] == proto) & (readouts["train_inner_lr"] == best)
+                      & ~readouts["learned_inner_lr"].astype(bool)]
+    positive = gap[gap.index > 0]
+    return {"best_train_rate": float(best), "best_maml_accuracy": float(by_rate.loc[best, "maml"]),
+            "proto_accuracy_at_best": float(by_rate.loc[best, proto]),
+            "proto_agreement_at_best": float(chosen["agreement"].mean()),
+            "proto_minus_maml_max": float(gap.max()), "proto_minus_maml_min": float(gap.min()),
+            "proto_minus_maml_positive_mean": float(positive.mean()) if len(positive) else float("nan")}
+
+
+def learned_rate_summary(trajectory: dict) -> dict[str, float]:
+    """Where freely learned per-tensor rates started and ended (``inner_lr_trajectory`` of a run)."""
+    start, final = np.asarray(trajectory["lrs"][0]), np.asarray(trajectory["lrs"][-1])
+    return {"start": float(start[0]), "mean": float(final.mean()), "min": float(final.min()),
+            "max": float(final.max()), "negative_share": float((final < 0).mean())}
+
+
 def format_summary(summary: pd.DataFrame) -> str:
     """A one-screen text table: readout, accuracy +- CI, agreement with MAML."""
     lines = [f"{'model':<10} {'readout':<16} {'accuracy (95% CI)':>20} {'agrees with MAML':>17}"]

@@ -154,3 +154,22 @@ def sweep(setting: LinearSetting, vary: str, values: np.ndarray, fixed: float, r
 def optimum(table: pd.DataFrame) -> float:
     """The swept rate with the lowest mean test loss."""
     return float(table.loc[table["loss"].idxmin(), table["vary"].iloc[0]])
+
+
+def training_rate_effect(setting: LinearSetting, task_counts: list[int], alpha_t_values: np.ndarray,
+                         alpha_r: float, runs: int, seed: int = 0) -> pd.DataFrame:
+    """How much the best training rate gains over ``alpha_t = 0`` as the number of tasks grows.
+
+    One row per ``m``: the best ``alpha_t`` of the sweep, the loss there and at
+    ``alpha_t = 0`` (which must be among ``alpha_t_values``), and the relative gain.
+    """
+    if not np.isclose(alpha_t_values, 0.0).any():
+        raise ValueError("alpha_t_values must include 0, the rate the gain is measured against")
+    rows = []
+    for m in task_counts:
+        table = sweep(setting.replace(m=m), "alpha_t", alpha_t_values, alpha_r, runs, seed)
+        at_zero = table.loc[np.isclose(table["alpha_t"], 0.0), "loss"].item()
+        rows.append({"m": m, "m n_v / p": m * setting.n_v / setting.p, "best alpha_t": optimum(table),
+                     "loss at alpha_t = 0": at_zero, "best loss": table["loss"].min(),
+                     "relative gain": 1 - table["loss"].min() / at_zero})
+    return pd.DataFrame(rows)

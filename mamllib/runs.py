@@ -82,9 +82,6 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
     return readouts_df, relations_df
 
 
-
-
-
 def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The readouts and relations CSVs of several analysed runs, concatenated."""
     readouts, relations = [], []

@@ -36,7 +36,6 @@ seed = 0
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from myst_nb import glue
 
 from mamllib import linreg
@@ -99,14 +98,7 @@ ax.legend()
 fig.tight_layout()
 plt.show()
 
-effects = []
-for m in task_counts:
-    table = linreg.sweep(over.replace(m=m), "alpha_t", alpha_t_values, alpha_fixed, runs_under, seed)
-    at_zero = table.loc[np.isclose(table["alpha_t"], 0.0), "loss"].item()
-    effects.append({"m": m, "m n_v / p": m * over.n_v / over.p, "best alpha_t": linreg.optimum(table),
-                    "loss at alpha_t = 0": at_zero, "best loss": table["loss"].min(),
-                    "relative gain": 1 - table["loss"].min() / at_zero})
-effects = pd.DataFrame(effects)
+effects = linreg.training_rate_effect(over, task_counts, alpha_t_values, alpha_fixed, runs_under, seed)
 effects
 
 # %%

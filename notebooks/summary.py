@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from myst_nb import glue
 
-from mamllib import plots
+from mamllib import latent, plots
 from mamllib.latent import summarize
 from mamllib.runs import load_analyses
 
@@ -118,27 +118,17 @@ for run_dir in learned:
     ax.set_title(run_dir.name)
     fig.tight_layout()
     plt.show()
-    final = np.array(trajectory["lrs"][-1])
-    learned_text = (f"Learned freely per tensor from {trajectory['lrs'][0][0]:g}, the inner rates of "
-                    f"`{run_dir.name}` ended with mean {final.mean():.3f}, ranging from {final.min():.3f} "
-                    f"to {final.max():.3f}; {100 * (final < 0).mean():.0f}% of them are negative.")
+    rates = latent.learned_rate_summary(trajectory)
+    learned_text = (f"Learned freely per tensor from {rates['start']:g}, the inner rates of "
+                    f"`{run_dir.name}` ended with mean {rates['mean']:.3f}, ranging from {rates['min']:.3f} "
+                    f"to {rates['max']:.3f}; {100 * rates['negative_share']:.0f}% of them are negative.")
 glue("learned_rates_text", Markdown(learned_text), display=False)
 
 # %% [markdown]
 # ## Headline numbers
 
 # %%
-trained = readouts[(readouts.part == "readouts") & (readouts.model == "trained") & ~readouts.learned_inner_lr]
-by_rate = trained.groupby(["train_inner_lr", "readout"]).accuracy.mean().unstack()
-best_rate = by_rate["maml"].idxmax()
-proto_gap = (by_rate["proto_unadapted"] - by_rate["maml"])
-agreement = trained[trained.readout == "proto_unadapted"].groupby("train_inner_lr").agreement.mean()
-glue("best_train_rate", float(best_rate), display=False)
-glue("best_maml_accuracy", float(by_rate["maml"].max()), display=False)
-glue("proto_accuracy_at_best", float(by_rate.loc[best_rate, "proto_unadapted"]), display=False)
-glue("proto_agreement_at_best", float(agreement.loc[best_rate]), display=False)
-glue("proto_minus_maml_max", float(proto_gap.max()), display=False)
-glue("proto_minus_maml_min", float(proto_gap.min()), display=False)
-positive = by_rate.loc[by_rate.index > 0]
-glue("proto_minus_maml_positive_mean", float((positive["proto_unadapted"] - positive["maml"]).mean()), display=False)
+by_rate = latent.accuracy_by_training_rate(readouts)
+for name, value in latent.headline_numbers(readouts).items():
+    glue(name, value, display=False)
 (100 * by_rate).round(1)

@@ -1,9 +1,11 @@
 """The latent analysis: the zero-head theorem, CKA, and the readout table."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
+from mamllib import latent
 from mamllib.data.sampler import Episodes
 from mamllib.latent import READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka, summarize
 from mamllib.maml import MAML
@@ -113,3 +115,37 @@ def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
         rows = readouts[(readouts.part == part) & (readouts.readout == readout)]
         got = rows[np.isclose(rows.test_inner_lr, rate)].accuracy.values
         np.testing.assert_allclose(got, explicit, atol=1e-6)  # a differing prediction moves it by 1/6
+
+
+def _readout_rows(rate, readout, accuracies, agreement=0.5, model="trained", learned=False):
+    return [{"part": "readouts", "model": model, "learned_inner_lr": learned, "train_inner_lr": rate,
+             "readout": readout, "test_inner_lr": rate, "task": t, "accuracy": a, "agreement": agreement}
+            for t, a in enumerate(accuracies)]
+
+
+def test_headline_numbers_read_the_fixed_rate_trained_models():
+    rows = []
+    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7], [0.8, 0.8]), (0.1, [0.8, 0.9], [0.8, 0.8]),
+                                      (0.4, [0.9, 1.0], [0.9, 0.9])):
+        rows += _readout_rows(rate, "maml", maml_acc, agreement=1.0)
+        rows += _readout_rows(rate, "proto_unadapted", proto_acc, agreement=rate + 0.5)
+    rows += _readout_rows(0.2, "maml", [1.0, 1.0], learned=True)      # learned rate: not a fixed rate
+    rows += _readout_rows(0.4, "maml", [0.0, 0.0], model="untrained")  # baseline: not trained
+    numbers = latent.headline_numbers(pd.DataFrame(rows))
+    assert numbers["best_train_rate"] == 0.4
+    assert numbers["best_maml_accuracy"] == pytest.approx(0.95)
+    assert numbers["proto_accuracy_at_best"] == pytest.approx(0.9)
+    assert numbers["proto_agreement_at_best"] == pytest.approx(0.9)
+    assert numbers["proto_minus_maml_max"] == pytest.approx(0.2)     # at -0.4
+    assert numbers["proto_minus_maml_min"] == pytest.approx(-0.05)   # at 0.1 and at 0.4
+    assert numbers["proto_minus_maml_positive_mean"] == pytest.approx(-0.05)
+
+
+def test_headline_numbers_need_maml_and_prototype_rows():
+    with pytest.raises(ValueError, match="proto_unadapted"):
+        latent.headline_numbers(pd.DataFrame(_readout_rows(0.4, "maml", [0.9])))
+
+
+def test_learned_rate_summary():
+    summary = latent.learned_rate_summary({"lrs": [[0.4, 0.4, 0.4, 0.4], [0.5, -0.1, 0.2, -0.2]]})
+    assert summary == pytest.approx({"start": 0.4, "mean": 0.1, "min": -0.2, "max": 0.5, "negative_share": 0.5})

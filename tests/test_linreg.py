@@ -68,3 +68,20 @@ def test_figure_2_setting_prefers_a_negative_training_rate():
 def test_sweep_refuses_unknown_parameter():
     with pytest.raises(ValueError, match="alpha_t or alpha_r"):
         linreg.sweep(linreg.LinearSetting(), "alpha", [0.1], 0.2, 10)
+
+
+def test_training_rate_effect_reads_each_sweep():
+    setting, rates = linreg.LinearSetting(), np.array([-1.0, -0.5, 0.0, 0.5])
+    effects = linreg.training_rate_effect(setting, [3, 40], rates, alpha_r=0.2, runs=50, seed=1)
+    assert list(effects["m"]) == [3, 40] and list(effects["m n_v / p"]) == [0.1, 40 * 2 / 60]
+    for row in effects.itertuples(index=False):
+        table = linreg.sweep(setting.replace(m=row.m), "alpha_t", rates, 0.2, 50, seed=1)
+        assert row[2] == linreg.optimum(table)  # best alpha_t
+        assert row[3] == table.loc[table["alpha_t"] == 0.0, "loss"].item()
+        assert row[4] == table["loss"].min() and row[5] == pytest.approx(1 - row[4] / row[3])
+        assert row[5] >= 0  # the best rate is never worse than alpha_t = 0, which is swept
+
+
+def test_training_rate_effect_needs_the_zero_rate():
+    with pytest.raises(ValueError, match="include 0"):
+        linreg.training_rate_effect(linreg.LinearSetting(), [3], np.array([-1.0, 0.5]), 0.2, 10)
