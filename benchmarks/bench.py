@@ -7,6 +7,10 @@ implementation whose meta-gradient is not ours (see ``parity_verdict``) gets no 
 and if no reference agrees on ``quick`` the bench stops before timing anything.
 
     .venv/bin/python benchmarks/bench.py [--repeats 7] [--out benchmarks/RESULTS.md] [--quick]
+    python benchmarks/bench.py --device cuda    # on a GPU machine: adds a labelled CUDA part
+
+The CPU run rewrites RESULTS.md and keeps a CUDA part written earlier; a CUDA run
+replaces only that part.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ FLOAT64_TOLERANCE = 1e-10
 # freed tensor then stays resident; with the threshold fixed, resident memory follows
 # the live tensors. Both are reported.
 LIVE_MEMORY_ENV = {"MALLOC_MMAP_THRESHOLD_": "131072"}
+CUDA_BEGIN = "<!-- CUDA part: written by `bench.py --device cuda`, kept by CPU runs -->"
+CUDA_END = "<!-- end of CUDA part -->"
 CONFIGS = {
     # the `quick` profile: glyph-shaped 5-way 1-shot, 5 queries, meta-batch 8, one step
     "quick": dict(channels=1, size=28, width=32, n_way=5, k_shot=1, n_query=5, tasks=8, steps=1, lr=0.4),
@@ -76,12 +82,17 @@ def parity_verdict(float32_difference: float, float64_difference: float, float32
     return same_mathematics and (float32_difference <= FLOAT32_TOLERANCE or float32_error_of_ours > FLOAT32_TOLERANCE)
 
 
-def parity(c: dict) -> dict[str, dict[str, float]]:
+def synchronizer(device: str):
+    """Waits for queued GPU work, so that a timer measures it; nothing to wait for on a CPU."""
+    return torch.cuda.synchronize if device == "cuda" else (lambda: None)
+
+
+def parity(c: dict, device: str = "cpu") -> dict[str, dict[str, float]]:
     """Per implementation: max abs difference to ours in float32 and in float64, and its
     own float32 round-off (float32 against its float64 meta-gradient)."""
     grads = {}
     for dtype in (torch.float32, torch.float64):
-        maml, episodes = make_problem(c, dtype=dtype)
+        maml, episodes = make_problem(c, device=device, dtype=dtype)
         for name, fn in IMPLEMENTATIONS.items():
             grads[name, dtype] = [g.double() for g in fn(maml, c["lr"], c["steps"], episodes)]
     f32, f64 = torch.float32, torch.float64
@@ -94,7 +105,7 @@ def parity(c: dict) -> dict[str, dict[str, float]]:
 def throughput(c: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
     """Median tasks per second of each implementation, measured interleaved."""
     maml, episodes = make_problem(c, device=device)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    sync = synchronizer(device)
     times = {name: [] for name in IMPLEMENTATIONS}
     for repeat in range(repeats + 1):
         for name, fn in IMPLEMENTATIONS.items():
@@ -128,6 +139,18 @@ def peak_memory_mb(impl: str, config: str, steps: int, live: bool) -> float:
     return float(done.stdout.strip().splitlines()[-1])
 
 
+def cuda_peak_memory_mb(impl: str, config: str, steps: int) -> float:
+    """Peak CUDA memory allocated during one meta-step, above what was allocated before it."""
+    c = dict(CONFIGS[config], steps=steps)
+    maml, episodes = make_problem(c, device="cuda")
+    torch.cuda.synchronize()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    IMPLEMENTATIONS[impl](maml, c["lr"], c["steps"], episodes)
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
 def memory_per_added_step(peaks: dict[int, float]) -> float:
     """Least-squares slope of peak memory against the number of inner steps (MB per step)."""
     steps = list(peaks)
@@ -136,30 +159,36 @@ def memory_per_added_step(peaks: dict[int, float]) -> float:
             / sum((s - mean_s) ** 2 for s in steps))
 
 
-def profile_top(c: dict, rows: int = 12) -> str:
-    from torch.profiler import profile
+def profile_top(c: dict, device: str = "cpu", rows: int = 12) -> str:
+    from torch.profiler import ProfilerActivity, profile
 
-    maml, episodes = make_problem(c)
+    maml, episodes = make_problem(c, device=device)
     IMPLEMENTATIONS["ours"](maml, c["lr"], c["steps"], episodes)
-    with profile() as prof:
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with profile(activities=activities) as prof:
         for _ in range(3):
             IMPLEMENTATIONS["ours"](maml, c["lr"], c["steps"], episodes)
-    return prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+        synchronizer(device)()
+    order = "self_device_time_total" if device == "cuda" else "self_cpu_time_total"
+    return prof.key_averages().table(sort_by=order, row_limit=rows)
 
 
-def step_time_scaling(base: dict, repeats: int) -> list[dict]:
+def step_time_scaling(base: dict, repeats: int, device: str = "cpu") -> list[dict]:
     """Median step time of ours as the meta-batch and the task size grow."""
     from benchmarks.references import ours
 
     rows = []
     for tasks, n_way, n_query in ((2, 5, 5), (4, 5, 5), (8, 5, 5), (16, 5, 5), (8, 10, 5), (8, 5, 15), (8, 20, 5)):
         c = dict(base, tasks=tasks, n_way=n_way, n_query=n_query)
-        maml, episodes = make_problem(c)
+        maml, episodes = make_problem(c, device=device)
+        sync = synchronizer(device)
         ours(maml, c["lr"], c["steps"], episodes)
         durations = []
         for _ in range(repeats):
+            sync()
             start = time.perf_counter()
             ours(maml, c["lr"], c["steps"], episodes)
+            sync()
             durations.append(time.perf_counter() - start)
         rows.append({"tasks": tasks, "N-way x (K+Q)": f"{n_way} x {c['k_shot'] + n_query}",
                      "images": tasks * n_way * (c["k_shot"] + n_query),
@@ -167,7 +196,7 @@ def step_time_scaling(base: dict, repeats: int) -> list[dict]:
     return rows
 
 
-def parity_section(excluded: dict[str, set[str]]) -> list[str]:
+def parity_section(excluded: dict[str, set[str]], device: str) -> list[str]:
     lines = ["## Parity of meta-gradients", "",
              f"Max abs difference of each meta-gradient to ours on the same weights and meta-batch, in float32 "
              f"and in float64, and each implementation's own float32 round-off (its float32 against its float64 "
@@ -177,7 +206,7 @@ def parity_section(excluded: dict[str, set[str]]) -> list[str]:
              "| configuration | implementation | float32 difference | float64 difference | float32 round-off | agrees |",
              "|---|---|---|---|---|---|"]
     for name, c in CONFIGS.items():
-        diffs = parity(c)
+        diffs = parity(c, device)
         own = diffs["ours"]["float32 round-off"]
         excluded[name] = set()
         for impl, d in diffs.items():
@@ -191,13 +220,13 @@ def parity_section(excluded: dict[str, set[str]]) -> list[str]:
     return lines + [""]
 
 
-def throughput_section(excluded: dict[str, set[str]], repeats: int) -> tuple[list[str], dict]:
+def throughput_section(excluded: dict[str, set[str]], repeats: int, device: str) -> tuple[list[str], dict]:
     lines = ["## Meta-training throughput (tasks/s, median of repeats, interleaved)", "",
              "| configuration | " + " | ".join(IMPLEMENTATIONS) + " | ours / higher_loop | ours / best torch.func |",
              "|---" * (len(IMPLEMENTATIONS) + 3) + "|"]
     ratios = {}
     for name, c in CONFIGS.items():
-        tput = throughput(c, repeats if name == "quick" else max(2, repeats // 3))
+        tput = throughput(c, repeats if name == "quick" else max(2, repeats // 3), device)
         valid = {k: v for k, v in tput.items() if k not in excluded[name]}
         funcs = [v for k, v in valid.items() if k.startswith("func_")]
         ratios[name] = {"higher_loop": tput["ours"] / valid["higher_loop"] if "higher_loop" in valid else None,
@@ -209,7 +238,11 @@ def throughput_section(excluded: dict[str, set[str]], repeats: int) -> tuple[lis
     return lines + [""], ratios
 
 
-def memory_section() -> tuple[list[str], dict[str, float]]:
+def memory_section(device: str) -> tuple[list[str], dict[str, float]]:
+    if device == "cuda":
+        peaks = {impl: {steps: cuda_peak_memory_mb(impl, "quick", steps) for steps in (1, 2, 5, 10)}
+                 for impl in IMPLEMENTATIONS}
+        return memory_table("CUDA allocator: peak allocated during the step", peaks)
     lines = []
     slopes = {}
     for live, title in ((True, "live memory: glibc's mmap threshold fixed at 128 KiB, so freed tensors leave "
@@ -217,33 +250,41 @@ def memory_section() -> tuple[list[str], dict[str, float]]:
                         (False, "glibc's default allocator, whose heap keeps freed blocks resident")):
         peaks = {impl: {steps: peak_memory_mb(impl, "quick", steps, live) for steps in (1, 2, 5, 10)}
                  for impl in IMPLEMENTATIONS}
-        per_step = {impl: memory_per_added_step(p) for impl, p in peaks.items()}
+        table, per_step = memory_table(title, peaks)
+        lines += table
         if live:
             slopes = per_step
-        lines += [f"### {title}", "", "| inner steps | " + " | ".join(IMPLEMENTATIONS) + " |",
-                  "|---" * (len(IMPLEMENTATIONS) + 1) + "|"]
-        lines += [f"| {steps} | " + " | ".join(f"{peaks[impl][steps]:.0f}" for impl in IMPLEMENTATIONS) + " |"
-                  for steps in (1, 2, 5, 10)]
-        lines += ["| MB per added step (fit) | " + " | ".join(f"{per_step[i]:.1f}" for i in IMPLEMENTATIONS) + " |", ""]
     return lines, slopes
+
+
+def memory_table(title: str, peaks: dict[str, dict[int, float]]) -> tuple[list[str], dict[str, float]]:
+    """A Markdown table of peak MB per implementation and inner steps, with the fitted MB per step."""
+    per_step = {impl: memory_per_added_step(p) for impl, p in peaks.items()}
+    steps = list(next(iter(peaks.values())))
+    lines = [f"### {title}", "", "| inner steps | " + " | ".join(peaks) + " |", "|---" * (len(peaks) + 1) + "|"]
+    lines += [f"| {n} | " + " | ".join(f"{peaks[impl][n]:.0f}" for impl in peaks) + " |" for n in steps]
+    lines += ["| MB per added step (fit) | " + " | ".join(f"{per_step[i]:.1f}" for i in peaks) + " |", ""]
+    return lines, per_step
 
 
 def verdict(met: bool) -> str:
     return "met" if met else "**not met**"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7)
-    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")))
-    parser.add_argument("--quick", action="store_true", help="fewer repeats and no memory sweep")
-    args = parser.parse_args()
-    repeats = 2 if args.quick else args.repeats
+def machine(device: str) -> str:
+    where = (f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}), host {platform.machine()}"
+             if device == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads")
+    return (f"Machine: {where}; Python {platform.python_version()}, torch {torch.__version__}; float32 unless "
+            f"stated. Generated by `benchmarks/bench.py --device {device}`; every number below comes from one run.")
+
+
+def results(device: str, repeats: int, quick_run: bool) -> list[str]:
+    """Every section of one device's results, measured now."""
     excluded: dict[str, set[str]] = {}
-    parity_lines = parity_section(excluded)
-    throughput_lines, ratios = throughput_section(excluded, repeats)
-    share = measure_data_share("quick", 30)
-    memory_lines, slopes = ([], {}) if args.quick else memory_section()
+    parity_lines = parity_section(excluded, device)
+    throughput_lines, ratios = throughput_section(excluded, repeats, device)
+    share = measure_data_share("quick", 30, device)
+    memory_lines, slopes = ([], {}) if quick_run else memory_section(device)
 
     quick = ratios["quick"]
     targets = [f"- ours / higher_loop on quick >= 1.25x: {quick['higher_loop'] or 0:.2f}x, "
@@ -260,25 +301,55 @@ def main() -> None:
             f"recomputed steps {slopes['ours_recompute']:.1f} MB, {verdict(slopes['ours_recompute'] <= slopes['higher_loop'])}; "
             f"ours keeping every step's graph (the default, fastest) {slopes['ours']:.1f} MB, "
             f"{verdict(slopes['ours'] <= slopes['higher_loop'])}")
-    lines = ["# Benchmark results", "",
-             f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, Python "
-             f"{platform.python_version()}, torch {torch.__version__}; CPU, float32 unless stated. Generated by "
-             f"`make bench` (`benchmarks/bench.py`); every number below comes from one run.", "",
-             "## Targets (computed from the tables below)", "", *targets, "",
+    lines = [machine(device), "", "## Targets (computed from the tables below)", "", *targets, "",
              *parity_lines, *throughput_lines,
              "## Data preparation share of a training step (quick profile)", "",
              data_share_table("quick", share), ""]
     if memory_lines:
-        lines += ["## Peak memory of one meta-step (MB above the process baseline), quick configuration", "",
+        lines += ["## Peak memory of one meta-step (MB above the baseline), quick configuration", "",
                   *memory_lines]
     lines += ["## Step time of ours as the meta-batch and the tasks grow (quick network)", "",
               "| tasks | N-way x (K+Q) | images per step | step (ms) |", "|---|---|---|---|"]
-    for row in step_time_scaling(CONFIGS["quick"], repeats):
+    for row in step_time_scaling(CONFIGS["quick"], repeats, device):
         lines.append(f"| {row['tasks']} | {row['N-way x (K+Q)']} | {row['images']} | {row['step ms']:.0f} |")
     lines += ["", "## Where the time goes (torch.profiler, ours, quick, 3 steps)", "", "```",
-              profile_top(CONFIGS["quick"]), "```", ""]
-    Path(args.out).write_text("\n".join(lines))
-    print("\n".join(lines))
+              profile_top(CONFIGS["quick"], device), "```", ""]
+    return lines
+
+
+def merge_results(existing: str, measured: str, device: str) -> str:
+    """RESULTS.md with ``measured`` as its CPU body or as its CUDA part, keeping the other."""
+    cpu, cuda = existing, ""
+    if CUDA_BEGIN in existing and CUDA_END in existing:
+        cpu = existing[:existing.index(CUDA_BEGIN)]
+        cuda = existing[existing.index(CUDA_BEGIN) + len(CUDA_BEGIN):existing.index(CUDA_END)]
+    if device == "cuda":
+        cuda = measured
+    else:
+        cpu = measured
+    cpu, cuda = cpu.strip(), cuda.strip()
+    return cpu + "\n" + (f"\n{CUDA_BEGIN}\n{cuda}\n{CUDA_END}\n" if cuda else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=7, help="timed rounds after one warm-up round (default: 7)")
+    parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")),
+                        help="the results file to write (default: benchmarks/RESULTS.md)")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats and no memory sweep")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where to measure (default: cpu); cuda writes a labelled part of RESULTS.md")
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.exit(2, "bench.py: error: --device cuda, but torch sees no CUDA device; use --device cpu\n")
+    title = "# Benchmark results" if args.device == "cpu" else f"# On CUDA: {torch.cuda.get_device_name()}"
+    measured = "\n".join([title, "", *results(args.device, 2 if args.quick else args.repeats, args.quick)])
+    out = Path(args.out)
+    merged = merge_results(out.read_text() if out.exists() else "", measured, args.device)
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(merged)
+    tmp.replace(out)  # a reader never sees half a file
+    print(measured)
 
 
 if __name__ == "__main__":

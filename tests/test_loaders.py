@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.fake_miniimagenet import write_fake_pickles
 from mamllib.data.miniimagenet import load_miniimagenet
 from mamllib.data.omniglot import load_omniglot
 from mamllib.errors import DataError
@@ -101,17 +102,6 @@ def fake_ravi(root, classes=(4, 3, 3), per_class=6):
     return root
 
 
-def fake_pickles(root, classes=(4, 3, 3), per_class=6):
-    root.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in zip(("train", "val", "test"), classes):
-        data = rng.integers(0, 255, (n * per_class, 84, 84, 3), dtype=np.uint8)
-        class_dict = {f"n{split}{c}": list(range(c * per_class, (c + 1) * per_class)) for c in range(n)}
-        with open(root / f"mini-imagenet-cache-{split}.pkl", "wb") as handle:
-            pickle.dump({"image_data": data, "class_dict": class_dict}, handle)
-    return root, rng
-
-
 def test_miniimagenet_ravi_layout(tmp_path):
     data = load_miniimagenet(fake_ravi(tmp_path / "mini"))
     assert {s: sp.n_classes for s, sp in data.splits.items()} == {"train": 4, "val": 3, "test": 3}
@@ -120,7 +110,7 @@ def test_miniimagenet_ravi_layout(tmp_path):
 
 
 def test_miniimagenet_pickle_layout_keeps_pixels(tmp_path):
-    root, _ = fake_pickles(tmp_path / "mini")
+    root = write_fake_pickles(tmp_path / "mini", classes=(4, 3, 3), per_class=6)
     data = load_miniimagenet(root)
     with open(root / "mini-imagenet-cache-train.pkl", "rb") as handle:
         stored = pickle.load(handle)
