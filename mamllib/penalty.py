@@ -98,8 +98,26 @@ def meta_gradients(maml: MAML, episodes: Episodes, a: float) -> tuple[torch.Tens
 
 def gradient_cosine(maml: MAML, episodes: Episodes, a: float) -> float:
     """Cosine between the exact meta-gradient and the surrogate's gradient at rate ``a``."""
-    exact, approx = meta_gradients(maml, episodes, a)
-    return float(torch.nn.functional.cosine_similarity(exact, approx, dim=0))
+    return float(gradient_cosines(maml, episodes, [a])[0])
+
+
+def gradient_cosines(maml: MAML, episodes: Episodes, rates) -> np.ndarray:
+    """``gradient_cosine`` at each rate, computing the surrogate's part once.
+
+    The surrogate's gradient is linear in the rate, ``grad L_q - a grad <g_q, g_s>``, so
+    its two terms serve every rate; only the exact meta-gradient is taken per rate.
+    """
+    params = list(maml.model.parameters())
+    flat = lambda grads: torch.cat([g.flatten() for g in grads])  # noqa: E731
+    at_zero = flat(torch.autograd.grad(surrogate(maml, episodes, torch.tensor(0.0, dtype=params[0].dtype)).query_loss, params))
+    at_one = flat(torch.autograd.grad(surrogate(maml, episodes, torch.tensor(1.0, dtype=params[0].dtype)).query_loss, params))
+    cosines = []
+    for a in rates:
+        rate = torch.tensor(float(a), dtype=params[0].dtype)
+        exact = flat(torch.autograd.grad(maml(episodes, 1, rate).query_loss, params))
+        approx = at_zero + float(a) * (at_one - at_zero)
+        cosines.append(float(torch.nn.functional.cosine_similarity(exact, approx, dim=0)))
+    return np.array(cosines)
 
 
 def residual_slopes(rates: np.ndarray, exact: np.ndarray, first: np.ndarray,

@@ -45,7 +45,7 @@ from mamllib.data.sampler import EpisodeSampler
 from mamllib.latent import format_summary, summarize
 from mamllib.maml import MAML
 from mamllib.models import Conv4
-from mamllib.penalty import expansion_table, gradient_cosine, residual_slopes
+from mamllib.penalty import expansion_table, gradient_cosines, residual_slopes
 from mamllib.runs import analyze_run, load_run, run_name
 from mamllib.train import train
 
@@ -128,8 +128,8 @@ plt.show()
 signed_rates = np.concatenate([-rates[::-1], rates])
 cosines = pd.DataFrame({
     "rate": signed_rates,
-    "smooth, initial": [gradient_cosine(smooth, episodes64, a) for a in signed_rates],
-    "ReLU, trained": [gradient_cosine(trained, episodes64, a) for a in signed_rates],
+    "smooth, initial": gradient_cosines(smooth, episodes64, signed_rates),
+    "ReLU, trained": gradient_cosines(trained, episodes64, signed_rates),
 })
 fig, ax = plt.subplots(figsize=(6.5, 3.8))
 for column in cosines.columns[1:]:

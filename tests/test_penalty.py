@@ -7,7 +7,7 @@ import torch
 from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML
 from mamllib.models import Conv4
-from mamllib.penalty import (exact_objective, expansion_table, gradient_cosine, meta_gradients,
+from mamllib.penalty import (exact_objective, expansion_table, gradient_cosine, gradient_cosines, meta_gradients,
                              residual_slopes, surrogate, taylor_terms)
 
 
@@ -53,6 +53,14 @@ def test_surrogate_gradient_converges_to_the_meta_gradient():
     # The gap is O(a^2): it shrinks about 100-fold per decade of a.
     assert gaps[1] < gaps[0] / 30 and gaps[2] < gaps[1] / 30
     assert gradient_cosine(maml, ep, 1e-3) > 1 - 1e-6
+
+
+def test_cosines_over_rates_equal_one_pair_of_gradients_per_rate():
+    maml, ep = _smooth_maml(4), _episodes(4)
+    rates = [-0.3, -1e-2, 1e-2, 0.3]
+    expected = [float(torch.nn.functional.cosine_similarity(*meta_gradients(maml, ep, a), dim=0)) for a in rates]
+    np.testing.assert_allclose(gradient_cosines(maml, ep, rates), expected, rtol=1e-10, atol=1e-12)
+    assert min(expected) < 0.999  # the rates are large enough for the two gradients to differ
 
 
 def test_surrogate_value_is_the_first_order_expansion():
