@@ -120,9 +120,12 @@ for run_dir in learned:
     plt.show()
     rates = latent.learned_rate_summary(trajectory)
     learned_text = (f"Learned freely per tensor from {rates['start']:g}, the inner rates of "
-                    f"`{run_dir.name}` ended with mean {rates['mean']:.3f}, ranging from {rates['min']:.3f} "
+                    f"{run_dir.name} ended with mean {rates['mean']:.3f}, ranging from {rates['min']:.3f} "
                     f"to {rates['max']:.3f}; {100 * rates['negative_share']:.0f}% of them are negative.")
-glue("learned_rates_text", Markdown(learned_text), display=False)
+# Plain text: the book pastes it into another page, where only text/plain, HTML and
+# images cross documents (a Markdown object would show as its repr).
+glue("learned_rates_text", learned_text, display=False)
+Markdown(learned_text)
 
 # %% [markdown]
 # ## Headline numbers

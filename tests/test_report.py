@@ -1,6 +1,8 @@
 """End to end: a smoke sweep of two settings, the summary, the book, and a real browser."""
 
+import html
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -37,6 +39,17 @@ def test_the_smoke_report_builds(smoke_report):
     assert {p.stem for p in generated.glob("run_*.ipynb")} == {"run_maml-lr-0p1-seed0", "run_maml-lr0p4-seed0"}
     html = (root / "book" / "_build" / "html" / "book" / "conclusions.html").read_text()
     assert "best training rate" in html and "{glue" not in html
+
+
+def test_no_page_shows_a_python_object_instead_of_its_content(smoke_report):
+    # A glued rich object pasted with the wrong role shows up as its repr, e.g.
+    # "<IPython.core.display.Markdown object>", and the build does not warn about it.
+    leaked = {}
+    for page in (smoke_report[0] / "book" / "_build" / "html").rglob("*.html"):
+        text = html.unescape(re.sub(r"<[^>]*>", "", page.read_text()))
+        if match := re.search(r"<[\w.]+ object(?: at 0x[0-9a-f]+)?>", text):
+            leaked[page.name] = match.group()
+    assert not leaked
 
 
 def test_a_second_report_reexecutes_nothing(smoke_report):
