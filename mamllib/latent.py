@@ -103,7 +103,6 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: torch.Tensor, steps: in
     """All readouts, relations and grid predictions for one batch of tasks."""
     n_way = int(episodes.support_y.max()) + 1
     sx, sy, qx = episodes.support_x, episodes.support_y, episodes.query_x
-    params = list(maml.model.parameters())
     # After one inner step the fast weights are theta - rate * g for every rate, so the
     # support gradient g is computed once for the readouts and the whole rate grid.
     gradients = maml.inner_gradients(sx, sy) if steps == 1 else None
@@ -111,8 +110,7 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: torch.Tensor, steps: in
     def fast_weights(lrs: torch.Tensor) -> list[torch.Tensor]:
         if gradients is None:
             return maml.adapt(sx, sy, steps, lrs, track_graph=False)
-        lrs = lrs.expand(len(params))
-        return [p - lr * g for p, lr, g in zip(params, lrs, gradients)]
+        return maml.one_step_weights(gradients, lrs)
 
     @torch.no_grad()
     def queries(fast: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:

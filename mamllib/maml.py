@@ -135,6 +135,13 @@ class MAML(nn.Module):
             grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
         return losses, list(grads), fast
 
+    def one_step_weights(self, gradients: list[torch.Tensor], lrs) -> list[torch.Tensor]:
+        """``theta - lr * g`` per tensor: the fast weights after one inner step with the given
+        per-task gradients; ``lrs`` is one rate or one per tensor."""
+        params = list(self.model.parameters())
+        lrs = torch.as_tensor(lrs, dtype=params[0].dtype, device=params[0].device).expand(len(params))
+        return [p - lr * g for p, lr, g in zip(params, lrs, gradients)]
+
     def inner_gradients(self, support_x: torch.Tensor, support_y: torch.Tensor) -> list[torch.Tensor]:
         """Each task's support-loss gradient at the meta-parameters, ``[T, *shape]``.
 

@@ -69,7 +69,7 @@ def taylor_terms(maml: MAML, episodes: Episodes) -> TaylorTerms:
 def exact_objective(maml: MAML, episodes: Episodes, a: float) -> float:
     """Meta-batch mean of ``L_q(theta - a g_s)``: the one-step MAML objective itself."""
     _, g_s, _ = maml.losses_and_gradients(episodes.support_x, episodes.support_y)
-    fast = [p - a * g for p, g in zip(maml.model.parameters(), g_s)]
+    fast = maml.one_step_weights(g_s, a)
     return float(task_losses(maml.fmodel(episodes.query_x, params=fast), episodes.query_y).mean())
 
 
@@ -81,7 +81,7 @@ def surrogate(maml: MAML, episodes: Episodes, lrs: torch.Tensor | None = None) -
     query_loss, g_q, _ = maml.losses_and_gradients(episodes.query_x, episodes.query_y, create_graph=True)
     objective = (query_loss - _dot(g_q, g_s, rates)).mean()
     with torch.no_grad():
-        fast = [p - a * g for p, a, g in zip(maml.model.parameters(), rates, g_s)]
+        fast = maml.one_step_weights(g_s, rates)
         logits = maml.fmodel(episodes.query_x, params=fast)
     return Adapted(fast, logits, objective, accuracy(logits, episodes.query_y))
 

@@ -141,3 +141,12 @@ def test_recomputed_steps_keep_far_less_per_added_step():
     per_step = {name: _bytes_kept_for_backward(m, episodes, 4) - _bytes_kept_for_backward(m, episodes, 2)
                 for name, m in (("kept", kept), ("recomputed", recomputed))}
     assert per_step["recomputed"] * 5 < per_step["kept"]
+
+
+@pytest.mark.parametrize("lrs", [torch.tensor(0.3), torch.linspace(-0.2, 0.4, 18)])
+def test_one_step_weights_equal_one_adaptation_step(lrs):
+    maml, episodes = _maml(0.1), _episodes()
+    gradients = maml.inner_gradients(episodes.support_x, episodes.support_y)
+    adapted = maml.adapt(episodes.support_x, episodes.support_y, 1, lrs, track_graph=False)
+    for a, b in zip(maml.one_step_weights(gradients, lrs), adapted):
+        torch.testing.assert_close(a, b)
