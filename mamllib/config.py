@@ -58,7 +58,7 @@ class Config:
     device: str = _eval_only("auto", "auto (CUDA when present), cpu or cuda")
     recompute_inner_steps: bool = _eval_only(
         False, "rebuild each inner step's graph in the backward pass instead of keeping it: "
-               "~20x less memory per inner step, ~30% slower, identical results")
+               "only the fast weights between steps stay in memory, ~20-25% slower, identical results")
 
     def __post_init__(self) -> None:
         validate(self)

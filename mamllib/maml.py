@@ -11,8 +11,9 @@ the inner gradients detached, to first order. The inner rate may be any real num
 Keeping every inner step's graph costs memory in proportion to the steps (about 3 MB
 per task and step for the glyph Conv4-32). With ``recompute_steps`` each step runs under
 `torch.utils.checkpoint`: only the fast weights between steps are kept and a step's
-graph is rebuilt during the backward pass, for about 0.15 MB per task and step and some
-30% more time. The meta-gradient is bit-for-bit the same.
+graph is rebuilt during the backward pass: the live memory of an added step falls to
+the fast weights (about 0.15 MB per task), for some 20-25% more time (benchmarks/
+RESULTS.md). The meta-gradient is bit-for-bit the same.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ class MAML(nn.Module):
         inner_lr: initial (or fixed) inner rate; any real value.
         learn_inner_lr: learn one rate per parameter tensor, with no sign constraint.
         recompute_steps: rebuild each inner step's graph in the backward pass instead of
-            keeping it (memory per inner step falls ~20-fold; results are identical).
+            keeping it (only the fast weights between steps stay; results are identical).
     """
 
     def __init__(self, model: Conv4, inner_lr: float, learn_inner_lr: bool = False,

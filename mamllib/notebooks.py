@@ -7,7 +7,6 @@ tagged ``parameters`` and execute it top to bottom in this environment's Python.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
 from pathlib import Path

@@ -13,7 +13,7 @@ from tqdm import tqdm
 from mamllib import checkpoint as ckpt
 from mamllib.config import Config
 from mamllib.data import FewShotDataset, load_dataset
-from mamllib.latent import RATE_GRID, analyze_model, summarize, write_csv
+from mamllib.latent import RATE_GRID, analyze_model, write_csv
 from mamllib.maml import MAML
 from mamllib.train import build_maml, check_dataset, resolve_device, test_rates
 

@@ -1,5 +1,7 @@
 """The benchmark's reference implementations compute the same meta-gradient as ours."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -21,10 +23,13 @@ def test_reference_meta_gradients_match_ours(name, lr):
     assert max_difference(ours, theirs) <= 1e-5
 
 
-def test_max_difference_sees_a_difference():
+def test_max_difference_sees_a_difference_and_a_nan_anywhere():
     maml, episodes = make_problem(TINY)
     grads = IMPLEMENTATIONS["ours"](maml, 0.3, 1, episodes)
     assert max_difference(grads, [g + 1e-3 for g in grads]) == pytest.approx(1e-3, rel=1e-3)
+    broken = [g.clone() for g in grads]
+    broken[-1].view(-1)[0] = float("nan")  # not in the first tensor, where max() would keep it
+    assert math.isnan(max_difference(grads, broken))
 
 
 @pytest.mark.parametrize("f32,f64,own_error,agrees", [
@@ -33,6 +38,8 @@ def test_max_difference_sees_a_difference():
     (2e-4, 1e-15, 6e-4, True),    # float32 cannot resolve 1e-5; float64 shows the same math
     (2e-4, 1e-7, 6e-4, False),    # ... and float64 shows different math
     (3e-6, 1e-7, 1e-6, False),    # close in float32, yet float64 shows different math
+    (float("nan"), 1e-15, 6e-4, False),  # a NaN is never agreement
+    (3e-6, float("nan"), 1e-6, False),
 ])
 def test_parity_verdict(f32, f64, own_error, agrees):
     assert parity_verdict(f32, f64, own_error) is agrees

@@ -1,6 +1,7 @@
 """RESULTS.md keeps the CPU body and a CUDA part apart, so that each run rewrites only its own."""
 
-from benchmarks.bench import CUDA_BEGIN, CUDA_END, memory_per_added_step, memory_table, merge_results
+from benchmarks.bench import (CUDA_BEGIN, CUDA_END, memory_per_added_step, memory_table, merge_results,
+                              target_lines)
 
 
 def test_a_cpu_run_keeps_the_cuda_part_and_a_cuda_run_keeps_the_cpu_body():
@@ -18,3 +19,31 @@ def test_memory_per_added_step_is_the_least_squares_slope():
     assert memory_per_added_step({1: 10.0, 2: 12.0, 5: 18.0, 10: 28.0}) == 2.0
     lines, slopes = memory_table("t", {"a": {1: 10.0, 2: 12.0}, "b": {1: 5.0, 2: 5.0}})
     assert slopes == {"a": 2.0, "b": 0.0} and lines[-2] == "| MB per added step (fit) | 2.0 | 0.0 |"
+
+
+def test_damaged_cuda_markers_are_refused_not_guessed():
+    import pytest
+
+    for damaged in (f"# CPU\n{CUDA_BEGIN}\n# On CUDA", f"# CPU\n{CUDA_END}\n{CUDA_BEGIN}\nx",
+                    f"# CPU\n{CUDA_BEGIN}\na\n{CUDA_END}\n{CUDA_BEGIN}\nb\n{CUDA_END}\n"):
+        with pytest.raises(ValueError, match="markers are damaged"):
+            merge_results(damaged, "# CPU two", "cpu")
+
+
+def test_text_after_the_cuda_part_stays_with_the_cpu_body():
+    merged = merge_results(f"# CPU\n\n{CUDA_BEGIN}\nold\n{CUDA_END}\ntrailing note\n", "# On CUDA: new", "cuda")
+    assert "trailing note" in merged and "old" not in merged and "new" in merged
+
+
+def test_targets_say_n_a_when_a_reference_failed_parity():
+    ratios = {"quick": {"higher_loop": None, "func": 1.7}, "miniimagenet-shaped": {"higher_loop": None, "func": 1.1}}
+    share = {"share": 0.01}
+    slopes = {"ours": 25.0, "ours_recompute": 1.0, "higher_loop": 4.0}
+    lines = target_lines(ratios, share, slopes, {"quick": {"higher_loop"}, "miniimagenet-shaped": {"higher_loop"}})
+    assert lines[0].startswith("- ours / higher_loop on quick >= 1.25x: n/a") and "**not met**" in lines[0]
+    assert lines[1] == "- ours / best torch.func on quick >= 1x: 1.70x, met"
+    assert not any("miniimagenet" in line for line in lines)
+    assert "n/a (higher_loop failed parity)" in lines[-1]
+    fine = target_lines({**ratios, "quick": {"higher_loop": 1.5, "func": 1.7}}, share, slopes,
+                        {"quick": set(), "miniimagenet-shaped": set()})
+    assert "1.50x, met" in fine[0] and "recomputed steps 1.0 MB, met" in fine[-1] and "25.0 MB, **not met**" in fine[-1]

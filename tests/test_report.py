@@ -43,11 +43,12 @@ def test_the_smoke_report_builds(smoke_report):
 
 def test_no_page_shows_a_python_object_instead_of_its_content(smoke_report):
     # A glued rich object pasted with the wrong role shows up as its repr, e.g.
-    # "<IPython.core.display.Markdown object>", and the build does not warn about it.
+    # "<IPython.core.display.Markdown object>", and the build does not warn about it;
+    # so does a figure or artist a cell returns instead of showing.
     leaked = {}
     for page in (smoke_report[0] / "book" / "_build" / "html").rglob("*.html"):
         text = html.unescape(re.sub(r"<[^>]*>", "", page.read_text()))
-        if match := re.search(r"<[\w.]+ object(?: at 0x[0-9a-f]+)?>", text):
+        if match := re.search(r"<[\w.]+ (?:object|at 0x[0-9a-f]+)[^>]*>|<Figure size [^>]*>", text):
             leaked[page.name] = match.group()
     assert not leaked
 
