@@ -6,7 +6,8 @@
 #      stand-in images: step time and tasks/s, then a few hundred training iterations.
 # There, python3 holds torch but not `higher`: carry its wheel in .whl/ (ignored by git),
 # e.g. `pip download --no-deps -d .whl higher==0.2.1` here. Each part has its own time
-# limit (about 8 minutes in all) and a failing part does not stop the next one.
+# limit (9 minutes in all, under the device's 10 per command) and a failing part does not
+# stop the next one.
 #
 #   bash benchmarks/cuda_check.sh OUT_DIR [ITERATIONS]      (device run: OUT_DIR=$OUT)
 set -uo pipefail
