@@ -214,11 +214,15 @@ def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def _trained_at_fixed_rates(readouts: pd.DataFrame) -> pd.DataFrame:
+    """The readout rows of trained models whose training rate was fixed (not learned)."""
+    return readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
+                    & ~readouts["learned_inner_lr"].astype(bool)]
+
+
 def accuracy_by_training_rate(readouts: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy of each readout (columns) per fixed training rate (rows), trained models."""
-    trained = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
-                       & ~readouts["learned_inner_lr"].astype(bool)]
-    return trained.groupby(["train_inner_lr", "readout"])["accuracy"].mean().unstack()
+    return _trained_at_fixed_rates(readouts).groupby(["train_inner_lr", "readout"])["accuracy"].mean().unstack()
 
 
 def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> dict[str, float]:
@@ -229,13 +233,12 @@ def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> 
         raise ValueError(f"readouts need trained 'maml' and {proto!r} rows at fixed training rates")
     best = by_rate["maml"].idxmax()
     gap = by_rate[proto] - by_rate["maml"]
-    chosen = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
-                      & (readouts["readout"] == proto) & (readouts["train_inner_lr"] == best)
-                      & ~readouts["learned_inner_lr"].astype(bool)]
+    trained = _trained_at_fixed_rates(readouts)
+    agreement = trained[trained["readout"] == proto].groupby("train_inner_lr")["agreement"].mean()
     positive = gap[gap.index > 0]
     return {"best_train_rate": float(best), "best_maml_accuracy": float(by_rate.loc[best, "maml"]),
             "proto_accuracy_at_best": float(by_rate.loc[best, proto]),
-            "proto_agreement_at_best": float(chosen["agreement"].mean()),
+            "proto_agreement_at_best": float(agreement.loc[best]),
             "proto_minus_maml_max": float(gap.max()), "proto_minus_maml_min": float(gap.min()),
             "proto_minus_maml_positive_mean": float(positive.mean()) if len(positive) else float("nan")}
 

@@ -86,14 +86,21 @@ def surrogate(maml: MAML, episodes: Episodes, lrs: torch.Tensor | None = None) -
     return Adapted(fast, logits, objective, accuracy(logits, episodes.query_y))
 
 
-def meta_gradients(maml: MAML, episodes: Episodes, a: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flattened gradients in ``theta`` of the exact one-step objective and of the surrogate."""
+def _flat_meta_gradient(maml: MAML, objective, episodes: Episodes, a: float) -> torch.Tensor:
+    """Gradient in ``theta`` of ``objective(maml, episodes, rate).query_loss``, flattened."""
     params = list(maml.model.parameters())
     rate = torch.tensor(float(a), dtype=params[0].dtype)
-    exact = torch.autograd.grad(maml(episodes, 1, rate).query_loss, params)
-    approx = torch.autograd.grad(surrogate(maml, episodes, rate).query_loss, params)
-    flat = lambda grads: torch.cat([g.flatten() for g in grads])  # noqa: E731
-    return flat(exact), flat(approx)
+    grads = torch.autograd.grad(objective(maml, episodes, rate).query_loss, params)
+    return torch.cat([g.flatten() for g in grads])
+
+
+def _exact(maml: MAML, episodes: Episodes, rate: torch.Tensor) -> Adapted:
+    return maml(episodes, 1, rate)
+
+
+def meta_gradients(maml: MAML, episodes: Episodes, a: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flattened gradients in ``theta`` of the exact one-step objective and of the surrogate."""
+    return _flat_meta_gradient(maml, _exact, episodes, a), _flat_meta_gradient(maml, surrogate, episodes, a)
 
 
 def gradient_cosine(maml: MAML, episodes: Episodes, a: float) -> float:
@@ -107,17 +114,10 @@ def gradient_cosines(maml: MAML, episodes: Episodes, rates) -> np.ndarray:
     The surrogate's gradient is linear in the rate, ``grad L_q - a grad <g_q, g_s>``, so
     its two terms serve every rate; only the exact meta-gradient is taken per rate.
     """
-    params = list(maml.model.parameters())
-    flat = lambda grads: torch.cat([g.flatten() for g in grads])  # noqa: E731
-    at_zero = flat(torch.autograd.grad(surrogate(maml, episodes, torch.tensor(0.0, dtype=params[0].dtype)).query_loss, params))
-    at_one = flat(torch.autograd.grad(surrogate(maml, episodes, torch.tensor(1.0, dtype=params[0].dtype)).query_loss, params))
-    cosines = []
-    for a in rates:
-        rate = torch.tensor(float(a), dtype=params[0].dtype)
-        exact = flat(torch.autograd.grad(maml(episodes, 1, rate).query_loss, params))
-        approx = at_zero + float(a) * (at_one - at_zero)
-        cosines.append(float(torch.nn.functional.cosine_similarity(exact, approx, dim=0)))
-    return np.array(cosines)
+    at_zero = _flat_meta_gradient(maml, surrogate, episodes, 0.0)
+    slope = _flat_meta_gradient(maml, surrogate, episodes, 1.0) - at_zero
+    return np.array([float(torch.nn.functional.cosine_similarity(
+        _flat_meta_gradient(maml, _exact, episodes, a), at_zero + float(a) * slope, dim=0)) for a in rates])
 
 
 def residual_slopes(rates: np.ndarray, exact: np.ndarray, first: np.ndarray,
