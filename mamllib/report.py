@@ -58,13 +58,13 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     settings, others = report_executions(profile, list(rates), list(seeds), learned, runs_root, small)
     results = run_executions(settings, out_dir, jobs, cwd=out_dir, desc="settings")
     results.update(run_executions(others, out_dir, jobs, cwd=out_dir, desc="theory notebooks"))
-    # The summary reads every run, so it runs whenever anything else just did.
-    fingerprint = _fingerprint(results)
-    readers = [Execution("summary", "summary", {"profile": profile, "runs_root": runs_root,
-                                                "fingerprint": fingerprint}),
-               Execution("appendix", "appendix", {"profile": profile, "runs_root": runs_root,
-                                                  "fingerprint": fingerprint})]
-    results.update(run_executions(readers, out_dir, 1, cwd=out_dir, desc="summary"))
+    # The summary reads every run, so it runs whenever anything else just did; the
+    # appendix lists every notebook's wall time, the summary's included, so it runs last.
+    summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(results)})
+    results.update(run_executions([summary], out_dir, 1, cwd=out_dir, desc="summary"))
+    appendix = Execution("appendix", "appendix", {"profile": profile, "runs_root": runs_root,
+                                                  "fingerprint": _fingerprint(results)})
+    results.update(run_executions([appendix], out_dir, 1, cwd=out_dir, desc="appendix"))
     failed = [name for name, entry in results.items() if entry["status"] == "failed"]
     index = build_book(root)
     return index, {"failed": failed, **results}

@@ -98,3 +98,8 @@ def run_name(config: Config) -> str:
     """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
     rate = "learned" if config.learn_inner_lr else f"{config.inner_lr:g}"
     return f"{config.objective}-lr{rate}-seed{config.seed}"
+
+
+def run_folder(runs_root: str | Path, profile: str, config: Config) -> Path:
+    """Where the notebooks keep the run of ``config``: ``<runs_root>/<profile>/<run name>``."""
+    return Path(runs_root) / profile / run_name(config)

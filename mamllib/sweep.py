@@ -24,12 +24,13 @@ from typing import Any, Iterable
 from tqdm import tqdm
 
 from mamllib.checkpoint import atomic_write_json
-from mamllib.config import profile as make_profile
+from mamllib.config import Config, profile as make_profile
 from mamllib.notebooks import notebook_source
-from mamllib.runs import run_name
+from mamllib.runs import ANALYSIS_DIR, run_folder, run_name
 
 DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 RECORD = "executions.json"
+SETTING_PREFIX = "run_"  # output names of the sweep's maml_run executions
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,35 @@ def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: 
         combos += [(0.1, True, s) for s in seeds]  # learned rates start from 0.1
     executions = []
     for rate, learn, seed in combos:
-        config = make_profile(profile, inner_lr=rate, learn_inner_lr=learn, seed=seed, **overrides)
-        slug = run_name(config).replace(".", "p")
-        executions.append(Execution("maml_run", f"run_{slug}", {
-            "profile": profile, "inner_lr": rate, "learn_inner_lr": learn, "seed": seed,
-            "runs_root": runs_root, "overrides": overrides}))
+        parameters = {"profile": profile, "inner_lr": rate, "learn_inner_lr": learn, "seed": seed,
+                      "runs_root": runs_root, "overrides": overrides}
+        slug = run_name(setting_config(parameters)).replace(".", "p")
+        executions.append(Execution("maml_run", f"{SETTING_PREFIX}{slug}", parameters))
     return executions
+
+
+def setting_config(parameters: dict[str, Any]) -> Config:
+    """The training config of one ``maml_run`` setting, built as the notebook builds it."""
+    return make_profile(parameters["profile"], inner_lr=parameters["inner_lr"],
+                        learn_inner_lr=parameters["learn_inner_lr"], seed=parameters["seed"],
+                        **parameters["overrides"])
+
+
+def analysed_settings(record: dict[str, dict[str, Any]], profile: str) -> list[Path]:
+    """The run folders of the recorded sweep settings of ``profile`` that have an analysis.
+
+    Only the sweep's own ``maml_run`` settings: other runs under the same root (the
+    penalty notebook's surrogate trainings, a run trained by hand) are not part of it.
+    """
+    folders = []
+    for name, entry in record.items():
+        parameters = entry["parameters"]
+        if not name.startswith(SETTING_PREFIX) or parameters["profile"] != profile:
+            continue
+        folder = run_folder(parameters["runs_root"], profile, setting_config(parameters))
+        if entry["status"] != "failed" and (folder / ANALYSIS_DIR / "readouts.csv").is_file():
+            folders.append(folder)
+    return sorted(set(folders))
 
 
 def _record(out_dir: Path) -> dict[str, Any]:

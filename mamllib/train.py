@@ -73,14 +73,18 @@ def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tas
     return Score.from_tasks(per_task)
 
 
-def _fresh_metrics(config: Config) -> dict[str, Any]:
+def _device_name(device: torch.device) -> str:
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else device.type
+
+
+def _fresh_metrics(config: Config, device: torch.device) -> dict[str, Any]:
     return {
         "status": "running", "config_hash": config.training_hash(), "config": config.to_dict(),
         "iterations_done": 0, "diverged_at": None, "wall_time_s": 0.0,
         "history": {"iteration": [], "loss": [], "accuracy": []},
         "validation": [], "inner_lr_trajectory": {"iteration": [], "lrs": []}, "test": None,
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
-                        "machine": platform.machine()},
+                        "machine": platform.machine(), "device": _device_name(device)},
     }
 
 
@@ -134,7 +138,7 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     optimizer = torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
     sampler = EpisodeSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query,
                              config.seed, "train")
-    metrics = _fresh_metrics(config)
+    metrics = _fresh_metrics(config, device)
     if (run_dir / ckpt.CHECKPOINT).exists():
         state = ckpt.load_checkpoint(run_dir, config.training_hash())
         maml.load_state_dict(state["model"])

@@ -57,7 +57,8 @@ for metrics_path in sorted((Path(runs_root) / profile).glob("*/metrics.json")):
     rows.append({"run": metrics_path.parent.name, "config hash": metrics["config_hash"],
                  "status": metrics["status"], "iterations": metrics["iterations_done"],
                  "training + test wall time (s)": round(metrics["wall_time_s"], 1),
-                 "meta-test accuracy": test.get("accuracy"), "device": metrics["environment"].get("machine")})
+                 "meta-test accuracy": test.get("accuracy"),
+                 "device": metrics["environment"].get("device", metrics["environment"]["machine"])})
 pd.DataFrame(rows)
 
 # %% [markdown]

@@ -39,11 +39,11 @@ from mamllib.config import profile as make_profile
 from mamllib.data import load_dataset
 from mamllib.latent import format_summary, summarize, task_embedding
 from mamllib.plots import embedding_pca
-from mamllib.runs import analyze_run, load_analyses, load_run, run_name
+from mamllib.runs import analyze_run, load_analyses, load_run, run_folder
 from mamllib.train import train
 
 config = make_profile(profile, inner_lr=inner_lr, learn_inner_lr=learn_inner_lr, seed=seed, **overrides)
-run_dir = Path(runs_root) / profile / run_name(config)
+run_dir = run_folder(runs_root, profile, config)
 dataset = load_dataset(config)
 print(dataset.describe())
 print(f"run folder: {run_dir}  (config hash {config.training_hash()})")

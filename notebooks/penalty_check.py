@@ -46,7 +46,7 @@ from mamllib.latent import format_summary, summarize
 from mamllib.maml import MAML
 from mamllib.models import Conv4
 from mamllib.penalty import expansion_table, gradient_cosines, residual_slopes
-from mamllib.runs import analyze_run, load_run, run_name
+from mamllib.runs import analyze_run, load_run, run_folder
 from mamllib.train import train
 
 config = make_profile(profile, seed=seed, device="cpu")
@@ -103,7 +103,7 @@ glue("slope_second_smooth", smooth_slopes[1], display=False)
 
 # %%
 trained_config = config.replace(inner_lr=trained_rate)
-trained_dir = Path(runs_root) / profile / run_name(trained_config)
+trained_dir = run_folder(runs_root, profile, trained_config)
 train(trained_config, trained_dir, dataset, log=print)
 trained = load_run(trained_dir, dataset).maml.double()
 trained_table = expansion_table(trained, episodes64, rates)
@@ -154,7 +154,7 @@ readouts = []
 for rate in surrogate_rates:
     for objective in ("maml", "surrogate"):
         run_config = config.replace(inner_lr=rate, objective=objective)
-        run_dir = Path(runs_root) / profile / run_name(run_config)
+        run_dir = run_folder(runs_root, profile, run_config)
         metrics = train(run_config, run_dir, dataset, log=print)
         if metrics["status"] != "completed":
             print(f"{objective} at rate {rate}: {metrics['status']}")

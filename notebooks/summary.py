@@ -22,7 +22,6 @@
 
 # %% tags=["parameters"]
 profile = "quick"
-runs_root = "runs"
 sweep_status = "executions.json"   # written by the sweep: one entry per executed notebook
 fingerprint = ""  # changes when any run changed, so the report re-executes this summary
 
@@ -38,15 +37,17 @@ from myst_nb import glue
 from mamllib import latent, plots
 from mamllib.latent import summarize
 from mamllib.runs import load_analyses
+from mamllib.sweep import SETTING_PREFIX, analysed_settings
 
 status_path = Path(sweep_status)
 record = json.loads(status_path.read_text()) if status_path.exists() else {}
 settings = pd.DataFrame([{"setting": name, **entry["parameters"], "status": entry["status"],
                           "wall_time_s": entry["wall_time_s"]}
-                         for name, entry in record.items() if name.startswith("run_")])
-run_dirs = sorted(p.parent.parent for p in (Path(runs_root) / profile).glob("*/analysis/readouts.csv"))
+                         for name, entry in record.items()
+                         if name.startswith(SETTING_PREFIX) and entry["parameters"]["profile"] == profile])
+run_dirs = analysed_settings(record, profile)
 readouts, relations = load_analyses(run_dirs)
-print(f"{len(run_dirs)} analysed runs in {Path(runs_root) / profile}")
+print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the sweep")
 
 # %% [markdown]
 # ## Settings that did not complete

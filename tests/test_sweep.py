@@ -1,0 +1,38 @@
+"""Which run folders belong to a sweep, and where its notebooks keep them."""
+
+from mamllib.config import profile
+from mamllib.runs import run_folder
+from mamllib.sweep import analysed_settings, setting_config, sweep_settings
+
+
+def _analyse(folder):
+    (folder / "analysis").mkdir(parents=True)
+    (folder / "analysis" / "readouts.csv").write_text("model,readout\n")
+
+
+def test_the_sweep_reads_only_its_own_analysed_settings(tmp_path):
+    runs = str(tmp_path / "runs")
+    settings = sweep_settings("smoke", rates=(-0.1, 0.1, 0.4), learned=False, runs_root=runs)
+    record = {e.output: {"parameters": e.parameters, "status": "completed"} for e in settings}
+    folders = [run_folder(runs, "smoke", setting_config(e.parameters)) for e in settings]
+    for folder in folders[:2]:
+        _analyse(folder)
+    # Runs beside the sweep's, analysed too: another objective at a sweep rate (as the
+    # penalty notebook trains), and the same rate under another profile.
+    _analyse(run_folder(runs, "smoke", profile("smoke", inner_lr=0.1, objective="surrogate")))
+    other = sweep_settings("quick", rates=(0.1,), learned=False, runs_root=runs)[0]
+    _analyse(run_folder(runs, "quick", setting_config(other.parameters)))
+    record[other.output + "-quick"] = {"parameters": other.parameters, "status": "completed"}
+    record["penalty_check"] = {"parameters": {"profile": "smoke", "runs_root": runs}, "status": "completed"}
+
+    assert analysed_settings(record, "smoke") == sorted(folders[:2])
+    record[settings[0].output]["status"] = "failed"
+    assert analysed_settings(record, "smoke") == [folders[1]]
+
+
+def test_the_notebook_and_the_sweep_agree_on_a_settings_folder(tmp_path):
+    setting = sweep_settings("smoke", rates=(-0.01,), learned=True, runs_root="r", overrides={"iterations": 3})
+    learned = setting_config(setting[-1].parameters)
+    assert learned.learn_inner_lr and learned.iterations == 3
+    assert run_folder("r", "smoke", learned).name == "maml-lrlearned-seed0"
+    assert run_folder("r", "smoke", setting_config(setting[0].parameters)).name == "maml-lr-0.01-seed0"
