@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -243,11 +243,23 @@ def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> 
             "proto_minus_maml_positive_mean": float(positive.mean()) if len(positive) else float("nan")}
 
 
-def learned_rate_summary(trajectory: dict) -> dict[str, float]:
-    """Where freely learned per-tensor rates started and ended (``inner_lr_trajectory`` of a run)."""
+def learned_rate_summary(trajectory: dict) -> dict[str, Any]:
+    """Where freely learned per-tensor rates started and ended (``inner_lr_trajectory`` of a run).
+
+    The statistics cover the rates that moved. A rate gets no gradient when its tensor's
+    inner gradient is zero (a convolution bias followed by batch norm, whose mean
+    subtraction cancels it), so it stays where it started; those are listed by name
+    rather than averaged in.
+    """
     start, final = np.asarray(trajectory["lrs"][0]), np.asarray(trajectory["lrs"][-1])
-    return {"start": float(start[0]), "mean": float(final.mean()), "min": float(final.min()),
-            "max": float(final.max()), "negative_share": float((final < 0).mean())}
+    names = trajectory.get("names") or [f"tensor {i}" for i in range(len(start))]
+    moved = final != start
+    return {"start": float(start.mean()), "n_moved": int(moved.sum()),
+            "unmoved": [name for name, m in zip(names, moved) if not m],
+            "mean": float(final[moved].mean()) if moved.any() else float("nan"),
+            "min": float(final[moved].min()) if moved.any() else float("nan"),
+            "max": float(final[moved].max()) if moved.any() else float("nan"),
+            "negative_share": float((final[moved] < 0).mean()) if moved.any() else float("nan")}
 
 
 def format_summary(summary: pd.DataFrame) -> str:

@@ -92,6 +92,10 @@ class MAML(nn.Module):
         # overrides it with `inner_lrs`.
         self._sgd = torch.optim.SGD([{"params": [p]} for p in model.parameters()], lr=0.0)
 
+    def rate_names(self) -> list[str]:
+        """The parameter tensor that each entry of ``inner_lrs`` steps, by name."""
+        return [name for name, _ in self.model.named_parameters()]
+
     def meta_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 

@@ -8,7 +8,10 @@ Confidence bands are 1.96 standard errors over tasks, as in the tables.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -23,10 +26,21 @@ READOUT_LABELS = {
 LINTHRESH = 0.01
 
 
-def _rate_axis(ax: plt.Axes, label: str = "training inner rate") -> None:
+def _rate_axis(ax: plt.Axes, rates: Iterable[float], label: str = "training inner rate") -> None:
+    """Symmetric-log rate axis with a tick at each rate of the data (the default ticks
+    skip rates between decades, such as 0.4)."""
     ax.set_xscale("symlog", linthresh=LINTHRESH)
     ax.axvline(0, color="0.8", lw=1, zorder=0)
+    ticks = sorted(set(map(float, rates)))
+    ax.set_xticks(ticks, [f"{rate:g}" for rate in ticks], fontsize=8)
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
     ax.set_xlabel(label)
+
+
+def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
+    """The legend to the right of the axes, where it cannot hide a line."""
+    ax.legend(title=title, fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+              frameon=False)
 
 
 def _fixed_rate_runs(readouts: pd.DataFrame) -> pd.DataFrame:
@@ -38,12 +52,12 @@ def _fixed_rate_runs(readouts: pd.DataFrame) -> pd.DataFrame:
 
 def _readout_lines(data: pd.DataFrame, y: str, ylabel: str) -> plt.Figure:
     """One line (with CI band) per readout against the training rate."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.2))
     sns.lineplot(data=data.replace({"readout": READOUT_LABELS}), x="train_inner_lr", y=y, hue="readout",
                  style="readout", markers=True, dashes=False, errorbar=CI95, ax=ax)
-    _rate_axis(ax)
+    _rate_axis(ax, data["train_inner_lr"])
     ax.set_ylabel(ylabel)
-    ax.legend(title=None, fontsize=8)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig
 
@@ -82,11 +96,11 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Linear CKA of each conv block before vs after adaptation, against the training rate."""
     data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
     data = _fixed_rate_runs(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     sns.lineplot(data=data, x="train_inner_lr", y="value", hue="layer", marker="o", errorbar=CI95, ax=ax)
-    _rate_axis(ax)
+    _rate_axis(ax, data["train_inner_lr"])
     ax.set_ylabel("CKA(before, after adaptation)")
-    ax.legend(title="layer")
+    _legend_outside(ax, "layer")
     fig.tight_layout()
     return fig
 
@@ -94,11 +108,43 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
 def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Cosine between the adapted head's centred rows and the centred prototypes."""
     data = _fixed_rate_runs(relations[relations["measure"] == "head_proto_cosine"])
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(8, 4.2))
     sns.lineplot(data=data, x="train_inner_lr", y="value", hue="model", marker="o", errorbar=CI95, ax=ax)
-    _rate_axis(ax)
+    _rate_axis(ax, data["train_inner_lr"])
     ax.axhline(0, color="0.8", lw=1, zorder=0)
     ax.set_ylabel("cos(adapted head, prototypes)")
+    _legend_outside(ax, "network")
+    fig.tight_layout()
+    return fig
+
+
+def _tensor_block_and_kind(name: str) -> tuple[str, str]:
+    """``blocks.0.conv_weight`` -> (``blocks.0``, ``conv_weight``); ``head_bias`` -> (``head``, ``bias``)."""
+    return tuple(name.rsplit(".", 1)) if "." in name else tuple(name.split("_", 1))
+
+
+def learned_rates(trajectory: dict, title: str = "") -> plt.Figure:
+    """Each tensor's learned inner rate against the outer iteration (``inner_lr_trajectory``).
+
+    Colour tells the block; line style the kind of tensor (solid: weights, dotted:
+    biases, dashed: batch-norm scales, dash-dot: batch-norm shifts).
+    """
+    rates = np.asarray(trajectory["lrs"])
+    names = trajectory.get("names") or [f"tensor{i}.weight" for i in range(rates.shape[1])]
+    blocks = list(dict.fromkeys(_tensor_block_and_kind(name)[0] for name in names))
+    palette = dict(zip(blocks, sns.color_palette("tab10", len(blocks))))
+    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    for column, name in enumerate(names):
+        block, kind = _tensor_block_and_kind(name)
+        style = {(False, False): "-", (False, True): ":", (True, False): "--", (True, True): "-."}[
+            (kind.startswith("bn"), kind.endswith("bias"))]
+        ax.plot(trajectory["iteration"], rates[:, column], color=palette[block], linestyle=style, lw=1.3,
+                label=name)
+    ax.axhline(0, color="0.8", lw=1, zorder=0)
+    ax.set_xlabel("outer iteration")
+    ax.set_ylabel("learned inner rate")
+    ax.set_title(title or "Learned inner rate of each parameter tensor")
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 

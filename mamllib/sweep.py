@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 from tqdm import tqdm
 
-from mamllib.checkpoint import atomic_write_json
+from mamllib.checkpoint import atomic_write_bytes, atomic_write_json
 from mamllib.config import Config, profile as make_profile
 from mamllib.notebooks import notebook_source
 from mamllib.runs import ANALYSIS_DIR, run_folder, run_name
@@ -40,6 +40,7 @@ class Execution:
     notebook: str
     output: str
     parameters: dict[str, Any] = field(default_factory=dict)
+    title: str = ""  # replaces the executed notebook's title (the book's page and sidebar name)
 
 
 def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: Iterable[int] = (0,),
@@ -55,7 +56,9 @@ def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: 
         parameters = {"profile": profile, "inner_lr": rate, "learn_inner_lr": learn, "seed": seed,
                       "runs_root": runs_root, "overrides": overrides}
         slug = run_name(setting_config(parameters)).replace(".", "p")
-        executions.append(Execution("maml_run", f"{SETTING_PREFIX}{slug}", parameters))
+        rate_text = f"learned rates from {rate:g}" if learn else f"training rate {rate:g}"
+        executions.append(Execution("maml_run", f"{SETTING_PREFIX}{slug}", parameters,
+                                    title=f"MAML at {rate_text}, seed {seed}"))
     return executions
 
 
@@ -112,6 +115,18 @@ def _status_of(notebook: Path) -> str:
     return "completed"
 
 
+def retitle(notebook: Path, title: str) -> None:
+    """Replace the first level-1 heading of an executed notebook (one notebook source
+    serves every setting, but each page should say which setting it shows)."""
+    data = json.loads(notebook.read_text())
+    for cell in data["cells"]:
+        lines = "".join(cell["source"]).splitlines(keepends=True)
+        if cell["cell_type"] == "markdown" and lines and lines[0].startswith("# "):
+            cell["source"] = [f"# {title}\n", *lines[1:]]
+            atomic_write_bytes(notebook, json.dumps(data, indent=1, ensure_ascii=False).encode())
+            return
+
+
 def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -> dict[str, Any]:
     """Run one notebook in a subprocess, its output in ``log_dir``; returns its record entry."""
     notebook = out_dir / f"{execution.output}.ipynb"
@@ -124,6 +139,8 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -
              "--parameters", json.dumps(execution.parameters)],
             cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     status = _status_of(notebook) if done.returncode == 0 else "failed"
+    if execution.title and notebook.exists():
+        retitle(notebook, execution.title)
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),
             "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1)}

@@ -88,15 +88,19 @@ def _fresh_metrics(config: Config, device: torch.device) -> dict[str, Any]:
     }
 
 
-def _record(metrics: dict[str, Any], iteration: int, loss: float, acc: float, maml: MAML,
-            learned: bool) -> None:
+def _record(metrics: dict[str, Any], iteration: int, loss: float, acc: float) -> None:
     history = metrics["history"]
     history["iteration"].append(iteration)
     history["loss"].append(loss)
     history["accuracy"].append(acc)
-    if learned:
-        metrics["inner_lr_trajectory"]["iteration"].append(iteration)
-        metrics["inner_lr_trajectory"]["lrs"].append(maml.inner_lrs.detach().cpu().tolist())
+
+
+def _record_rates(metrics: dict[str, Any], done: int, maml: MAML) -> None:
+    """The learned rates after ``done`` outer steps (0: as initialised), with their tensors' names."""
+    trajectory = metrics["inner_lr_trajectory"]
+    trajectory["names"] = maml.rate_names()
+    trajectory["iteration"].append(done)
+    trajectory["lrs"].append(maml.inner_lrs.detach().cpu().tolist())
 
 
 def _save(run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer, sampler: EpisodeSampler,
@@ -147,6 +151,8 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
         torch.set_rng_state(state["torch_rng"])
         metrics = state["metrics"]
         log(f"{run_dir}: resuming at iteration {metrics['iterations_done']}")
+    if config.learn_inner_lr and not metrics["inner_lr_trajectory"]["iteration"]:
+        _record_rates(metrics, 0, maml)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.atomic_write_json(run_dir / ckpt.CONFIG,
                            {"config": config.to_dict(), "config_hash": config.training_hash()})
@@ -186,8 +192,10 @@ def _meta_train(config: Config, run_dir: Path, maml: MAML, optimizer: torch.opti
         optimizer.zero_grad(set_to_none=True)
         out.query_loss.backward()
         optimizer.step()
-        _record(metrics, iteration, loss, out.query_accuracy.mean().item(), maml, config.learn_inner_lr)
+        _record(metrics, iteration, loss, out.query_accuracy.mean().item())
         metrics["iterations_done"] = done = iteration + 1
+        if config.learn_inner_lr:
+            _record_rates(metrics, done, maml)
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{metrics['history']['accuracy'][-1]:.2f}")
         if done % config.val_every == 0 or done == config.iterations:
             val = score(config, maml, dataset, "val", config.val_tasks, device)

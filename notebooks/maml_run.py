@@ -20,6 +20,8 @@
 # value in the parameters cell and re-run to explore another setting.
 
 # %% tags=["parameters"]
+# Defaults: on a page of the book, the values this setting ran with follow in the
+# injected-parameters cell.
 profile = "quick"        # mamllib profile: smoke, quick or paper
 inner_lr = 0.4           # training inner rate (any real number)
 learn_inner_lr = False   # learn one rate per parameter tensor, starting from inner_lr
@@ -38,12 +40,13 @@ from myst_nb import glue
 from mamllib.config import profile as make_profile
 from mamllib.data import load_dataset
 from mamllib.latent import format_summary, summarize, task_embedding
-from mamllib.plots import embedding_pca
+from mamllib.plots import embedding_pca, learned_rates
 from mamllib.runs import analyze_run, load_analyses, load_run, run_folder
 from mamllib.train import train
 
 config = make_profile(profile, inner_lr=inner_lr, learn_inner_lr=learn_inner_lr, seed=seed, **overrides)
 run_dir = run_folder(runs_root, profile, config)
+setting_label = (f"learned rates from {inner_lr:g}" if learn_inner_lr else f"trained at inner rate {inner_lr:g}")
 dataset = load_dataset(config)
 print(dataset.describe())
 print(f"run folder: {run_dir}  (config hash {config.training_hash()})")
@@ -71,12 +74,7 @@ axes[1].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 if metrics["inner_lr_trajectory"]["lrs"]:
-    trajectory = np.array(metrics["inner_lr_trajectory"]["lrs"])
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(metrics["inner_lr_trajectory"]["iteration"], trajectory, lw=1)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("learned inner rate (one line per tensor)")
-    fig.tight_layout()
+    learned_rates(metrics["inner_lr_trajectory"])
     plt.show()
 print(f"status: {status}; wall time {metrics['wall_time_s']:.0f} s")
 if status == "diverged":
@@ -119,7 +117,7 @@ if status == "completed":
     run = load_run(run_dir, dataset)
     queries, labels, prototypes = task_embedding(run.maml, dataset.splits["test"], n_way=config.n_way,
                                                  k_shot=config.k_shot, n_query=config.n_query, task=0)
-    embedding_pca(queries, labels, prototypes, title=f"trained at inner rate {inner_lr:g}")
+    embedding_pca(queries, labels, prototypes, title=setting_label)
     plt.show()
     grid = readouts[readouts.part == "rate_grid"].groupby("test_inner_lr").accuracy.mean()
     print("MAML accuracy when re-adapted at each test-time rate:")

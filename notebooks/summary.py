@@ -111,18 +111,16 @@ learned = [d for d in run_dirs if json.loads((d / "config.json").read_text())["c
 learned_text = "This sweep has no learned-rate setting."
 for run_dir in learned:
     trajectory = json.loads((run_dir / "metrics.json").read_text())["inner_lr_trajectory"]
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot(trajectory["iteration"], np.array(trajectory["lrs"]), lw=1)
-    ax.axhline(0, color="0.8", lw=1)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("learned rate, one line per tensor")
-    ax.set_title(run_dir.name)
-    fig.tight_layout()
+    plots.learned_rates(trajectory, title=run_dir.name)
     plt.show()
     rates = latent.learned_rate_summary(trajectory)
-    learned_text = (f"Learned freely per tensor from {rates['start']:g}, the inner rates of "
-                    f"{run_dir.name} ended with mean {rates['mean']:.3f}, ranging from {rates['min']:.3f} "
-                    f"to {rates['max']:.3f}; {100 * rates['negative_share']:.0f}% of them are negative.")
+    learned_text = (f"Learned freely per tensor from {rates['start']:g}, the {rates['n_moved']} inner rates of "
+                    f"{run_dir.name} that moved ended with mean {rates['mean']:.3f}, ranging from "
+                    f"{rates['min']:.3f} to {rates['max']:.3f}; {100 * rates['negative_share']:.0f}% of them "
+                    "are negative.")
+    if rates["unmoved"]:
+        learned_text += (f" The rates of {', '.join(rates['unmoved'])} never moved: those tensors have no "
+                         "inner gradient, so neither do their rates.")
 # Plain text: the book pastes it into another page, where only text/plain, HTML and
 # images cross documents (a Markdown object would show as its repr).
 glue("learned_rates_text", learned_text, display=False)

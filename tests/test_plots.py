@@ -73,3 +73,19 @@ def test_embedding_pca_marks_prototypes():
     rng = np.random.default_rng(0)
     fig = plots.embedding_pca(rng.normal(size=(15, 8)), np.repeat(np.arange(3), 5), rng.normal(size=(3, 8)))
     assert len(fig.axes[0].collections) == 6  # queries and a prototype per class
+
+
+def test_rate_axes_label_every_rate_of_the_data(frames):
+    ax = plots.accuracy_vs_rate(frames[0]).axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["-0.4", "0", "0.4"]
+    assert ax.get_legend() is None or ax.get_legend().get_bbox_to_anchor().x0 > ax.bbox.x1 - 1
+
+
+def test_learned_rates_draw_each_tensor_distinguishably():
+    names = ["head_weight", "head_bias"] + [f"blocks.{b}.{k}" for b in range(2)
+                                            for k in ("conv_weight", "conv_bias", "bn_weight", "bn_bias")]
+    trajectory = {"iteration": [0, 1, 2], "names": names, "lrs": [[0.1] * 10, [0.2] * 10, [0.3] * 10]}
+    lines = [line for line in plots.learned_rates(trajectory).axes[0].lines if line.get_label() in names]
+    assert [line.get_label() for line in lines] == names
+    looks = {(tuple(line.get_color()), str(line.get_linestyle())) for line in lines}
+    assert len(looks) == len(names)

@@ -39,6 +39,9 @@ def test_the_smoke_report_builds(smoke_report):
     assert {p.stem for p in generated.glob("run_*.ipynb")} == {"run_maml-lr-0p1-seed0", "run_maml-lr0p4-seed0"}
     html = (root / "book" / "_build" / "html" / "book" / "conclusions.html").read_text()
     assert "best training rate" in html and "{glue" not in html
+    # Each setting's page (and its sidebar entry) is titled by its setting.
+    page = (root / "book" / "_build" / "html" / "book" / "generated" / "run_maml-lr-0p1-seed0.html").read_text()
+    assert "<title>MAML at training rate -0.1, seed 0" in page
 
 
 def test_no_page_shows_a_python_object_instead_of_its_content(smoke_report):

@@ -36,3 +36,19 @@ def test_the_notebook_and_the_sweep_agree_on_a_settings_folder(tmp_path):
     assert learned.learn_inner_lr and learned.iterations == 3
     assert run_folder("r", "smoke", learned).name == "maml-lrlearned-seed0"
     assert run_folder("r", "smoke", setting_config(setting[0].parameters)).name == "maml-lr-0.01-seed0"
+
+
+def test_retitle_replaces_only_the_notebooks_title(tmp_path):
+    import json
+
+    from mamllib.sweep import retitle
+
+    notebook = tmp_path / "n.ipynb"
+    cells = [{"cell_type": "code", "source": ["# a comment\n"], "metadata": {}, "outputs": []},
+             {"cell_type": "markdown", "source": ["# Generic title\n", "\n", "Text.\n", "# Later heading"],
+              "metadata": {}}]
+    notebook.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    retitle(notebook, "MAML at training rate -0.1, seed 0")
+    cells = json.loads(notebook.read_text())["cells"]
+    assert cells[0]["source"] == ["# a comment\n"]
+    assert "".join(cells[1]["source"]) == "# MAML at training rate -0.1, seed 0\n\nText.\n# Later heading"

@@ -29,8 +29,10 @@ def test_smoke_run_writes_checkpoint_and_metrics(tmp_path, glyphs):
     assert stored["history"]["iteration"] == list(range(6))
     assert [v["iteration"] for v in stored["validation"]] == [3, 6]
     trajectory = stored["inner_lr_trajectory"]
-    assert len(trajectory["lrs"]) == 6 and len(trajectory["lrs"][0]) == 18
-    assert trajectory["lrs"][0] != trajectory["lrs"][-1]  # the rates are being learned
+    # As initialised, then after each of the 6 outer steps; one rate per named tensor.
+    assert trajectory["iteration"] == list(range(7)) and len(trajectory["names"]) == 18
+    assert trajectory["lrs"][0] == [0.2] * 18 or trajectory["lrs"][0] == pytest.approx([0.2] * 18)
+    assert trajectory["lrs"][1] != trajectory["lrs"][-1]  # the rates are being learned
     state = ckpt.load_checkpoint(tmp_path / "run", config.training_hash())
     assert state["iteration"] == 6
     # A second call finds the run finished and returns it unchanged.
