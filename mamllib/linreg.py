@@ -156,6 +156,15 @@ def optimum(table: pd.DataFrame) -> float:
     return float(table.loc[table["loss"].idxmin(), table["vary"].iloc[0]])
 
 
+def near_optimal(table: pd.DataFrame) -> tuple[float, float]:
+    """The range of swept rates whose 95% CI overlaps the best rate's: how well the
+    sweep resolves its optimum."""
+    best = table.loc[table["loss"].idxmin()]
+    close = table[table["loss"] - table["ci95"] <= best["loss"] + best["ci95"]]
+    rate = table["vary"].iloc[0]
+    return float(close[rate].min()), float(close[rate].max())
+
+
 def training_rate_effect(setting: LinearSetting, task_counts: list[int], alpha_t_values: np.ndarray,
                          alpha_r: float, runs: int, seed: int = 0) -> pd.DataFrame:
     """How much the best training rate gains over ``alpha_t = 0`` as the number of tasks grows.

@@ -120,6 +120,19 @@ def gradient_cosines(maml: MAML, episodes: Episodes, rates) -> np.ndarray:
         _flat_meta_gradient(maml, _exact, episodes, a), at_zero + float(a) * slope, dim=0)) for a in rates])
 
 
+def faithful_up_to(rates: np.ndarray, cosines: np.ndarray, threshold: float = 0.95) -> float:
+    """The largest ``|a|`` of the grid up to which every cosine is at least ``threshold``.
+
+    The surrogate's gradient is a small-rate statement; this says how far it reaches.
+    Zero when even the smallest rate falls short.
+    """
+    order = np.argsort(np.abs(rates), kind="stable")
+    magnitudes, good = np.abs(np.asarray(rates))[order], np.asarray(cosines)[order] >= threshold
+    failing = magnitudes[~good]
+    within = magnitudes[magnitudes < failing.min()] if len(failing) else magnitudes
+    return float(within.max()) if len(within) else 0.0
+
+
 def residual_slopes(rates: np.ndarray, exact: np.ndarray, first: np.ndarray,
                     second: np.ndarray) -> tuple[float, float]:
     """Log-log slopes of ``|E - T1|`` and ``|E - T2|`` against ``|a|`` (theory: 2 and 3)."""

@@ -1,6 +1,7 @@
 """The exactly solvable linear model: solver, design matrix and closed-form test loss."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mamllib import linreg
@@ -85,3 +86,12 @@ def test_training_rate_effect_reads_each_sweep():
 def test_training_rate_effect_needs_the_zero_rate():
     with pytest.raises(ValueError, match="include 0"):
         linreg.training_rate_effect(linreg.LinearSetting(), [3], np.array([-1.0, 0.5]), 0.2, 10)
+
+
+def test_near_optimal_is_the_range_of_rates_whose_ci_reaches_the_best():
+    table = pd.DataFrame({"vary": "alpha_t", "alpha_t": [-2.0, -1.0, 0.0, 1.0],
+                          "loss": [0.70, 0.68, 0.69, 0.80], "ci95": [0.011, 0.005, 0.004, 0.01]})
+    # -2: 0.689 <= 0.685 is false; 0: 0.686 > 0.685, also out; only the best itself.
+    assert linreg.near_optimal(table) == (-1.0, -1.0)
+    table.loc[0, "ci95"], table.loc[2, "ci95"] = 0.016, 0.006
+    assert linreg.near_optimal(table) == (-2.0, 0.0)

@@ -7,8 +7,8 @@ import torch
 from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML
 from mamllib.models import Conv4
-from mamllib.penalty import (exact_objective, expansion_table, gradient_cosine, gradient_cosines, meta_gradients,
-                             residual_slopes, surrogate, taylor_terms)
+from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, gradient_cosine, gradient_cosines,
+                             meta_gradients, residual_slopes, surrogate, taylor_terms)
 
 
 def _smooth_maml(seed=0, rate=0.1) -> MAML:
@@ -82,3 +82,12 @@ def test_same_distribution_inner_product_is_close_to_the_squared_norm():
     assert terms.inner_product[0] > 0
     geometric_mean = np.sqrt(terms.support_grad_norm_sq[0] * terms.query_grad_norm_sq[0])
     assert terms.inner_product[0] / geometric_mean > 0.5
+
+
+def test_faithful_up_to_stops_at_the_first_rate_that_falls_short():
+    rates = np.array([-0.4, -0.1, -0.01, 0.01, 0.1, 0.4])
+    assert faithful_up_to(rates, np.array([0.5, 0.97, 0.99, 0.99, 0.96, 0.2])) == 0.1
+    # A short fall on one side at 0.1 ends the range at 0.01, even where 0.4 recovers.
+    assert faithful_up_to(rates, np.array([0.99, 0.9, 0.99, 0.99, 0.99, 0.99])) == 0.01
+    assert faithful_up_to(rates, np.full(6, 0.99)) == 0.4
+    assert faithful_up_to(rates, np.array([0.99, 0.99, 0.5, 0.99, 0.99, 0.99])) == 0.0
