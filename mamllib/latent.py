@@ -34,13 +34,13 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
+from mamllib.config import RATE_GRID
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.maml import MAML
 from mamllib.prototypes import PrototypeClassifier
 
 READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn")
-RATE_GRID = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 
 
 def head_only_rates(maml: MAML, rates: torch.Tensor) -> torch.Tensor:
@@ -235,12 +235,62 @@ def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> 
     gap = by_rate[proto] - by_rate["maml"]
     trained = _trained_at_fixed_rates(readouts)
     agreement = trained[trained["readout"] == proto].groupby("train_inner_lr")["agreement"].mean()
-    positive = gap[gap.index > 0]
     return {"best_train_rate": float(best), "best_maml_accuracy": float(by_rate.loc[best, "maml"]),
             "proto_accuracy_at_best": float(by_rate.loc[best, proto]),
             "proto_agreement_at_best": float(agreement.loc[best]),
-            "proto_minus_maml_max": float(gap.max()), "proto_minus_maml_min": float(gap.min()),
-            "proto_minus_maml_positive_mean": float(positive.mean()) if len(positive) else float("nan")}
+            "proto_minus_maml_max": float(gap.max()), "proto_minus_maml_min": float(gap.min())}
+
+
+def _rate_list(rates: Iterable[float]) -> str:
+    """``-0.4, 0 and 0.1``: rates for a sentence."""
+    words = [f"{rate:g}" for rate in rates]
+    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
+
+
+def readout_gap(readouts: pd.DataFrame, readout: str = "proto_unadapted") -> pd.DataFrame:
+    """``readout`` minus MAML accuracy per fixed training rate, with the 95% CI of the
+    paired difference (both score the same tasks, so the per-task differences are used)."""
+    trained = _trained_at_fixed_rates(readouts)
+    keys = [column for column in ("train_inner_lr", "run", "task") if column in trained]
+    pairs = trained[trained["readout"].isin(["maml", readout])].pivot_table(
+        index=keys, columns="readout", values="accuracy")
+    difference = (pairs[readout] - pairs["maml"]).groupby(level="train_inner_lr")
+    return pd.DataFrame({"gap": difference.mean(),
+                         "ci95": 1.96 * difference.std(ddof=1) / np.sqrt(difference.count())})
+
+
+def describe_gap(gaps: pd.DataFrame, readout: str = "the un-adapted prototypes") -> str:
+    """One sentence: at which training rates ``readout`` scores above, below, or within the
+    CI of MAML (the rows of :func:`readout_gap`)."""
+    above, below = gaps["gap"] - gaps["ci95"] > 0, gaps["gap"] + gaps["ci95"] < 0
+    within = ~above & ~below
+    parts = [f"higher than MAML at training rate(s) {_rate_list(gaps.index[above])}" if above.any() else "",
+             f"lower at {_rate_list(gaps.index[below])}" if below.any() else "",
+             f"within the 95% CI of the paired difference at {_rate_list(gaps.index[within])}" if within.any()
+             else ""]
+    parts = [part for part in parts if part]
+    return f"{readout[0].upper()}{readout[1:]} score " + "; ".join(parts) + "."
+
+
+def best_test_rates(readouts: pd.DataFrame) -> pd.DataFrame:
+    """Per fixed training rate: the test-time rate of the grid where MAML scores best, and
+    that accuracy (rows of the ``rate_grid`` part, trained models)."""
+    grid = readouts[(readouts["part"] == "rate_grid") & (readouts["model"] == "trained")
+                    & ~readouts["learned_inner_lr"].astype(bool)]
+    table = grid.groupby(["train_inner_lr", "test_inner_lr"])["accuracy"].mean().unstack()
+    return pd.DataFrame({"best_test_rate": table.idxmax(axis=1), "accuracy": table.max(axis=1)})
+
+
+def describe_test_rates(best: pd.DataFrame) -> str:
+    """One sentence: for which training rates the best test-time rate has the same sign."""
+    nonzero = best[best.index != 0]
+    same = np.sign(nonzero.index.to_numpy()) == np.sign(nonzero["best_test_rate"].to_numpy())
+
+    parts = [f"has the sign of the training rate for the networks trained at {_rate_list(nonzero.index[same])}"
+             if same.any() else "",
+             f"the opposite sign for those trained at {_rate_list(nonzero.index[~same])}" if (~same).any() else ""]
+    return "Re-adapting each trained network at every rate of the grid, the best test-time rate " \
+        + "; ".join(part for part in parts if part) + "."
 
 
 def learned_rate_summary(trajectory: dict) -> dict[str, Any]:

@@ -11,13 +11,14 @@ import torch
 from tqdm import tqdm
 
 from mamllib import checkpoint as ckpt
-from mamllib.config import Config
+from mamllib.config import TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, load_dataset
 from mamllib.latent import RATE_GRID, analyze_model, write_csv
 from mamllib.maml import MAML
 from mamllib.train import build_maml, check_dataset, resolve_device, test_rates
 
 ANALYSIS_DIR = "analysis"
+ANALYSIS_SETTINGS = "settings.json"
 
 
 @dataclass
@@ -49,7 +50,7 @@ def load_run(run_dir: Path, dataset: FewShotDataset | None = None, **overrides: 
     check_dataset(config, dataset)
     device = resolve_device(config.device)
     maml = build_maml(config, dataset)
-    maml.load_state_dict(state["model"])
+    ckpt.load_weights(maml, state, run_dir)
     return TrainedRun(run_dir, config, maml.to(device), dataset, device, state)
 
 
@@ -79,7 +80,27 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
     if write:
         write_csv(readouts_df, run.run_dir / ANALYSIS_DIR / "readouts.csv")
         write_csv(relations_df, run.run_dir / ANALYSIS_DIR / "relations.csv")
+        # Last: an interrupted write leaves no settings, so the analysis counts as stale.
+        ckpt.atomic_write_json(run.run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS, _analysis_settings(run, grid, baseline))
     return readouts_df, relations_df
+
+
+def _analysis_settings(run: TrainedRun, grid: Iterable[float], baseline: bool) -> dict[str, Any]:
+    """What an analysis depends on: the trained weights and how they were scored."""
+    return {"config_hash": run.config.training_hash(), "iteration": run.state["iteration"],
+            **{name: getattr(run.config, name) for name in TEST_FIELDS},
+            "grid": [float(rate) for rate in grid], "baseline": baseline}
+
+
+def cached_analysis(run: TrainedRun, grid: Iterable[float] = RATE_GRID,
+                    baseline: bool = True) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The run's written analysis if it was made with these weights and settings, else None."""
+    try:
+        if ckpt.read_json(run.run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS) == _analysis_settings(run, grid, baseline):
+            return load_analyses([run.run_dir])
+    except ckpt.CheckpointError:  # missing or damaged: analyse again
+        pass
+    return None
 
 
 def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:

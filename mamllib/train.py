@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from mamllib import checkpoint as ckpt
-from mamllib.config import Config
+from mamllib.config import TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, load_dataset
 from mamllib.data.sampler import EpisodeSampler, check_task_shape
 from mamllib.evaluate import Score, per_task_accuracy
@@ -127,6 +127,39 @@ def _finished_metrics(run_dir: Path, config: Config) -> dict[str, Any] | None:
     return metrics if metrics.get("status") in FINISHED else None
 
 
+def _test_settings_changed(run_dir: Path, config: Config, metrics: dict[str, Any]) -> bool:
+    """Whether a finished run was meta-tested with other test-time settings than ``config``'s."""
+    if metrics["status"] != "completed":
+        return False
+    stored = ckpt.read_run_config(run_dir)
+    return any(getattr(stored, name) != getattr(config, name) for name in TEST_FIELDS)
+
+
+def _rescore(run_dir: Path, config: Config, metrics: dict[str, Any], dataset: FewShotDataset,
+             device: torch.device, log) -> dict[str, Any]:
+    """Meta-test a finished run again with ``config``'s test-time settings, and record them."""
+    maml = build_maml(config, dataset).to(device)
+    ckpt.load_weights(maml, ckpt.load_checkpoint(run_dir, config.training_hash()), run_dir)
+    result = _meta_test(config, maml, dataset, device, metrics)
+    ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
+    ckpt.atomic_write_json(run_dir / ckpt.CONFIG,
+                           {"config": config.to_dict(), "config_hash": config.training_hash()})
+    log(f"{run_dir}: already trained; meta-tested again with the new test-time settings: {result}")
+    return metrics
+
+
+def _meta_test(config: Config, maml: MAML, dataset: FewShotDataset, device: torch.device,
+               metrics: dict[str, Any]) -> Score:
+    """Score on the fixed meta-test tasks, recorded in ``metrics['test']``."""
+    started = time.perf_counter()
+    result = score(config, maml, dataset, "test", config.test_tasks, device)
+    metrics["wall_time_s"] += time.perf_counter() - started
+    metrics.update(status="completed", test={
+        **result.to_dict(), "test_inner_lr": test_rates(config, maml).cpu().tolist(),
+        "test_inner_steps": config.test_inner_steps})
+    return result
+
+
 def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
           log=print) -> dict[str, Any]:
     """Meta-train (or resume, or return a finished run) and meta-test; returns metrics."""
@@ -135,9 +168,11 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     dataset = dataset or load_dataset(config)
     check_dataset(config, dataset)
     finished = _finished_metrics(run_dir, config)
-    if finished is not None:
+    if finished is not None and not _test_settings_changed(run_dir, config, finished):
         log(f"{run_dir}: already {finished['status']}; nothing to do")
         return finished
+    if finished is not None:
+        return _rescore(run_dir, config, finished, dataset, device, log)
     maml = build_maml(config, dataset).to(device)
     optimizer = torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
     sampler = EpisodeSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query,
@@ -145,8 +180,8 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     metrics = _fresh_metrics(config, device)
     if (run_dir / ckpt.CHECKPOINT).exists():
         state = ckpt.load_checkpoint(run_dir, config.training_hash())
-        maml.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        ckpt.load_weights(maml, state, run_dir)
+        ckpt.load_weights(optimizer, state, run_dir, key="optimizer")
         sampler.set_state(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
         metrics = state["metrics"]
@@ -160,12 +195,7 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     if metrics["status"] == "diverged":
         log(f"diverged at iteration {metrics['diverged_at']} (loss above {config.max_loss:g} or not finite)")
         return metrics
-    started = time.perf_counter()
-    result = score(config, maml, dataset, "test", config.test_tasks, device)
-    metrics["wall_time_s"] += time.perf_counter() - started
-    metrics.update(status="completed", test={
-        **result.to_dict(), "test_inner_lr": test_rates(config, maml).cpu().tolist(),
-        "test_inner_steps": config.test_inner_steps})
+    result = _meta_test(config, maml, dataset, device, metrics)
     _save(run_dir, maml, optimizer, sampler, metrics)
     log(f"meta-test accuracy: {result}")
     return metrics

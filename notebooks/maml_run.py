@@ -41,7 +41,7 @@ from mamllib.config import profile as make_profile
 from mamllib.data import load_dataset
 from mamllib.latent import format_summary, summarize, task_embedding
 from mamllib.plots import embedding_pca, learned_rates
-from mamllib.runs import analyze_run, load_analyses, load_run, run_folder
+from mamllib.runs import analyze_run, cached_analysis, load_run, run_folder
 from mamllib.train import train
 
 config = make_profile(profile, inner_lr=inner_lr, learn_inner_lr=learn_inner_lr, seed=seed, **overrides)
@@ -94,9 +94,8 @@ if status == "completed":
           f"(95% CI, {test['n_tasks']} tasks)")
     glue("test_accuracy", test["accuracy"], display=False)
     glue("test_ci95", test["ci95"], display=False)
-    analysis = run_dir / "analysis" / "readouts.csv"
-    fresh = analysis.exists() and analysis.stat().st_mtime >= (run_dir / "checkpoint.pt").stat().st_mtime
-    readouts, relations = load_analyses([run_dir]) if fresh else analyze_run(load_run(run_dir, dataset))
+    run = load_run(run_dir, dataset)
+    readouts, relations = cached_analysis(run) or analyze_run(run)  # a current analysis is reused
     summary = summarize(readouts)
     print(format_summary(summary))
     for row in summary[summary.model == "trained"].itertuples():
@@ -114,7 +113,6 @@ if status == "completed":
 
 # %%
 if status == "completed":
-    run = load_run(run_dir, dataset)
     queries, labels, prototypes = task_embedding(run.maml, dataset.splits["test"], n_way=config.n_way,
                                                  k_shot=config.k_shot, n_query=config.n_query, task=0)
     embedding_pca(queries, labels, prototypes, title=setting_label)

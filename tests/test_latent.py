@@ -138,7 +138,21 @@ def test_headline_numbers_read_the_fixed_rate_trained_models():
     assert numbers["proto_agreement_at_best"] == pytest.approx(0.9)
     assert numbers["proto_minus_maml_max"] == pytest.approx(0.2)     # at -0.4
     assert numbers["proto_minus_maml_min"] == pytest.approx(-0.05)   # at 0.1 and at 0.4
-    assert numbers["proto_minus_maml_positive_mean"] == pytest.approx(-0.05)
+
+
+def test_readout_gap_pairs_tasks_and_describes_the_sign():
+    rows = []
+    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]), (0.1, [0.8, 0.9, 0.6], [0.8, 0.8, 0.8]),
+                                      (0.4, [0.9, 1.0, 0.9], [0.8, 0.9, 0.8])):
+        rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
+    rows += _readout_rows(0.4, "maml", [0.0, 0.0, 0.0], model="untrained")
+    gaps = latent.readout_gap(pd.DataFrame(rows))
+    assert list(gaps.index) == [-0.4, 0.1, 0.4]
+    assert gaps["gap"].tolist() == pytest.approx([0.7 / 3, 0.1 / 3, -0.1])
+    # At 0.4 every task differs by exactly -0.1: a paired CI of zero width.
+    assert gaps.loc[0.4, "ci95"] == pytest.approx(0.0, abs=1e-12)
+    assert latent.describe_gap(gaps) == ("The un-adapted prototypes score higher than MAML at training rate(s) -0.4; "
+                                         "lower at 0.4; within the 95% CI of the paired difference at 0.1.")
 
 
 def test_headline_numbers_need_maml_and_prototype_rows():
@@ -155,3 +169,20 @@ def test_learned_rate_summary():
     summary = latent.learned_rate_summary(trajectory)
     assert summary["unmoved"] == ["b"] and summary["n_moved"] == 2
     assert summary["mean"] == pytest.approx(0.1) and summary["negative_share"] == 0.5
+
+
+def test_best_test_rates_and_their_sign():
+    rows = []
+    for train_rate, by_test in ((-0.4, {-0.4: 0.6, 0.1: 0.3}), (-0.1, {-0.4: 0.2, 0.1: 0.3}),
+                                (0.0, {-0.4: 0.2, 0.1: 0.2}), (0.4, {-0.4: 0.1, 0.1: 0.9})):
+        for test_rate, accuracy in by_test.items():
+            rows += [{"part": "rate_grid", "model": "trained", "learned_inner_lr": False, "readout": "maml",
+                      "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": accuracy}
+                     for t in range(3)]
+    rows += [{**rows[0], "learned_inner_lr": True, "train_inner_lr": 0.1}]  # learned: left out
+    best = latent.best_test_rates(pd.DataFrame(rows))
+    assert best["best_test_rate"].to_dict() == {-0.4: -0.4, -0.1: 0.1, 0.0: -0.4, 0.4: 0.1}
+    assert best.loc[0.4, "accuracy"] == pytest.approx(0.9)
+    assert latent.describe_test_rates(best) == (
+        "Re-adapting each trained network at every rate of the grid, the best test-time rate has the sign of "
+        "the training rate for the networks trained at -0.4 and 0.4; the opposite sign for those trained at -0.1.")

@@ -39,6 +39,19 @@ def test_smoke_run_writes_checkpoint_and_metrics(tmp_path, glyphs):
     assert train(config, tmp_path / "run", glyphs, log=quiet)["test"] == stored["test"]
 
 
+def test_a_finished_run_asked_for_other_test_settings_is_meta_tested_again(tmp_path, glyphs):
+    run = tmp_path / "run"
+    train(profile("smoke"), run, glyphs, log=quiet)
+    checkpoint = (run / ckpt.CHECKPOINT).read_bytes()
+    other = profile("smoke", test_inner_lr=-0.4, test_inner_steps=2, test_tasks=12)
+    metrics = train(other, run, glyphs, log=quiet)
+    assert metrics["test"]["n_tasks"] == 12 and metrics["test"]["test_inner_steps"] == 2
+    assert metrics["test"]["test_inner_lr"] == pytest.approx(-0.4)
+    assert json.loads((run / "metrics.json").read_text())["test"] == metrics["test"]
+    assert ckpt.read_run_config(run).test_inner_lr == -0.4  # what load_run and analyze now use
+    assert (run / ckpt.CHECKPOINT).read_bytes() == checkpoint  # training untouched
+
+
 def test_a_different_config_is_refused_and_nothing_is_touched(tmp_path, glyphs):
     train(profile("smoke"), tmp_path / "run", glyphs, log=quiet)
     before = {p.name: p.read_bytes() for p in (tmp_path / "run").iterdir()}
