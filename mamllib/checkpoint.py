@@ -27,6 +27,9 @@ from mamllib.errors import CheckpointError, UserError
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
+CHECKPOINT_KEYS = ("config_hash", "iteration", "model", "optimizer", "sampler_rng", "torch_rng", "metrics")
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read it: mkstemp makes 0600 files, which the result files should not stay
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -36,6 +39,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -62,8 +66,10 @@ def load_checkpoint(run_dir: Path, expected_hash: str | None = None) -> dict[str
     except Exception as exc:  # torch raises many types for a damaged file
         raise CheckpointError(f"{path}: corrupt checkpoint ({type(exc).__name__}); "
                               f"delete it to retrain from scratch") from None
-    if not isinstance(state, dict) or "config_hash" not in state or "model" not in state:
-        raise CheckpointError(f"{path}: not a mamllib checkpoint; delete it to retrain from scratch")
+    missing = [key for key in CHECKPOINT_KEYS if key not in state] if isinstance(state, dict) else ["all"]
+    if missing:
+        raise CheckpointError(f"{path}: not a complete mamllib checkpoint (missing {', '.join(missing)}); "
+                              f"delete it to retrain from scratch")
     if expected_hash is not None and state["config_hash"] != expected_hash:
         raise CheckpointError(
             f"{run_dir}: holds a run with config hash {state['config_hash']}, not {expected_hash}; "
@@ -83,12 +89,26 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
+def load_weights(module: torch.nn.Module, state: dict[str, Any], run_dir: Path, key: str = "model") -> None:
+    """``module.load_state_dict(state[key])``, refusing weights that do not fit as a damaged checkpoint."""
+    try:
+        module.load_state_dict(state[key])
+    except (RuntimeError, ValueError, KeyError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{run_dir / CHECKPOINT}: its {key} state does not fit this run ({first}); "
+                              f"delete it to retrain from scratch") from None
+
+
 def read_run_config(run_dir: Path) -> Config:
     """The configuration a run folder was trained with."""
     if not run_dir.is_dir():
         raise CheckpointError(f"run folder {run_dir} does not exist")
-    stored = read_json(run_dir / CONFIG)
+    path = run_dir / CONFIG
+    stored = read_json(path).get("config")
+    if not isinstance(stored, dict):
+        raise CheckpointError(f"{path}: has no 'config' object; is {run_dir} a run folder made by `mamllib train`?")
     try:
-        return from_dict(stored.get("config", {}), source=str(run_dir / CONFIG))
+        return from_dict(stored, source=str(path))
     except UserError as exc:
-        raise CheckpointError(f"{run_dir / CONFIG}: {exc}") from None
+        message = str(exc)
+        raise CheckpointError(message if message.startswith(str(path)) else f"{path}: {message}") from None

@@ -7,14 +7,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import PROFILES, Config, from_dict, profile
+from mamllib.config import DEFAULT_RATES, PROFILES, RATE_GRID, Config, from_dict, profile
 from mamllib.errors import ConfigError, UserError
-from mamllib.latent import RATE_GRID
 
 EXIT_USAGE = 2
 # The fields `evaluate` and `analyze` may change on a trained run (none affects training).
@@ -22,7 +23,15 @@ EVALUATION_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks", "eval_ch
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse, but a usage error is a single line (the message names the argument)."""
+    """argparse, but a usage error is a single line (the message names the argument).
+
+    Negative rates are the point of this project, so ``-1e-3`` and ``-inf`` are values,
+    not options (argparse alone only takes ``-1`` and ``-0.5``).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$", re.I)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -35,6 +44,13 @@ def _number(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
 
 
+def _finite_number(text: str) -> float:
+    value = _number(text)
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
 def _integer(text: str) -> int:
     try:
         return int(text)
@@ -42,22 +58,34 @@ def _integer(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
 
 
-def _add_config_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None) -> None:
-    """One flag per Config field (``--inner-lr`` for ``inner_lr``), default: not given."""
-    group = parser.add_argument_group("configuration fields (override the profile)")
+def _add_config_flags(parser: argparse.ArgumentParser, only: Sequence[str] | None = None,
+                      defaults: str = "profile") -> None:
+    """One flag per Config field (``--inner-lr`` for ``inner_lr``), default: not given.
+
+    ``defaults`` says where an unset field comes from, for the help: ``profile`` (train:
+    the chosen profile; the quick profile's value is shown), ``run`` (the run folder's own
+    configuration) or ``builtin`` (the Config default).
+    """
+    title = {"profile": "configuration fields (override the profile)",
+             "run": "test-time settings (override the run's own)", "builtin": "configuration fields"}[defaults]
+    group = parser.add_argument_group(title)
+    quick = profile("quick")
     for f in fields(Config):
         if only is not None and f.name not in only:
             continue
         flag = "--" + f.name.replace("_", "-")
         kind = str(f.type).split(" ")[0]
         described = f.metadata["help"].replace("%", "%%")  # argparse %-formats help strings
+        default = {"profile": f"default from --profile; quick: {getattr(quick, f.name)!r}",
+                   "run": "default: the run's", "builtin": f"default: {f.default!r}"}[defaults]
         if kind == "bool":
             group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                               default=None, help=described)
+                               default=None, help=f"{described} ({default})")
         else:
             convert = {"int": _integer, "float": _number}.get(kind, str)
+            shown = "" if f.default == "" and defaults != "run" else f" ({default})"
             group.add_argument(flag, dest=f.name, type=convert, default=None, metavar=kind.upper(),
-                               help=f"{described} (default: {f.default!r})")
+                               help=described + shown)
 
 
 def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, Any]:
@@ -73,6 +101,10 @@ def _config_file(path: str | None) -> dict[str, Any]:
         raise ConfigError(f"--config {path}: file not found") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--config {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not a UTF-8 text file; expected a JSON object of config fields") from None
+    except OSError as exc:
+        raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
     if not isinstance(values, dict):
         raise ConfigError(f"--config {path}: expected a JSON object of config fields")
     from_dict(values, source=f"--config {path}")  # refuses unknown fields early
@@ -87,7 +119,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="meta-train a MAML, then meta-test it", description=(
         "Meta-train a Conv4 MAML with a progress bar, checkpoint it atomically, and print the "
         "meta-test accuracy with its 95% confidence interval. Re-running the same command "
-        "resumes an interrupted run; a finished run is reported, not retrained."))
+        "resumes an interrupted run; a finished run is reported, not retrained (asked for other "
+        "test-time settings, it is meta-tested again with them)."))
     train.add_argument("--profile", default="quick",
                        help=f"named settings: {', '.join(PROFILES)} (default: quick)")
     train.add_argument("--config", metavar="JSON", help="a JSON object of config fields (applied after the profile)")
@@ -99,7 +132,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                                "optionally at another test-time inner rate or step count.")
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
     evaluate.add_argument("--split", choices=("test", "val"), default="test", help="which fixed tasks (default: test)")
-    _add_config_flags(evaluate, only=EVALUATION_FIELDS)
+    _add_config_flags(evaluate, only=EVALUATION_FIELDS, defaults="run")
 
     analyze = commands.add_parser("analyze", help="take a trained run apart with Protonet-style readouts",
                                   description="Score a trained run with six readouts (MAML, head-only, "
@@ -108,11 +141,11 @@ def _build_parser() -> argparse.ArgumentParser:
                                               "head-prototype alignment, CKA and a grid of test-time rates; "
                                               "writes RUN_DIR/analysis/*.csv and prints a summary.")
     analyze.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
-    analyze.add_argument("--grid", type=_number, nargs="+", default=list(RATE_GRID), metavar="RATE",
+    analyze.add_argument("--grid", type=_finite_number, nargs="+", default=list(RATE_GRID), metavar="RATE",
                          help="test-time rates at which to re-score MAML (default: %(default)s)")
     analyze.add_argument("--no-baseline", action="store_true",
                          help="skip the readouts of the untrained (initial) network")
-    _add_config_flags(analyze, only=EVALUATION_FIELDS)
+    _add_config_flags(analyze, only=EVALUATION_FIELDS, defaults="run")
 
     sweep = commands.add_parser("sweep", help="execute the maml_run notebook for a grid of training rates",
                                 description="Execute notebooks/maml_run.py with papermill once per training "
@@ -128,14 +161,16 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--root", default=".", help="repository root holding _toc.yml (default: %(default)s)")
     report.add_argument("--small", action="store_true", help="small theory notebooks (a smoke report)")
 
-    notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill")
-    notebook.add_argument("name", help="notebook name, e.g. maml_run")
+    notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
+                                   description="Execute notebooks/NAME.py (jupytext) with papermill into --out, "
+                                               "in a kernel of this Python; the sweep and the report call this.")
+    notebook.add_argument("name", help="maml_run, summary, penalty_check, linear_regression or appendix")
     notebook.add_argument("--out", required=True, help="the executed .ipynb to write")
     notebook.add_argument("--parameters", default="{}", help="JSON object of parameters")
 
     data = commands.add_parser("data", help="build (if needed) and describe a dataset",
                                description="Load a dataset (rendering or caching it if needed) and describe its splits.")
-    _add_config_flags(data, only=("dataset", "data_root", "rotations"))
+    _add_config_flags(data, only=("dataset", "data_root", "rotations"), defaults="builtin")
     return parser
 
 
@@ -196,10 +231,8 @@ def _data(args: argparse.Namespace) -> int:
 
 
 def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
-    from mamllib.sweep import DEFAULT_RATES
-
     parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default: quick)")
-    parser.add_argument("--rates", type=_number, nargs="+", default=list(DEFAULT_RATES), metavar="RATE",
+    parser.add_argument("--rates", type=_finite_number, nargs="+", default=list(DEFAULT_RATES), metavar="RATE",
                         help="training inner rates (default: %(default)s)")
     parser.add_argument("--seeds", type=_integer, nargs="+", default=[0], metavar="SEED", help="seeds (default: 0)")
     parser.add_argument("--no-learned", action="store_true", help="leave out the learned-rate setting")
@@ -255,7 +288,16 @@ def _notebook(args: argparse.Namespace) -> int:
         parameters = json.loads(args.parameters)
     except json.JSONDecodeError as exc:
         raise UserError(f"--parameters: not valid JSON ({exc.msg})") from None
-    execute(source, Path(args.out), parameters, cwd=Path(args.out).parent, log_output=True)
+    if not isinstance(parameters, dict):
+        raise UserError("--parameters: expected a JSON object of parameter names and values")
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        execute(source, Path(args.out), parameters, cwd=Path(args.out).parent, log_output=True)
+    except PapermillExecutionError as exc:
+        print(f"python -m mamllib notebook: {args.name} raised {exc.ename}: {exc.evalue} "
+              f"(cell {exc.exec_count}; the traceback is in {args.out})", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -267,6 +309,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except UserError as exc:
         print(f"python -m mamllib {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:  # an output or cache path that cannot be written or read
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"python -m mamllib {args.command}: error: {where}{exc.strerror or exc}; "
+              "choose a path you can write to", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)

@@ -15,6 +15,14 @@ from mamllib.errors import ConfigError
 DATASETS = ("glyphs", "omniglot", "miniimagenet")
 DEVICES = ("auto", "cpu", "cuda")
 OBJECTIVES = ("maml", "surrogate")
+FLOAT32_MAX = 3.4028234663852886e38
+# The training inner rates of the report's sweep. Every analysis re-scores each trained
+# network at the same rates at test time (RATE_GRID), which makes the train x test grid
+# square. Kept here so that the command line starts without importing torch.
+DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
+RATE_GRID = DEFAULT_RATES
+# Fields that change a finished run's meta-test result without changing its training.
+TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
 
 
 def _eval_only(default: Any, help: str) -> Any:
@@ -102,6 +110,8 @@ def profile(name: str, **overrides: Any) -> Config:
 
 def from_dict(values: dict[str, Any], source: str = "config") -> Config:
     """A Config from a mapping (a JSON file, a metrics.json), refusing unknown keys."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{source}: expected a JSON object of config fields, not {type(values).__name__}")
     known = {f.name for f in fields(Config)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -121,18 +131,21 @@ def validate(config: Config) -> None:
         kind = {"int": int, "float": float, "bool": bool, "str": str}.get(str(f.type).split(" ")[0])
         if value is None and "None" in str(f.type):
             continue
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if kind is float and number:
+            # Rates and thresholds become float32 tensors: larger magnitudes overflow.
+            _require(math.isfinite(value) and abs(value) <= FLOAT32_MAX, f.name, value,
+                     "use a finite number of magnitude at most 3.4e38")
             continue
         if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise ConfigError(f"{f.name}={value!r} has the wrong type; expected {kind.__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{f.name}={value!r} is not allowed; use a finite number")
     _require(config.dataset in DATASETS, "dataset", config.dataset, f"choose one of {', '.join(DATASETS)}")
     _require(config.objective in OBJECTIVES, "objective", config.objective, f"choose one of {', '.join(OBJECTIVES)}")
     if config.objective == "surrogate":
         _require(config.inner_steps == 1 and not config.first_order, "objective", config.objective,
                  "the surrogate is the expansion of one second-order step: use inner_steps=1 without first_order")
     _require(config.device in DEVICES, "device", config.device, f"choose one of {', '.join(DEVICES)}")
+    _require(0 <= config.seed < 2**32, "seed", config.seed, "use a seed from 0 to 4294967295")
     _require(config.n_way >= 2, "n_way", config.n_way, "use at least 2 classes per task")
     _require(config.k_shot >= 1, "k_shot", config.k_shot, "use at least 1 support example per class")
     _require(config.n_query >= 1, "n_query", config.n_query, "use at least 1 query per class")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import fixed_tasks
@@ -38,7 +39,9 @@ def per_task_accuracy(maml: MAML, split: Split, split_name: str, *, n_way: int, 
                       chunk: int, device: torch.device) -> np.ndarray:
     """Accuracy of MAML, adapted with ``steps`` steps at ``lrs``, on each fixed task."""
     scores = []
-    for episodes in fixed_tasks(split, split_name, n_way, k_shot, n_query, n_tasks, chunk):
+    chunks = tqdm(fixed_tasks(split, split_name, n_way, k_shot, n_query, n_tasks, chunk), total=-(-n_tasks // chunk),
+                  desc=f"scoring {split_name} tasks", unit="chunk", leave=False, disable=None)
+    for episodes in chunks:
         adapted = maml(episodes.to(device), steps, lrs, track_graph=False)
         scores.append(adapted.query_accuracy.cpu())
     return torch.cat(scores).numpy()

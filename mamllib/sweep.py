@@ -24,11 +24,10 @@ from typing import Any, Iterable
 from tqdm import tqdm
 
 from mamllib.checkpoint import atomic_write_bytes, atomic_write_json
-from mamllib.config import Config, profile as make_profile
+from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
 from mamllib.notebooks import notebook_source
 from mamllib.runs import ANALYSIS_DIR, run_folder, run_name
 
-DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 RECORD = "executions.json"
 SETTING_PREFIX = "run_"  # output names of the sweep's maml_run executions
 
@@ -48,7 +47,8 @@ def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: 
                    overrides: dict[str, Any] | None = None) -> list[Execution]:
     """The ``maml_run`` executions of a sweep: every rate x seed, plus a learned rate per seed."""
     overrides = overrides or {}
-    combos = [(float(r), False, s) for s in seeds for r in rates]
+    rates, seeds = dict.fromkeys(map(float, rates)), dict.fromkeys(seeds)  # a repeated setting runs once
+    combos = [(r, False, s) for s in seeds for r in rates]
     if learned:
         combos += [(0.1, True, s) for s in seeds]  # learned rates start from 0.1
     executions = []

@@ -70,6 +70,40 @@ def _config_file(content):
     return make
 
 
+def _config_bytes(content: bytes):
+    def make(tmp_path, capsys):
+        (tmp_path / "config.json").write_bytes(content)
+        return ["train", "--profile", "smoke", "--config", str(tmp_path / "config.json"), "--out", str(tmp_path / "out")]
+    return make
+
+
+def _checkpoint_edited(edit, command="evaluate"):
+    def make(tmp_path, capsys):
+        out_dir = _trained(tmp_path, capsys)
+        state = torch.load(out_dir / "checkpoint.pt", weights_only=True)
+        edit(state)
+        torch.save(state, out_dir / "checkpoint.pt")
+        if command == "train":  # an interrupted run, so that train resumes from the checkpoint
+            metrics = json.loads((out_dir / "metrics.json").read_text())
+            (out_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
+            return ["train", "--profile", "smoke", "--out", str(out_dir)]
+        return [command, str(out_dir)]
+    return make
+
+
+def _run_config(content):
+    def make(tmp_path, capsys):
+        out_dir = _trained(tmp_path, capsys)
+        (out_dir / "config.json").write_text(content)
+        return ["analyze", str(out_dir)]
+    return make
+
+
+def _out_is_a_file(tmp_path, capsys):
+    (tmp_path / "afile").write_text("keep me")
+    return ["train", "--profile", "smoke", "--out", str(tmp_path / "afile")]
+
+
 def _plain(*argv):
     return lambda tmp_path, capsys: [a.replace("OUT", str(tmp_path / "out")) for a in argv]
 
@@ -93,6 +127,20 @@ BAD_INPUTS = {
     "unknown config field": (_config_file('{"inner_rate": 0.1}'), "unknown field 'inner_rate'"),
     "wrongly typed config field": (_config_file('{"n_way": "five"}'), "n_way='five' has the wrong type"),
     "unknown command option": (_plain("train", "--inner-rate", "0.1"), "unrecognized arguments"),
+    "rate beyond float32": (_plain("train", "--inner-lr", "1e300", "--out", "OUT"), "inner_lr=1e+300"),
+    "seed beyond 32 bits": (_plain("train", "--seed", "99999999999999999999", "--out", "OUT"), "seed=99999999999999999999"),
+    "config file not text": (_config_bytes(b"\xff\xfe{}"), "not a UTF-8 text file"),
+    "config file is a folder": (lambda tmp_path, capsys: ["train", "--config", str(tmp_path), "--out", str(tmp_path / "out")],
+                                "cannot be read"),
+    "checkpoint weights that do not fit": (_checkpoint_edited(lambda state: state.update(model={})),
+                                           "model state does not fit"),
+    "checkpoint without optimizer state": (_checkpoint_edited(lambda state: state.pop("optimizer"), "train"),
+                                           "missing optimizer"),
+    "run config not an object": (_run_config('{"config": null}'), "has no 'config' object"),
+    "output folder is a file": (_out_is_a_file, "choose a path you can write to"),
+    "non-finite grid rate": (_plain("analyze", "/nonexistent/run", "--grid", "nan"), "'nan' is not a finite number"),
+    "notebook parameters not an object": (_plain("notebook", "maml_run", "--out", "OUT/x.ipynb", "--parameters", "[1]"),
+                                          "expected a JSON object"),
 }
 
 
@@ -147,3 +195,22 @@ def test_analyze_refuses_a_diverged_run(tmp_path, capsys, glyphs):
     assert run(["train", "--profile", "smoke", "--inner-lr", "50", "--out", str(out_dir)], capsys)[0] == 0
     code, _, err = run(["analyze", str(out_dir)], capsys)
     assert code == 2 and "diverged" in err
+
+
+def test_negative_rates_in_any_notation_are_values_not_options():
+    from mamllib.cli import _build_parser
+
+    parser = _build_parser()
+    assert parser.parse_args(["train", "--inner-lr", "-1e-3"]).inner_lr == -1e-3
+    assert parser.parse_args(["analyze", "RUN", "--grid", "-1E-2", "-.5", "0"]).grid == [-0.01, -0.5, 0.0]
+    assert parser.parse_args(["sweep", "--rates", "-4e-1", "0.1"]).rates == [-0.4, 0.1]
+
+
+def test_result_files_follow_the_umask(tmp_path, capsys, glyphs):
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    out_dir = _trained(tmp_path, capsys)
+    for name in ("metrics.json", "config.json", "checkpoint.pt"):
+        assert (out_dir / name).stat().st_mode & 0o777 == 0o666 & ~umask

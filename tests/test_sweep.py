@@ -52,3 +52,8 @@ def test_retitle_replaces_only_the_notebooks_title(tmp_path):
     cells = json.loads(notebook.read_text())["cells"]
     assert cells[0]["source"] == ["# a comment\n"]
     assert "".join(cells[1]["source"]) == "# MAML at training rate -0.1, seed 0\n\nText.\n# Later heading"
+
+
+def test_a_repeated_rate_or_seed_is_one_setting():
+    settings = sweep_settings("smoke", rates=(0.1, 0.10, -0.4), seeds=(0, 0), learned=False, runs_root="r")
+    assert [e.parameters["inner_lr"] for e in settings] == [0.1, -0.4]
