@@ -30,10 +30,7 @@ runs_root = "runs"       # run folders live in <runs_root>/<profile>/<run name>
 overrides = {}           # any other config field, e.g. {"iterations": 200}
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from myst_nb import glue
 

@@ -33,8 +33,6 @@ faithful_cosine = 0.95   # a surrogate gradient at least this close to the true 
 seed = 0
 
 # %%
-from pathlib import Path
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

@@ -56,10 +56,11 @@ print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the swe
 # notebook raised. Neither stops the others.
 
 # %%
-if len(settings):
-    problems = settings[settings.status != "completed"]
-    display(problems[["setting", "inner_lr", "learn_inner_lr", "seed", "status"]] if len(problems)
-            else "every setting completed")
+problems = settings[settings.status != "completed"] if len(settings) else settings
+if len(problems):
+    display(problems[["setting", "inner_lr", "learn_inner_lr", "seed", "status"]])
+else:
+    print("Every setting completed.")
 glue("n_settings", len(settings), display=False)
 glue("n_completed", int((settings.status == "completed").sum()) if len(settings) else 0, display=False)
 
@@ -100,6 +101,10 @@ plt.show()
 # %%
 plots.rate_heatmap(readouts)
 plt.show()
+best_tests = latent.best_test_rates(readouts)
+test_rate_text = latent.describe_test_rates(best_tests)
+glue("test_rate_text", test_rate_text, display=False)
+print(test_rate_text)
 
 # %% [markdown]
 # ## Learned inner rates

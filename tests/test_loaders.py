@@ -132,3 +132,61 @@ def test_miniimagenet_errors(tmp_path):
         (bad / f"mini-imagenet-cache-{split}.pkl").write_bytes(b"not a pickle")
     with pytest.raises(DataError, match="not a Mini-ImageNet cache pickle"):
         load_miniimagenet(bad)
+
+
+def _edit_pickle(root, split, edit):
+    path = root / f"mini-imagenet-cache-{split}.pkl"
+    stored = pickle.loads(path.read_bytes())
+    edit(stored)
+    path.write_bytes(pickle.dumps(stored))
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s["class_dict"].update(nval0=[0, 999]), "not indices of image_data's 18 images"),
+    (lambda s: s.update(class_dict={}), "class_dict lists no classes"),
+    (lambda s: s.update(image_data=s["image_data"].astype(np.float32)), "expected uint8"),
+])
+def test_miniimagenet_damaged_pickles_name_the_problem(tmp_path, edit, message):
+    root = write_fake_pickles(tmp_path / "mini", classes=(4, 3, 3), per_class=6)
+    _edit_pickle(root, "val", edit)
+    with pytest.raises(DataError, match=message):
+        load_miniimagenet(root)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"filename,label\n\xff\xfe.jpg,a\n", "not a UTF-8 text file"),
+    (b"filename,label\nx.jpg\n", "line 2 lacks a filename or a label"),
+    (b"filename,label\n,a\n", "line 2 lacks a filename or a label"),
+])
+def test_miniimagenet_damaged_csv_names_the_line(tmp_path, content, message):
+    root = fake_ravi(tmp_path / "mini")
+    (root / "val.csv").write_bytes(content)
+    with pytest.raises(DataError, match=message):
+        load_miniimagenet(root)
+
+
+def test_a_dataset_too_small_for_tasks_says_so(tmp_path):
+    from mamllib.data.sampler import check_task_shape
+
+    with pytest.raises(DataError, match="too few for the 3 splits"):
+        load_omniglot(fake_omniglot(tmp_path / "two", alphabets=1, characters=1))
+    data = load_omniglot(fake_omniglot(tmp_path / "small", alphabets=1, characters=4))
+    smallest = min(data.splits, key=lambda s: data.splits[s].n_classes)
+    with pytest.raises(DataError, match="a task needs at least 2"):
+        check_task_shape(data.splits[smallest], 2, 1, 1, smallest)
+
+
+def test_a_damaged_cache_file_is_built_again(tmp_path):
+    from mamllib.data.dataset import cached_arrays
+
+    path, builds = tmp_path / "cache" / "x.npz", []
+
+    def build():
+        builds.append(1)
+        return {"a": np.arange(3)}
+
+    assert cached_arrays(path, build)["a"].tolist() == [0, 1, 2]
+    assert cached_arrays(path, build)["a"].tolist() == [0, 1, 2] and len(builds) == 1  # read back
+    path.write_bytes(path.read_bytes()[:20])  # an interrupted copy
+    assert cached_arrays(path, build)["a"].tolist() == [0, 1, 2] and len(builds) == 2
+    assert cached_arrays(path, build, keys=("a", "b"))["a"].tolist() == [0, 1, 2] and len(builds) == 3

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
+
+from mamllib.checkpoint import atomic_write_bytes
+from mamllib.errors import DataError
 
 SPLITS = ("train", "val", "test")
 
@@ -19,17 +24,29 @@ def cache_dir() -> Path:
     return Path(root)
 
 
+def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]],
+                  keys: Iterable[str] = ()) -> dict[str, np.ndarray]:
+    """The arrays of the cache file ``path``; built and written first if it is missing,
+    damaged (an interrupted copy, a full disk) or lacks one of ``keys``."""
+    try:
+        with np.load(path) as stored:
+            arrays = {k: stored[k] for k in stored.files}
+        if set(keys) <= set(arrays):
+            return arrays
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass  # missing or unreadable: build it again
+    path.parent.mkdir(parents=True, exist_ok=True)  # before the build: a bad cache path fails at once
+    arrays = build()
+    atomic_save_npz(path, arrays)
+    return arrays
+
+
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an ``.npz`` so that readers see either nothing or the whole file."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, buffer.getvalue())
 
 
 def split_classes(n_classes: int, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
@@ -46,7 +63,9 @@ def split_classes(n_classes: int, sizes: dict[str, int], seed: int) -> dict[str,
         counts = [max(1, round(n_classes * s / total)) for s in list(sizes.values())[:-1]]
         counts.append(n_classes - sum(counts))
     if min(counts) < 1:
-        raise ValueError(f"{n_classes} classes are too few for the splits {list(sizes)}")
+        raise DataError(f"the dataset has {n_classes} classes, too few for the {len(sizes)} splits "
+                        f"{', '.join(sizes)}; it needs at least one class per split, and few-shot "
+                        "tasks at least 2")
     order = np.random.default_rng(seed).permutation(n_classes)
     bounds = np.cumsum([0, *counts])
     return {name: np.sort(order[bounds[i]:bounds[i + 1]]) for i, name in enumerate(sizes)}

@@ -9,7 +9,7 @@ from typing import Callable
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mamllib.data.dataset import atomic_save_npz, cache_dir
+from mamllib.data.dataset import cache_dir, cached_arrays
 from mamllib.errors import DataError
 
 
@@ -46,11 +46,7 @@ def stack_classes(classes: list[list[Path]], decode_one: Callable[[Path], np.nda
 def cached(name: str, fingerprint: list[str], build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Arrays built once per distinct ``fingerprint`` (file names and sizes), then read back."""
     key = hashlib.sha256("\n".join(fingerprint).encode()).hexdigest()[:16]
-    path = cache_dir() / f"{name}-{key}.npz"
-    if not path.exists():
-        atomic_save_npz(path, build())
-    with np.load(path) as stored:
-        return {k: stored[k] for k in stored.files}
+    return cached_arrays(cache_dir() / f"{name}-{key}.npz", build)
 
 
 def fingerprint(files: list[Path], root: Path) -> list[str]:

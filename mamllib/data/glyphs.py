@@ -30,7 +30,7 @@ from fontTools import unicodedata as font_unicodedata
 from matplotlib.ft2font import FT2Font
 from PIL import Image
 
-from mamllib.data.dataset import FewShotDataset, Split, atomic_save_npz, cache_dir, split_classes
+from mamllib.data.dataset import FewShotDataset, Split, cache_dir, cached_arrays, split_classes
 
 GLYPHS_VERSION = 1
 IMAGE_SIZE = 28
@@ -187,10 +187,8 @@ def glyphs_cache_path() -> Path:
 def load_glyphs(rotations: bool = False) -> FewShotDataset:
     """The glyphs dataset, rendered on first use and read from the cache afterwards."""
     path = glyphs_cache_path()
-    if not path.exists():
-        atomic_save_npz(path, build_glyphs())
-    with np.load(path) as stored:
-        images, codepoints, alphabets = stored["images"], stored["codepoints"], stored["alphabets"]
+    stored = cached_arrays(path, build_glyphs, keys=("images", "codepoints", "alphabets"))
+    images, codepoints, alphabets = stored["images"], stored["codepoints"], stored["alphabets"]
     names = [f"{alphabet}/U+{c:04X}" for alphabet, c in zip(alphabets, codepoints)]
     assignment = split_classes(len(names), SPLIT_SIZES, SPLIT_SEED)
     splits = {

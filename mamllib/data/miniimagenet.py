@@ -37,29 +37,44 @@ def _from_pickles(root: Path) -> dict[str, Split]:
         try:
             with path.open("rb") as handle:
                 stored = pickle.load(handle)
-            data, classes = np.asarray(stored["image_data"]), stored["class_dict"]
-        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, AttributeError) as exc:
+            data, classes = np.asarray(stored["image_data"]), dict(stored["class_dict"])
+        except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, AttributeError,
+                ImportError) as exc:
             raise DataError(f"miniimagenet: {path} is not a Mini-ImageNet cache pickle "
                             f"(needs image_data and class_dict): {type(exc).__name__}") from None
-        if data.ndim != 4 or data.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
-            raise DataError(f"miniimagenet: {path}: image_data has shape {data.shape}, "
-                            f"expected [N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3]")
-        names = sorted(classes)
-        per_class = min(len(classes[n]) for n in names)
-        rows = np.stack([np.asarray(classes[n])[:per_class] for n in names])
-        images = data[rows].transpose(0, 1, 4, 2, 3)  # [C, I, 3, H, W]
-        splits[split] = Split.from_numpy(images, names)
+        if data.dtype != np.uint8 or data.ndim != 4 or data.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE, 3):
+            raise DataError(f"miniimagenet: {path}: image_data is {data.dtype} of shape {data.shape}, "
+                            f"expected uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3]")
+        splits[split] = Split.from_numpy(_class_images(path, data, classes), sorted(classes))
     return splits
+
+
+def _class_images(path: Path, data: np.ndarray, classes: dict) -> np.ndarray:
+    """``[C, I, 3, H, W]`` from the rows ``class_dict`` lists per class (equal counts: the fewest)."""
+    if not classes:
+        raise DataError(f"miniimagenet: {path}: class_dict lists no classes")
+    try:
+        rows = [np.asarray(classes[name], dtype=np.int64) for name in sorted(classes)]
+        per_class = min(len(r) for r in rows)
+        return data[np.stack([r[:per_class] for r in rows])].transpose(0, 1, 4, 2, 3)
+    except (IndexError, ValueError, TypeError) as exc:
+        raise DataError(f"miniimagenet: {path}: class_dict holds rows that are not indices of "
+                        f"image_data's {len(data)} images ({type(exc).__name__})") from None
 
 
 def _read_csv(path: Path) -> dict[str, list[str]]:
     by_label: dict[str, list[str]] = {}
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        if reader.fieldnames is None or not {"filename", "label"} <= set(reader.fieldnames):
-            raise DataError(f"miniimagenet: {path} needs a header line 'filename,label'")
-        for row in reader:
-            by_label.setdefault(row["label"], []).append(row["filename"])
+    try:
+        with path.open(newline="", encoding="utf-8") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames is None or not {"filename", "label"} <= set(reader.fieldnames):
+                raise DataError(f"miniimagenet: {path} needs a header line 'filename,label'")
+            for row in reader:
+                if not row["filename"] or not row["label"]:
+                    raise DataError(f"miniimagenet: {path} line {reader.line_num} lacks a filename or a label")
+                by_label.setdefault(row["label"], []).append(row["filename"])
+    except UnicodeDecodeError:
+        raise DataError(f"miniimagenet: {path} is not a UTF-8 text file of filename,label lines") from None
     if not by_label:
         raise DataError(f"miniimagenet: {path} lists no images")
     return by_label

@@ -75,6 +75,9 @@ class EpisodeSampler:
 
 def check_task_shape(split: Split, n_way: int, k_shot: int, n_query: int, split_name: str) -> None:
     """Refuse a task shape the split cannot supply, naming the field at fault."""
+    if split.n_classes < 2:
+        raise DataError(f"the {split_name} split has {split.n_classes} class; a task needs at least 2, so "
+                        "this dataset is too small (add classes to its folder)")
     if n_way > split.n_classes:
         raise DataError(f"n_way={n_way} is larger than the {split.n_classes} classes of the "
                         f"{split_name} split; use n_way <= {split.n_classes}")
