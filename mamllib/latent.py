@@ -241,7 +241,7 @@ def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> 
             "proto_minus_maml_max": float(gap.max()), "proto_minus_maml_min": float(gap.min())}
 
 
-def _rate_list(rates: Iterable[float]) -> str:
+def rate_list(rates: Iterable[float]) -> str:
     """``-0.4, 0 and 0.1``: rates for a sentence."""
     words = [f"{rate:g}" for rate in rates]
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
@@ -264,9 +264,9 @@ def describe_gap(gaps: pd.DataFrame, readout: str = "the un-adapted prototypes")
     CI of MAML (the rows of :func:`readout_gap`)."""
     above, below = gaps["gap"] - gaps["ci95"] > 0, gaps["gap"] + gaps["ci95"] < 0
     within = ~above & ~below
-    parts = [f"higher than MAML at training rate(s) {_rate_list(gaps.index[above])}" if above.any() else "",
-             f"lower at {_rate_list(gaps.index[below])}" if below.any() else "",
-             f"within the 95% CI of the paired difference at {_rate_list(gaps.index[within])}" if within.any()
+    parts = [f"higher than MAML at training rate(s) {rate_list(gaps.index[above])}" if above.any() else "",
+             f"lower at {rate_list(gaps.index[below])}" if below.any() else "",
+             f"within the 95% CI of the paired difference at {rate_list(gaps.index[within])}" if within.any()
              else ""]
     parts = [part for part in parts if part]
     return f"{readout[0].upper()}{readout[1:]} score " + "; ".join(parts) + "."
@@ -286,24 +286,24 @@ def describe_test_rates(best: pd.DataFrame) -> str:
     nonzero = best[best.index != 0]
     same = np.sign(nonzero.index.to_numpy()) == np.sign(nonzero["best_test_rate"].to_numpy())
 
-    parts = [f"has the sign of the training rate for the networks trained at {_rate_list(nonzero.index[same])}"
+    parts = [f"has the sign of the training rate for the networks trained at {rate_list(nonzero.index[same])}"
              if same.any() else "",
-             f"the opposite sign for those trained at {_rate_list(nonzero.index[~same])}" if (~same).any() else ""]
+             f"the opposite sign for those trained at {rate_list(nonzero.index[~same])}" if (~same).any() else ""]
     return "Re-adapting each trained network at every rate of the grid, the best test-time rate " \
         + "; ".join(part for part in parts if part) + "."
 
 
-def learned_rate_summary(trajectory: dict) -> dict[str, Any]:
+def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str, Any]:
     """Where freely learned per-tensor rates started and ended (``inner_lr_trajectory`` of a run).
 
-    The statistics cover the rates that moved. A rate gets no gradient when its tensor's
-    inner gradient is zero (a convolution bias followed by batch norm, whose mean
-    subtraction cancels it), so it stays where it started; those are listed by name
-    rather than averaged in.
+    The statistics cover the rates that moved by more than ``tolerance``. A rate gets no
+    gradient when its tensor's inner gradient is zero (a convolution bias followed by
+    batch norm, whose mean subtraction cancels it), so it stays where it started up to
+    float32 round-off; those are listed by name rather than averaged in.
     """
     start, final = np.asarray(trajectory["lrs"][0]), np.asarray(trajectory["lrs"][-1])
     names = trajectory.get("names") or [f"tensor {i}" for i in range(len(start))]
-    moved = final != start
+    moved = np.abs(final - start) > tolerance
     return {"start": float(start.mean()), "n_moved": int(moved.sum()),
             "unmoved": [name for name, m in zip(names, moved) if not m],
             "mean": float(final[moved].mean()) if moved.any() else float("nan"),

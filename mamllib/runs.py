@@ -115,6 +115,15 @@ def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)
 
 
+def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool:
+    """Whether validation accuracy rose over the last ``lookback`` validations by more than
+    the 95% CI of the last one: the run had not converged when training stopped."""
+    if len(validation) <= lookback:
+        return False
+    last, earlier = validation[-1], validation[-1 - lookback]
+    return last["accuracy"] - earlier["accuracy"] > last["ci95"]
+
+
 def run_name(config: Config) -> str:
     """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
     rate = "learned" if config.learn_inner_lr else f"{config.inner_lr:g}"

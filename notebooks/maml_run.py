@@ -67,8 +67,9 @@ validation = pd.DataFrame(metrics["validation"])
 if len(validation):
     axes[1].errorbar(validation.iteration, validation.accuracy, yerr=validation.ci95, fmt="o-",
                      label="validation (fixed tasks)")
-axes[1].legend(fontsize=8)
-fig.tight_layout()
+# Below the panels: inside, the legend would hide the noisy early iterations.
+fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+fig.tight_layout(rect=(0, 0.08, 1, 1))
 plt.show()
 if metrics["inner_lr_trajectory"]["lrs"]:
     learned_rates(metrics["inner_lr_trajectory"])

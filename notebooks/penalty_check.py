@@ -151,13 +151,19 @@ ax.legend()
 fig.tight_layout()
 plt.show()
 at_tenth = cosines.loc[np.isclose(cosines.rate.abs(), 0.1)].iloc[:, 1:].min().min()
-faithful = min(faithful_up_to(cosines.rate.values, cosines[column].values, faithful_cosine)
-               for column in cosines.columns[1:])
-print(f"cosine >= {faithful_cosine} on both networks for |a| <= {faithful:.3g}; "
-      f"lowest cosine at |a| = 0.1: {at_tenth:.3f}")
+# How far out the surrogate stays faithful on each side of zero, on both networks.
+faithful = {side: min(faithful_up_to(cosines.rate[on_side].values, cosines.loc[on_side, column].values,
+                                     faithful_cosine) for column in cosines.columns[1:])
+            for side, on_side in (("negative", cosines.rate < 0), ("positive", cosines.rate > 0))}
+print(f"cosine >= {faithful_cosine} on both networks for -{faithful['negative']:.3g} <= a <= "
+      f"{faithful['positive']:.3g}; lowest cosine at |a| = 0.1: {at_tenth:.3f}")
 glue("surrogate_cosine_at_tenth", float(at_tenth), display=False)
 glue("surrogate_faithful_cosine", faithful_cosine, display=False)
-glue("surrogate_faithful_up_to", faithful, display=False)
+for side, reach in faithful.items():  # as signed rates: the faithful range is [negative, positive]
+    glue(f"surrogate_faithful_{side}", -reach if side == "negative" else reach, display=False)
+further = max(faithful, key=faithful.get) if faithful["negative"] != faithful["positive"] else None
+glue("surrogate_side_text", f"It stays faithful further out on the {further} side." if further
+     else "It reaches equally far on both sides.", display=False)
 
 # %% [markdown]
 # ## 4. Training on the surrogate

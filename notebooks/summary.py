@@ -36,7 +36,7 @@ from myst_nb import glue
 
 from mamllib import latent, plots
 from mamllib.latent import summarize
-from mamllib.runs import load_analyses
+from mamllib.runs import load_analyses, still_rising
 from mamllib.sweep import SETTING_PREFIX, analysed_settings
 
 status_path = Path(sweep_status)
@@ -63,6 +63,19 @@ else:
     print("Every setting completed.")
 glue("n_settings", len(settings), display=False)
 glue("n_completed", int((settings.status == "completed").sum()) if len(settings) else 0, display=False)
+
+# %%
+# A fixed training budget: runs still improving when it ends are compared before convergence.
+metrics = {d: json.loads((d / "metrics.json").read_text()) for d in run_dirs}
+rising = sorted(m["config"]["inner_lr"] for m in metrics.values()
+                if not m["config"]["learn_inner_lr"] and still_rising(m["validation"]))
+iterations = sorted({m["iterations_done"] for m in metrics.values()})
+convergence_text = (f"Validation accuracy was still rising at the end of training ({'/'.join(map(str, iterations))} "
+                    f"iterations) for the networks trained at {latent.rate_list(rising)}: the comparison across "
+                    "training rates is at a fixed training budget, not at convergence." if rising else
+                    "No fixed-rate run's validation accuracy was still rising at the end of training.")
+glue("convergence_text", convergence_text, display=False)
+print(convergence_text)
 
 # %% [markdown]
 # ## Accuracy of every readout against the training rate
@@ -124,8 +137,8 @@ for run_dir in learned:
                     f"{rates['min']:.3f} to {rates['max']:.3f}; {100 * rates['negative_share']:.0f}% of them "
                     "are negative.")
     if rates["unmoved"]:
-        learned_text += (f" The rates of {', '.join(rates['unmoved'])} never moved: those tensors have no "
-                         "inner gradient, so neither do their rates.")
+        learned_text += (f" The rates of {', '.join(rates['unmoved'])} never moved beyond float32 round-off: those "
+                         "tensors have no inner gradient, so neither do their rates.")
 # Plain text: the book pastes it into another page, where only text/plain, HTML and
 # images cross documents (a Markdown object would show as its repr).
 glue("learned_rates_text", learned_text, display=False)
@@ -140,6 +153,9 @@ for name, value in latent.headline_numbers(readouts).items():
     glue(name, value, display=False)
 gaps = latent.readout_gap(readouts)
 gap_text = latent.describe_gap(gaps)
+adapted_gap_text = latent.describe_gap(latent.readout_gap(readouts, "proto_adapted"),
+                                       "the prototypes of the adapted features")
 glue("proto_gap_text", gap_text, display=False)
-print(gap_text)
+glue("proto_adapted_gap_text", adapted_gap_text, display=False)
+print(gap_text, adapted_gap_text, sep="\n")
 (100 * by_rate.join(gaps.rename(columns={"gap": "proto_unadapted - maml", "ci95": "paired CI95"}))).round(1)
