@@ -247,50 +247,75 @@ def rate_list(rates: Iterable[float]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
 
 
+def _paired(difference: pd.Series) -> pd.DataFrame:
+    """Mean per-task difference per training rate, with its 95% CI."""
+    grouped = difference.groupby(level="train_inner_lr")
+    return pd.DataFrame({"gap": grouped.mean(), "ci95": 1.96 * grouped.std(ddof=1) / np.sqrt(grouped.count())})
+
+
+def _fixed_rate_rows(readouts: pd.DataFrame, part: str) -> pd.DataFrame:
+    return readouts[(readouts["part"] == part) & ~readouts["learned_inner_lr"].astype(bool)]
+
+
+def paired_gap(readouts: pd.DataFrame, subject: tuple[str, str],
+               reference: tuple[str, str] = ("trained", "maml")) -> pd.DataFrame:
+    """Accuracy of ``subject`` minus ``reference``, each a ``(model, readout)``, per fixed
+    training rate, with the 95% CI of the paired difference (both score the same tasks)."""
+    rows = _fixed_rate_rows(readouts, "readouts")
+    keys = [column for column in ("train_inner_lr", "run", "task") if column in rows]
+    table = rows.pivot_table(index=keys, columns=["model", "readout"], values="accuracy")
+    return _paired(table[subject] - table[reference])
+
+
 def readout_gap(readouts: pd.DataFrame, readout: str = "proto_unadapted") -> pd.DataFrame:
-    """``readout`` minus MAML accuracy per fixed training rate, with the 95% CI of the
-    paired difference (both score the same tasks, so the per-task differences are used)."""
-    trained = _trained_at_fixed_rates(readouts)
-    keys = [column for column in ("train_inner_lr", "run", "task") if column in trained]
-    pairs = trained[trained["readout"].isin(["maml", readout])].pivot_table(
-        index=keys, columns="readout", values="accuracy")
-    difference = (pairs[readout] - pairs["maml"]).groupby(level="train_inner_lr")
-    return pd.DataFrame({"gap": difference.mean(),
-                         "ci95": 1.96 * difference.std(ddof=1) / np.sqrt(difference.count())})
+    """``readout`` minus MAML accuracy of the trained networks, per fixed training rate."""
+    return paired_gap(readouts, ("trained", readout))
 
 
-def describe_gap(gaps: pd.DataFrame, readout: str = "the un-adapted prototypes") -> str:
-    """One sentence: at which training rates ``readout`` scores above, below, or within the
-    CI of MAML (the rows of :func:`readout_gap`)."""
+def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes", reference: str = "MAML") -> str:
+    """One sentence: at which training rates ``subject`` scores above, below, or within the
+    CI of ``reference`` (the rows of :func:`paired_gap`)."""
     above, below = gaps["gap"] - gaps["ci95"] > 0, gaps["gap"] + gaps["ci95"] < 0
-    within = ~above & ~below
-    parts = [f"higher than MAML at training rate(s) {rate_list(gaps.index[above])}" if above.any() else "",
-             f"lower at {rate_list(gaps.index[below])}" if below.any() else "",
-             f"within the 95% CI of the paired difference at {rate_list(gaps.index[within])}" if within.any()
-             else ""]
-    parts = [part for part in parts if part]
-    return f"{readout[0].upper()}{readout[1:]} score " + "; ".join(parts) + "."
+    parts = []
+    for label, joiner, mask in (("higher", "than", above), ("lower", "than", below),
+                                ("within the 95% CI of the paired difference", "with", ~above & ~below)):
+        if mask.any():  # the first part names the reference and says what the numbers are
+            lead = f" {joiner} {reference} at training rate(s)" if not parts else " at"
+            parts.append(f"{label}{lead} {rate_list(gaps.index[mask])}")
+    return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
 
 
-def best_test_rates(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Per fixed training rate: the test-time rate of the grid where MAML scores best, and
-    that accuracy (rows of the ``rate_grid`` part, trained models)."""
-    grid = readouts[(readouts["part"] == "rate_grid") & (readouts["model"] == "trained")
-                    & ~readouts["learned_inner_lr"].astype(bool)]
-    table = grid.groupby(["train_inner_lr", "test_inner_lr"])["accuracy"].mean().unstack()
-    return pd.DataFrame({"best_test_rate": table.idxmax(axis=1), "accuracy": table.max(axis=1)})
+def test_rate_signs(readouts: pd.DataFrame) -> pd.DataFrame:
+    """Per nonzero fixed training rate: MAML's best negative and best positive test-time
+    rate of the grid, and the paired difference (negative minus positive) with its CI."""
+    grid = _fixed_rate_rows(readouts, "rate_grid")
+    grid = grid[(grid["model"] == "trained") & (grid["train_inner_lr"] != 0)]
+    keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
+    table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")
+    means = table.groupby(level="train_inner_lr").mean()
+    best = pd.DataFrame({"best_negative": means[[c for c in means if c < 0]].idxmax(axis=1),
+                         "best_positive": means[[c for c in means if c > 0]].idxmax(axis=1)})
+    rate = table.index.get_level_values("train_inner_lr")
+    difference = pd.Series(
+        [row[best.loc[r, "best_negative"]] - row[best.loc[r, "best_positive"]] for r, (_, row) in zip(rate, table.iterrows())],
+        index=table.index)
+    return best.join(_paired(difference))
 
 
-def describe_test_rates(best: pd.DataFrame) -> str:
-    """One sentence: for which training rates the best test-time rate has the same sign."""
-    nonzero = best[best.index != 0]
-    same = np.sign(nonzero.index.to_numpy()) == np.sign(nonzero["best_test_rate"].to_numpy())
-
-    parts = [f"has the sign of the training rate for the networks trained at {rate_list(nonzero.index[same])}"
-             if same.any() else "",
-             f"the opposite sign for those trained at {rate_list(nonzero.index[~same])}" if (~same).any() else ""]
-    return "Re-adapting each trained network at every rate of the grid, the best test-time rate " \
-        + "; ".join(part for part in parts if part) + "."
+def describe_test_rates(signs: pd.DataFrame) -> str:
+    """One sentence: which trained networks do best when adapted with the sign of their
+    training rate, which with the opposite sign, and which show no clear preference."""
+    negative_wins, positive_wins = signs["gap"] - signs["ci95"] > 0, signs["gap"] + signs["ci95"] < 0
+    trained_negative = signs.index.to_numpy() < 0
+    same = (negative_wins & trained_negative) | (positive_wins & ~trained_negative)
+    opposite = (negative_wins & ~trained_negative) | (positive_wins & trained_negative)
+    unclear = ~same & ~opposite
+    parts = [f"the networks trained at {rate_list(signs.index[same])} do best when adapted with a rate of their "
+             "training rate's sign" if same.any() else "",
+             f"those trained at {rate_list(signs.index[opposite])} with the opposite sign" if opposite.any() else "",
+             f"those trained at {rate_list(signs.index[unclear])} show no clear preference (their best negative "
+             "and best positive test rates are within the 95% CI of their paired difference)" if unclear.any() else ""]
+    return "Re-adapted at every rate of the grid, " + "; ".join(part for part in parts if part) + "."
 
 
 def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str, Any]:

@@ -50,12 +50,12 @@ def _fixed_rate_runs(readouts: pd.DataFrame) -> pd.DataFrame:
     return readouts
 
 
-def _readout_lines(data: pd.DataFrame, y: str, ylabel: str) -> plt.Figure:
+def _readout_lines(data: pd.DataFrame, y: str, ylabel: str, xlabel: str = "training inner rate") -> plt.Figure:
     """One line (with CI band) per readout against the training rate."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
     sns.lineplot(data=data.replace({"readout": READOUT_LABELS}), x="train_inner_lr", y=y, hue="readout",
                  style="readout", markers=True, dashes=False, errorbar=CI95, ax=ax)
-    _rate_axis(ax, data["train_inner_lr"])
+    _rate_axis(ax, data["train_inner_lr"], xlabel)
     ax.set_ylabel(ylabel)
     _legend_outside(ax)
     fig.tight_layout()
@@ -65,9 +65,13 @@ def _readout_lines(data: pd.DataFrame, y: str, ylabel: str) -> plt.Figure:
 def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
     """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
     data = _fixed_rate_runs(readouts)
+    if model == "untrained":  # no training rate: each run's initial network, adapted at the run's rate
+        xlabel, title = "inner rate it is adapted with", "Readouts of the untrained network versus the adaptation rate"
+    else:
+        xlabel, title = "training inner rate", f"Readouts of the {model} network versus the training rate"
     fig = _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
-                         "accuracy", "meta-test accuracy")
-    fig.axes[0].set_title(f"Readouts of the {model} network versus the training rate")
+                         "accuracy", "meta-test accuracy", xlabel)
+    fig.axes[0].set_title(title)
     return fig
 
 
@@ -110,7 +114,7 @@ def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     data = _fixed_rate_runs(relations[relations["measure"] == "head_proto_cosine"])
     fig, ax = plt.subplots(figsize=(8, 4.2))
     sns.lineplot(data=data, x="train_inner_lr", y="value", hue="model", marker="o", errorbar=CI95, ax=ax)
-    _rate_axis(ax, data["train_inner_lr"])
+    _rate_axis(ax, data["train_inner_lr"], "training inner rate (untrained: the rate it is adapted with)")
     ax.axhline(0, color="0.8", lw=1, zorder=0)
     ax.set_ylabel("cos(adapted head, prototypes)")
     _legend_outside(ax, "network")
@@ -155,7 +159,7 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
     pca = PCA(n_components=2).fit(np.concatenate([query_features, prototypes]))
     points, centres = pca.transform(query_features), pca.transform(prototypes)
     palette = sns.color_palette("tab10", len(prototypes))
-    fig, ax = plt.subplots(figsize=(5, 4.5))
+    fig, ax = plt.subplots(figsize=(6, 4.5))
     for k, colour in enumerate(palette):
         ax.scatter(*points[query_labels == k].T, color=colour, s=25, alpha=0.8, label=f"class {k}")
         ax.scatter(*centres[k], color=colour, marker="*", s=300, edgecolor="black", linewidth=1)
@@ -163,6 +167,6 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
     ax.set_xlabel(f"PC1 ({explained[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC2 ({explained[1]:.0f}% of variance)")
     ax.set_title(title or "Query features (dots) and prototypes (stars)")
-    ax.legend(fontsize=8)
+    _legend_outside(ax)
     fig.tight_layout()
     return fig

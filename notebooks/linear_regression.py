@@ -53,7 +53,7 @@ print(under, "overparameterized:", under.overparameterized)
 
 # %%
 alpha_r_values = np.round(np.linspace(-0.2, 1.0, 13), 3)
-alpha_t_values = np.round(np.linspace(-2.0, 1.0, 13), 3)
+alpha_t_values = np.round(np.linspace(-3.0, 1.0, 17), 3)
 adaptation = linreg.sweep(over, "alpha_r", alpha_r_values, alpha_fixed, runs_adaptation, seed)
 training = linreg.sweep(over, "alpha_t", alpha_t_values, alpha_fixed, runs, seed)
 
@@ -76,9 +76,12 @@ plt.show()
 best_train_over, best_test_over = linreg.optimum(training), linreg.optimum(adaptation)
 # The rates whose 95% CI reaches the best one's: how sharply the sweep locates the optimum.
 basin = linreg.near_optimal(training)
+at_edge = basin[0] <= alpha_t_values.min() or basin[1] >= alpha_t_values.max()
+basin_text = (f"every training rate from {basin[0]:g} to {basin[1]:g} is within the 95% CI of the best"
+              + ("; that range reaches the edge of the sweep, so the optimum is not bracketed" if at_edge else ""))
 glue("linreg_best_alpha_t_over", best_train_over, display=False)
-glue("linreg_best_alpha_t_over_lo", basin[0], display=False)
-glue("linreg_best_alpha_t_over_hi", basin[1], display=False)
+glue("linreg_basin_text", basin_text, display=False)
+glue("linreg_alpha_fixed", alpha_fixed, display=False)
 glue("linreg_best_alpha_r_over", best_test_over, display=False)
 print(f"optimal training rate (overparameterized): {best_train_over:g}; "
       f"within the 95% CI of the optimum: {basin[0]:g} .. {basin[1]:g}")
@@ -113,10 +116,11 @@ best_train_under = linreg.optimum(training_under)
 glue("linreg_best_alpha_t_under", best_train_under, display=False)
 glue("linreg_gain_over", float(effects["relative gain"].iloc[0]), display=False)
 glue("linreg_gain_under", float(effects["relative gain"].iloc[-1]), display=False)
-gains = [f"{100 * row['relative gain']:.1f}% with m = {row['m']:g} tasks (m·n_v/p = {row['m n_v / p']:.2g})"
-         for _, row in effects.iterrows()]
+gains = [f"{100 * row['relative gain']:.1f}% with m = {row['m']:g} tasks (m·n_v/p = {row['m n_v / p']:.2g}, "
+         f"best α_t = {row['best alpha_t']:g})" for _, row in effects.iterrows()]
 effect_text = ("The best training rate lowers the meta-test loss, relative to α_t = 0, by "
-               + ", ".join(gains[:-1]) + (" and " if len(gains) > 1 else "") + gains[-1] + ".")
+               + ", ".join(gains[:-1]) + (" and " if len(gains) > 1 else "") + gains[-1]
+               + f" ({runs_under} meta-trainings per point).")
 glue("linreg_effect_text", effect_text, display=False)
 print(effect_text)
 print(f"optimal training rate with m = {under.m}: {best_train_under:g}")

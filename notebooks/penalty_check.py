@@ -59,10 +59,9 @@ rates = np.logspace(-3, 0, 13)
 # ## 1. A smooth network at initialisation
 #
 # Residuals of the first- and second-order approximations against $a$ on log-log axes:
-# the theory predicts slopes 2 and 3 as $a \to 0$. The slopes are fitted over
-# $a \le$ `fit_upto`; further out the higher-order terms take over (on this network the
-# second-order residual changes sign between $a = 0.056$ and $0.1$, which a fit over
-# that range would read as a shallower slope).
+# the theory predicts slopes 2 and 3 as $a \to 0$. The slopes are fitted over small
+# rates only (the printed line says up to which $a$): further out the higher-order terms
+# take over, and where a residual changes sign a wider fit would read a shallower slope.
 
 # %%
 torch.manual_seed(seed)
@@ -99,14 +98,13 @@ glue("slope_second_smooth", smooth_slopes[1], display=False)
 # %% [markdown]
 # ## 2. The trained ReLU Conv4
 #
-# The same measurement on the network meta-trained at rate `trained_rate` (trained
-# here if the sweep has not trained it yet). ReLU and max-pooling make the loss only
-# piecewise smooth. The first-order residual still falls roughly as $a^2$, so the
-# inner-product term describes the objective; but adding the Hessian term does not
-# bring the $a^3$ law at any rate measured: already at $a = 10^{-3}$ the step flips
-# enough units (ReLU signs, max-pooling winners) that the curvature at $\theta$, which
-# cannot see the kinks, misses much of the quadratic change. If the $a^3$ regime exists
-# here, it lies below $a = 10^{-3}$.
+# The same measurement on the network the sweep meta-trained at `trained_rate` (0.4 by
+# default; trained here if the sweep has not trained it yet). ReLU and max-pooling make
+# the loss only piecewise smooth. The first-order residual still falls roughly as $a^2$,
+# so the inner-product term describes the objective. Adding the Hessian term makes the
+# residual smaller, but it no longer falls as $a^3$ over the rates measured: the
+# curvature at $\theta$ cannot see the kinks a step may cross (ReLU signs, max-pooling
+# winners), which is the likely reason, though we do not count the crossings here.
 
 # %%
 trained_config = config.replace(inner_lr=trained_rate)

@@ -30,12 +30,10 @@ import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from myst_nb import glue
 
 from mamllib import latent, plots
-from mamllib.latent import summarize
 from mamllib.runs import load_analyses, still_rising
 from mamllib.sweep import SETTING_PREFIX, analysed_settings
 
@@ -79,6 +77,10 @@ print(convergence_text)
 
 # %% [markdown]
 # ## Accuracy of every readout against the training rate
+#
+# "Untrained" is each run's network at its initialisation (the same seed, so the same
+# network for every rate), adapted at that run's rate: the baseline that tells what
+# meta-training added to the features and to the adaptation.
 
 # %%
 plots.accuracy_vs_rate(readouts)
@@ -87,10 +89,17 @@ plots.accuracy_vs_rate(readouts, model="untrained")
 plt.show()
 
 # %%
-table = summarize(readouts.assign(model=readouts.model + " @ " + readouts.train_inner_lr.astype(str)
-                                  + np.where(readouts.learned_inner_lr, " (learned)", "")))
-pivot = table.pivot(index="model", columns="readout", values="accuracy")
-(100 * pivot).round(1)
+# Mean accuracy (%) per network, rate and readout; "learned" rows start from their rate.
+scored = readouts[readouts.part == "readouts"]
+(100 * scored.groupby(["model", "learned_inner_lr", "train_inner_lr", "readout"]).accuracy.mean()
+ .unstack("readout")).round(1)
+
+# %%
+versus_untrained = latent.describe_gap(
+    latent.paired_gap(readouts, ("trained", "proto_unadapted"), ("untrained", "proto_unadapted")),
+    "the un-adapted prototypes of the trained networks", "those of the untrained network")
+glue("trained_vs_untrained_text", versus_untrained, display=False)
+print(versus_untrained)
 
 # %% [markdown]
 # ## Agreement with MAML, and the head against the prototypes
@@ -114,10 +123,12 @@ plt.show()
 # %%
 plots.rate_heatmap(readouts)
 plt.show()
-best_tests = latent.best_test_rates(readouts)
-test_rate_text = latent.describe_test_rates(best_tests)
+signs = latent.test_rate_signs(readouts)
+test_rate_text = latent.describe_test_rates(signs)
 glue("test_rate_text", test_rate_text, display=False)
 print(test_rate_text)
+(100 * signs).round(1).rename(columns={"gap": "best negative - best positive", "ci95": "paired CI95"}) \
+    .assign(best_negative=signs.best_negative, best_positive=signs.best_positive)
 
 # %% [markdown]
 # ## Learned inner rates
@@ -139,6 +150,9 @@ for run_dir in learned:
     if rates["unmoved"]:
         learned_text += (f" The rates of {', '.join(rates['unmoved'])} never moved beyond float32 round-off: those "
                          "tensors have no inner gradient, so neither do their rates.")
+    maml_accuracy = readouts[(readouts.run == run_dir.name) & (readouts.part == "readouts")
+                             & (readouts.model == "trained") & (readouts.readout == "maml")].accuracy.mean()
+    learned_text += f" Adapted with its learned rates, this network's MAML meta-test accuracy is {maml_accuracy:.1%}."
 # Plain text: the book pastes it into another page, where only text/plain, HTML and
 # images cross documents (a Markdown object would show as its repr).
 glue("learned_rates_text", learned_text, display=False)

@@ -172,18 +172,32 @@ def test_learned_rate_summary():
     assert summary["mean"] == pytest.approx(0.1) and summary["negative_share"] == 0.5
 
 
-def test_best_test_rates_and_their_sign():
+def test_test_rate_signs_pair_the_best_of_each_sign():
     rows = []
-    for train_rate, by_test in ((-0.4, {-0.4: 0.6, 0.1: 0.3}), (-0.1, {-0.4: 0.2, 0.1: 0.3}),
-                                (0.0, {-0.4: 0.2, 0.1: 0.2}), (0.4, {-0.4: 0.1, 0.1: 0.9})):
-        for test_rate, accuracy in by_test.items():
+    # Per training rate: accuracies at test rates -0.4 and 0.1, per task.
+    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], 0.1: [0.3, 0.3, 0.4]}),
+                                (-0.1, {-0.4: [0.30, 0.31, 0.29], 0.1: [0.31, 0.29, 0.30]}),
+                                (0.0, {-0.4: [0.2] * 3, 0.1: [0.2] * 3}),
+                                (0.4, {-0.4: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1]})):
+        for test_rate, accuracies in by_test.items():
             rows += [{"part": "rate_grid", "model": "trained", "learned_inner_lr": False, "readout": "maml",
-                      "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": accuracy}
-                     for t in range(3)]
+                      "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": a}
+                     for t, a in enumerate(accuracies)]
     rows += [{**rows[0], "learned_inner_lr": True, "train_inner_lr": 0.1}]  # learned: left out
-    best = latent.best_test_rates(pd.DataFrame(rows))
-    assert best["best_test_rate"].to_dict() == {-0.4: -0.4, -0.1: 0.1, 0.0: -0.4, 0.4: 0.1}
-    assert best.loc[0.4, "accuracy"] == pytest.approx(0.9)
-    assert latent.describe_test_rates(best) == (
-        "Re-adapting each trained network at every rate of the grid, the best test-time rate has the sign of "
-        "the training rate for the networks trained at -0.4 and 0.4; the opposite sign for those trained at -0.1.")
+    signs = latent.test_rate_signs(pd.DataFrame(rows))
+    assert list(signs.index) == [-0.4, -0.1, 0.4]  # rate 0 has no sign
+    assert signs.loc[0.4, "gap"] == pytest.approx(2.2 / 3) and signs.loc[0.4, "best_negative"] == -0.4
+    assert latent.describe_test_rates(signs) == (
+        "Re-adapted at every rate of the grid, the networks trained at -0.4 do best when adapted with a rate of "
+        "their training rate's sign; those trained at 0.4 with the opposite sign; those trained at -0.1 show no "
+        "clear preference (their best negative and best positive test rates are within the 95% CI of their "
+        "paired difference).")
+
+
+def test_paired_gap_compares_trained_with_untrained_features():
+    rows = (_readout_rows(0.1, "proto_unadapted", [0.5, 0.6]) +
+            _readout_rows(0.1, "proto_unadapted", [0.7, 0.7], model="untrained"))
+    gaps = latent.paired_gap(pd.DataFrame(rows), ("trained", "proto_unadapted"), ("untrained", "proto_unadapted"))
+    assert gaps.loc[0.1, "gap"] == pytest.approx(-0.15)
+    assert latent.describe_gap(gaps, "trained features", "untrained ones")== (
+        "Trained features score lower than untrained ones at training rate(s) 0.1.")
