@@ -293,6 +293,8 @@ def test_rate_signs(readouts: pd.DataFrame) -> pd.DataFrame:
     keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
     table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")
     means = table.groupby(level="train_inner_lr").mean()
+    if not (means.columns < 0).any() or not (means.columns > 0).any():
+        raise ValueError("the rate grid needs test rates of both signs to compare them")
     best = pd.DataFrame({"best_negative": means[[c for c in means if c < 0]].idxmax(axis=1),
                          "best_positive": means[[c for c in means if c > 0]].idxmax(axis=1)})
     rate = table.index.get_level_values("train_inner_lr")
