@@ -12,12 +12,11 @@ Every file is written to a temporary file in the same folder and moved into plac
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Callable
 
 import torch
 
@@ -28,22 +27,28 @@ CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 CHECKPOINT_KEYS = ("config_hash", "iteration", "model", "optimizer", "sampler_rng", "torch_rng", "metrics")
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)  # read it: mkstemp makes 0600 files, which the result files should not stay
+
+
+def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write ``path`` through ``write(handle)`` into a temporary file beside it, then move
+    it into place: readers see the old file or the whole new one, never a part."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    # os.open with mode 0o666 lets the kernel apply the process's current umask, as for
+    # any new file (tempfile.mkstemp would make it 0600).
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda handle: handle.write(data))
 
 
 def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
@@ -51,9 +56,7 @@ def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    atomic_write_bytes(run_dir / CHECKPOINT, buffer.getvalue())
+    atomic_write(run_dir / CHECKPOINT, lambda handle: torch.save(state, handle))
 
 
 def load_checkpoint(run_dir: Path, expected_hash: str | None = None) -> dict[str, Any]:
@@ -89,10 +92,11 @@ def read_json(path: Path) -> dict[str, Any]:
     return value
 
 
-def load_weights(module: torch.nn.Module, state: dict[str, Any], run_dir: Path, key: str = "model") -> None:
-    """``module.load_state_dict(state[key])``, refusing weights that do not fit as a damaged checkpoint."""
+def load_state(target: Any, state: dict[str, Any], run_dir: Path, key: str = "model") -> None:
+    """``target.load_state_dict(state[key])`` for a module or an optimizer, refusing a state that
+    does not fit as a damaged checkpoint."""
     try:
-        module.load_state_dict(state[key])
+        target.load_state_dict(state[key])
     except (RuntimeError, ValueError, KeyError, TypeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{run_dir / CHECKPOINT}: its {key} state does not fit this run ({first}); "

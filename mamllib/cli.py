@@ -6,6 +6,7 @@ User mistakes end with one line on stderr and exit status 2, before anything is 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import re
@@ -14,12 +15,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import DEFAULT_RATES, PROFILES, RATE_GRID, Config, from_dict, profile
+from mamllib.config import DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config, from_dict, profile
 from mamllib.errors import ConfigError, UserError
 
 EXIT_USAGE = 2
+# A path the user named (an output folder, a data root, the cache) that cannot be used.
+PATH_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDIR, errno.ENOTDIR, errno.EEXIST}
 # The fields `evaluate` and `analyze` may change on a trained run (none affects training).
-EVALUATION_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks", "eval_chunk", "device", "data_root")
+EVALUATION_FIELDS = (*TEST_FIELDS, "eval_chunk", "device", "data_root")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -310,10 +313,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"python -m mamllib {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except OSError as exc:  # an output or cache path that cannot be written or read
+    except OSError as exc:
+        if exc.errno not in PATH_ERRORS:  # not a path the user chose: a real failure, with its traceback
+            raise
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"python -m mamllib {args.command}: error: {where}{exc.strerror or exc}; "
-              "choose a path you can write to", file=sys.stderr)
+        print(f"python -m mamllib {args.command}: error: {where}{exc.strerror}; this path cannot be read or "
+              "written: choose another (--out, --data-root, $MAMLLIB_CACHE)", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)

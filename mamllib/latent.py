@@ -248,8 +248,15 @@ def rate_list(rates: Iterable[float]) -> str:
 
 
 def _paired(difference: pd.Series) -> pd.DataFrame:
-    """Mean per-task difference per training rate, with its 95% CI."""
-    grouped = difference.groupby(level="train_inner_lr")
+    """Mean per-task difference per training rate, with its 95% CI over tasks.
+
+    Several seeds score the same fixed tasks, so a task's differences are averaged over
+    seeds first: the tasks, not the (seed, task) pairs, are the independent samples.
+    """
+    if difference.empty:
+        return pd.DataFrame({"gap": [], "ci95": []}, index=pd.Index([], name="train_inner_lr"))
+    levels = [level for level in ("train_inner_lr", "task") if level in difference.index.names]
+    grouped = difference.groupby(level=levels).mean().groupby(level="train_inner_lr")
     return pd.DataFrame({"gap": grouped.mean(), "ci95": 1.96 * grouped.std(ddof=1) / np.sqrt(grouped.count())})
 
 
@@ -264,6 +271,8 @@ def paired_gap(readouts: pd.DataFrame, subject: tuple[str, str],
     rows = _fixed_rate_rows(readouts, "readouts")
     keys = [column for column in ("train_inner_lr", "run", "task") if column in rows]
     table = rows.pivot_table(index=keys, columns=["model", "readout"], values="accuracy")
+    if subject not in table or reference not in table:  # e.g. no fixed-rate run, or no baseline
+        return _paired(pd.Series(dtype=float))
     return _paired(table[subject] - table[reference])
 
 
@@ -275,6 +284,8 @@ def readout_gap(readouts: pd.DataFrame, readout: str = "proto_unadapted") -> pd.
 def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes", reference: str = "MAML") -> str:
     """One sentence: at which training rates ``subject`` scores above, below, or within the
     CI of ``reference`` (the rows of :func:`paired_gap`)."""
+    if gaps.empty:
+        return f"No fixed training rate has both {subject} and {reference} to compare."
     above, below = gaps["gap"] - gaps["ci95"] > 0, gaps["gap"] + gaps["ci95"] < 0
     parts = []
     for label, joiner, mask in (("higher", "than", above), ("lower", "than", below),
@@ -292,6 +303,8 @@ def test_rate_signs(readouts: pd.DataFrame) -> pd.DataFrame:
     grid = grid[(grid["model"] == "trained") & (grid["train_inner_lr"] != 0)]
     keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
     table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")
+    if table.empty:  # no trained network with a nonzero fixed rate
+        return _paired(pd.Series(dtype=float)).assign(best_negative=[], best_positive=[])
     means = table.groupby(level="train_inner_lr").mean()
     if not (means.columns < 0).any() or not (means.columns > 0).any():
         raise ValueError("the rate grid needs test rates of both signs to compare them")
@@ -307,6 +320,8 @@ def test_rate_signs(readouts: pd.DataFrame) -> pd.DataFrame:
 def describe_test_rates(signs: pd.DataFrame) -> str:
     """One sentence: which trained networks do best when adapted with the sign of their
     training rate, which with the opposite sign, and which show no clear preference."""
+    if signs.empty:
+        return "No network trained at a nonzero fixed rate was re-adapted at other rates."
     negative_wins, positive_wins = signs["gap"] - signs["ci95"] > 0, signs["gap"] + signs["ci95"] < 0
     trained_negative = signs.index.to_numpy() < 0
     same = (negative_wins & trained_negative) | (positive_wins & ~trained_negative)

@@ -157,12 +157,18 @@ def optimum(table: pd.DataFrame) -> float:
 
 
 def near_optimal(table: pd.DataFrame) -> tuple[float, float]:
-    """The range of swept rates whose 95% CI overlaps the best rate's: how well the
-    sweep resolves its optimum."""
-    best = table.loc[table["loss"].idxmin()]
-    close = table[table["loss"] - table["ci95"] <= best["loss"] + best["ci95"]]
+    """The contiguous range of swept rates around the best one whose 95% CIs overlap the
+    best rate's CI: how sharply the sweep locates its optimum."""
     rate = table["vary"].iloc[0]
-    return float(close[rate].min()), float(close[rate].max())
+    ordered = table.sort_values(rate).reset_index(drop=True)
+    best = int(ordered["loss"].idxmin())
+    overlaps = (ordered["loss"] - ordered["ci95"] <= ordered.loc[best, "loss"] + ordered.loc[best, "ci95"]).tolist()
+    low = high = best
+    while low > 0 and overlaps[low - 1]:
+        low -= 1
+    while high < len(ordered) - 1 and overlaps[high + 1]:
+        high += 1
+    return float(ordered.loc[low, rate]), float(ordered.loc[high, rate])
 
 
 def training_rate_effect(setting: LinearSetting, task_counts: list[int], alpha_t_values: np.ndarray,

@@ -136,6 +136,8 @@ def faithful_up_to(rates: np.ndarray, cosines: np.ndarray, threshold: float = 0.
 def residual_slopes(rates: np.ndarray, exact: np.ndarray, first: np.ndarray,
                     second: np.ndarray) -> tuple[float, float]:
     """Log-log slopes of ``|E - T1|`` and ``|E - T2|`` against ``|a|`` (theory: 2 and 3)."""
+    if len(rates) < 3:
+        raise ValueError(f"a slope needs at least 3 rates, got {len(rates)}; widen the fit's range of rates")
     log_a = np.log(np.abs(rates))
     slope1 = np.polyfit(log_a, np.log(np.abs(exact - first)), 1)[0]
     slope2 = np.polyfit(log_a, np.log(np.abs(exact - second)), 1)[0]

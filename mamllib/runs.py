@@ -50,7 +50,7 @@ def load_run(run_dir: Path, dataset: FewShotDataset | None = None, **overrides: 
     check_dataset(config, dataset)
     device = resolve_device(config.device)
     maml = build_maml(config, dataset)
-    ckpt.load_weights(maml, state, run_dir)
+    ckpt.load_state(maml, state, run_dir)
     return TrainedRun(run_dir, config, maml.to(device), dataset, device, state)
 
 
@@ -78,29 +78,51 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
     readouts_df = pd.concat(readouts, ignore_index=True).assign(**context)
     relations_df = pd.concat(relations, ignore_index=True).assign(**context)
     if write:
-        write_csv(readouts_df, run.run_dir / ANALYSIS_DIR / "readouts.csv")
-        write_csv(relations_df, run.run_dir / ANALYSIS_DIR / "relations.csv")
-        # Last: an interrupted write leaves no settings, so the analysis counts as stale.
-        ckpt.atomic_write_json(run.run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS, _analysis_settings(run, grid, baseline))
+        folder = run.run_dir / ANALYSIS_DIR
+        # The settings go first and come back last: an analysis interrupted in between
+        # has none, so it counts as stale rather than passing old settings for new CSVs.
+        (folder / ANALYSIS_SETTINGS).unlink(missing_ok=True)
+        write_csv(readouts_df, folder / "readouts.csv")
+        write_csv(relations_df, folder / "relations.csv")
+        ckpt.atomic_write_json(folder / ANALYSIS_SETTINGS,
+                               _analysis_settings(config, run.state["iteration"], grid, baseline))
     return readouts_df, relations_df
 
 
-def _analysis_settings(run: TrainedRun, grid: Iterable[float], baseline: bool) -> dict[str, Any]:
+def _analysis_settings(config: Config, iteration: int, grid: Iterable[float], baseline: bool) -> dict[str, Any]:
     """What an analysis depends on: the trained weights and how they were scored."""
-    return {"config_hash": run.config.training_hash(), "iteration": run.state["iteration"],
-            **{name: getattr(run.config, name) for name in TEST_FIELDS},
+    return {"config_hash": config.training_hash(), "iteration": iteration,
+            **{name: getattr(config, name) for name in TEST_FIELDS},
             "grid": [float(rate) for rate in grid], "baseline": baseline}
+
+
+def _analysis_matches(run_dir: Path, settings: dict[str, Any]) -> bool:
+    try:
+        return ckpt.read_json(run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS) == settings
+    except ckpt.CheckpointError:  # missing or damaged: not current
+        return False
 
 
 def cached_analysis(run: TrainedRun, grid: Iterable[float] = RATE_GRID,
                     baseline: bool = True) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The run's written analysis if it was made with these weights and settings, else None."""
-    try:
-        if ckpt.read_json(run.run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS) == _analysis_settings(run, grid, baseline):
+    if _analysis_matches(run.run_dir, _analysis_settings(run.config, run.state["iteration"], grid, baseline)):
+        try:
             return load_analyses([run.run_dir])
-    except ckpt.CheckpointError:  # missing or damaged: analyse again
-        pass
+        except ckpt.CheckpointError:
+            pass
     return None
+
+
+def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID, baseline: bool = True) -> bool:
+    """Whether the run folder's written analysis is the one its stored configuration and
+    latest weights give with ``grid`` and ``baseline`` (read from files, no model loaded)."""
+    try:
+        config = ckpt.read_run_config(run_dir)
+        iteration = ckpt.read_json(run_dir / ckpt.METRICS)["iterations_done"]
+    except (ckpt.CheckpointError, KeyError):
+        return False
+    return _analysis_matches(run_dir, _analysis_settings(config, iteration, grid, baseline))
 
 
 def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -115,11 +137,12 @@ def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)
 
 
-def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool:
+def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool | None:
     """Whether validation accuracy rose over the last ``lookback`` validations by more than
-    the 95% CI of the last one: the run had not converged when training stopped."""
+    the 95% CI of the last one: the run had not converged when training stopped. None
+    when there are too few validations to tell."""
     if len(validation) <= lookback:
-        return False
+        return None
     last, earlier = validation[-1], validation[-1 - lookback]
     return last["accuracy"] - earlier["accuracy"] > last["ci95"]
 

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from mamllib.checkpoint import atomic_write_bytes, atomic_write_json
 from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
 from mamllib.notebooks import notebook_source
-from mamllib.runs import ANALYSIS_DIR, run_folder, run_name
+from mamllib.runs import analysis_is_current, run_folder, run_name
 
 RECORD = "executions.json"
 SETTING_PREFIX = "run_"  # output names of the sweep's maml_run executions
@@ -69,21 +69,27 @@ def setting_config(parameters: dict[str, Any]) -> Config:
                         **parameters["overrides"])
 
 
+def recorded_settings(record: dict[str, dict[str, Any]], profile: str) -> dict[str, dict[str, Any]]:
+    """The record's entries of the sweep's own ``maml_run`` settings under ``profile``."""
+    return {name: entry for name, entry in record.items()
+            if name.startswith(SETTING_PREFIX) and entry["parameters"]["profile"] == profile}
+
+
+def setting_folder(parameters: dict[str, Any]) -> Path:
+    """The run folder a ``maml_run`` setting trains into."""
+    return run_folder(parameters["runs_root"], parameters["profile"], setting_config(parameters))
+
+
 def analysed_settings(record: dict[str, dict[str, Any]], profile: str) -> list[Path]:
-    """The run folders of the recorded sweep settings of ``profile`` that have an analysis.
+    """The run folders of the recorded sweep settings of ``profile`` whose analysis is current.
 
     Only the sweep's own ``maml_run`` settings: other runs under the same root (the
-    penalty notebook's surrogate trainings, a run trained by hand) are not part of it.
+    penalty notebook's surrogate trainings, a run trained by hand) are not part of it,
+    and an analysis redone by hand with other settings is not its analysis.
     """
-    folders = []
-    for name, entry in record.items():
-        parameters = entry["parameters"]
-        if not name.startswith(SETTING_PREFIX) or parameters["profile"] != profile:
-            continue
-        folder = run_folder(parameters["runs_root"], profile, setting_config(parameters))
-        if entry["status"] != "failed" and (folder / ANALYSIS_DIR / "readouts.csv").is_file():
-            folders.append(folder)
-    return sorted(set(folders))
+    folders = [setting_folder(entry["parameters"]) for entry in recorded_settings(record, profile).values()
+               if entry["status"] != "failed"]
+    return sorted({folder for folder in folders if analysis_is_current(folder)})
 
 
 def _record(out_dir: Path) -> dict[str, Any]:
@@ -99,9 +105,13 @@ def source_hash(notebook: str) -> str:
 def is_current(execution: Execution, out_dir: Path) -> bool:
     """True when the output notebook exists and completed from this source with these parameters."""
     entry = _record(out_dir).get(execution.output)
-    return (out_dir / f"{execution.output}.ipynb").exists() and entry is not None \
+    executed = (out_dir / f"{execution.output}.ipynb").exists() and entry is not None \
         and entry["parameters"] == execution.parameters and entry["status"] in ("completed", "diverged") \
         and entry.get("source") == source_hash(execution.notebook)
+    # A setting's page shows its run's analysis: one redone by hand since makes the page stale.
+    if executed and execution.output.startswith(SETTING_PREFIX) and entry["status"] == "completed":
+        return analysis_is_current(setting_folder(execution.parameters))
+    return executed
 
 
 def _status_of(notebook: Path) -> str:
@@ -139,7 +149,7 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -
              "--parameters", json.dumps(execution.parameters)],
             cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     status = _status_of(notebook) if done.returncode == 0 else "failed"
-    if execution.title and notebook.exists():
+    if execution.title and status != "failed":  # a failed notebook may be cut short: leave it as it is
         retitle(notebook, execution.title)
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),

@@ -131,15 +131,18 @@ def _test_settings_changed(run_dir: Path, config: Config, metrics: dict[str, Any
     """Whether a finished run was meta-tested with other test-time settings than ``config``'s."""
     if metrics["status"] != "completed":
         return False
+    # Both records must agree with the request: a re-scoring interrupted between writing
+    # them leaves them apart, and is then simply done again.
     stored = ckpt.read_run_config(run_dir)
-    return any(getattr(stored, name) != getattr(config, name) for name in TEST_FIELDS)
+    wanted = {name: getattr(config, name) for name in TEST_FIELDS}
+    return metrics["test"].get("settings") != wanted or any(getattr(stored, n) != v for n, v in wanted.items())
 
 
 def _rescore(run_dir: Path, config: Config, metrics: dict[str, Any], dataset: FewShotDataset,
              device: torch.device, log) -> dict[str, Any]:
     """Meta-test a finished run again with ``config``'s test-time settings, and record them."""
     maml = build_maml(config, dataset).to(device)
-    ckpt.load_weights(maml, ckpt.load_checkpoint(run_dir, config.training_hash()), run_dir)
+    ckpt.load_state(maml, ckpt.load_checkpoint(run_dir, config.training_hash()), run_dir)
     result = _meta_test(config, maml, dataset, device, metrics)
     ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
     ckpt.atomic_write_json(run_dir / ckpt.CONFIG,
@@ -156,7 +159,8 @@ def _meta_test(config: Config, maml: MAML, dataset: FewShotDataset, device: torc
     metrics["wall_time_s"] += time.perf_counter() - started
     metrics.update(status="completed", test={
         **result.to_dict(), "test_inner_lr": test_rates(config, maml).cpu().tolist(),
-        "test_inner_steps": config.test_inner_steps})
+        "test_inner_steps": config.test_inner_steps,
+        "settings": {name: getattr(config, name) for name in TEST_FIELDS}})
     return result
 
 
@@ -180,8 +184,8 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     metrics = _fresh_metrics(config, device)
     if (run_dir / ckpt.CHECKPOINT).exists():
         state = ckpt.load_checkpoint(run_dir, config.training_hash())
-        ckpt.load_weights(maml, state, run_dir)
-        ckpt.load_weights(optimizer, state, run_dir, key="optimizer")
+        ckpt.load_state(maml, state, run_dir)
+        ckpt.load_state(optimizer, state, run_dir, key="optimizer")
         sampler.set_state(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
         metrics = state["metrics"]

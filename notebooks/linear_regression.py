@@ -77,11 +77,14 @@ best_train_over, best_test_over = linreg.optimum(training), linreg.optimum(adapt
 # The rates whose 95% CI reaches the best one's: how sharply the sweep locates the optimum.
 basin = linreg.near_optimal(training)
 at_edge = basin[0] <= alpha_t_values.min() or basin[1] >= alpha_t_values.max()
-basin_text = (f"every training rate from {basin[0]:g} to {basin[1]:g} is within the 95% CI of the best"
+basin_text = (f"the training rates from {basin[0]:g} to {basin[1]:g} all have 95% CIs that overlap the best one's"
               + ("; that range reaches the edge of the sweep, so the optimum is not bracketed" if at_edge else ""))
 glue("linreg_best_alpha_t_over", best_train_over, display=False)
 glue("linreg_basin_text", basin_text, display=False)
 glue("linreg_alpha_fixed", alpha_fixed, display=False)
+paper = best_train_over < 0 < best_test_over  # Bernacchia: negative to train, positive to adapt
+glue("linreg_sign_text", "negative to train, positive to adapt, as the paper finds" if paper else
+     "which differs from the paper's negative training and positive test-time optima", display=False)
 glue("linreg_best_alpha_r_over", best_test_over, display=False)
 print(f"optimal training rate (overparameterized): {best_train_over:g}; "
       f"within the 95% CI of the optimum: {basin[0]:g} .. {basin[1]:g}")
@@ -121,6 +124,9 @@ gains = [f"{100 * row['relative gain']:.1f}% with m = {row['m']:g} tasks (m·n_v
 effect_text = ("The best training rate lowers the meta-test loss, relative to α_t = 0, by "
                + ", ".join(gains[:-1]) + (" and " if len(gains) > 1 else "") + gains[-1]
                + f" ({runs_under} meta-trainings per point).")
+signs = np.sign(effects["best alpha_t"])
+effect_text += (" The best training rate is negative at every task count tried." if (signs < 0).all() else
+                f" Its sign is not the same at every task count: {', '.join(f'{b:g}' for b in effects['best alpha_t'])}.")
 glue("linreg_effect_text", effect_text, display=False)
 print(effect_text)
 print(f"optimal training rate with m = {under.m}: {best_train_under:g}")

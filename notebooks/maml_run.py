@@ -34,15 +34,18 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from mamllib.config import profile as make_profile
 from mamllib.data import load_dataset
 from mamllib.latent import format_summary, summarize, task_embedding
 from mamllib.plots import embedding_pca, learned_rates
-from mamllib.runs import analyze_run, cached_analysis, load_run, run_folder
+from mamllib.runs import analyze_run, cached_analysis, load_run
+from mamllib.sweep import setting_config, setting_folder
 from mamllib.train import train
 
-config = make_profile(profile, inner_lr=inner_lr, learn_inner_lr=learn_inner_lr, seed=seed, **overrides)
-run_dir = run_folder(runs_root, profile, config)
+# The profile with this setting's values applied, and its run folder: the same calls the
+# sweep and the summary use, so all three agree on which run this page shows.
+setting = {"profile": profile, "inner_lr": inner_lr, "learn_inner_lr": learn_inner_lr, "seed": seed,
+           "runs_root": runs_root, "overrides": overrides}
+config, run_dir = setting_config(setting), setting_folder(setting)
 setting_label = (f"learned rates from {inner_lr:g}" if learn_inner_lr else f"trained at inner rate {inner_lr:g}")
 dataset = load_dataset(config)
 print(dataset.describe())

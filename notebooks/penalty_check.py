@@ -182,17 +182,18 @@ for rate in surrogate_rates:
         # write=False: these runs may be the sweep's own, whose full analysis must stay.
         table, _ = analyze_run(load_run(run_dir, dataset), grid=(), baseline=False, write=False)
         readouts.append(table.assign(objective=objective, model=f"{objective} {rate:g}"))
-readouts = pd.concat(readouts, ignore_index=True)
-comparison = summarize(readouts)
+comparison = summarize(pd.concat(readouts, ignore_index=True)) if readouts else pd.DataFrame(
+    columns=["model", "readout", "accuracy", "ci95", "agreement"])
 print(format_summary(comparison))
 
 # %%
-pivot = comparison.pivot(index="readout", columns="model", values="accuracy")
-ax = pivot.plot.barh(figsize=(8.5, 4), xlim=(0, 1), xlabel="meta-test accuracy")
-ax.axvline(1 / config.n_way, color="0.5", lw=1, ls=":", label="chance")
-ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-plt.tight_layout()
-plt.show()
+if len(comparison):
+    pivot = comparison.pivot(index="readout", columns="model", values="accuracy")
+    ax = pivot.plot.barh(figsize=(8.5, 4), xlim=(0, 1), xlabel="meta-test accuracy")
+    ax.axvline(1 / config.n_way, color="0.5", lw=1, ls=":", label="chance")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    plt.tight_layout()
+    plt.show()
 accuracy = comparison.set_index(["model", "readout"])["accuracy"]
 for (name, readout), value in accuracy.items():
     if readout == "maml":  # e.g. "surrogate -0.1" -> acc_surrogate_lrm0p1 (glue names are identifiers)

@@ -35,15 +35,19 @@ from myst_nb import glue
 
 from mamllib import latent, plots
 from mamllib.runs import load_analyses, still_rising
-from mamllib.sweep import SETTING_PREFIX, analysed_settings
+from mamllib.sweep import analysed_settings, recorded_settings
 
 status_path = Path(sweep_status)
-record = json.loads(status_path.read_text()) if status_path.exists() else {}
+if not status_path.exists():
+    raise FileNotFoundError(f"{status_path.resolve()}: no sweep record here; run `python -m mamllib sweep` "
+                            "first, or set sweep_status to its executions.json")
+record = json.loads(status_path.read_text())
 settings = pd.DataFrame([{"setting": name, **entry["parameters"], "status": entry["status"],
                           "wall_time_s": entry["wall_time_s"]}
-                         for name, entry in record.items()
-                         if name.startswith(SETTING_PREFIX) and entry["parameters"]["profile"] == profile])
+                         for name, entry in recorded_settings(record, profile).items()])
 run_dirs = analysed_settings(record, profile)
+if not run_dirs:
+    raise ValueError(f"{status_path}: no setting of profile {profile!r} has a current analysis yet")
 readouts, relations = load_analyses(run_dirs)
 print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the sweep")
 
@@ -64,14 +68,20 @@ glue("n_completed", int((settings.status == "completed").sum()) if len(settings)
 
 # %%
 # A fixed training budget: runs still improving when it ends are compared before convergence.
-metrics = {d: json.loads((d / "metrics.json").read_text()) for d in run_dirs}
-rising = sorted(m["config"]["inner_lr"] for m in metrics.values()
-                if not m["config"]["learn_inner_lr"] and still_rising(m["validation"]))
-iterations = sorted({m["iterations_done"] for m in metrics.values()})
-convergence_text = (f"Validation accuracy was still rising at the end of training ({'/'.join(map(str, iterations))} "
-                    f"iterations) for the networks trained at {latent.rate_list(rising)}: the comparison across "
-                    "training rates is at a fixed training budget, not at convergence." if rising else
-                    "No fixed-rate run's validation accuracy was still rising at the end of training.")
+metrics = [json.loads((d / "metrics.json").read_text()) for d in run_dirs]
+fixed = [m for m in metrics if not m["config"]["learn_inner_lr"]]
+trend = {m["config"]["inner_lr"]: still_rising(m["validation"]) for m in fixed}  # None: too few validations
+rising = sorted({m["config"]["inner_lr"] for m in fixed if still_rising(m["validation"])})
+iterations = sorted({m["iterations_done"] for m in metrics})
+if rising:
+    convergence_text = (f"Validation accuracy was still rising at the end of training "
+                        f"({'/'.join(map(str, iterations))} iterations) for the networks trained at "
+                        f"{latent.rate_list(rising)}: the comparison across training rates is at a fixed "
+                        "training budget, not at convergence.")
+elif any(value is None for value in trend.values()):
+    convergence_text = "Too few validations to tell whether the runs had converged when training stopped."
+else:
+    convergence_text = "No fixed-rate run's validation accuracy was still rising at the end of training."
 glue("convergence_text", convergence_text, display=False)
 print(convergence_text)
 
@@ -137,7 +147,7 @@ print(test_rate_text)
 from IPython.display import Markdown
 
 learned = [d for d in run_dirs if json.loads((d / "config.json").read_text())["config"]["learn_inner_lr"]]
-learned_text = "This sweep has no learned-rate setting."
+learned_texts = []
 for run_dir in learned:
     trajectory = json.loads((run_dir / "metrics.json").read_text())["inner_lr_trajectory"]
     plots.learned_rates(trajectory, title=run_dir.name)
@@ -153,6 +163,8 @@ for run_dir in learned:
     maml_accuracy = readouts[(readouts.run == run_dir.name) & (readouts.part == "readouts")
                              & (readouts.model == "trained") & (readouts.readout == "maml")].accuracy.mean()
     learned_text += f" Adapted with its learned rates, this network's MAML meta-test accuracy is {maml_accuracy:.1%}."
+    learned_texts.append(learned_text)
+learned_text = " ".join(learned_texts) or "This sweep has no learned-rate setting."
 # Plain text: the book pastes it into another page, where only text/plain, HTML and
 # images cross documents (a Markdown object would show as its repr).
 glue("learned_rates_text", learned_text, display=False)

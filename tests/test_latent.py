@@ -175,10 +175,12 @@ def test_learned_rate_summary():
 def test_test_rate_signs_pair_the_best_of_each_sign():
     rows = []
     # Per training rate: accuracies at test rates -0.4 and 0.1, per task.
-    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], 0.1: [0.3, 0.3, 0.4]}),
-                                (-0.1, {-0.4: [0.30, 0.31, 0.29], 0.1: [0.31, 0.29, 0.30]}),
-                                (0.0, {-0.4: [0.2] * 3, 0.1: [0.2] * 3}),
-                                (0.4, {-0.4: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1]})):
+    # Two rates per sign, so that the best of each sign has to be picked.
+    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], -0.1: [0.2] * 3, 0.1: [0.3, 0.3, 0.4], 0.4: [0.1] * 3}),
+                                (-0.1, {-0.4: [0.30, 0.31, 0.29], -0.1: [0.1] * 3, 0.1: [0.31, 0.29, 0.30],
+                                        0.4: [0.0] * 3}),
+                                (0.0, {-0.4: [0.2] * 3, -0.1: [0.2] * 3, 0.1: [0.2] * 3, 0.4: [0.2] * 3}),
+                                (0.4, {-0.4: [0.0] * 3, -0.1: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1], 0.4: [0.0] * 3})):
         for test_rate, accuracies in by_test.items():
             rows += [{"part": "rate_grid", "model": "trained", "learned_inner_lr": False, "readout": "maml",
                       "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": a}
@@ -186,7 +188,8 @@ def test_test_rate_signs_pair_the_best_of_each_sign():
     rows += [{**rows[0], "learned_inner_lr": True, "train_inner_lr": 0.1}]  # learned: left out
     signs = latent.test_rate_signs(pd.DataFrame(rows))
     assert list(signs.index) == [-0.4, -0.1, 0.4]  # rate 0 has no sign
-    assert signs.loc[0.4, "gap"] == pytest.approx(2.2 / 3) and signs.loc[0.4, "best_negative"] == -0.4
+    assert signs.loc[0.4, "gap"] == pytest.approx(2.2 / 3) and signs.loc[0.4, "best_negative"] == -0.1
+    assert signs.loc[-0.4, "best_negative"] == -0.4 and signs.loc[-0.4, "best_positive"] == 0.1
     assert latent.describe_test_rates(signs) == (
         "Re-adapted at every rate of the grid, the networks trained at -0.4 do best when adapted with a rate of "
         "their training rate's sign; those trained at 0.4 with the opposite sign; those trained at -0.1 show no "
@@ -201,3 +204,22 @@ def test_paired_gap_compares_trained_with_untrained_features():
     assert gaps.loc[0.1, "gap"] == pytest.approx(-0.15)
     assert latent.describe_gap(gaps, "trained features", "untrained ones")== (
         "Trained features score lower than untrained ones at training rate(s) 0.1.")
+
+
+def test_paired_gaps_treat_tasks_as_the_samples_across_seeds():
+    rows = []
+    for run, maml_acc in (("seed0", [0.5, 0.9]), ("seed1", [0.7, 0.7])):
+        rows += [{**row, "run": run} for row in _readout_rows(0.1, "maml", maml_acc)]
+        rows += [{**row, "run": run} for row in _readout_rows(0.1, "proto_unadapted", [0.8, 0.8])]
+    gaps = latent.readout_gap(pd.DataFrame(rows))
+    # Per task over seeds: task 0 gains +0.2, task 1 +0.0; the CI is over these two.
+    assert gaps.loc[0.1, "gap"] == pytest.approx(0.1)
+    assert gaps.loc[0.1, "ci95"] == pytest.approx(1.96 * np.std([0.2, 0.0], ddof=1) / np.sqrt(2))
+
+
+def test_comparisons_without_data_say_so():
+    untrained_only = pd.DataFrame(_readout_rows(0.1, "maml", [0.5], model="untrained"))
+    gaps = latent.readout_gap(untrained_only)
+    assert gaps.empty and latent.describe_gap(gaps).startswith("No fixed training rate")
+    signs = latent.test_rate_signs(untrained_only.assign(part="rate_grid"))
+    assert signs.empty and latent.describe_test_rates(signs).startswith("No network")

@@ -95,3 +95,10 @@ def test_near_optimal_is_the_range_of_rates_whose_ci_reaches_the_best():
     assert linreg.near_optimal(table) == (-1.0, -1.0)
     table.loc[0, "ci95"], table.loc[2, "ci95"] = 0.016, 0.006
     assert linreg.near_optimal(table) == (-2.0, 0.0)
+
+
+def test_near_optimal_stops_at_the_first_rate_outside():
+    # -2 overlaps the best (at 0) but -1 between them does not: the range is contiguous.
+    table = pd.DataFrame({"vary": "alpha_t", "alpha_t": [-2.0, -1.0, 0.0],
+                          "loss": [0.69, 0.80, 0.68], "ci95": [0.02, 0.001, 0.005]})
+    assert linreg.near_optimal(table) == (0.0, 0.0)

@@ -78,7 +78,8 @@ def test_embedding_pca_marks_prototypes():
 def test_rate_axes_label_every_rate_of_the_data(frames):
     ax = plots.accuracy_vs_rate(frames[0]).axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["-0.4", "0", "0.4"]
-    assert ax.get_legend() is None or ax.get_legend().get_bbox_to_anchor().x0 > ax.bbox.x1 - 1
+    legend = ax.get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 > ax.bbox.x1 - 1  # beside the axes
 
 
 def test_learned_rates_draw_each_tensor_distinguishably():

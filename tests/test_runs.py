@@ -31,6 +31,6 @@ def test_still_rising_compares_the_last_validations_with_their_ci():
 
     points = [{"accuracy": a, "ci95": 0.02} for a in (0.2, 0.3, 0.35, 0.40)]
     assert still_rising(points)                     # +0.10 over two validations > 0.02
-    assert not still_rising(points[:2])             # too few validations to tell
+    assert still_rising(points[:2]) is None         # too few validations to tell
     flat = [{"accuracy": a, "ci95": 0.02} for a in (0.2, 0.5, 0.51, 0.515)]
     assert not still_rising(flat)

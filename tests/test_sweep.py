@@ -5,9 +5,19 @@ from mamllib.runs import run_folder
 from mamllib.sweep import analysed_settings, setting_config, sweep_settings
 
 
-def _analyse(folder):
+def _analyse(folder, config, iteration=6, **settings):
+    """A run folder with a written analysis, as `train` and `analyze_run` leave it."""
+    from mamllib.checkpoint import atomic_write_json
+    from mamllib.config import RATE_GRID
+    from mamllib.runs import _analysis_settings
+
     (folder / "analysis").mkdir(parents=True)
     (folder / "analysis" / "readouts.csv").write_text("model,readout\n")
+    atomic_write_json(folder / "config.json", {"config": config.to_dict(), "config_hash": config.training_hash()})
+    atomic_write_json(folder / "metrics.json", {"iterations_done": iteration})
+    written = {"grid": RATE_GRID, "baseline": True, **settings}
+    atomic_write_json(folder / "analysis" / "settings.json",
+                      _analysis_settings(config, iteration, written["grid"], written["baseline"]))
 
 
 def test_the_sweep_reads_only_its_own_analysed_settings(tmp_path):
@@ -15,13 +25,16 @@ def test_the_sweep_reads_only_its_own_analysed_settings(tmp_path):
     settings = sweep_settings("smoke", rates=(-0.1, 0.1, 0.4), learned=False, runs_root=runs)
     record = {e.output: {"parameters": e.parameters, "status": "completed"} for e in settings}
     folders = [run_folder(runs, "smoke", setting_config(e.parameters)) for e in settings]
-    for folder in folders[:2]:
-        _analyse(folder)
+    for folder, setting in zip(folders[:2], settings):
+        _analyse(folder, setting_config(setting.parameters))
+    # An analysis redone by hand with another grid is not the sweep's.
+    _analyse(folders[2], setting_config(settings[2].parameters), grid=(0.5,))
     # Runs beside the sweep's, analysed too: another objective at a sweep rate (as the
     # penalty notebook trains), and the same rate under another profile.
-    _analyse(run_folder(runs, "smoke", profile("smoke", inner_lr=0.1, objective="surrogate")))
+    surrogate = profile("smoke", inner_lr=0.1, objective="surrogate")
+    _analyse(run_folder(runs, "smoke", surrogate), surrogate)
     other = sweep_settings("quick", rates=(0.1,), learned=False, runs_root=runs)[0]
-    _analyse(run_folder(runs, "quick", setting_config(other.parameters)))
+    _analyse(run_folder(runs, "quick", setting_config(other.parameters)), setting_config(other.parameters))
     record[other.output + "-quick"] = {"parameters": other.parameters, "status": "completed"}
     record["penalty_check"] = {"parameters": {"profile": "smoke", "runs_root": runs}, "status": "completed"}
 

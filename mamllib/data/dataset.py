@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -12,7 +11,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from mamllib.checkpoint import atomic_write_bytes
+from mamllib.checkpoint import atomic_write
 from mamllib.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -43,10 +42,8 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]],
 
 def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write an ``.npz`` so that readers see either nothing or the whole file."""
-    buffer = io.BytesIO()
-    np.savez(buffer, **arrays)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, buffer.getvalue())
+    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def split_classes(n_classes: int, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:
