@@ -214,10 +214,18 @@ def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
     return summary
 
 
+def fixed_rate_rows(frame: pd.DataFrame, part: str | None = None) -> pd.DataFrame:
+    """The rows of runs trained at a fixed rate (a learned-rate run has no single training
+    rate to place it at), of ``part`` of the readouts if given."""
+    if "learned_inner_lr" in frame:
+        frame = frame[~frame["learned_inner_lr"].astype(bool)]
+    return frame if part is None else frame[frame["part"] == part]
+
+
 def _trained_at_fixed_rates(readouts: pd.DataFrame) -> pd.DataFrame:
     """The readout rows of trained models whose training rate was fixed (not learned)."""
-    return readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
-                    & ~readouts["learned_inner_lr"].astype(bool)]
+    rows = fixed_rate_rows(readouts, "readouts")
+    return rows[rows["model"] == "trained"]
 
 
 def accuracy_by_training_rate(readouts: pd.DataFrame) -> pd.DataFrame:
@@ -260,15 +268,11 @@ def _paired(difference: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"gap": grouped.mean(), "ci95": 1.96 * grouped.std(ddof=1) / np.sqrt(grouped.count())})
 
 
-def _fixed_rate_rows(readouts: pd.DataFrame, part: str) -> pd.DataFrame:
-    return readouts[(readouts["part"] == part) & ~readouts["learned_inner_lr"].astype(bool)]
-
-
 def paired_gap(readouts: pd.DataFrame, subject: tuple[str, str],
                reference: tuple[str, str] = ("trained", "maml")) -> pd.DataFrame:
     """Accuracy of ``subject`` minus ``reference``, each a ``(model, readout)``, per fixed
     training rate, with the 95% CI of the paired difference (both score the same tasks)."""
-    rows = _fixed_rate_rows(readouts, "readouts")
+    rows = fixed_rate_rows(readouts, "readouts")
     keys = [column for column in ("train_inner_lr", "run", "task") if column in rows]
     table = rows.pivot_table(index=keys, columns=["model", "readout"], values="accuracy")
     if subject not in table or reference not in table:  # e.g. no fixed-rate run, or no baseline
@@ -299,7 +303,7 @@ def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
 def test_rate_signs(readouts: pd.DataFrame) -> pd.DataFrame:
     """Per nonzero fixed training rate: MAML's best negative and best positive test-time
     rate of the grid, and the paired difference (negative minus positive) with its CI."""
-    grid = _fixed_rate_rows(readouts, "rate_grid")
+    grid = fixed_rate_rows(readouts, "rate_grid")
     grid = grid[(grid["model"] == "trained") & (grid["train_inner_lr"] != 0)]
     keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
     table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")

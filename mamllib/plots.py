@@ -17,6 +17,8 @@ import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
+from mamllib.latent import fixed_rate_rows
+
 CI95 = ("se", 1.96)
 READOUT_LABELS = {
     "maml": "MAML (full adaptation)", "head_only": "head-only adaptation",
@@ -43,13 +45,6 @@ def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
               frameon=False)
 
 
-def _fixed_rate_runs(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Runs with a fixed training rate (learned-rate runs have no single x position)."""
-    if "learned_inner_lr" in readouts:
-        readouts = readouts[~readouts["learned_inner_lr"].astype(bool)]
-    return readouts
-
-
 def _readout_lines(data: pd.DataFrame, y: str, ylabel: str, xlabel: str = "training inner rate") -> plt.Figure:
     """One line (with CI band) per readout against the training rate."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
@@ -64,7 +59,7 @@ def _readout_lines(data: pd.DataFrame, y: str, ylabel: str, xlabel: str = "train
 
 def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
     """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
-    data = _fixed_rate_runs(readouts)
+    data = fixed_rate_rows(readouts)
     if model == "untrained":  # no training rate: each run's initial network, adapted at the run's rate
         xlabel, title = "inner rate it is adapted with", "Readouts of the untrained network versus the adaptation rate"
     else:
@@ -77,14 +72,14 @@ def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figu
 
 def agreement_vs_rate(readouts: pd.DataFrame) -> plt.Figure:
     """Share of queries on which each readout predicts what MAML predicts."""
-    data = _fixed_rate_runs(readouts)
+    data = fixed_rate_rows(readouts)
     data = data[(data["part"] == "readouts") & (data["model"] == "trained") & (data["readout"] != "maml")]
     return _readout_lines(data, "agreement", "agreement with MAML's predictions")
 
 
 def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
     """Mean accuracy of each trained model (rows) re-adapted at each test rate (columns)."""
-    data = _fixed_rate_runs(readouts)
+    data = fixed_rate_rows(readouts)
     data = data[(data["part"] == "rate_grid") & (data["model"] == "trained")]
     table = data.pivot_table(index="train_inner_lr", columns="test_inner_lr", values="accuracy", aggfunc="mean")
     fig, ax = plt.subplots(figsize=(7, 4.8))
@@ -99,7 +94,7 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
 def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Linear CKA of each conv block before vs after adaptation, against the training rate."""
     data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
-    data = _fixed_rate_runs(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
+    data = fixed_rate_rows(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
     fig, ax = plt.subplots(figsize=(8, 4.2))
     sns.lineplot(data=data, x="train_inner_lr", y="value", hue="layer", marker="o", errorbar=CI95, ax=ax)
     _rate_axis(ax, data["train_inner_lr"])
@@ -111,7 +106,7 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
 
 def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Cosine between the adapted head's centred rows and the centred prototypes."""
-    data = _fixed_rate_runs(relations[relations["measure"] == "head_proto_cosine"])
+    data = fixed_rate_rows(relations[relations["measure"] == "head_proto_cosine"])
     fig, ax = plt.subplots(figsize=(8, 4.2))
     sns.lineplot(data=data, x="train_inner_lr", y="value", hue="model", marker="o", errorbar=CI95, ax=ax)
     _rate_axis(ax, data["train_inner_lr"], "training inner rate (untrained: the rate it is adapted with)")

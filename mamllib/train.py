@@ -95,10 +95,13 @@ def _record(metrics: dict[str, Any], iteration: int, loss: float, acc: float) ->
     history["accuracy"].append(acc)
 
 
+def _write_run_config(run_dir: Path, config: Config) -> None:
+    ckpt.atomic_write_json(run_dir / ckpt.CONFIG, {"config": config.to_dict(), "config_hash": config.training_hash()})
+
+
 def _record_rates(metrics: dict[str, Any], done: int, maml: MAML) -> None:
-    """The learned rates after ``done`` outer steps (0: as initialised), with their tensors' names."""
+    """The learned rates after ``done`` outer steps (0: as initialised)."""
     trajectory = metrics["inner_lr_trajectory"]
-    trajectory["names"] = maml.rate_names()
     trajectory["iteration"].append(done)
     trajectory["lrs"].append(maml.inner_lrs.detach().cpu().tolist())
 
@@ -145,8 +148,7 @@ def _rescore(run_dir: Path, config: Config, metrics: dict[str, Any], dataset: Fe
     ckpt.load_state(maml, ckpt.load_checkpoint(run_dir, config.training_hash()), run_dir)
     result = _meta_test(config, maml, dataset, device, metrics)
     ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
-    ckpt.atomic_write_json(run_dir / ckpt.CONFIG,
-                           {"config": config.to_dict(), "config_hash": config.training_hash()})
+    _write_run_config(run_dir, config)
     log(f"{run_dir}: already trained; meta-tested again with the new test-time settings: {result}")
     return metrics
 
@@ -191,10 +193,10 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
         metrics = state["metrics"]
         log(f"{run_dir}: resuming at iteration {metrics['iterations_done']}")
     if config.learn_inner_lr and not metrics["inner_lr_trajectory"]["iteration"]:
+        metrics["inner_lr_trajectory"]["names"] = maml.rate_names()  # the tensor each rate steps
         _record_rates(metrics, 0, maml)
     run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.atomic_write_json(run_dir / ckpt.CONFIG,
-                           {"config": config.to_dict(), "config_hash": config.training_hash()})
+    _write_run_config(run_dir, config)
     _meta_train(config, run_dir, maml, optimizer, sampler, metrics, dataset, device)
     if metrics["status"] == "diverged":
         log(f"diverged at iteration {metrics['diverged_at']} (loss above {config.max_loss:g} or not finite)")

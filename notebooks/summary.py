@@ -68,11 +68,11 @@ glue("n_completed", int((settings.status == "completed").sum()) if len(settings)
 
 # %%
 # A fixed training budget: runs still improving when it ends are compared before convergence.
-metrics = [json.loads((d / "metrics.json").read_text()) for d in run_dirs]
-fixed = [m for m in metrics if not m["config"]["learn_inner_lr"]]
+metrics = {d: json.loads((d / "metrics.json").read_text()) for d in run_dirs}
+fixed = [m for m in metrics.values() if not m["config"]["learn_inner_lr"]]
 trend = {m["config"]["inner_lr"]: still_rising(m["validation"]) for m in fixed}  # None: too few validations
 rising = sorted({m["config"]["inner_lr"] for m in fixed if still_rising(m["validation"])})
-iterations = sorted({m["iterations_done"] for m in metrics})
+iterations = sorted({m["iterations_done"] for m in metrics.values()})
 if rising:
     convergence_text = (f"Validation accuracy was still rising at the end of training "
                         f"({'/'.join(map(str, iterations))} iterations) for the networks trained at "
@@ -146,10 +146,10 @@ print(test_rate_text)
 # %%
 from IPython.display import Markdown
 
-learned = [d for d in run_dirs if json.loads((d / "config.json").read_text())["config"]["learn_inner_lr"]]
+learned = [d for d, m in metrics.items() if m["config"]["learn_inner_lr"]]
 learned_texts = []
 for run_dir in learned:
-    trajectory = json.loads((run_dir / "metrics.json").read_text())["inner_lr_trajectory"]
+    trajectory = metrics[run_dir]["inner_lr_trajectory"]
     plots.learned_rates(trajectory, title=run_dir.name)
     plt.show()
     rates = latent.learned_rate_summary(trajectory)
