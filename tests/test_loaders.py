@@ -28,12 +28,13 @@ def _stroke_png(path, seed, size):
 
 
 def fake_omniglot(root, alphabets=3, characters=4, drawings=5):
-    for part in ("images_background", "images_evaluation"):
+    for p, part in enumerate(("images_background", "images_evaluation")):
         for a in range(alphabets):
             for ch in range(characters):
                 for d in range(drawings):
+                    # A seed sequence, not hash() of strings: that differs between processes.
                     _stroke_png(root / part / f"Alphabet_{part[7]}{a}" / f"character{ch + 1:02d}" /
-                                f"{a}{ch}_{d:02d}.png", seed=hash((part, a, ch, d)) % 2**32, size=105)
+                                f"{a}{ch}_{d:02d}.png", seed=[p, a, ch, d], size=105)
     return root
 
 
