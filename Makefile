@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PROFILE ?= quick
 
-.PHONY: venv test report bench clean
+.PHONY: venv test report bench lab clean
 
 venv: $(STAMP)
 
@@ -31,6 +31,19 @@ report: $(STAMP)
 # Speed and memory against the reference MAML implementations -> benchmarks/RESULTS.md
 bench: $(STAMP)
 	$(PY) benchmarks/bench.py
+
+# JupyterLab on the venv's kernel, to re-run a notebook cell by cell after changing its
+# parameters. jupytext serves notebooks/*.py as notebooks; its default viewer (written
+# into the venv, not ~/.jupyter) opens them as notebooks on a click, not as text.
+# Root is the rule in a container, and jupyter refuses it without --allow-root.
+# LAB_ARGS adds options, e.g. LAB_ARGS="--no-browser --port=8900".
+LAB_VIEWERS := $(VENV)/etc/jupyter/labconfig/default_setting_overrides.json
+LAB_ARGS ?=
+lab: $(STAMP) $(LAB_VIEWERS)
+	$(VENV)/bin/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_ARGS)
+
+$(LAB_VIEWERS): $(STAMP)
+	$(VENV)/bin/jupytext-config --settings-file $@ set-default-viewer python
 
 clean:
 	rm -rf runs book/_build book/generated
