@@ -17,7 +17,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# The linter first (its settings are in pyproject.toml), then the test suite.
 test: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m pytest
 
 # The whole report: the sweep of training rates (one executed notebook each), the

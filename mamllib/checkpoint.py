@@ -6,53 +6,26 @@ Layout of a run folder::
     checkpoint.pt    model, inner rates, Adam state, RNG states, history (latest)
     metrics.json     status, learning curves, validation, meta-test result
 
-Every file is written to a temporary file in the same folder and moved into place with
-``os.replace``, so a run killed at any moment leaves either the old or the new file.
+Every file is written atomically (:mod:`mamllib.files`), so a run killed at any moment
+leaves either the old or the new file.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import secrets
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any
 
 import torch
 
 from mamllib.config import Config, from_dict
 from mamllib.errors import CheckpointError, UserError
+from mamllib.files import atomic_write, atomic_write_json
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
 CHECKPOINT_KEYS = ("config_hash", "iteration", "model", "optimizer", "sampler_rng", "torch_rng", "metrics")
-
-
-def atomic_write(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Write ``path`` through ``write(handle)`` into a temporary file beside it, then move
-    it into place: readers see the old file or the whole new one, never a part."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    # os.open with mode 0o666 lets the kernel apply the process's current umask, as for
-    # any new file (tempfile.mkstemp would make it 0600).
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    atomic_write(path, lambda handle: handle.write(data))
-
-
-def atomic_write_json(path: Path, payload: dict[str, Any]) -> None:
-    atomic_write_bytes(path, (json.dumps(payload, indent=2, allow_nan=True) + "\n").encode())
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> None:
@@ -116,3 +89,20 @@ def read_run_config(run_dir: Path) -> Config:
     except UserError as exc:
         message = str(exc)
         raise CheckpointError(message if message.startswith(str(path)) else f"{path}: {message}") from None
+
+
+def write_run_config(run_dir: Path, config: Config) -> None:
+    """``config.json``: the run's configuration and its training hash."""
+    atomic_write_json(run_dir / CONFIG, {"config": config.to_dict(), "config_hash": config.training_hash()})
+
+
+def run_name(config: Config) -> str:
+    """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
+    rate = "learned" if config.learn_inner_lr else f"{config.inner_lr:g}"
+    return f"{config.objective}-lr{rate}-seed{config.seed}"
+
+
+def run_folder(runs_root: str | Path, profile: str, config: Config) -> Path:
+    """Where a run of ``config`` lives: ``<runs_root>/<profile>/<run name>``. The command
+    line, the sweep and the notebooks all name run folders with this."""
+    return Path(runs_root) / profile / run_name(config)

@@ -15,7 +15,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config, from_dict, profile
+from mamllib.config import DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config, field_kind, from_dict, profile
 from mamllib.errors import ConfigError, UserError
 
 EXIT_USAGE = 2
@@ -77,7 +77,7 @@ def _add_config_flags(parser: argparse.ArgumentParser, only: Sequence[str] | Non
         if only is not None and f.name not in only:
             continue
         flag = "--" + f.name.replace("_", "-")
-        kind = str(f.type).split(" ")[0]
+        kind = field_kind(f)
         described = f.metadata["help"].replace("%", "%%")  # argparse %-formats help strings
         default = {"profile": f"default from --profile; quick: {getattr(quick, f.name)!r}",
                    "run": "default: the run's", "builtin": f"default: {f.default!r}"}[defaults]
@@ -127,7 +127,8 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--profile", default="quick",
                        help=f"named settings: {', '.join(PROFILES)} (default: quick)")
     train.add_argument("--config", metavar="JSON", help="a JSON object of config fields (applied after the profile)")
-    train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile>-lr<inner_lr>-seed<seed>)")
+    train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile>/<objective>-lr<inner_lr>-seed<seed>, "
+                            "where the sweep and the notebooks look for it)")
     _add_config_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="re-score a trained run on the meta-test tasks",
@@ -166,7 +167,9 @@ def _build_parser() -> argparse.ArgumentParser:
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
                                    description="Execute notebooks/NAME.py (jupytext) with papermill into --out, "
-                                               "in a kernel of this Python; the sweep and the report call this.")
+                                               "in a kernel of this Python, in the current directory (relative "
+                                               "paths in parameters are relative to it); the sweep and the "
+                                               "report call this.")
     notebook.add_argument("name", help="maml_run, summary, penalty_check, linear_regression or appendix")
     notebook.add_argument("--out", required=True, help="the executed .ipynb to write")
     notebook.add_argument("--parameters", default="{}", help="JSON object of parameters")
@@ -178,11 +181,12 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from mamllib.checkpoint import run_folder
     from mamllib.train import train
 
     overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
     config = profile(args.profile, **overrides)
-    out = Path(args.out or f"runs/{args.profile}-lr{config.inner_lr:g}-seed{config.seed}")
+    out = Path(args.out) if args.out else run_folder("runs", args.profile, config)
     metrics = train(config, out, log=lambda msg: print(msg, flush=True))
     if metrics["status"] == "completed":
         test = metrics["test"]
@@ -192,8 +196,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from mamllib.evaluate import score
     from mamllib.runs import load_run
-    from mamllib.train import score
 
     run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
     config = run.config
@@ -249,13 +253,12 @@ def _check_sweep(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from mamllib.sweep import run_executions, sweep_settings
+    from mamllib.pipeline.sweep import run_executions, sweep_settings
 
     _check_sweep(args)
-    runs_root = str(Path(args.runs_root).resolve())
-    settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, runs_root)
-    out = Path(args.out).resolve()
-    results = run_executions(settings, out, args.jobs, cwd=out)
+    # Notebooks run in this directory, so a relative --runs-root means the same to them.
+    settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, args.runs_root)
+    results = run_executions(settings, Path(args.out).resolve(), args.jobs, cwd=Path.cwd())
     return _print_results(results)
 
 
@@ -271,7 +274,7 @@ def _print_results(results: dict[str, Any]) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from mamllib.report import build_report
+    from mamllib.pipeline.report import build_report
 
     _check_sweep(args)
     index, results = build_report(Path(args.root), args.profile, args.rates, args.seeds,
@@ -282,7 +285,7 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _notebook(args: argparse.Namespace) -> int:
-    from mamllib.notebooks import execute, notebook_source
+    from mamllib.pipeline.notebooks import execute, notebook_source
 
     source = notebook_source(args.name)
     if not source.exists():
@@ -296,7 +299,7 @@ def _notebook(args: argparse.Namespace) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     try:
-        execute(source, Path(args.out), parameters, cwd=Path(args.out).parent, log_output=True)
+        execute(source, Path(args.out), parameters, cwd=Path.cwd(), log_output=True)
     except PapermillExecutionError as exc:
         print(f"python -m mamllib notebook: {args.name} raised {exc.ename}: {exc.evalue} "
               f"(cell {exc.exec_count}; the traceback is in {args.out})", file=sys.stderr)

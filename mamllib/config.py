@@ -118,6 +118,13 @@ def from_dict(values: dict[str, Any], source: str = "config") -> Config:
     return Config(**values)
 
 
+def field_kind(f: dataclasses.Field) -> str:
+    """``int``, ``float``, ``bool`` or ``str``: the base type of a Config field. Annotations
+    are strings here (``from __future__ import annotations``); ``float | None`` is a float
+    that may be unset."""
+    return str(f.type).split(" ")[0]
+
+
 def _require(condition: bool, name: str, value: Any, allowed: str) -> None:
     if not condition:
         raise ConfigError(f"{name}={value!r} is not allowed; {allowed}")
@@ -127,7 +134,7 @@ def validate(config: Config) -> None:
     """Check every field's type and range; the first problem raises ConfigError."""
     for f in fields(config):
         value = getattr(config, f.name)
-        kind = {"int": int, "float": float, "bool": bool, "str": str}.get(str(f.type).split(" ")[0])
+        kind = {"int": int, "float": float, "bool": bool, "str": str}.get(field_kind(f))
         if value is None and "None" in str(f.type):
             continue
         number = isinstance(value, (int, float)) and not isinstance(value, bool)

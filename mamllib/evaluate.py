@@ -8,9 +8,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mamllib.data.dataset import Split
+from mamllib.config import Config
+from mamllib.data.dataset import FewShotDataset, Split
 from mamllib.data.sampler import fixed_tasks
 from mamllib.maml import MAML
+from mamllib.stats import ci95
 
 
 @dataclass(frozen=True)
@@ -24,8 +26,12 @@ class Score:
     @classmethod
     def from_tasks(cls, per_task: np.ndarray) -> "Score":
         per_task = np.asarray(per_task, dtype=np.float64)
-        ci = 1.96 * per_task.std(ddof=1) / np.sqrt(per_task.size) if per_task.size > 1 else float("nan")
-        return cls(float(per_task.mean()), float(ci), int(per_task.size))
+        return cls(float(per_task.mean()), ci95(per_task), int(per_task.size))
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "Score":
+        """The score recorded by :meth:`to_dict` (other keys of the record are ignored)."""
+        return cls(float(values["accuracy"]), float(values["ci95"]), int(values["n_tasks"]))
 
     def to_dict(self) -> dict[str, float]:
         return asdict(self)
@@ -45,3 +51,25 @@ def per_task_accuracy(maml: MAML, split: Split, split_name: str, *, n_way: int, 
         adapted = maml(episodes.to(device), steps, lrs, track_graph=False)
         scores.append(adapted.query_accuracy.cpu())
     return torch.cat(scores).numpy()
+
+
+def adaptation_rates(config: Config, maml: MAML) -> torch.Tensor:
+    """The inner rate(s) used to adapt at validation and test time."""
+    if config.test_inner_lr is not None:
+        return torch.tensor(float(config.test_inner_lr))
+    if config.learn_inner_lr:
+        return maml.inner_lrs.detach()
+    return torch.tensor(float(config.inner_lr))
+
+
+def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tasks: int,
+          device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
+    """Mean accuracy and 95% CI on the fixed tasks of ``split``, adapted as ``config``
+    says unless ``lrs`` or ``steps`` are given."""
+    per_task = per_task_accuracy(
+        maml, dataset.splits[split], split, n_way=config.n_way, k_shot=config.k_shot,
+        n_query=config.n_query, n_tasks=n_tasks,
+        steps=config.test_inner_steps if steps is None else steps,
+        lrs=(adaptation_rates(config, maml) if lrs is None else lrs).to(device),
+        chunk=config.eval_chunk, device=device)
+    return Score.from_tasks(per_task)

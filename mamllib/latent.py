@@ -25,8 +25,7 @@ Everything comes back as tidy pandas DataFrames, one row per task and readout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -39,6 +38,7 @@ from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.maml import MAML
 from mamllib.prototypes import PrototypeClassifier
+from mamllib.stats import ci95
 
 READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn")
 
@@ -72,9 +72,9 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     x, y = x.double(), y.double()
     x = x - x.mean(1, keepdim=True)
     y = y - y.mean(1, keepdim=True)
-    k, l = x @ x.transpose(1, 2), y @ y.transpose(1, 2)
-    hsic = (k * l).sum((1, 2))
-    return hsic / (k.flatten(1).norm(dim=1) * l.flatten(1).norm(dim=1))
+    gram_x, gram_y = x @ x.transpose(1, 2), y @ y.transpose(1, 2)
+    hsic = (gram_x * gram_y).sum((1, 2))
+    return hsic / (gram_x.flatten(1).norm(dim=1) * gram_y.flatten(1).norm(dim=1))
 
 
 def _per_task(make: Callable[[], object], support: np.ndarray, labels: np.ndarray,
@@ -208,154 +208,19 @@ def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
     table = readouts[readouts["part"] == "readouts"]
     keys = [k for k in ("model", "readout") if k in table.columns]
     grouped = table.groupby(keys, sort=False)
-    summary = grouped.agg(accuracy=("accuracy", "mean"), sd=("accuracy", "std"), n=("accuracy", "size"),
-                          agreement=("agreement", "mean")).reset_index()
-    summary.insert(len(keys) + 1, "ci95", 1.96 * summary.pop("sd") / np.sqrt(summary["n"]))
-    return summary
+    return grouped.agg(accuracy=("accuracy", "mean"), ci95=("accuracy", ci95), n=("accuracy", "size"),
+                       agreement=("agreement", "mean")).reset_index()
 
 
-def fixed_rate_rows(frame: pd.DataFrame, part: str | None = None) -> pd.DataFrame:
-    """The rows of runs trained at a fixed rate (a learned-rate run has no single training
-    rate to place it at), of ``part`` of the readouts if given."""
-    if "learned_inner_lr" in frame:
-        frame = frame[~frame["learned_inner_lr"].astype(bool)]
-    return frame if part is None else frame[frame["part"] == part]
+def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """:func:`summarize` for a page: accuracy and CI in % (2 decimals), agreement in % (1)."""
+    return summary.assign(accuracy=(100 * summary["accuracy"]).round(2), ci95=(100 * summary["ci95"]).round(2),
+                          agreement=(100 * summary["agreement"]).round(1))
 
 
-def _trained_at_fixed_rates(readouts: pd.DataFrame) -> pd.DataFrame:
-    """The readout rows of trained models whose training rate was fixed (not learned)."""
-    rows = fixed_rate_rows(readouts, "readouts")
-    return rows[rows["model"] == "trained"]
-
-
-def accuracy_by_training_rate(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy of each readout (columns) per fixed training rate (rows), trained models."""
-    return _trained_at_fixed_rates(readouts).groupby(["train_inner_lr", "readout"])["accuracy"].mean().unstack()
-
-
-def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> dict[str, float]:
-    """The sweep's headline: the best training rate for MAML, and the prototype readout there
-    and across rates (gaps are prototype minus MAML accuracy, fractions of queries)."""
-    by_rate = accuracy_by_training_rate(readouts)
-    if by_rate.empty or "maml" not in by_rate or proto not in by_rate:
-        raise ValueError(f"readouts need trained 'maml' and {proto!r} rows at fixed training rates")
-    best = by_rate["maml"].idxmax()
-    gap = by_rate[proto] - by_rate["maml"]
-    trained = _trained_at_fixed_rates(readouts)
-    agreement = trained[trained["readout"] == proto].groupby("train_inner_lr")["agreement"].mean()
-    return {"best_train_rate": float(best), "best_maml_accuracy": float(by_rate.loc[best, "maml"]),
-            "proto_accuracy_at_best": float(by_rate.loc[best, proto]),
-            "proto_agreement_at_best": float(agreement.loc[best]),
-            "proto_minus_maml_max": float(gap.max()), "proto_minus_maml_min": float(gap.min())}
-
-
-def rate_list(rates: Iterable[float]) -> str:
-    """``-0.4, 0 and 0.1``: rates for a sentence."""
-    words = [f"{rate:g}" for rate in rates]
-    return ", ".join(words[:-1]) + " and " + words[-1] if len(words) > 1 else "".join(words)
-
-
-def _paired(difference: pd.Series) -> pd.DataFrame:
-    """Mean per-task difference per training rate, with its 95% CI over tasks.
-
-    Several seeds score the same fixed tasks, so a task's differences are averaged over
-    seeds first: the tasks, not the (seed, task) pairs, are the independent samples.
-    """
-    if difference.empty:
-        return pd.DataFrame({"gap": [], "ci95": []}, index=pd.Index([], name="train_inner_lr"))
-    levels = [level for level in ("train_inner_lr", "task") if level in difference.index.names]
-    grouped = difference.groupby(level=levels).mean().groupby(level="train_inner_lr")
-    return pd.DataFrame({"gap": grouped.mean(), "ci95": 1.96 * grouped.std(ddof=1) / np.sqrt(grouped.count())})
-
-
-def paired_gap(readouts: pd.DataFrame, subject: tuple[str, str],
-               reference: tuple[str, str] = ("trained", "maml")) -> pd.DataFrame:
-    """Accuracy of ``subject`` minus ``reference``, each a ``(model, readout)``, per fixed
-    training rate, with the 95% CI of the paired difference (both score the same tasks)."""
-    rows = fixed_rate_rows(readouts, "readouts")
-    keys = [column for column in ("train_inner_lr", "run", "task") if column in rows]
-    table = rows.pivot_table(index=keys, columns=["model", "readout"], values="accuracy")
-    if subject not in table or reference not in table:  # e.g. no fixed-rate run, or no baseline
-        return _paired(pd.Series(dtype=float))
-    return _paired(table[subject] - table[reference])
-
-
-def readout_gap(readouts: pd.DataFrame, readout: str = "proto_unadapted") -> pd.DataFrame:
-    """``readout`` minus MAML accuracy of the trained networks, per fixed training rate."""
-    return paired_gap(readouts, ("trained", readout))
-
-
-def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes", reference: str = "MAML") -> str:
-    """One sentence: at which training rates ``subject`` scores above, below, or within the
-    CI of ``reference`` (the rows of :func:`paired_gap`)."""
-    if gaps.empty:
-        return f"No fixed training rate has both {subject} and {reference} to compare."
-    above, below = gaps["gap"] - gaps["ci95"] > 0, gaps["gap"] + gaps["ci95"] < 0
-    parts = []
-    for label, joiner, mask in (("higher", "than", above), ("lower", "than", below),
-                                ("within the 95% CI of the paired difference", "with", ~above & ~below)):
-        if mask.any():  # the first part names the reference and says what the numbers are
-            lead = f" {joiner} {reference} at training rate(s)" if not parts else " at"
-            parts.append(f"{label}{lead} {rate_list(gaps.index[mask])}")
-    return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
-
-
-def test_rate_signs(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Per nonzero fixed training rate: MAML's best negative and best positive test-time
-    rate of the grid, and the paired difference (negative minus positive) with its CI."""
-    grid = fixed_rate_rows(readouts, "rate_grid")
-    grid = grid[(grid["model"] == "trained") & (grid["train_inner_lr"] != 0)]
-    keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
-    table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")
-    if table.empty:  # no trained network with a nonzero fixed rate
-        return _paired(pd.Series(dtype=float)).assign(best_negative=[], best_positive=[])
-    means = table.groupby(level="train_inner_lr").mean()
-    if not (means.columns < 0).any() or not (means.columns > 0).any():
-        raise ValueError("the rate grid needs test rates of both signs to compare them")
-    best = pd.DataFrame({"best_negative": means[[c for c in means if c < 0]].idxmax(axis=1),
-                         "best_positive": means[[c for c in means if c > 0]].idxmax(axis=1)})
-    rate = table.index.get_level_values("train_inner_lr")
-    difference = pd.Series(
-        [row[best.loc[r, "best_negative"]] - row[best.loc[r, "best_positive"]] for r, (_, row) in zip(rate, table.iterrows())],
-        index=table.index)
-    return best.join(_paired(difference))
-
-
-def describe_test_rates(signs: pd.DataFrame) -> str:
-    """One sentence: which trained networks do best when adapted with the sign of their
-    training rate, which with the opposite sign, and which show no clear preference."""
-    if signs.empty:
-        return "No network trained at a nonzero fixed rate was re-adapted at other rates."
-    negative_wins, positive_wins = signs["gap"] - signs["ci95"] > 0, signs["gap"] + signs["ci95"] < 0
-    trained_negative = signs.index.to_numpy() < 0
-    same = (negative_wins & trained_negative) | (positive_wins & ~trained_negative)
-    opposite = (negative_wins & ~trained_negative) | (positive_wins & trained_negative)
-    unclear = ~same & ~opposite
-    parts = [f"the networks trained at {rate_list(signs.index[same])} do best when adapted with a rate of their "
-             "training rate's sign" if same.any() else "",
-             f"those trained at {rate_list(signs.index[opposite])} with the opposite sign" if opposite.any() else "",
-             f"those trained at {rate_list(signs.index[unclear])} show no clear preference (their best negative "
-             "and best positive test rates are within the 95% CI of their paired difference)" if unclear.any() else ""]
-    return "Re-adapted at every rate of the grid, " + "; ".join(part for part in parts if part) + "."
-
-
-def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str, Any]:
-    """Where freely learned per-tensor rates started and ended (``inner_lr_trajectory`` of a run).
-
-    The statistics cover the rates that moved by more than ``tolerance``. A rate gets no
-    gradient when its tensor's inner gradient is zero (a convolution bias followed by
-    batch norm, whose mean subtraction cancels it), so it stays where it started up to
-    float32 round-off; those are listed by name rather than averaged in.
-    """
-    start, final = np.asarray(trajectory["lrs"][0]), np.asarray(trajectory["lrs"][-1])
-    names = trajectory.get("names") or [f"tensor {i}" for i in range(len(start))]
-    moved = np.abs(final - start) > tolerance
-    return {"start": float(start.mean()), "n_moved": int(moved.sum()),
-            "unmoved": [name for name, m in zip(names, moved) if not m],
-            "mean": float(final[moved].mean()) if moved.any() else float("nan"),
-            "min": float(final[moved].min()) if moved.any() else float("nan"),
-            "max": float(final[moved].max()) if moved.any() else float("nan"),
-            "negative_share": float((final[moved] < 0).mean()) if moved.any() else float("nan")}
+def rate_grid_accuracy(readouts: pd.DataFrame) -> pd.Series:
+    """MAML's mean accuracy when the trained network is re-adapted at each test-time rate."""
+    return readouts[readouts["part"] == "rate_grid"].groupby("test_inner_lr")["accuracy"].mean()
 
 
 def format_summary(summary: pd.DataFrame) -> str:
@@ -365,11 +230,3 @@ def format_summary(summary: pd.DataFrame) -> str:
         lines.append(f"{getattr(row, 'model', ''):<10} {row.readout:<16} "
                      f"{100 * row.accuracy:>11.2f}% +- {100 * row.ci95:4.2f}% {100 * row.agreement:>16.1f}%")
     return "\n".join(lines)
-
-
-def write_csv(frame: pd.DataFrame, path: Path) -> None:
-    """Atomically write a CSV (readers never see half a file)."""
-    from mamllib.checkpoint import atomic_write_bytes
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, frame.to_csv(index=False).encode())

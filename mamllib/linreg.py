@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass, replace
 import numpy as np
 import pandas as pd
 
+from mamllib.stats import ci95
+
 
 @dataclass(frozen=True)
 class LinearSetting:
@@ -147,7 +149,7 @@ def sweep(setting: LinearSetting, vary: str, values: np.ndarray, fixed: float, r
         rates = {"alpha_t": fixed, "alpha_r": fixed, vary: float(value)}
         losses = meta_test_losses(setting, rates["alpha_t"], rates["alpha_r"], runs, seed)
         rows.append({**rates, "vary": vary, "loss": losses.mean(),
-                     "ci95": 1.96 * losses.std(ddof=1) / np.sqrt(runs), "runs": runs, **asdict(setting)})
+                     "ci95": ci95(losses), "runs": runs, **asdict(setting)})
     return pd.DataFrame(rows)
 
 

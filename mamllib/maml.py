@@ -26,6 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from mamllib.config import Config
+from mamllib.data.dataset import FewShotDataset
 from mamllib.data.sampler import Episodes
 from mamllib.models import Conv4
 
@@ -164,3 +166,10 @@ class MAML(nn.Module):
             logits = self.fmodel(episodes.query_x, params=fast)
             loss = task_loss(logits, episodes.query_y) / episodes.n_tasks
         return Adapted(fast, logits, loss, accuracy(logits.detach(), episodes.query_y))
+
+
+def build_maml(config: Config, dataset: FewShotDataset) -> MAML:
+    """A freshly initialised MAML, seeded by ``config.seed``."""
+    torch.manual_seed(config.seed)
+    model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size)
+    return MAML(model, config.inner_lr, config.learn_inner_lr, config.recompute_inner_steps)

@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mamllib.errors import ConfigError
+
 
 def _flat_over_tasks(param: torch.Tensor, tasks: int, unbatched_dim: int) -> torch.Tensor:
     """``[T, *shape]`` or ``shape`` -> ``[T*shape[0], *shape[1:]]`` (grouped-conv layout)."""
@@ -129,3 +131,12 @@ class Conv4(nn.Module):
             return activations[-1]
         logits = self.classify(activations[-1])
         return (activations, logits) if output == "activations" else logits
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when it is there and the CPU otherwise."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("device='cuda' is not allowed: no CUDA device is available; use auto or cpu")
+    return torch.device(name)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 
 from mamllib.data.sampler import Episodes
@@ -144,10 +145,22 @@ def residual_slopes(rates: np.ndarray, exact: np.ndarray, first: np.ndarray,
     return float(slope1), float(slope2)
 
 
-def expansion_table(maml: MAML, episodes: Episodes, rates: np.ndarray) -> "pd.DataFrame":
-    """Exact objective and its two Taylor approximations at each rate, one row per rate."""
-    import pandas as pd
+def fitted_slopes(table: pd.DataFrame, upto: float) -> tuple[float, float]:
+    """:func:`residual_slopes` of an :func:`expansion_table` over its rates ``<= upto``: the
+    slopes are a small-rate statement, and further out higher-order terms take over."""
+    small = table[table["rate"] <= upto]
+    return residual_slopes(small["rate"].to_numpy(), small["exact"].to_numpy(), small["first_order"].to_numpy(),
+                           small["second_order"].to_numpy())
 
+
+def cosine_table(networks: dict[str, MAML], episodes: Episodes, rates: np.ndarray) -> pd.DataFrame:
+    """:func:`gradient_cosines` of each network (a column) at each signed rate (``rate``)."""
+    return pd.DataFrame({"rate": rates, **{name: gradient_cosines(maml, episodes, rates)
+                                           for name, maml in networks.items()}})
+
+
+def expansion_table(maml: MAML, episodes: Episodes, rates: np.ndarray) -> pd.DataFrame:
+    """Exact objective and its two Taylor approximations at each rate, one row per rate."""
     terms = taylor_terms(maml, episodes)
     rows = []
     for a in rates:

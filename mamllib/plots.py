@@ -1,9 +1,10 @@
 """Figures of the latent analysis; the notebooks call these and only these.
 
-Every function takes the tidy DataFrames of :mod:`mamllib.latent` (concatenated over
-runs, so with a ``train_inner_lr`` column) and returns a matplotlib Figure. Inner rates
-span negative values and several orders of magnitude, so rate axes are symmetric-log.
-Confidence bands are 1.96 standard errors over tasks, as in the tables.
+The sweep's figures take the tidy DataFrames of :mod:`mamllib.latent` (concatenated
+over runs, so with a ``train_inner_lr`` column); the theory figures take the tables of
+:mod:`mamllib.penalty` and :mod:`mamllib.linreg`. Each returns a matplotlib Figure. Inner
+rates span negative values and several orders of magnitude, so rate axes are
+symmetric-log. Confidence bands are the 95% CIs of :mod:`mamllib.stats`, as in the tables.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
-from mamllib.latent import fixed_rate_rows
+from mamllib.findings import fixed_rate_rows
+from mamllib.stats import ci95_band
 
-CI95 = ("se", 1.96)
+CI95 = ci95_band
 READOUT_LABELS = {
     "maml": "MAML (full adaptation)", "head_only": "head-only adaptation",
     "proto_unadapted": "prototypes, un-adapted features", "proto_adapted": "prototypes, adapted features",
@@ -163,5 +165,113 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
     ax.set_ylabel(f"PC2 ({explained[1]:.0f}% of variance)")
     ax.set_title(title or "Query features (dots) and prototypes (stars)")
     _legend_outside(ax)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(metrics: dict) -> plt.Figure:
+    """Query loss and accuracy of each meta-batch (and a running mean), with the
+    validation accuracy on fixed tasks (``metrics.json`` of a run)."""
+    history = pd.DataFrame(metrics["history"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    window = max(1, len(history) // 40)
+    for ax, column in zip(axes, ("loss", "accuracy")):
+        ax.plot(history["iteration"], history[column], alpha=0.3, label="meta-batch")
+        ax.plot(history["iteration"], history[column].rolling(window, min_periods=1).mean(),
+                label=f"mean of {window}")
+        ax.set_xlabel("iteration")
+        ax.set_ylabel(f"query {column}")
+    validation = pd.DataFrame(metrics["validation"])
+    if len(validation):
+        axes[1].errorbar(validation["iteration"], validation["accuracy"], yerr=validation["ci95"], fmt="o-",
+                         label="validation (fixed tasks)")
+    # Below the panels: inside, the legend would hide the noisy early iterations.
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig
+
+
+def _residual_panel(ax: plt.Axes, table: pd.DataFrame, title: str) -> None:
+    ax.loglog(table["rate"], table["residual_first"], "o-", label="first order: |E - T1|")
+    ax.loglog(table["rate"], table["residual_second"], "s-", label="second order: |E - T2|")
+    for power, style, column in ((2, ":", "residual_first"), (3, "--", "residual_second")):
+        reference = table[column].iloc[0] * (table["rate"] / table["rate"].iloc[0]) ** power
+        ax.loglog(table["rate"], reference, style, color="0.5", label=f"slope {power}")
+    ax.set_xlabel("inner rate a")
+    ax.set_ylabel("absolute residual")
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+
+
+def expansion_residuals(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Residuals of the first- and second-order expansions against the rate (log-log),
+    one panel per network (:func:`mamllib.penalty.expansion_table`), with slope-2 and
+    slope-3 guides."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 4), squeeze=False)
+    for ax, (title, table) in zip(axes[0], tables.items()):
+        _residual_panel(ax, table, title)
+    fig.tight_layout()
+    return fig
+
+
+def surrogate_cosines(cosines: pd.DataFrame) -> plt.Figure:
+    """Cosine between the true and the surrogate meta-gradient against the signed rate,
+    one line per network (the columns after ``rate``)."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.8))
+    for column in cosines.columns.drop("rate"):
+        ax.plot(cosines["rate"], cosines[column], "o-", label=column)
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("inner rate a")
+    ax.set_ylabel("cos(exact, surrogate gradient)")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
+    """Accuracy of each readout (rows) of each network (colours), with chance marked
+    (the output of :func:`mamllib.latent.summarize`)."""
+    fig, ax = plt.subplots(figsize=(8.5, 4))
+    if len(summary):
+        summary.pivot(index="readout", columns="model", values="accuracy").plot.barh(ax=ax)
+    else:
+        ax.text(0.5, 0.5, "no network to show", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("meta-test accuracy")
+    ax.axvline(chance, color="0.5", lw=1, ls=":", label="chance")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+_LINEAR_RATES = {"alpha_t": r"training rate $\alpha_t$", "alpha_r": r"test rate $\alpha_r$"}
+
+
+def _linear_panel(ax: plt.Axes, table: pd.DataFrame, label: str = "", title: str = "") -> None:
+    """Meta-test loss with its CI against the varied rate of a :func:`mamllib.linreg.sweep` table."""
+    rate = table["vary"].iloc[0]
+    ax.errorbar(table[rate], table["loss"], yerr=table["ci95"], marker="o", capsize=3, label=label)
+    ax.axvline(0, color="0.8", lw=1, zorder=0)
+    ax.set_xlabel(_LINEAR_RATES[rate])
+    ax.set_ylabel("meta-test loss")
+    ax.set_title(title)
+
+
+def linear_rate_sweeps(adaptation: pd.DataFrame, training: pd.DataFrame, fixed: float) -> plt.Figure:
+    """Bernacchia's Figure 2: loss against the test-time rate (training rate ``fixed``)
+    and against the training rate (test-time rate ``fixed``)."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    _linear_panel(axes[0], adaptation, title=rf"adaptation, $\alpha_t$ = {fixed}")
+    _linear_panel(axes[1], training, title=rf"training, $\alpha_r$ = {fixed}")
+    fig.tight_layout()
+    return fig
+
+
+def linear_training_sweeps(sweeps: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
+    """Several training-rate sweeps (label -> table) on one axes."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label, table in sweeps.items():
+        _linear_panel(ax, table, label, title)
+    ax.legend()
     fig.tight_layout()
     return fig

@@ -11,11 +11,14 @@ import torch
 from tqdm import tqdm
 
 from mamllib import checkpoint as ckpt
-from mamllib.config import TEST_FIELDS, Config
-from mamllib.data import FewShotDataset, load_dataset
-from mamllib.latent import RATE_GRID, analyze_model, write_csv
-from mamllib.maml import MAML
-from mamllib.train import build_maml, check_dataset, resolve_device, test_rates
+from mamllib.config import RATE_GRID, TEST_FIELDS, Config
+from mamllib.data import FewShotDataset, check_dataset, load_dataset
+from mamllib.evaluate import adaptation_rates
+from mamllib.files import atomic_write_csv, atomic_write_json
+from mamllib.latent import analyze_model, summarize
+from mamllib.maml import MAML, build_maml
+from mamllib.models import resolve_device
+from mamllib.train import train
 
 ANALYSIS_DIR = "analysis"
 ANALYSIS_SETTINGS = "settings.json"
@@ -68,7 +71,7 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
                                          total=-(-config.test_tasks // config.eval_chunk))
         r, rel = analyze_model(
             maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot,
-            n_query=config.n_query, n_tasks=config.test_tasks, rates=test_rates(config, run.maml),
+            n_query=config.n_query, n_tasks=config.test_tasks, rates=adaptation_rates(config, run.maml),
             steps=config.test_inner_steps, grid=grid if name == "trained" else (),
             chunk=config.eval_chunk, device=run.device, progress=bar)
         readouts.append(r.assign(model=name))
@@ -82,9 +85,9 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
         # The settings go first and come back last: an analysis interrupted in between
         # has none, so it counts as stale rather than passing old settings for new CSVs.
         (folder / ANALYSIS_SETTINGS).unlink(missing_ok=True)
-        write_csv(readouts_df, folder / "readouts.csv")
-        write_csv(relations_df, folder / "relations.csv")
-        ckpt.atomic_write_json(folder / ANALYSIS_SETTINGS,
+        atomic_write_csv(readouts_df, folder / "readouts.csv")
+        atomic_write_csv(relations_df, folder / "relations.csv")
+        atomic_write_json(folder / ANALYSIS_SETTINGS,
                                _analysis_settings(config, run.state["iteration"], grid, baseline))
     return readouts_df, relations_df
 
@@ -125,6 +128,11 @@ def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID, baseli
     return _analysis_matches(run_dir, _analysis_settings(config, iteration, grid, baseline))
 
 
+def read_metrics(run_dirs: Iterable[Path]) -> dict[str, dict[str, Any]]:
+    """Each run folder's ``metrics.json``, by run name."""
+    return {Path(run_dir).name: ckpt.read_json(Path(run_dir) / ckpt.METRICS) for run_dir in run_dirs}
+
+
 def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The readouts and relations CSVs of several analysed runs, concatenated."""
     readouts, relations = [], []
@@ -137,22 +145,34 @@ def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)
 
 
-def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool | None:
-    """Whether validation accuracy rose over the last ``lookback`` validations by more than
-    the 95% CI of the last one: the run had not converged when training stopped. None
-    when there are too few validations to tell."""
-    if len(validation) <= lookback:
-        return None
-    last, earlier = validation[-1], validation[-1 - lookback]
-    return last["accuracy"] - earlier["accuracy"] > last["ci95"]
+def trained_run(config: Config, runs_root: str | Path, profile: str, dataset: FewShotDataset,
+                log=print) -> TrainedRun:
+    """The run of ``config`` in its folder under ``runs_root``, trained first if needed."""
+    run_dir = ckpt.run_folder(runs_root, profile, config)
+    train(config, run_dir, dataset, log=log)
+    return load_run(run_dir, dataset)
 
 
-def run_name(config: Config) -> str:
-    """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
-    rate = "learned" if config.learn_inner_lr else f"{config.inner_lr:g}"
-    return f"{config.objective}-lr{rate}-seed{config.seed}"
+def compare_objectives(config: Config, rates: Iterable[float], runs_root: str | Path, profile: str,
+                       dataset: FewShotDataset, log=print) -> pd.DataFrame:
+    """Networks trained on the exact MAML objective and on the surrogate at each rate,
+    scored by the readouts on the fixed meta-test tasks (test rate = training rate).
 
-
-def run_folder(runs_root: str | Path, profile: str, config: Config) -> Path:
-    """Where the notebooks keep the run of ``config``: ``<runs_root>/<profile>/<run name>``."""
-    return Path(runs_root) / profile / run_name(config)
+    Returns :func:`~mamllib.latent.summarize`'s table with one ``model`` per network,
+    ``"<objective> <rate>"``; a run that diverged is left out (and logged).
+    """
+    readouts = []
+    for rate in rates:
+        for objective in ("maml", "surrogate"):
+            run_config = config.replace(inner_lr=rate, objective=objective)
+            run_dir = ckpt.run_folder(runs_root, profile, run_config)
+            metrics = train(run_config, run_dir, dataset, log=log)
+            if metrics["status"] != "completed":
+                log(f"{objective} at rate {rate}: {metrics['status']}")
+                continue
+            # write=False: these runs may be the sweep's own, whose full analysis must stay.
+            table, _ = analyze_run(load_run(run_dir, dataset), grid=(), baseline=False, write=False)
+            readouts.append(table.assign(objective=objective, model=f"{objective} {rate:g}"))
+    if not readouts:
+        return pd.DataFrame(columns=["model", "readout", "accuracy", "ci95", "n", "agreement"])
+    return summarize(pd.concat(readouts, ignore_index=True))

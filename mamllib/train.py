@@ -18,59 +18,15 @@ from tqdm import tqdm
 
 from mamllib import checkpoint as ckpt
 from mamllib.config import TEST_FIELDS, Config
-from mamllib.data import FewShotDataset, load_dataset
-from mamllib.data.sampler import EpisodeSampler, check_task_shape
-from mamllib.evaluate import Score, per_task_accuracy
-from mamllib.maml import MAML
-from mamllib.models import Conv4
+from mamllib.data import FewShotDataset, check_dataset, load_dataset
+from mamllib.data.sampler import EpisodeSampler
+from mamllib.evaluate import Score, adaptation_rates, score
+from mamllib.files import atomic_write_json
+from mamllib.maml import MAML, build_maml
+from mamllib.models import resolve_device
 from mamllib.penalty import surrogate
 
 FINISHED = ("completed", "diverged")
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` picks CUDA when it is there and the CPU otherwise."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from mamllib.errors import ConfigError
-
-        raise ConfigError("device='cuda' is not allowed: no CUDA device is available; use auto or cpu")
-    return torch.device(name)
-
-
-def build_maml(config: Config, dataset: FewShotDataset) -> MAML:
-    """A freshly initialised MAML, seeded by ``config.seed``."""
-    torch.manual_seed(config.seed)
-    model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size)
-    return MAML(model, config.inner_lr, config.learn_inner_lr, config.recompute_inner_steps)
-
-
-def check_dataset(config: Config, dataset: FewShotDataset) -> None:
-    """Refuse a task shape that any split cannot supply, before anything is written."""
-    for name, split in dataset.splits.items():
-        check_task_shape(split, config.n_way, config.k_shot, config.n_query, name)
-
-
-def test_rates(config: Config, maml: MAML) -> torch.Tensor:
-    """The inner rate(s) used to adapt at validation and test time."""
-    if config.test_inner_lr is not None:
-        return torch.tensor(float(config.test_inner_lr))
-    if config.learn_inner_lr:
-        return maml.inner_lrs.detach()
-    return torch.tensor(float(config.inner_lr))
-
-
-def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tasks: int,
-          device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
-    """Mean accuracy and 95% CI on the fixed tasks of ``split``."""
-    per_task = per_task_accuracy(
-        maml, dataset.splits[split], split, n_way=config.n_way, k_shot=config.k_shot,
-        n_query=config.n_query, n_tasks=n_tasks,
-        steps=config.test_inner_steps if steps is None else steps,
-        lrs=(test_rates(config, maml) if lrs is None else lrs).to(device),
-        chunk=config.eval_chunk, device=device)
-    return Score.from_tasks(per_task)
 
 
 def _device_name(device: torch.device) -> str:
@@ -95,10 +51,6 @@ def _record(metrics: dict[str, Any], iteration: int, loss: float, acc: float) ->
     history["accuracy"].append(acc)
 
 
-def _write_run_config(run_dir: Path, config: Config) -> None:
-    ckpt.atomic_write_json(run_dir / ckpt.CONFIG, {"config": config.to_dict(), "config_hash": config.training_hash()})
-
-
 def _record_rates(metrics: dict[str, Any], done: int, maml: MAML) -> None:
     """The learned rates after ``done`` outer steps (0: as initialised)."""
     trajectory = metrics["inner_lr_trajectory"]
@@ -114,7 +66,7 @@ def _save(run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer, sampler: 
         "model": maml.state_dict(), "optimizer": optimizer.state_dict(),
         "sampler_rng": sampler.state(), "torch_rng": torch.get_rng_state(), "metrics": metrics,
     })
-    ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
+    atomic_write_json(run_dir / ckpt.METRICS, metrics)
 
 
 def _finished_metrics(run_dir: Path, config: Config) -> dict[str, Any] | None:
@@ -147,8 +99,8 @@ def _rescore(run_dir: Path, config: Config, metrics: dict[str, Any], dataset: Fe
     maml = build_maml(config, dataset).to(device)
     ckpt.load_state(maml, ckpt.load_checkpoint(run_dir, config.training_hash()), run_dir)
     result = _meta_test(config, maml, dataset, device, metrics)
-    ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
-    _write_run_config(run_dir, config)
+    atomic_write_json(run_dir / ckpt.METRICS, metrics)
+    ckpt.write_run_config(run_dir, config)
     log(f"{run_dir}: already trained; meta-tested again with the new test-time settings: {result}")
     return metrics
 
@@ -160,7 +112,7 @@ def _meta_test(config: Config, maml: MAML, dataset: FewShotDataset, device: torc
     result = score(config, maml, dataset, "test", config.test_tasks, device)
     metrics["wall_time_s"] += time.perf_counter() - started
     metrics.update(status="completed", test={
-        **result.to_dict(), "test_inner_lr": test_rates(config, maml).cpu().tolist(),
+        **result.to_dict(), "test_inner_lr": adaptation_rates(config, maml).cpu().tolist(),
         "test_inner_steps": config.test_inner_steps,
         "settings": {name: getattr(config, name) for name in TEST_FIELDS}})
     return result
@@ -196,7 +148,7 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
         metrics["inner_lr_trajectory"]["names"] = maml.rate_names()  # the tensor each rate steps
         _record_rates(metrics, 0, maml)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_run_config(run_dir, config)
+    ckpt.write_run_config(run_dir, config)
     _meta_train(config, run_dir, maml, optimizer, sampler, metrics, dataset, device)
     if metrics["status"] == "diverged":
         log(f"diverged at iteration {metrics['diverged_at']} (loss above {config.max_loss:g} or not finite)")
@@ -243,4 +195,4 @@ def _meta_train(config: Config, run_dir: Path, maml: MAML, optimizer: torch.opti
     metrics["wall_time_s"] += time.perf_counter() - clock
     bar.close()
     if metrics["status"] == "diverged":
-        ckpt.atomic_write_json(run_dir / ckpt.METRICS, metrics)
+        atomic_write_json(run_dir / ckpt.METRICS, metrics)

@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
-from mamllib import linreg
+from mamllib import findings, linreg, plots
 
 over = linreg.LinearSetting()  # n_t=30, n_v=2, n_r=20, m=3, p=60, sigma=1, nu=0.5, w0=0
 under = over.replace(m=m_under)
@@ -56,35 +56,16 @@ alpha_r_values = np.round(np.linspace(-0.2, 1.0, 13), 3)
 alpha_t_values = np.round(np.linspace(-3.0, 1.0, 17), 3)
 adaptation = linreg.sweep(over, "alpha_r", alpha_r_values, alpha_fixed, runs_adaptation, seed)
 training = linreg.sweep(over, "alpha_t", alpha_t_values, alpha_fixed, runs, seed)
-
-
-def loss_panel(ax, table, label, title):
-    rate = table["vary"].iloc[0]
-    ax.errorbar(table[rate], table["loss"], yerr=table["ci95"], marker="o", capsize=3, label=label)
-    ax.axvline(0, color="0.8", lw=1, zorder=0)
-    ax.set_xlabel({"alpha_t": r"training rate $\alpha_t$", "alpha_r": r"test rate $\alpha_r$"}[rate])
-    ax.set_ylabel("meta-test loss")
-    ax.set_title(title)
-
-
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-loss_panel(axes[0], adaptation, "", rf"adaptation, $\alpha_t$ = {alpha_fixed}")
-loss_panel(axes[1], training, "", rf"training, $\alpha_r$ = {alpha_fixed}")
-fig.tight_layout()
+plots.linear_rate_sweeps(adaptation, training, alpha_fixed)
 plt.show()
 
 best_train_over, best_test_over = linreg.optimum(training), linreg.optimum(adaptation)
 # The rates whose 95% CI reaches the best one's: how sharply the sweep locates the optimum.
 basin = linreg.near_optimal(training)
-at_edge = basin[0] <= alpha_t_values.min() or basin[1] >= alpha_t_values.max()
-basin_text = (f"the training rates from {basin[0]:g} to {basin[1]:g} all have 95% CIs that overlap the best one's"
-              + ("; that range reaches the edge of the sweep, so the optimum is not bracketed" if at_edge else ""))
 glue("linreg_best_alpha_t_over", best_train_over, display=False)
-glue("linreg_basin_text", basin_text, display=False)
+glue("linreg_basin_text", findings.basin_text(basin, alpha_t_values), display=False)
 glue("linreg_alpha_fixed", alpha_fixed, display=False)
-paper = best_train_over < 0 < best_test_over  # Bernacchia: negative to train, positive to adapt
-glue("linreg_sign_text", "negative to train, positive to adapt, as the paper finds" if paper else
-     "which differs from the paper's negative training and positive test-time optima", display=False)
+glue("linreg_sign_text", findings.linear_sign_text(best_train_over, best_test_over), display=False)
 glue("linreg_best_alpha_r_over", best_test_over, display=False)
 print(f"optimal training rate (overparameterized): {best_train_over:g}; "
       f"within the 95% CI of the optimum: {basin[0]:g} .. {basin[1]:g}")
@@ -104,11 +85,9 @@ print(f"optimal test-time rate: {best_test_over:g}")
 
 # %%
 training_under = linreg.sweep(under, "alpha_t", alpha_t_values, alpha_fixed, runs_under, seed)
-fig, ax = plt.subplots(figsize=(5.5, 3.8))
-loss_panel(ax, training, f"m = {over.m} (overparameterized)", "")
-loss_panel(ax, training_under, f"m = {under.m} (underparameterized)", r"training rate sweep, $\alpha_r$ = 0.2")
-ax.legend()
-fig.tight_layout()
+plots.linear_training_sweeps({f"m = {over.m} (overparameterized)": training,
+                              f"m = {under.m} (underparameterized)": training_under},
+                             r"training rate sweep, $\alpha_r$ = 0.2")
 plt.show()
 
 effects = linreg.training_rate_effect(over, task_counts, alpha_t_values, alpha_fixed, runs_under, seed)
@@ -119,14 +98,7 @@ best_train_under = linreg.optimum(training_under)
 glue("linreg_best_alpha_t_under", best_train_under, display=False)
 glue("linreg_gain_over", float(effects["relative gain"].iloc[0]), display=False)
 glue("linreg_gain_under", float(effects["relative gain"].iloc[-1]), display=False)
-gains = [f"{100 * row['relative gain']:.1f}% with m = {row['m']:g} tasks (m·n_v/p = {row['m n_v / p']:.2g}, "
-         f"best α_t = {row['best alpha_t']:g})" for _, row in effects.iterrows()]
-effect_text = ("The best training rate lowers the meta-test loss, relative to α_t = 0, by "
-               + ", ".join(gains[:-1]) + (" and " if len(gains) > 1 else "") + gains[-1]
-               + f" ({runs_under} meta-trainings per point).")
-signs = np.sign(effects["best alpha_t"])
-effect_text += (" The best training rate is negative at every task count tried." if (signs < 0).all() else
-                f" Its sign is not the same at every task count: {', '.join(f'{b:g}' for b in effects['best alpha_t'])}.")
+effect_text = findings.training_rate_effect_text(effects, runs_under)
 glue("linreg_effect_text", effect_text, display=False)
 print(effect_text)
 print(f"optimal training rate with m = {under.m}: {best_train_under:g}")

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from mamllib.data.dataset import FewShotDataset, Split
+from mamllib.data.sampler import Episodes
 
 
 def labelled_split(n_classes: int, n_instances: int, offset: int = 0, size: int = 28) -> Split:
@@ -24,6 +25,23 @@ def tiny_dataset() -> FewShotDataset:
     return FewShotDataset("tiny", {"train": labelled_split(10, 6, 0),
                                    "val": labelled_split(6, 6, 100),
                                    "test": labelled_split(8, 6, 200)})
+
+
+def random_episodes(seed: int = 0, tasks: int = 3, n_way: int = 4, k_shot: int = 2, n_query: int = 3,
+                    size: int = 28) -> Episodes:
+    """A meta-batch of uniform-noise float64 images (labels 0..n_way-1, in class order):
+    double precision, so that tests compare to round-off on any CPU and thread count."""
+    g = torch.Generator().manual_seed(seed)
+    return Episodes(torch.rand(tasks, n_way * k_shot, 1, size, size, generator=g, dtype=torch.float64),
+                    torch.arange(n_way).repeat_interleave(k_shot).repeat(tasks, 1),
+                    torch.rand(tasks, n_way * n_query, 1, size, size, generator=g, dtype=torch.float64),
+                    torch.arange(n_way).repeat_interleave(n_query).repeat(tasks, 1))
+
+
+@pytest.fixture
+def make_episodes():
+    """:func:`random_episodes`, the one builder of synthetic meta-batches of the tests."""
+    return random_episodes
 
 
 @pytest.fixture(scope="session")

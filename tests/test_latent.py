@@ -1,12 +1,9 @@
 """The latent analysis: the zero-head theorem, CKA, and the readout table."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
-from mamllib import latent
-from mamllib.data.sampler import Episodes
 from mamllib.latent import READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka, summarize
 from mamllib.maml import MAML
 from mamllib.models import Conv4
@@ -22,22 +19,14 @@ def _zero_head_maml(seed: int, n_way: int, rate: float, width: int) -> MAML:
     return maml
 
 
-def _episodes(seed: int, tasks: int, n_way: int, k_shot: int, n_query: int) -> Episodes:
-    g = torch.Generator().manual_seed(seed)
-    return Episodes(torch.rand(tasks, n_way * k_shot, 1, 28, 28, generator=g, dtype=torch.float64),
-                    torch.arange(n_way).repeat_interleave(k_shot).repeat(tasks, 1),
-                    torch.rand(tasks, n_way * n_query, 1, 28, 28, generator=g, dtype=torch.float64),
-                    torch.arange(n_way).repeat_interleave(n_query).repeat(tasks, 1))
-
-
 @pytest.mark.parametrize("seed, n_way, k_shot, width", [(0, 5, 1, 16), (1, 3, 4, 8), (2, 7, 2, 24)])
 @pytest.mark.parametrize("rate", [0.4, 3.0, -0.4])
-def test_zero_head_one_step_maml_is_a_dot_product_prototype_classifier(seed, n_way, k_shot, width, rate):
+def test_zero_head_one_step_maml_is_a_dot_product_prototype_classifier(seed, n_way, k_shot, width, rate, make_episodes):
     # With W = 0, b = 0 the first inner step gives W_k = (rate / N) (c_k - mean_j c_j) and
     # b = 0, and leaves the body unchanged (its gradient passes through W = 0). So MAML
     # classifies queries by <x, c_k>: a dot-product prototype classifier on the
     # un-adapted features -- and a negative rate ranks the classes in reverse.
-    maml, ep = _zero_head_maml(seed, n_way, rate, width), _episodes(seed, 4, n_way, k_shot, 3)
+    maml, ep = _zero_head_maml(seed, n_way, rate, width), make_episodes(seed, 4, n_way, k_shot, 3)
     logits = maml(ep, steps=1, track_graph=False).query_logits
     with torch.no_grad():
         support, query = maml.model.features(ep.support_x), maml.model.features(ep.query_x)
@@ -115,111 +104,3 @@ def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
         rows = readouts[(readouts.part == part) & (readouts.readout == readout)]
         got = rows[np.isclose(rows.test_inner_lr, rate)].accuracy.values
         np.testing.assert_allclose(got, explicit, atol=1e-6)  # a differing prediction moves it by 1/6
-
-
-def _readout_rows(rate, readout, accuracies, agreement=0.5, model="trained", learned=False):
-    return [{"part": "readouts", "model": model, "learned_inner_lr": learned, "train_inner_lr": rate,
-             "readout": readout, "test_inner_lr": rate, "task": t, "accuracy": a, "agreement": agreement}
-            for t, a in enumerate(accuracies)]
-
-
-def test_headline_numbers_read_the_fixed_rate_trained_models():
-    rows = []
-    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7], [0.8, 0.8]), (0.1, [0.8, 0.9], [0.8, 0.8]),
-                                      (0.4, [0.9, 1.0], [0.9, 0.9])):
-        rows += _readout_rows(rate, "maml", maml_acc, agreement=1.0)
-        rows += _readout_rows(rate, "proto_unadapted", proto_acc, agreement=rate + 0.5)
-    rows += _readout_rows(0.2, "maml", [1.0, 1.0], learned=True)      # learned rate: not a fixed rate
-    rows += _readout_rows(0.4, "maml", [0.0, 0.0], model="untrained")  # baseline: not trained
-    numbers = latent.headline_numbers(pd.DataFrame(rows))
-    assert numbers["best_train_rate"] == 0.4
-    assert numbers["best_maml_accuracy"] == pytest.approx(0.95)
-    assert numbers["proto_accuracy_at_best"] == pytest.approx(0.9)
-    assert numbers["proto_agreement_at_best"] == pytest.approx(0.9)
-    assert numbers["proto_minus_maml_max"] == pytest.approx(0.2)     # at -0.4
-    assert numbers["proto_minus_maml_min"] == pytest.approx(-0.05)   # at 0.1 and at 0.4
-
-
-def test_readout_gap_pairs_tasks_and_describes_the_sign():
-    rows = []
-    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]), (0.1, [0.8, 0.9, 0.6], [0.8, 0.8, 0.8]),
-                                      (0.4, [0.9, 1.0, 0.9], [0.8, 0.9, 0.8])):
-        rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
-    rows += _readout_rows(0.4, "maml", [0.0, 0.0, 0.0], model="untrained")
-    gaps = latent.readout_gap(pd.DataFrame(rows))
-    assert list(gaps.index) == [-0.4, 0.1, 0.4]
-    assert gaps["gap"].tolist() == pytest.approx([0.7 / 3, 0.1 / 3, -0.1])
-    # At 0.4 every task differs by exactly -0.1: a paired CI of zero width.
-    assert gaps.loc[0.4, "ci95"] == pytest.approx(0.0, abs=1e-12)
-    assert latent.describe_gap(gaps) == ("The un-adapted prototypes score higher than MAML at training rate(s) -0.4; "
-                                         "lower at 0.4; within the 95% CI of the paired difference at 0.1.")
-
-
-def test_headline_numbers_need_maml_and_prototype_rows():
-    with pytest.raises(ValueError, match="proto_unadapted"):
-        latent.headline_numbers(pd.DataFrame(_readout_rows(0.4, "maml", [0.9])))
-
-
-def test_learned_rate_summary():
-    summary = latent.learned_rate_summary({"lrs": [[0.4, 0.4, 0.4, 0.4], [0.5, -0.1, 0.2, -0.2]]})
-    assert summary.pop("unmoved") == [] and summary.pop("n_moved") == 4
-    assert summary == pytest.approx({"start": 0.4, "mean": 0.1, "min": -0.2, "max": 0.5, "negative_share": 0.5})
-    # A rate that never moved (its tensor had no inner gradient) is named, not averaged in.
-    # Round-off (a float32 ulp of 0.1 is 7e-9) is not a move.
-    trajectory = {"names": ["w", "b", "v"], "lrs": [[0.1, 0.1, 0.1], [0.3, 0.1 - 2e-7, -0.1]]}
-    summary = latent.learned_rate_summary(trajectory)
-    assert summary["unmoved"] == ["b"] and summary["n_moved"] == 2
-    assert summary["mean"] == pytest.approx(0.1) and summary["negative_share"] == 0.5
-
-
-def test_test_rate_signs_pair_the_best_of_each_sign():
-    rows = []
-    # Per training rate: accuracies at test rates -0.4 and 0.1, per task.
-    # Two rates per sign, so that the best of each sign has to be picked.
-    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], -0.1: [0.2] * 3, 0.1: [0.3, 0.3, 0.4], 0.4: [0.1] * 3}),
-                                (-0.1, {-0.4: [0.30, 0.31, 0.29], -0.1: [0.1] * 3, 0.1: [0.31, 0.29, 0.30],
-                                        0.4: [0.0] * 3}),
-                                (0.0, {-0.4: [0.2] * 3, -0.1: [0.2] * 3, 0.1: [0.2] * 3, 0.4: [0.2] * 3}),
-                                (0.4, {-0.4: [0.0] * 3, -0.1: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1], 0.4: [0.0] * 3})):
-        for test_rate, accuracies in by_test.items():
-            rows += [{"part": "rate_grid", "model": "trained", "learned_inner_lr": False, "readout": "maml",
-                      "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": a}
-                     for t, a in enumerate(accuracies)]
-    rows += [{**rows[0], "learned_inner_lr": True, "train_inner_lr": 0.1}]  # learned: left out
-    signs = latent.test_rate_signs(pd.DataFrame(rows))
-    assert list(signs.index) == [-0.4, -0.1, 0.4]  # rate 0 has no sign
-    assert signs.loc[0.4, "gap"] == pytest.approx(2.2 / 3) and signs.loc[0.4, "best_negative"] == -0.1
-    assert signs.loc[-0.4, "best_negative"] == -0.4 and signs.loc[-0.4, "best_positive"] == 0.1
-    assert latent.describe_test_rates(signs) == (
-        "Re-adapted at every rate of the grid, the networks trained at -0.4 do best when adapted with a rate of "
-        "their training rate's sign; those trained at 0.4 with the opposite sign; those trained at -0.1 show no "
-        "clear preference (their best negative and best positive test rates are within the 95% CI of their "
-        "paired difference).")
-
-
-def test_paired_gap_compares_trained_with_untrained_features():
-    rows = (_readout_rows(0.1, "proto_unadapted", [0.5, 0.6]) +
-            _readout_rows(0.1, "proto_unadapted", [0.7, 0.7], model="untrained"))
-    gaps = latent.paired_gap(pd.DataFrame(rows), ("trained", "proto_unadapted"), ("untrained", "proto_unadapted"))
-    assert gaps.loc[0.1, "gap"] == pytest.approx(-0.15)
-    assert latent.describe_gap(gaps, "trained features", "untrained ones")== (
-        "Trained features score lower than untrained ones at training rate(s) 0.1.")
-
-
-def test_paired_gaps_treat_tasks_as_the_samples_across_seeds():
-    rows = []
-    for run, maml_acc in (("seed0", [0.5, 0.9]), ("seed1", [0.7, 0.7])):
-        rows += [{**row, "run": run} for row in _readout_rows(0.1, "maml", maml_acc)]
-        rows += [{**row, "run": run} for row in _readout_rows(0.1, "proto_unadapted", [0.8, 0.8])]
-    gaps = latent.readout_gap(pd.DataFrame(rows))
-    # Per task over seeds: task 0 gains +0.2, task 1 +0.0; the CI is over these two.
-    assert gaps.loc[0.1, "gap"] == pytest.approx(0.1)
-    assert gaps.loc[0.1, "ci95"] == pytest.approx(1.96 * np.std([0.2, 0.0], ddof=1) / np.sqrt(2))
-
-
-def test_comparisons_without_data_say_so():
-    untrained_only = pd.DataFrame(_readout_rows(0.1, "maml", [0.5], model="untrained"))
-    gaps = latent.readout_gap(untrained_only)
-    assert gaps.empty and latent.describe_gap(gaps).startswith("No fixed training rate")
-    signs = latent.test_rate_signs(untrained_only.assign(part="rate_grid"))
-    assert signs.empty and latent.describe_test_rates(signs).startswith("No network")

@@ -12,16 +12,6 @@ from mamllib.models import Conv4
 TASKS, N, K, Q = 3, 4, 2, 3
 
 
-def _episodes() -> Episodes:
-    g = torch.Generator().manual_seed(1)
-    return Episodes(
-        torch.rand(TASKS, N * K, 1, 28, 28, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(K).repeat(TASKS, 1),
-        torch.rand(TASKS, N * Q, 1, 28, 28, generator=g, dtype=torch.float64),
-        torch.arange(N).repeat_interleave(Q).repeat(TASKS, 1),
-    )
-
-
 def _reference_meta_loss(model: Conv4, lrs: torch.Tensor, episodes: Episodes, steps: int,
                          first_order: bool) -> torch.Tensor:
     """One task at a time, with torch.autograd.grad(create_graph=True): the textbook MAML."""
@@ -47,8 +37,8 @@ def _maml(lr: float, learn: bool = False) -> MAML:
 @pytest.mark.parametrize("lr", [0.4, -0.4, 0.0])
 @pytest.mark.parametrize("steps", [1, 2])
 @pytest.mark.parametrize("first_order", [False, True])
-def test_meta_gradient_matches_per_task_autograd_reference(lr, steps, first_order):
-    maml, episodes = _maml(lr), _episodes()
+def test_meta_gradient_matches_per_task_autograd_reference(lr, steps, first_order, make_episodes):
+    maml, episodes = _maml(lr), make_episodes(seed=1)
     params = list(maml.model.parameters())
     ours = torch.autograd.grad(maml(episodes, steps, first_order=first_order).query_loss, params)
     reference = torch.autograd.grad(
@@ -57,16 +47,16 @@ def test_meta_gradient_matches_per_task_autograd_reference(lr, steps, first_orde
         torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-11)
 
 
-def test_first_and_second_order_differ_when_the_rate_is_not_zero():
-    maml, episodes = _maml(0.4), _episodes()
+def test_first_and_second_order_differ_when_the_rate_is_not_zero(make_episodes):
+    maml, episodes = _maml(0.4), make_episodes(seed=1)
     params = list(maml.model.parameters())
     second = torch.autograd.grad(maml(episodes, 1).query_loss, params)
     first = torch.autograd.grad(maml(episodes, 1, first_order=True).query_loss, params)
     assert max((a - b).abs().max().item() for a, b in zip(first, second)) > 1e-6
 
 
-def test_learned_rates_get_the_reference_gradient():
-    maml, episodes = _maml(0.1, learn=True), _episodes()
+def test_learned_rates_get_the_reference_gradient(make_episodes):
+    maml, episodes = _maml(0.1, learn=True), make_episodes(seed=1)
     with torch.no_grad():
         maml.inner_lrs.copy_(torch.linspace(-0.3, 0.3, len(maml.inner_lrs)))
     ours = torch.autograd.grad(maml(episodes, 2).query_loss, maml.inner_lrs)[0]
@@ -76,28 +66,28 @@ def test_learned_rates_get_the_reference_gradient():
     assert maml.inner_lrs in maml.meta_parameters()
 
 
-def test_zero_rate_leaves_the_weights_unchanged():
-    maml, episodes = _maml(0.0), _episodes()
+def test_zero_rate_leaves_the_weights_unchanged(make_episodes):
+    maml, episodes = _maml(0.0), make_episodes(seed=1)
     fast = maml.adapt(episodes.support_x, episodes.support_y, steps=3)
     for p, f in zip(maml.model.parameters(), fast):
         torch.testing.assert_close(f, p.expand_as(f))
 
 
-def test_evaluation_mode_keeps_no_graph_and_matches_training_mode():
-    maml, episodes = _maml(0.4), _episodes()
+def test_evaluation_mode_keeps_no_graph_and_matches_training_mode(make_episodes):
+    maml, episodes = _maml(0.4), make_episodes(seed=1)
     tracked = maml(episodes, 2)
     untracked = maml(episodes, 2, track_graph=False)
     assert not untracked.query_logits.requires_grad
     torch.testing.assert_close(tracked.query_logits.detach(), untracked.query_logits)
 
 
-def test_fast_weights_of_a_finished_meta_batch_are_freed():
+def test_fast_weights_of_a_finished_meta_batch_are_freed(make_episodes):
     # `higher` keeps every fast-weight list it is given when it tracks higher grads;
     # our patched model must not, or memory grows by megabytes per iteration.
     import gc
     import weakref
 
-    maml, episodes = _maml(0.4), _episodes()
+    maml, episodes = _maml(0.4), make_episodes(seed=1)
     first = maml(episodes, 2)
     ref = weakref.ref(first.fast_params[0])
     del first
@@ -112,8 +102,8 @@ def _meta_gradients(maml: MAML, episodes: Episodes, steps: int, first_order: boo
 
 
 @pytest.mark.parametrize("learn,first_order", [(False, False), (True, False), (False, True)])
-def test_recomputed_steps_give_the_same_meta_gradient(learn, first_order):
-    episodes = _episodes()
+def test_recomputed_steps_give_the_same_meta_gradient(learn, first_order, make_episodes):
+    episodes = make_episodes(seed=1)
     kept, recomputed = _maml(0.3, learn), _maml(0.3, learn)
     recomputed.recompute_steps = True
     for a, b in zip(_meta_gradients(kept, episodes, 3, first_order),
@@ -134,8 +124,8 @@ def _bytes_kept_for_backward(maml: MAML, episodes: Episodes, steps: int) -> int:
     return sum(kept)
 
 
-def test_recomputed_steps_keep_far_less_per_added_step():
-    episodes = _episodes()
+def test_recomputed_steps_keep_far_less_per_added_step(make_episodes):
+    episodes = make_episodes(seed=1)
     kept, recomputed = _maml(0.3), _maml(0.3)
     recomputed.recompute_steps = True
     per_step = {name: _bytes_kept_for_backward(m, episodes, 4) - _bytes_kept_for_backward(m, episodes, 2)
@@ -144,8 +134,8 @@ def test_recomputed_steps_keep_far_less_per_added_step():
 
 
 @pytest.mark.parametrize("lrs", [torch.tensor(0.3), torch.linspace(-0.2, 0.4, 18)])
-def test_one_step_weights_equal_one_adaptation_step(lrs):
-    maml, episodes = _maml(0.1), _episodes()
+def test_one_step_weights_equal_one_adaptation_step(lrs, make_episodes):
+    maml, episodes = _maml(0.1), make_episodes(seed=1)
     gradients = maml.inner_gradients(episodes.support_x, episodes.support_y)
     adapted = maml.adapt(episodes.support_x, episodes.support_y, 1, lrs, track_graph=False)
     for a, b in zip(maml.one_step_weights(gradients, lrs), adapted):

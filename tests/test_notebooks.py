@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from mamllib.notebooks import execute, notebook_source
+from mamllib.pipeline.notebooks import execute, notebook_source
 
 pytestmark = pytest.mark.slow
 

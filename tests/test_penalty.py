@@ -16,16 +16,8 @@ def _smooth_maml(seed=0, rate=0.1) -> MAML:
     return MAML(Conv4(1, 4, width=6, smooth=True), rate).double()
 
 
-def _episodes(seed=0, tasks=3) -> Episodes:
-    g = torch.Generator().manual_seed(seed)
-    return Episodes(torch.rand(tasks, 8, 1, 28, 28, generator=g, dtype=torch.float64),
-                    torch.arange(4).repeat_interleave(2).repeat(tasks, 1),
-                    torch.rand(tasks, 12, 1, 28, 28, generator=g, dtype=torch.float64),
-                    torch.arange(4).repeat_interleave(3).repeat(tasks, 1))
-
-
-def test_taylor_terms_match_finite_differences():
-    maml, ep = _smooth_maml(), _episodes()
+def test_taylor_terms_match_finite_differences(make_episodes):
+    maml, ep = _smooth_maml(), make_episodes()
     terms = taylor_terms(maml, ep)
     h = 1e-4
     e_plus, e_zero, e_minus = (exact_objective(maml, ep, a) for a in (h, 0.0, -h))
@@ -35,8 +27,8 @@ def test_taylor_terms_match_finite_differences():
     assert (e_plus - 2 * e_zero + e_minus) / h**2 == pytest.approx(terms.curvature.mean(), rel=1e-4)
 
 
-def test_residuals_scale_as_a_squared_and_a_cubed():
-    maml, ep = _smooth_maml(1), _episodes(1)
+def test_residuals_scale_as_a_squared_and_a_cubed(make_episodes):
+    maml, ep = _smooth_maml(1), make_episodes(1)
     rates = np.logspace(-3, -1, 7)
     table = expansion_table(maml, ep, rates)
     slope1, slope2 = residual_slopes(rates, table.exact.values, table.first_order.values, table.second_order.values)
@@ -44,8 +36,8 @@ def test_residuals_scale_as_a_squared_and_a_cubed():
     assert slope2 == pytest.approx(3, abs=0.2)
 
 
-def test_surrogate_gradient_converges_to_the_meta_gradient():
-    maml, ep = _smooth_maml(2), _episodes(2)
+def test_surrogate_gradient_converges_to_the_meta_gradient(make_episodes):
+    maml, ep = _smooth_maml(2), make_episodes(2)
     gaps = []
     for a in (1e-1, 1e-2, 1e-3):
         exact, approx = meta_gradients(maml, ep, a)
@@ -55,16 +47,16 @@ def test_surrogate_gradient_converges_to_the_meta_gradient():
     assert gradient_cosine(maml, ep, 1e-3) > 1 - 1e-6
 
 
-def test_cosines_over_rates_equal_one_pair_of_gradients_per_rate():
-    maml, ep = _smooth_maml(4), _episodes(4)
+def test_cosines_over_rates_equal_one_pair_of_gradients_per_rate(make_episodes):
+    maml, ep = _smooth_maml(4), make_episodes(4)
     rates = [-0.3, -1e-2, 1e-2, 0.3]
     expected = [float(torch.nn.functional.cosine_similarity(*meta_gradients(maml, ep, a), dim=0)) for a in rates]
     np.testing.assert_allclose(gradient_cosines(maml, ep, rates), expected, rtol=1e-10, atol=1e-12)
     assert min(expected) < 0.999  # the rates are large enough for the two gradients to differ
 
 
-def test_surrogate_value_is_the_first_order_expansion():
-    maml, ep = _smooth_maml(3), _episodes(3)
+def test_surrogate_value_is_the_first_order_expansion(make_episodes):
+    maml, ep = _smooth_maml(3), make_episodes(3)
     terms = taylor_terms(maml, ep)
     value = surrogate(maml, ep, torch.tensor(-0.3, dtype=torch.float64)).query_loss.item()
     assert value == pytest.approx(terms.first_order(-0.3), rel=1e-12)

@@ -90,3 +90,72 @@ def test_learned_rates_draw_each_tensor_distinguishably():
     assert [line.get_label() for line in lines] == names
     looks = {(tuple(line.get_color()), str(line.get_linestyle())) for line in lines}
     assert len(looks) == len(names)
+
+
+def test_ci_bands_are_the_tables_ci(frames):
+    # The band seaborn draws around each mean is the CI the tables print (mamllib.stats).
+    from mamllib.stats import ci95
+
+    readouts = frames[0][frames[0].readout == "maml"]
+    ax = plots.accuracy_vs_rate(readouts).axes[0]
+    vertices = ax.collections[0].get_paths()[0].vertices
+    for rate in RATES:
+        accuracy = readouts[(readouts.part == "readouts") & (readouts.model == "trained")
+                            & (readouts.train_inner_lr == rate)].accuracy
+        drawn = vertices[np.isclose(vertices[:, 0], rate), 1]
+        assert drawn.min() == pytest.approx(accuracy.mean() - ci95(accuracy))
+        assert drawn.max() == pytest.approx(accuracy.mean() + ci95(accuracy))
+
+
+def test_training_curves_show_loss_accuracy_and_validation():
+    metrics = {"history": {"iteration": list(range(80)), "loss": list(np.linspace(2, 1, 80)),
+                           "accuracy": list(np.linspace(0.2, 0.8, 80))},
+               "validation": [{"iteration": 40, "accuracy": 0.5, "ci95": 0.05}, {"iteration": 80, "accuracy": 0.7,
+                                                                                 "ci95": 0.04}]}
+    fig = plots.training_curves(metrics)
+    assert [ax.get_ylabel() for ax in fig.axes] == ["query loss", "query accuracy"]
+    labels = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert labels == {"meta-batch", "mean of 2", "validation (fixed tasks)"}
+
+
+def _expansion(rates):
+    return pd.DataFrame({"rate": rates, "residual_first": rates ** 2, "residual_second": rates ** 3})
+
+
+def test_expansion_residuals_one_panel_per_network_on_log_axes():
+    fig = plots.expansion_residuals({"smooth": _expansion(np.logspace(-3, 0, 5)),
+                                     "trained": _expansion(np.logspace(-3, 0, 5))})
+    assert [ax.get_title() for ax in fig.axes] == ["smooth", "trained"]
+    assert all(ax.get_xscale() == ax.get_yscale() == "log" for ax in fig.axes)
+    # The slope-2 guide passes through the first residual and follows it exactly here.
+    guide = [line for line in fig.axes[0].lines if line.get_label() == "slope 2"][0]
+    np.testing.assert_allclose(guide.get_ydata(), np.logspace(-3, 0, 5) ** 2)
+
+
+def test_surrogate_cosines_one_line_per_network():
+    cosines = pd.DataFrame({"rate": [-0.1, 0.1], "smooth": [0.9, 0.8], "trained": [0.7, 0.6]})
+    ax = plots.surrogate_cosines(cosines).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["smooth", "trained"]
+    assert ax.get_xscale() == "symlog"
+
+
+def test_readout_bars_mark_chance_and_survive_no_network():
+    summary = pd.DataFrame({"model": ["maml 0.1", "surrogate 0.1"], "readout": ["maml", "maml"],
+                            "accuracy": [0.9, 0.2]})
+    ax = plots.readout_bars(summary, chance=0.2).axes[0]
+    assert sorted(round(p.get_width(), 2) for p in ax.patches) == [0.2, 0.9]
+    assert "chance" in {t.get_text() for t in ax.get_legend().get_texts()}
+    assert plots.readout_bars(summary.iloc[:0], chance=0.2).axes[0].texts[0].get_text() == "no network to show"
+
+
+def _linear_sweep(vary, values):
+    return pd.DataFrame({"vary": vary, vary: values, "loss": np.square(values), "ci95": 0.1})
+
+
+def test_linear_figures_label_the_rate_they_vary():
+    fig = plots.linear_rate_sweeps(_linear_sweep("alpha_r", [0.0, 0.5]), _linear_sweep("alpha_t", [-1.0, 0.0]), 0.2)
+    assert [ax.get_xlabel() for ax in fig.axes] == [r"test rate $\alpha_r$", r"training rate $\alpha_t$"]
+    assert fig.axes[0].get_title() == r"adaptation, $\alpha_t$ = 0.2"
+    ax = plots.linear_training_sweeps({"m = 3": _linear_sweep("alpha_t", [-1.0, 0.0]),
+                                       "m = 300": _linear_sweep("alpha_t", [-1.0, 0.0])}).axes[0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m = 3", "m = 300"]

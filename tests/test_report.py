@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mamllib.browser import browser_available, check_pages
+from browser import browser_available, check_pages
 from mamllib.cli import main
-from mamllib.report import build_report
-from mamllib.sweep import run_executions, sweep_settings
+from mamllib.pipeline.report import build_report
+from mamllib.pipeline.sweep import run_executions, sweep_settings
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +28,7 @@ def smoke_report(tmp_path_factory):
     (root / "book").mkdir()
     for source in (ROOT / "book").glob("*.*"):
         shutil.copy(source, root / "book")
+    shutil.copytree(ROOT / "book" / "_static", root / "book" / "_static")
     index, results = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)
     return root, index, results
 
@@ -54,6 +55,23 @@ def test_no_page_shows_a_python_object_instead_of_its_content(smoke_report):
         if match := re.search(r"<[\w.]+ (?:object|at 0x[0-9a-f]+)[^>]*>|<Figure size [^>]*>", text):
             leaked[page.name] = match.group()
     assert not leaked
+
+
+def test_no_page_shows_a_path_of_the_machine_that_built_it(smoke_report):
+    root = smoke_report[0]
+    machine_paths = (str(root), str(Path.home()), str(Path.cwd()))
+    for page in (root / "book" / "_build" / "html").rglob("*.html"):
+        text = page.read_text()
+        assert not [path for path in machine_paths if path in text], page.name
+    for notebook in (root / "book" / "generated").glob("*.ipynb"):  # the download button's file
+        assert str(root) not in notebook.read_text(), notebook.name
+
+
+def test_code_is_folded_and_long_equations_scroll(smoke_report):
+    root = smoke_report[0] / "book" / "_build" / "html"
+    page = (root / "book" / "generated" / "run_maml-lr0p4-seed0.html").read_text()
+    assert page.count("tag_hide-input") >= 5  # every code cell, the injected parameters included
+    assert "custom.css" in page and "overflow-x: auto" in (root / "_static" / "custom.css").read_text()
 
 
 def test_a_second_report_reexecutes_nothing(smoke_report):
@@ -89,7 +107,13 @@ def test_a_failing_setting_is_isolated(tmp_path, glyphs, capsys):
     assert "n_way=500" in (out / "logs" / f"{bad[0].output}.log").read_text()
     record = json.loads((out / "executions.json").read_text())
     assert set(record) == {good[0].output, bad[0].output}
-    # The CLI reports the sweep's failure in its exit status.
-    code = main(["sweep", "--profile", "smoke", "--rates", "0.4", "--no-learned",
-                 "--out", str(tmp_path / "cli"), "--runs-root", runs])
-    assert code == 0 and "completed" in capsys.readouterr().out
+    # The CLI's exit status says whether every setting completed: 0 for the good rate
+    # alone, 1 once a setting fails (here its run folder holds a damaged checkpoint).
+    cli = ["sweep", "--profile", "smoke", "--no-learned", "--out", str(tmp_path / "cli"), "--runs-root", runs]
+    assert main([*cli, "--rates", "0.4"]) == 0 and "completed" in capsys.readouterr().out
+    damaged = Path(runs) / "smoke" / "maml-lr-0.1-seed0"
+    damaged.mkdir(parents=True)
+    (damaged / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main([*cli, "--rates", "0.4", "-0.1"]) == 1
+    out, err = capsys.readouterr()
+    assert "1 failed" in err and "lr-0p1" in err

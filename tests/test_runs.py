@@ -24,13 +24,3 @@ def test_an_analysis_is_reused_only_with_the_same_settings(tmp_path, glyphs):
     assert cached_analysis(load_run(run_dir, glyphs, eval_chunk=3), grid=(0.1,), baseline=False) is not None
     (run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS).write_text("{not json")
     assert cached_analysis(run, grid=(0.1,), baseline=False) is None
-
-
-def test_still_rising_compares_the_last_validations_with_their_ci():
-    from mamllib.runs import still_rising
-
-    points = [{"accuracy": a, "ci95": 0.02} for a in (0.2, 0.3, 0.35, 0.40)]
-    assert still_rising(points)                     # +0.10 over two validations > 0.02
-    assert still_rising(points[:2]) is None         # too few validations to tell
-    flat = [{"accuracy": a, "ci95": 0.02} for a in (0.2, 0.5, 0.51, 0.515)]
-    assert not still_rising(flat)

@@ -1,13 +1,15 @@
-"""Which run folders belong to a sweep, and where its notebooks keep them."""
+"""Which run folders belong to a sweep, where its notebooks keep them, and how the book lists them."""
+
+from pathlib import Path
 
 from mamllib.config import profile
-from mamllib.runs import run_folder
-from mamllib.sweep import analysed_settings, setting_config, sweep_settings
+from mamllib.checkpoint import run_folder
+from mamllib.pipeline.sweep import analysed_settings, setting_config, sweep_settings
 
 
 def _analyse(folder, config, iteration=6, **settings):
     """A run folder with a written analysis, as `train` and `analyze_run` leave it."""
-    from mamllib.checkpoint import atomic_write_json
+    from mamllib.files import atomic_write_json
     from mamllib.config import RATE_GRID
     from mamllib.runs import _analysis_settings
 
@@ -51,22 +53,47 @@ def test_the_notebook_and_the_sweep_agree_on_a_settings_folder(tmp_path):
     assert run_folder("r", "smoke", setting_config(setting[0].parameters)).name == "maml-lr-0.01-seed0"
 
 
-def test_retitle_replaces_only_the_notebooks_title(tmp_path):
+def test_a_finished_page_is_titled_by_its_setting_with_its_code_folded(tmp_path):
     import json
 
-    from mamllib.sweep import retitle
+    from mamllib.pipeline.sweep import finish_page
 
     notebook = tmp_path / "n.ipynb"
     cells = [{"cell_type": "code", "source": ["# a comment\n"], "metadata": {}, "outputs": []},
              {"cell_type": "markdown", "source": ["# Generic title\n", "\n", "Text.\n", "# Later heading"],
-              "metadata": {}}]
+              "metadata": {}},
+             {"cell_type": "code", "source": ["x = 1"], "metadata": {"tags": ["parameters"]}, "outputs": []}]
     notebook.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    retitle(notebook, "MAML at training rate -0.1, seed 0")
+    finish_page(notebook, "MAML at training rate -0.1, seed 0")
     cells = json.loads(notebook.read_text())["cells"]
     assert cells[0]["source"] == ["# a comment\n"]
     assert "".join(cells[1]["source"]) == "# MAML at training rate -0.1, seed 0\n\nText.\n# Later heading"
+    assert cells[0]["metadata"]["tags"] == ["hide-input"] and "tags" not in cells[1]["metadata"]
+    assert cells[2]["metadata"]["tags"] == ["parameters", "hide-input"]
 
 
 def test_a_repeated_rate_or_seed_is_one_setting():
     settings = sweep_settings("smoke", rates=(0.1, 0.10, -0.4), seeds=(0, 0), learned=False, runs_root="r")
     assert [e.parameters["inner_lr"] for e in settings] == [0.1, -0.4]
+
+
+def test_the_books_settings_are_listed_in_numeric_order_of_the_rate(tmp_path):
+    import shutil
+
+    import yaml
+
+    from mamllib.pipeline.report import GENERATED, ordered_toc
+
+    root = Path(__file__).resolve().parent.parent
+    shutil.copy(root / "_toc.yml", tmp_path)
+    settings = sweep_settings("smoke", rates=(0.4, -0.01, 0.0, -0.4, -0.1, 0.01), learned=True, runs_root="runs")
+    (tmp_path / GENERATED).mkdir(parents=True)
+    for execution in settings[1:]:  # the first (0.4) did not produce a page
+        (tmp_path / GENERATED / f"{execution.output}.ipynb").write_text("{}")
+    toc = yaml.safe_load(ordered_toc(tmp_path, settings).read_text())
+    chapters = [c for part in toc["parts"] for c in part["chapters"]]
+    pages = next(c for c in chapters if c["file"] == "book/settings")["sections"]
+    rates = [setting_config(e.parameters) for e in settings]
+    names = {f"book/generated/{e.output}": (c.learn_inner_lr, c.inner_lr) for e, c in zip(settings, rates)}
+    assert [names[p["file"]] for p in pages] == [(False, -0.4), (False, -0.1), (False, -0.01), (False, 0.0),
+                                                  (False, 0.01), (True, 0.1)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mamllib.config import Config
 from mamllib.data.dataset import FewShotDataset, Split
+from mamllib.data.sampler import check_task_shape
 
 
 def load_dataset(config: Config) -> FewShotDataset:
@@ -21,4 +22,10 @@ def load_dataset(config: Config) -> FewShotDataset:
     return load_miniimagenet(config.resolved_data_root, rotations=config.rotations)
 
 
-__all__ = ["FewShotDataset", "Split", "load_dataset"]
+def check_dataset(config: Config, dataset: FewShotDataset) -> None:
+    """Refuse a task shape that any split cannot supply, before anything is written."""
+    for name, split in dataset.splits.items():
+        check_task_shape(split, config.n_way, config.k_shot, config.n_query, name)
+
+
+__all__ = ["FewShotDataset", "Split", "check_dataset", "load_dataset"]

@@ -11,8 +11,8 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 
-from mamllib.checkpoint import atomic_write
 from mamllib.errors import DataError
+from mamllib.files import atomic_save_npz
 
 SPLITS = ("train", "val", "test")
 
@@ -38,12 +38,6 @@ def cached_arrays(path: Path, build: Callable[[], dict[str, np.ndarray]],
     arrays = build()
     atomic_save_npz(path, arrays)
     return arrays
-
-
-def atomic_save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    """Write an ``.npz`` so that readers see either nothing or the whole file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda handle: np.savez(handle, **arrays))
 
 
 def split_classes(n_classes: int, sizes: dict[str, int], seed: int) -> dict[str, np.ndarray]:

@@ -39,6 +39,10 @@ class Episodes:
         return Episodes(*(t.to(device, non_blocking=True) for t in
                           (self.support_x, self.support_y, self.query_x, self.query_y)))
 
+    def double(self) -> "Episodes":
+        """The same tasks with float64 images (for checks in double precision)."""
+        return Episodes(self.support_x.double(), self.support_y, self.query_x.double(), self.query_y)
+
 
 class EpisodeSampler:
     """Draws meta-batches of tasks from one split with its own seeded generator."""

@@ -16,7 +16,7 @@ import jupytext
 import nbformat
 import papermill
 
-NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOKS = Path(__file__).resolve().parents[2] / "notebooks"
 
 
 def notebook_source(name: str) -> Path:

@@ -13,8 +13,11 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable
 
+import yaml
+
 from mamllib.errors import UserError
-from mamllib.sweep import DEFAULT_RATES, Execution, run_executions, sweep_settings
+from mamllib.files import atomic_write_bytes
+from mamllib.pipeline.sweep import DEFAULT_RATES, Execution, run_executions, sweep_settings
 
 GENERATED = Path("book") / "generated"
 
@@ -36,10 +39,45 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
     return settings, others
 
 
-def build_book(root: Path) -> Path:
+SETTINGS_GLOB = "book/generated/run_*"
+
+
+def settings_in_rate_order(settings: list[Execution]) -> list[Execution]:
+    """Fixed rates in numeric order, then learned rates; seeds in order within each."""
+    return sorted(settings, key=lambda e: (e.parameters["learn_inner_lr"], e.parameters["inner_lr"],
+                                           e.parameters["seed"]))
+
+
+def ordered_toc(root: Path, settings: list[Execution]) -> Path:
+    """The book's ``_toc.yml`` with the settings' glob replaced by their pages in numeric
+    order of the rate (a glob sorts as text: -0.01, -0.1, -0.4, 0, ...), written beside
+    the generated notebooks; returns its path."""
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    pages = [{"file": f"{GENERATED.as_posix()}/{e.output}"} for e in settings_in_rate_order(settings)
+             if (root / GENERATED / f"{e.output}.ipynb").exists()]
+
+    def expand(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        out = []
+        for entry in entries:
+            if entry.get("glob") == SETTINGS_GLOB:
+                out += pages
+                continue
+            out.append({key: expand(value) if key in ("parts", "chapters", "sections") else value
+                        for key, value in entry.items()})
+        return out
+
+    toc["parts"] = expand(toc["parts"])
+    path = root / GENERATED / "_toc.yml"
+    atomic_write_bytes(path, yaml.safe_dump(toc, sort_keys=False).encode())
+    return path
+
+
+def build_book(root: Path, toc: Path | None = None) -> Path:
     """``jupyter-book build`` with warnings as errors; returns the HTML index."""
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
                "--path-output", str(root / "book"), "-W", "--keep-going"]
+    if toc is not None:
+        command += ["--toc", str(toc)]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed:\n{done.stdout[-4000:]}\n{done.stderr[-4000:]}")
@@ -54,19 +92,19 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     if not (root / "_toc.yml").exists():
         raise UserError(f"{root} has no _toc.yml; run the report from the repository root")
     out_dir = root / GENERATED
-    runs_root = str(root / "runs")
-    settings, others = report_executions(profile, list(rates), list(seeds), learned, runs_root, small)
-    results = run_executions(settings, out_dir, jobs, cwd=out_dir, desc="settings")
-    results.update(run_executions(others, out_dir, jobs, cwd=out_dir, desc="theory notebooks"))
+    # Notebooks run in the repository root and name paths relative to it: no path of the
+    # machine that built the book appears in it.
+    settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
+    results = run_executions(settings, out_dir, jobs, cwd=root, desc="settings")
+    results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
     # The summary reads every run, so it runs whenever anything else just did; the
     # appendix lists every notebook's wall time, the summary's included, so it runs last.
     summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(results)})
-    results.update(run_executions([summary], out_dir, 1, cwd=out_dir, desc="summary"))
-    appendix = Execution("appendix", "appendix", {"profile": profile, "runs_root": runs_root,
-                                                  "fingerprint": _fingerprint(results)})
-    results.update(run_executions([appendix], out_dir, 1, cwd=out_dir, desc="appendix"))
+    results.update(run_executions([summary], out_dir, 1, cwd=root, desc="summary"))
+    appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})
+    results.update(run_executions([appendix], out_dir, 1, cwd=root, desc="appendix"))
     failed = [name for name, entry in results.items() if entry["status"] == "failed"]
-    index = build_book(root)
+    index = build_book(root, ordered_toc(root, settings))
     return index, {"failed": failed, **results}
 
 

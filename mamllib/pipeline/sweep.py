@@ -21,12 +21,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
+import pandas as pd
 from tqdm import tqdm
 
-from mamllib.checkpoint import atomic_write_bytes, atomic_write_json
+from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
-from mamllib.notebooks import notebook_source
-from mamllib.runs import analysis_is_current, run_folder, run_name
+from mamllib.errors import UserError
+from mamllib.findings import setting_label
+from mamllib.pipeline.notebooks import notebook_source
+from mamllib.checkpoint import run_folder, run_name
+from mamllib.runs import analysis_is_current
 
 RECORD = "executions.json"
 SETTING_PREFIX = "run_"  # output names of the sweep's maml_run executions
@@ -56,9 +60,8 @@ def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: 
         parameters = {"profile": profile, "inner_lr": rate, "learn_inner_lr": learn, "seed": seed,
                       "runs_root": runs_root, "overrides": overrides}
         slug = run_name(setting_config(parameters)).replace(".", "p")
-        rate_text = f"learned rates from {rate:g}" if learn else f"training rate {rate:g}"
         executions.append(Execution("maml_run", f"{SETTING_PREFIX}{slug}", parameters,
-                                    title=f"MAML at {rate_text}, seed {seed}"))
+                                    title=f"MAML at {setting_label(learn, rate)}, seed {seed}"))
     return executions
 
 
@@ -97,20 +100,37 @@ def _record(out_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
+def read_record(path: Path) -> dict[str, Any]:
+    """A sweep's ``executions.json``, refusing a missing one with what to do."""
+    if not Path(path).exists():
+        raise UserError(f"{Path(path).resolve()}: no sweep record here; run `python -m mamllib sweep` first, "
+                        "or point sweep_status at its executions.json")
+    return json.loads(Path(path).read_text())
+
+
+def settings_table(record: dict[str, dict[str, Any]], profile: str) -> pd.DataFrame:
+    """One row per recorded setting of ``profile``: its parameters, status and wall time."""
+    return pd.DataFrame([{"setting": name, **entry["parameters"], "status": entry["status"],
+                          "wall_time_s": entry["wall_time_s"]}
+                         for name, entry in recorded_settings(record, profile).items()],
+                        columns=["setting", "inner_lr", "learn_inner_lr", "seed", "status", "wall_time_s"])
+
+
 def source_hash(notebook: str) -> str:
     """Hash of a notebook's source: editing the notebook makes its outputs stale."""
     return hashlib.sha256(notebook_source(notebook).read_bytes()).hexdigest()[:12]
 
 
-def is_current(execution: Execution, out_dir: Path) -> bool:
-    """True when the output notebook exists and completed from this source with these parameters."""
+def is_current(execution: Execution, out_dir: Path, cwd: Path | None = None) -> bool:
+    """True when the output notebook exists and completed from this source with these
+    parameters (whose relative paths are relative to ``cwd``, where notebooks run)."""
     entry = _record(out_dir).get(execution.output)
     executed = (out_dir / f"{execution.output}.ipynb").exists() and entry is not None \
         and entry["parameters"] == execution.parameters and entry["status"] in ("completed", "diverged") \
         and entry.get("source") == source_hash(execution.notebook)
     # A setting's page shows its run's analysis: one redone by hand since makes the page stale.
     if executed and execution.output.startswith(SETTING_PREFIX) and entry["status"] == "completed":
-        return analysis_is_current(setting_folder(execution.parameters))
+        return analysis_is_current((cwd or Path.cwd()) / setting_folder(execution.parameters))
     return executed
 
 
@@ -125,16 +145,33 @@ def _status_of(notebook: Path) -> str:
     return "completed"
 
 
-def retitle(notebook: Path, title: str) -> None:
+def retitle(notebook: dict[str, Any], title: str) -> None:
     """Replace the first level-1 heading of an executed notebook (one notebook source
     serves every setting, but each page should say which setting it shows)."""
-    data = json.loads(notebook.read_text())
-    for cell in data["cells"]:
+    for cell in notebook["cells"]:
         lines = "".join(cell["source"]).splitlines(keepends=True)
         if cell["cell_type"] == "markdown" and lines and lines[0].startswith("# "):
             cell["source"] = [f"# {title}\n", *lines[1:]]
-            atomic_write_bytes(notebook, json.dumps(data, indent=1, ensure_ascii=False).encode())
             return
+
+
+def fold_code(notebook: dict[str, Any]) -> None:
+    """Tag every code cell ``hide-input``: the book shows prose, figures and tables, with
+    each cell's code one click away (papermill's injected parameters included)."""
+    for cell in notebook["cells"]:
+        if cell["cell_type"] == "code":
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if "hide-input" not in tags and "remove-input" not in tags:
+                tags.append("hide-input")
+
+
+def finish_page(path: Path, title: str = "") -> None:
+    """An executed notebook as the book shows it: code folded, titled by its setting."""
+    notebook = json.loads(path.read_text())
+    fold_code(notebook)
+    if title:
+        retitle(notebook, title)
+    atomic_write_bytes(path, json.dumps(notebook, indent=1, ensure_ascii=False).encode())
 
 
 def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -> dict[str, Any]:
@@ -149,8 +186,8 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -
              "--parameters", json.dumps(execution.parameters)],
             cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     status = _status_of(notebook) if done.returncode == 0 else "failed"
-    if execution.title and status != "failed":  # a failed notebook may be cut short: leave it as it is
-        retitle(notebook, execution.title)
+    if status != "failed":  # a failed notebook may be cut short: leave it as it is
+        finish_page(notebook, execution.title)
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),
             "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1)}
@@ -161,7 +198,7 @@ def run_executions(executions: list[Execution], out_dir: Path, jobs: int = 1, cw
     """Execute what is not current yet, ``jobs`` at a time; returns the entry of every execution."""
     out_dir.mkdir(parents=True, exist_ok=True)
     cwd = cwd or Path.cwd()
-    pending = [e for e in executions if not is_current(e, out_dir)]
+    pending = [e for e in executions if not is_current(e, out_dir, cwd)]
     bar = tqdm(total=len(executions), initial=len(executions) - len(pending), desc=desc, disable=None)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(execute_one, e, out_dir, out_dir / "logs", cwd): e for e in pending}

@@ -1,0 +1,225 @@
+"""What the book states: cross-run tables and computed sentences (mamllib.findings).
+
+Sentences are checked for the facts they must state (which rates fall in which clause),
+not for their wording.
+"""
+
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mamllib import findings
+
+
+def _clause(sentence: str, marker: str) -> str:
+    """The clause (between semicolons) of ``sentence`` that contains ``marker``."""
+    found = [part for part in sentence.split(";") if marker in part]
+    assert len(found) == 1, (marker, sentence)
+    return found[0]
+
+
+def _rates_in(text: str) -> set[str]:
+    """The rates a clause names (numbers such as -0.4 or 0.1, not the 95 of "95% CI")."""
+    return set(re.findall(r"-?\d+\.\d+|(?<![\d.])0(?![\d.%])", text.replace("95%", "")))
+
+
+def _readout_rows(rate, readout, accuracies, agreement=0.5, model="trained", learned=False):
+    return [{"part": "readouts", "model": model, "learned_inner_lr": learned, "train_inner_lr": rate,
+             "readout": readout, "test_inner_lr": rate, "task": t, "accuracy": a, "agreement": agreement}
+            for t, a in enumerate(accuracies)]
+
+
+def test_headline_numbers_read_the_fixed_rate_trained_models():
+    rows = []
+    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7], [0.8, 0.8]), (0.1, [0.8, 0.9], [0.8, 0.8]),
+                                      (0.4, [0.9, 1.0], [0.9, 0.9])):
+        rows += _readout_rows(rate, "maml", maml_acc, agreement=1.0)
+        rows += _readout_rows(rate, "proto_unadapted", proto_acc, agreement=rate + 0.5)
+    rows += _readout_rows(0.2, "maml", [1.0, 1.0], learned=True)      # learned rate: not a fixed rate
+    rows += _readout_rows(0.4, "maml", [0.0, 0.0], model="untrained")  # baseline: not trained
+    numbers = findings.headline_numbers(pd.DataFrame(rows))
+    assert numbers["best_train_rate"] == 0.4
+    assert numbers["best_maml_accuracy"] == pytest.approx(0.95)
+    assert numbers["proto_accuracy_at_best"] == pytest.approx(0.9)
+    assert numbers["proto_agreement_at_best"] == pytest.approx(0.9)
+    assert numbers["proto_minus_maml_max"] == pytest.approx(0.2)     # at -0.4
+    assert numbers["proto_minus_maml_min"] == pytest.approx(-0.05)   # at 0.1 and at 0.4
+
+
+def test_readout_gap_pairs_tasks_and_describes_the_sign():
+    rows = []
+    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]), (0.1, [0.8, 0.9, 0.6], [0.8, 0.8, 0.8]),
+                                      (0.4, [0.9, 1.0, 0.9], [0.8, 0.9, 0.8])):
+        rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
+    rows += _readout_rows(0.4, "maml", [0.0, 0.0, 0.0], model="untrained")
+    gaps = findings.readout_gap(pd.DataFrame(rows))
+    assert list(gaps.index) == [-0.4, 0.1, 0.4]
+    assert gaps["gap"].tolist() == pytest.approx([0.7 / 3, 0.1 / 3, -0.1])
+    # At 0.4 every task differs by exactly -0.1: a paired CI of zero width.
+    assert gaps.loc[0.4, "ci95"] == pytest.approx(0.0, abs=1e-12)
+    sentence = findings.describe_gap(gaps)
+    assert sentence.startswith("The un-adapted prototypes") and "MAML" in sentence
+    assert _rates_in(_clause(sentence, "higher")) == {"-0.4"}
+    assert _rates_in(_clause(sentence, "lower")) == {"0.4"}
+    assert _rates_in(_clause(sentence, "within the 95% CI")) == {"0.1"}
+
+
+def test_headline_numbers_need_maml_and_prototype_rows():
+    with pytest.raises(ValueError, match="proto_unadapted"):
+        findings.headline_numbers(pd.DataFrame(_readout_rows(0.4, "maml", [0.9])))
+
+
+def test_learned_rate_summary():
+    summary = findings.learned_rate_summary({"lrs": [[0.4, 0.4, 0.4, 0.4], [0.5, -0.1, 0.2, -0.2]]})
+    assert summary.pop("unmoved") == [] and summary.pop("n_moved") == 4
+    assert summary == pytest.approx({"start": 0.4, "mean": 0.1, "min": -0.2, "max": 0.5, "negative_share": 0.5})
+    # A rate that never moved (its tensor had no inner gradient) is named, not averaged in.
+    # Round-off (a float32 ulp of 0.1 is 7e-9) is not a move.
+    trajectory = {"names": ["w", "b", "v"], "lrs": [[0.1, 0.1, 0.1], [0.3, 0.1 - 2e-7, -0.1]]}
+    summary = findings.learned_rate_summary(trajectory)
+    assert summary["unmoved"] == ["b"] and summary["n_moved"] == 2
+    assert summary["mean"] == pytest.approx(0.1) and summary["negative_share"] == 0.5
+
+
+def test_test_rate_signs_pair_the_best_of_each_sign():
+    rows = []
+    # Per training rate: accuracies at test rates -0.4 and 0.1, per task.
+    # Two rates per sign, so that the best of each sign has to be picked.
+    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], -0.1: [0.2] * 3, 0.1: [0.3, 0.3, 0.4], 0.4: [0.1] * 3}),
+                                (-0.1, {-0.4: [0.30, 0.31, 0.29], -0.1: [0.1] * 3, 0.1: [0.31, 0.29, 0.30],
+                                        0.4: [0.0] * 3}),
+                                (0.0, {-0.4: [0.2] * 3, -0.1: [0.2] * 3, 0.1: [0.2] * 3, 0.4: [0.2] * 3}),
+                                (0.4, {-0.4: [0.0] * 3, -0.1: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1], 0.4: [0.0] * 3})):
+        for test_rate, accuracies in by_test.items():
+            rows += [{"part": "rate_grid", "model": "trained", "learned_inner_lr": False, "readout": "maml",
+                      "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": a}
+                     for t, a in enumerate(accuracies)]
+    rows += [{**rows[0], "learned_inner_lr": True, "train_inner_lr": 0.1}]  # learned: left out
+    signs = findings.sign_preference(pd.DataFrame(rows))
+    assert list(signs.index) == [-0.4, -0.1, 0.4]  # rate 0 has no sign
+    assert signs.loc[0.4, "gap"] == pytest.approx(2.2 / 3) and signs.loc[0.4, "best_negative"] == -0.1
+    assert signs.loc[-0.4, "best_negative"] == -0.4 and signs.loc[-0.4, "best_positive"] == 0.1
+    sentence = findings.describe_sign_preference(signs)
+    assert _rates_in(_clause(sentence, "their training rate's sign")) == {"-0.4"}
+    assert _rates_in(_clause(sentence, "opposite sign")) == {"0.4"}
+    assert _rates_in(_clause(sentence, "no clear preference")) == {"-0.1"}
+
+
+def test_paired_gap_compares_trained_with_untrained_features():
+    rows = (_readout_rows(0.1, "proto_unadapted", [0.5, 0.6]) +
+            _readout_rows(0.1, "proto_unadapted", [0.7, 0.7], model="untrained"))
+    gaps = findings.paired_gap(pd.DataFrame(rows), ("trained", "proto_unadapted"), ("untrained", "proto_unadapted"))
+    assert gaps.loc[0.1, "gap"] == pytest.approx(-0.15)
+    sentence = findings.describe_gap(gaps, "trained features", "untrained ones")
+    assert sentence.startswith("Trained features") and "untrained ones" in sentence
+    assert _rates_in(_clause(sentence, "lower")) == {"0.1"} and "higher" not in sentence
+
+
+def test_paired_gaps_treat_tasks_as_the_samples_across_seeds():
+    rows = []
+    for run, maml_acc in (("seed0", [0.5, 0.9]), ("seed1", [0.7, 0.7])):
+        rows += [{**row, "run": run} for row in _readout_rows(0.1, "maml", maml_acc)]
+        rows += [{**row, "run": run} for row in _readout_rows(0.1, "proto_unadapted", [0.8, 0.8])]
+    gaps = findings.readout_gap(pd.DataFrame(rows))
+    # Per task over seeds: task 0 gains +0.2, task 1 +0.0; the CI is over these two.
+    assert gaps.loc[0.1, "gap"] == pytest.approx(0.1)
+    assert gaps.loc[0.1, "ci95"] == pytest.approx(1.96 * np.std([0.2, 0.0], ddof=1) / np.sqrt(2))
+
+
+def test_comparisons_without_data_say_so():
+    untrained_only = pd.DataFrame(_readout_rows(0.1, "maml", [0.5], model="untrained"))
+    gaps = findings.readout_gap(untrained_only)
+    assert gaps.empty and findings.describe_gap(gaps).startswith("No fixed training rate")
+    signs = findings.sign_preference(untrained_only.assign(part="rate_grid"))
+    assert signs.empty and findings.describe_sign_preference(signs).startswith("No network")
+
+
+def test_still_rising_compares_the_last_validations_with_their_ci():
+    points = [{"accuracy": a, "ci95": 0.02} for a in (0.2, 0.3, 0.35, 0.40)]
+    assert findings.still_rising(points)                     # +0.10 over two validations > 0.02
+    assert findings.still_rising(points[:2]) is None         # too few validations to tell
+    flat = [{"accuracy": a, "ci95": 0.02} for a in (0.2, 0.5, 0.51, 0.515)]
+    assert not findings.still_rising(flat)
+
+
+def _metrics(rate, accuracies, learned=False, iterations=800):
+    return {"config": {"inner_lr": rate, "learn_inner_lr": learned}, "iterations_done": iterations,
+            "validation": [{"accuracy": a, "ci95": 0.02} for a in accuracies]}
+
+
+def test_convergence_text_names_the_runs_still_rising():
+    text = findings.convergence_text([_metrics(-0.4, [0.2, 0.3, 0.4, 0.5]), _metrics(0.1, [0.8, 0.9, 0.9, 0.9]),
+                                      _metrics(0.4, [0.2, 0.3, 0.4, 0.5], learned=True)])
+    assert "still rising" in text and "800 iterations" in text
+    assert _rates_in(text.split("trained at")[1]) == {"-0.4"}  # the learned run is not a fixed rate
+    assert findings.convergence_text([_metrics(0.1, [0.8, 0.9])]).startswith("Too few validations")
+    assert findings.convergence_text([_metrics(0.1, [0.8, 0.9, 0.9, 0.9])]).startswith("No fixed-rate run")
+
+
+def test_learned_rates_text_states_the_range_the_share_and_the_accuracy():
+    trajectory = {"names": ["w", "b", "v"], "lrs": [[0.1, 0.1, 0.1], [0.3, 0.1, -0.1]]}
+    metrics = {"learned": {**_metrics(0.1, [], learned=True), "inner_lr_trajectory": trajectory},
+               "fixed": _metrics(0.1, [])}
+    readouts = pd.DataFrame(_readout_rows(0.1, "maml", [0.9, 0.7])).assign(run="learned")
+    text = findings.learned_rates_text(readouts, metrics)
+    assert "from 0.1" in text and "the 2 inner rates of learned" in text
+    assert "-0.100 to 0.300" in text and "50% of them are negative" in text
+    assert "rates of b never moved" in text and "80.0%" in text
+    assert findings.learned_rates_text(readouts, {"fixed": _metrics(0.1, [])}) == \
+        "This sweep has no learned-rate setting."
+
+
+def test_tables_of_the_sweep():
+    rows = []
+    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7], [0.8, 0.8]), (0.4, [0.9, 1.0], [0.9, 0.9])):
+        rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
+    readouts = pd.DataFrame(rows)
+    table = findings.readout_accuracy_table(readouts)
+    assert table.loc[("trained", False, -0.4), "maml"] == 60.0
+    gaps = findings.gap_table(readouts)
+    assert gaps.loc[-0.4, "proto_unadapted - maml"] == 20.0 and gaps.loc[0.4, "maml"] == 95.0
+    signs = pd.DataFrame({"best_negative": [-0.1], "best_positive": [0.4], "gap": [-0.123], "ci95": [0.01]},
+                         index=pd.Index([0.4], name="train_inner_lr"))
+    shown = findings.sign_preference_table(signs)
+    assert shown.loc[0.4, "best negative - best positive"] == -12.3 and shown.loc[0.4, "best_positive"] == 0.4
+
+
+def test_run_status_and_setting_label():
+    diverged = {"status": "diverged", "wall_time_s": 12.4, "diverged_at": 7, "config": {"max_loss": 100.0}}
+    assert findings.run_status_text(diverged).splitlines()[0] == "status: diverged; wall time 12 s"
+    assert "iteration 7" in findings.run_status_text(diverged) and "100 nats" in findings.run_status_text(diverged)
+    assert "\n" not in findings.run_status_text({**diverged, "status": "completed"})
+    assert findings.setting_label(False, -0.01) == "training rate -0.01"
+    assert findings.setting_label(True, 0.1) == "learned rates from 0.1"
+
+
+def test_penalty_findings():
+    rates = np.array([-0.1, -0.01, 0.01, 0.1])
+    cosines = pd.DataFrame({"rate": rates, "smooth": [0.99, 0.99, 0.99, 0.97], "trained": [0.5, 0.96, 0.99, 0.9]})
+    faithful = findings.faithful_range(cosines, 0.95)
+    assert faithful == {"negative": 0.01, "positive": 0.01}  # each side limited by its worst network
+    assert findings.lowest_cosine_at(cosines, 0.1) == 0.5
+    assert findings.surrogate_side_text(faithful) == "It reaches equally far on both sides."
+    assert "positive side" in findings.surrogate_side_text({"negative": 0.01, "positive": 0.1})
+    comparison = pd.DataFrame({"model": ["maml -0.1", "surrogate -0.1", "surrogate -0.1"],
+                               "readout": ["maml", "maml", "logreg"], "accuracy": [0.95, 0.21, 0.5]})
+    assert findings.surrogate_accuracies(comparison) == {"acc_maml_lrm0p1": 0.95, "acc_surrogate_lrm0p1": 0.21}
+    text = findings.surrogate_training_text(comparison, [-0.1, 0.1], n_way=5)
+    assert "21.0% at rate -0.1" in text and "95.0%" in text and "chance is 20%" in text and "rate 0.1" not in text
+    assert findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5) == "No surrogate-trained run completed."
+
+
+def test_linear_model_findings():
+    assert "not bracketed" in findings.basin_text((-3.0, -0.5), [-3.0, 0.0, 1.0])
+    assert "not bracketed" not in findings.basin_text((-2.75, -0.5), [-3.0, 0.0, 1.0])
+    assert "as the paper finds" in findings.linear_sign_text(-1.0, 0.5)
+    assert "differs" in findings.linear_sign_text(0.25, 0.5)
+    effects = pd.DataFrame({"m": [3, 300], "m n_v / p": [0.1, 10.0], "best alpha_t": [-1.0, -0.25],
+                            "relative gain": [0.2, 0.01]})
+    text = findings.training_rate_effect_text(effects, runs=100)
+    assert "20.0% with m = 3" in text and "1.0% with m = 300" in text and "100 meta-trainings" in text
+    assert text.endswith("negative at every task count tried.")
+    mixed = findings.training_rate_effect_text(effects.assign(**{"best alpha_t": [-1.0, 0.25]}), runs=100)
+    assert "not the same at every task count: -1, 0.25" in mixed
