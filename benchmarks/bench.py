@@ -90,7 +90,8 @@ def parity_verdict(float32_difference: float, float64_difference: float, float32
         return False
     float32_tolerance = FLOAT32_RELATIVE * scale
     same_mathematics = float64_difference <= FLOAT64_RELATIVE * scale
-    return same_mathematics and (float32_difference <= float32_tolerance or float32_error_of_ours > float32_tolerance)
+    return same_mathematics and (float32_difference <= float32_tolerance
+                                 or float32_error_of_ours > float32_tolerance)
 
 
 def synchronizer(device: str):
@@ -145,7 +146,8 @@ def peak_memory_mb(impl: str, config: str, steps: int, live: bool) -> float:
     # process's lifetime peak (ru_maxrss) is dominated by importing torch.
     code = (
         "import os, sys, threading, time; sys.path.insert(0, '.');"
-        "from benchmarks.bench import CONFIGS, make_problem; from benchmarks.references import IMPLEMENTATIONS;"
+        "from benchmarks.bench import CONFIGS, make_problem; "
+        "from benchmarks.references import IMPLEMENTATIONS;"
         "rss = lambda: int(open('/proc/self/statm').read().split()[1]) * os.sysconf('SC_PAGE_SIZE');"
         f"c = dict(CONFIGS[{config!r}], steps={steps}); maml, ep = make_problem(c);"
         "base = rss(); peak = [base]; done = [False];"
@@ -156,7 +158,8 @@ def peak_memory_mb(impl: str, config: str, steps: int, live: bool) -> float:
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                          cwd=Path(__file__).resolve().parent.parent, env={**env, **(LIVE_MEMORY_ENV if live else {})})
+                          cwd=Path(__file__).resolve().parent.parent,
+                          env={**env, **(LIVE_MEMORY_ENV if live else {})})
     return float(done.stdout.strip().splitlines()[-1])
 
 
@@ -199,7 +202,8 @@ def step_time_scaling(base: dict, repeats: int, device: str = "cpu") -> list[dic
     from benchmarks.references import ours
 
     rows = []
-    for tasks, n_way, n_query in ((2, 5, 5), (4, 5, 5), (8, 5, 5), (16, 5, 5), (8, 10, 5), (8, 5, 15), (8, 20, 5)):
+    for tasks, n_way, n_query in ((2, 5, 5), (4, 5, 5), (8, 5, 5), (16, 5, 5),
+                                  (8, 10, 5), (8, 5, 15), (8, 20, 5)):
         c = dict(base, tasks=tasks, n_way=n_way, n_query=n_query)
         maml, episodes = make_problem(c, device=device)
         sync = synchronizer(device)
@@ -219,14 +223,16 @@ def step_time_scaling(base: dict, repeats: int, device: str = "cpu") -> list[dic
 
 def parity_section(excluded: dict[str, set[str]], device: str) -> list[str]:
     lines = ["## Parity of meta-gradients", "",
-             f"Max abs difference of each meta-gradient to ours on the same weights and meta-batch, in float32 "
-             f"and in float64, and each implementation's own float32 round-off (its float32 against its float64 "
-             f"meta-gradient). Agreement (`parity_verdict`), relative to the meta-gradient's largest "
-             f"entry (its scale): float64 within {FLOAT64_RELATIVE:g} of it, and float32 within "
-             f"{FLOAT32_RELATIVE:.1e} of it wherever float32 resolves that (ours' round-off below it). An implementation that does not agree gets no speed. `func_vmap` runs with batch norm "
-             f"written out in elementary operations: with torch's fused batch norm "
+             f"Max abs difference of each meta-gradient to ours on the same weights and meta-batch, "
+             f"in float32 and in float64, and each implementation's own float32 round-off (its float32 "
+             f"against its float64 meta-gradient). Agreement (`parity_verdict`), relative to the "
+             f"meta-gradient's largest entry (its scale): float64 within {FLOAT64_RELATIVE:g} of it, "
+             f"and float32 within {FLOAT32_RELATIVE:.1e} of it wherever float32 resolves that (ours' "
+             f"round-off below it). An implementation that does not agree gets no speed. `func_vmap` "
+             f"runs with batch norm written out in elementary operations: with torch's fused batch norm "
              f"(`func_vmap_fused_batch_norm`, not timed) its second-order gradient under vmap is wrong.", "",
-             "| configuration | implementation | float32 difference | float64 difference | float32 round-off | agrees |",
+             "| configuration | implementation | float32 difference | float64 difference "
+             "| float32 round-off | agrees |",
              "|---|---|---|---|---|---|"]
     for name, c in CONFIGS.items():
         diffs, scale = parity(c, device)
@@ -245,14 +251,16 @@ def parity_section(excluded: dict[str, set[str]], device: str) -> list[str]:
 
 def throughput_section(excluded: dict[str, set[str]], repeats: int, device: str) -> tuple[list[str], dict]:
     lines = ["## Meta-training throughput (tasks/s, median of repeats, interleaved)", "",
-             "| configuration | " + " | ".join(IMPLEMENTATIONS) + " | ours / higher_loop | ours / best torch.func |",
+             "| configuration | " + " | ".join(IMPLEMENTATIONS)
+             + " | ours / higher_loop | ours / best torch.func |",
              "|---" * (len(IMPLEMENTATIONS) + 3) + "|"]
     ratios = {}
     for name, c in CONFIGS.items():
         tput = throughput(c, repeats if name == "quick" else max(2, repeats // 3), device)
         valid = {k: v for k, v in tput.items() if k not in excluded[name]}
         funcs = [v for k, v in valid.items() if k.startswith("func_")]
-        ratios[name] = {"higher_loop": tput["ours"] / valid["higher_loop"] if "higher_loop" in valid else None,
+        ratios[name] = {"higher_loop": tput["ours"] / valid["higher_loop"]
+                                       if "higher_loop" in valid else None,
                         "func": tput["ours"] / max(funcs) if funcs else None}
         shown = lambda r: f"{r:.2f}x" if r else "n/a"  # noqa: E731
         lines.append(f"| {name} ({c['tasks']} tasks, {c['steps']} step(s)) | "
@@ -284,7 +292,8 @@ def memory_table(title: str, peaks: dict[str, dict[int, float]]) -> tuple[list[s
     """A Markdown table of peak MB per implementation and inner steps, with the fitted MB per step."""
     per_step = {impl: memory_per_added_step(p) for impl, p in peaks.items()}
     steps = list(next(iter(peaks.values())))
-    lines = [f"### {title}", "", "| inner steps | " + " | ".join(peaks) + " |", "|---" * (len(peaks) + 1) + "|"]
+    lines = [f"### {title}", "", "| inner steps | " + " | ".join(peaks) + " |",
+             "|---" * (len(peaks) + 1) + "|"]
     lines += [f"| {n} | " + " | ".join(f"{peaks[impl][n]:.0f}" for impl in peaks) + " |" for n in steps]
     lines += ["| MB per added step (fit) | " + " | ".join(f"{per_step[i]:.1f}" for i in peaks) + " |", ""]
     return lines, per_step
@@ -293,15 +302,17 @@ def memory_table(title: str, peaks: dict[str, dict[int, float]]) -> tuple[list[s
 def machine(device: str) -> str:
     where = (f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda}), host {platform.machine()}"
              if device == "cuda" else f"CPU {platform.machine()}, {torch.get_num_threads()} torch threads")
-    return (f"Machine: {where}; Python {platform.python_version()}, torch {torch.__version__}; float32 unless "
-            f"stated. Generated by `benchmarks/bench.py --device {device}`; every number below comes from one run.")
+    return (f"Machine: {where}; Python {platform.python_version()}, torch {torch.__version__}; "
+            f"float32 unless stated. Generated by `benchmarks/bench.py --device {device}`; "
+            f"every number below comes from one run.")
 
 
 def verdict(met: bool) -> str:
     return "met" if met else "**not met**"
 
 
-def target_lines(ratios: dict, share: dict, slopes: dict[str, float], excluded: dict[str, set[str]]) -> list[str]:
+def target_lines(ratios: dict, share: dict, slopes: dict[str, float],
+                 excluded: dict[str, set[str]]) -> list[str]:
     """The issue's targets, each with its measured value and whether it is met.
 
     A comparison with an implementation that failed parity is n/a (and not met)."""
@@ -313,20 +324,23 @@ def target_lines(ratios: dict, share: dict, slopes: dict[str, float], excluded: 
     quick, mini = ratios["quick"], ratios["miniimagenet-shaped"]
     lines = [ratio("ours / higher_loop on quick", quick["higher_loop"], 1.25),
              ratio("ours / best torch.func on quick", quick["func"], 1.0),
-             f"- data preparation <= 5% of a step: {100 * share['share']:.2f}%, {verdict(share['share'] <= 0.05)}"]
+             f"- data preparation <= 5% of a step: {100 * share['share']:.2f}%, "
+             f"{verdict(share['share'] <= 0.05)}"]
     if mini["higher_loop"] and mini["func"]:
         lines.append(f"- (no target) miniimagenet-shaped: ours / higher_loop {mini['higher_loop']:.2f}x, "
                      f"ours / best torch.func {mini['func']:.2f}x")
     if slopes:
         failed = sorted({"higher_loop", "ours", "ours_recompute"} & excluded["quick"])
         if failed:
-            lines.append(f"- memory per added inner step: n/a ({', '.join(failed)} failed parity), **not met**")
+            lines.append(f"- memory per added inner step: n/a ({', '.join(failed)} failed parity), "
+                         f"**not met**")
         else:
             bar = slopes["higher_loop"]
             lines.append(
                 f"- memory per added inner step <= higher_loop's ({bar:.1f} MB): ours with recomputed steps "
-                f"{slopes['ours_recompute']:.1f} MB, {verdict(slopes['ours_recompute'] <= bar)}; ours keeping every "
-                f"step's graph (the default, fastest) {slopes['ours']:.1f} MB, {verdict(slopes['ours'] <= bar)}")
+                f"{slopes['ours_recompute']:.1f} MB, {verdict(slopes['ours_recompute'] <= bar)}; "
+                f"ours keeping every step's graph (the default, fastest) {slopes['ours']:.1f} MB, "
+                f"{verdict(slopes['ours'] <= bar)}")
     return lines
 
 
@@ -346,12 +360,13 @@ def results(device: str, repeats: int, quick_run: bool) -> list[str]:
                         data_share_table("quick", share), ""])
     memory_lines, slopes = ([], {}) if quick_run else memory_section(device)
     if memory_lines:
-        memory_lines = done(["## Peak memory of one meta-step (MB above the baseline), quick configuration", "",
-                             *memory_lines])
+        memory_lines = done(["## Peak memory of one meta-step (MB above the baseline), quick configuration",
+                             "", *memory_lines])
     scaling_lines = ["## Step time of ours as the meta-batch and the tasks grow (quick network)", "",
                      "| tasks | N-way x (K+Q) | images per step | step (ms) |", "|---|---|---|---|"]
     for row in step_time_scaling(CONFIGS["quick"], repeats, device):
-        scaling_lines.append(f"| {row['tasks']} | {row['N-way x (K+Q)']} | {row['images']} | {row['step ms']:.0f} |")
+        scaling_lines.append(f"| {row['tasks']} | {row['N-way x (K+Q)']} | {row['images']} | "
+                             f"{row['step ms']:.0f} |")
     done(scaling_lines + [""])
     profile_lines = done(["## Where the time goes (torch.profiler, ours, quick, 3 steps)", "", "```",
                           profile_top(CONFIGS["quick"], device), "```", ""])
@@ -381,7 +396,8 @@ def merge_results(existing: str, measured: str, device: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--repeats", type=int, default=7, help="timed rounds after one warm-up round (default: 7)")
+    parser.add_argument("--repeats", type=int, default=7,
+                        help="timed rounds after one warm-up round (default: 7)")
     parser.add_argument("--out", default=str(Path(__file__).with_name("RESULTS.md")),
                         help="the results file to write (default: benchmarks/RESULTS.md)")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and no memory sweep")

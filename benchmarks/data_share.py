@@ -5,7 +5,7 @@ sample a meta-batch and move it to the device, against the median time of a whol
 training step (sampling + inner loop + meta-gradient + Adam). Prints a Markdown table.
 
     .venv/bin/python benchmarks/data_share.py [--profile quick] [--repeats 30] [--device cuda] [--data-root DIR]
-"""
+"""  # noqa: E501
 
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ def measure(profile_name: str, repeats: int, device: str | None = None, data_roo
 
 def markdown(profile_name: str, result: dict[str, float]) -> str:
     return "\n".join([
-        "| profile | device | sample meta-batch (ms) | whole step (ms) | data share | meta-training tasks/s |",
+        "| profile | device | sample meta-batch (ms) | whole step (ms) | data share "
+        "| meta-training tasks/s |",
         "|---|---|---|---|---|---|",
         f"| {profile_name} | {result['device']} ({platform.machine()}, {torch.get_num_threads()} threads) "
         f"| {result['sample_ms']:.2f} | {result['step_ms']:.1f} | {100 * result['share']:.2f}% "
@@ -68,7 +69,8 @@ def markdown(profile_name: str, result: dict[str, float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="quick")
-    parser.add_argument("--repeats", type=int, default=30, help="timed steps after 3 warm-up steps (default: 30)")
+    parser.add_argument("--repeats", type=int, default=30,
+                        help="timed steps after 3 warm-up steps (default: 30)")
     parser.add_argument("--device", choices=("cpu", "cuda"), help="default: the profile's (auto)")
     parser.add_argument("--data-root", help="dataset folder, for the omniglot/miniimagenet profiles")
     args = parser.parse_args()

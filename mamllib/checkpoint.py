@@ -57,7 +57,8 @@ def read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"{path}: missing; is {path.parent} a run folder made by `mamllib train`?") from None
+        raise CheckpointError(f"{path}: missing; is {path.parent} a run folder made by "
+                              f"`mamllib train`?") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{path}: not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})") from None
     if not isinstance(value, dict):
@@ -83,7 +84,8 @@ def read_run_config(run_dir: Path) -> Config:
     path = run_dir / CONFIG
     stored = read_json(path).get("config")
     if not isinstance(stored, dict):
-        raise CheckpointError(f"{path}: has no 'config' object; is {run_dir} a run folder made by `mamllib train`?")
+        raise CheckpointError(f"{path}: has no 'config' object; is {run_dir} a run folder made by "
+                              f"`mamllib train`?")
     try:
         return from_dict(stored, source=str(path))
     except UserError as exc:

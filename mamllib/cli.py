@@ -15,12 +15,14 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config, field_kind, from_dict, profile
+from mamllib.config import (DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config, field_kind, from_dict,
+                            profile)
 from mamllib.errors import ConfigError, UserError
 
 EXIT_USAGE = 2
 # A path the user named (an output folder, a data root, the cache) that cannot be used.
-PATH_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDIR, errno.ENOTDIR, errno.EEXIST}
+PATH_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDIR, errno.ENOTDIR,
+               errno.EEXIST}
 # The fields `evaluate` and `analyze` may change on a trained run (none affects training).
 EVALUATION_FIELDS = (*TEST_FIELDS, "eval_chunk", "device", "data_root")
 
@@ -34,7 +36,8 @@ class OneLineParser(argparse.ArgumentParser):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$", re.I)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$",
+                                                   re.I)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -70,7 +73,8 @@ def _add_config_flags(parser: argparse.ArgumentParser, only: Sequence[str] | Non
     configuration) or ``builtin`` (the Config default).
     """
     title = {"profile": "configuration fields (override the profile)",
-             "run": "test-time settings (override the run's own)", "builtin": "configuration fields"}[defaults]
+             "run": "test-time settings (override the run's own)",
+             "builtin": "configuration fields"}[defaults]
     group = parser.add_argument_group(title)
     quick = profile("quick")
     for f in fields(Config):
@@ -105,7 +109,8 @@ def _config_file(path: str | None) -> dict[str, Any]:
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--config {path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     except UnicodeDecodeError:
-        raise ConfigError(f"--config {path}: not a UTF-8 text file; expected a JSON object of config fields") from None
+        raise ConfigError(f"--config {path}: not a UTF-8 text file; "
+                          f"expected a JSON object of config fields") from None
     except OSError as exc:
         raise ConfigError(f"--config {path}: cannot be read ({exc.strerror})") from None
     if not isinstance(values, dict):
@@ -126,8 +131,10 @@ def _build_parser() -> argparse.ArgumentParser:
         "test-time settings, it is meta-tested again with them)."))
     train.add_argument("--profile", default="quick",
                        help=f"named settings: {', '.join(PROFILES)} (default: quick)")
-    train.add_argument("--config", metavar="JSON", help="a JSON object of config fields (applied after the profile)")
-    train.add_argument("--out", metavar="DIR", help="run folder (default: runs/<profile>/<objective>-lr<inner_lr>-seed<seed>, "
+    train.add_argument("--config", metavar="JSON",
+                       help="a JSON object of config fields (applied after the profile)")
+    train.add_argument("--out", metavar="DIR",
+                       help="run folder (default: runs/<profile>/<objective>-lr<inner_lr>-seed<seed>, "
                             "where the sweep and the notebooks look for it)")
     _add_config_flags(train)
 
@@ -135,15 +142,17 @@ def _build_parser() -> argparse.ArgumentParser:
                                    description="Re-score a trained run on the fixed meta-test tasks, "
                                                "optionally at another test-time inner rate or step count.")
     evaluate.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
-    evaluate.add_argument("--split", choices=("test", "val"), default="test", help="which fixed tasks (default: test)")
+    evaluate.add_argument("--split", choices=("test", "val"), default="test",
+                          help="which fixed tasks (default: test)")
     _add_config_flags(evaluate, only=EVALUATION_FIELDS, defaults="run")
 
     analyze = commands.add_parser("analyze", help="take a trained run apart with Protonet-style readouts",
                                   description="Score a trained run with six readouts (MAML, head-only, "
-                                              "prototypes before/after adaptation, logistic regression, cosine "
-                                              "nearest neighbour) on the fixed meta-test tasks, with agreement, "
-                                              "head-prototype alignment, CKA and a grid of test-time rates; "
-                                              "writes RUN_DIR/analysis/*.csv and prints a summary.")
+                                              "prototypes before/after adaptation, logistic regression, "
+                                              "cosine nearest neighbour) on the fixed meta-test tasks, "
+                                              "with agreement, head-prototype alignment, CKA and a grid of "
+                                              "test-time rates; writes RUN_DIR/analysis/*.csv and prints a "
+                                              "summary.")
     analyze.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
     analyze.add_argument("--grid", type=_finite_number, nargs="+", default=list(RATE_GRID), metavar="RATE",
                          help="test-time rates at which to re-score MAML (default: %(default)s)")
@@ -155,7 +164,8 @@ def _build_parser() -> argparse.ArgumentParser:
                                 description="Execute notebooks/maml_run.py with papermill once per training "
                                             "rate (and seed), into --out; resumable, failures isolated.")
     _add_sweep_flags(sweep)
-    sweep.add_argument("--out", default="book/generated", help="folder of executed notebooks (default: %(default)s)")
+    sweep.add_argument("--out", default="book/generated",
+                       help="folder of executed notebooks (default: %(default)s)")
     sweep.add_argument("--runs-root", default="runs", help="folder of run folders (default: %(default)s)")
 
     report = commands.add_parser("report", help="the whole report: sweep, theory notebooks, summary, book",
@@ -166,16 +176,17 @@ def _build_parser() -> argparse.ArgumentParser:
     report.add_argument("--small", action="store_true", help="small theory notebooks (a smoke report)")
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
-                                   description="Execute notebooks/NAME.py (jupytext) with papermill into --out, "
-                                               "in a kernel of this Python, in the current directory (relative "
-                                               "paths in parameters are relative to it); the sweep and the "
-                                               "report call this.")
+                                   description="Execute notebooks/NAME.py (jupytext) with papermill into "
+                                               "--out, in a kernel of this Python, in the current directory "
+                                               "(relative paths in parameters are relative to it); the sweep "
+                                               "and the report call this.")
     notebook.add_argument("name", help="maml_run, summary, penalty_check, linear_regression or appendix")
     notebook.add_argument("--out", required=True, help="the executed .ipynb to write")
     notebook.add_argument("--parameters", default="{}", help="JSON object of parameters")
 
     data = commands.add_parser("data", help="build (if needed) and describe a dataset",
-                               description="Load a dataset (rendering or caching it if needed) and describe its splits.")
+                               description="Load a dataset (rendering or caching it if needed) and "
+                                           "describe its splits.")
     _add_config_flags(data, only=("dataset", "data_root", "rotations"), defaults="builtin")
     return parser
 
@@ -239,11 +250,13 @@ def _data(args: argparse.Namespace) -> int:
 
 def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default: quick)")
-    parser.add_argument("--rates", type=_finite_number, nargs="+", default=list(DEFAULT_RATES), metavar="RATE",
-                        help="training inner rates (default: %(default)s)")
-    parser.add_argument("--seeds", type=_integer, nargs="+", default=[0], metavar="SEED", help="seeds (default: 0)")
+    parser.add_argument("--rates", type=_finite_number, nargs="+", default=list(DEFAULT_RATES),
+                        metavar="RATE", help="training inner rates (default: %(default)s)")
+    parser.add_argument("--seeds", type=_integer, nargs="+", default=[0], metavar="SEED",
+                        help="seeds (default: 0)")
     parser.add_argument("--no-learned", action="store_true", help="leave out the learned-rate setting")
-    parser.add_argument("-j", "--jobs", type=_integer, default=1, help="settings run in parallel (default: 1)")
+    parser.add_argument("-j", "--jobs", type=_integer, default=1,
+                        help="settings run in parallel (default: 1)")
 
 
 def _check_sweep(args: argparse.Namespace) -> None:

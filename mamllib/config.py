@@ -49,16 +49,19 @@ class Config:
     inner_steps: int = _training(1, "inner steps during meta-training")
     first_order: bool = _training(False, "first-order MAML (no second derivatives)")
     objective: str = _training("maml", "maml (the exact one-step-or-more objective) or surrogate "
-                                       "(L_q - a <g_q, g_s>, its first-order Taylor expansion; one inner step)")
+                                       "(L_q - a <g_q, g_s>, its first-order Taylor expansion; "
+                                       "one inner step)")
     outer_lr: float = _training(1e-3, "Adam learning rate of the outer loop")
     meta_batch: int = _training(8, "tasks per outer step")
     iterations: int = _training(800, "outer steps")
     seed: int = _training(0, "seed of initialisation and training tasks")
-    max_loss: float = _training(100.0, "a query loss above this many nats (chance is ln n_way) or a non-finite one ends the run as diverged")
+    max_loss: float = _training(100.0, "a query loss above this many nats (chance is ln n_way) or a "
+                                       "non-finite one ends the run as diverged")
     val_every: int = _eval_only(100, "iterations between validations")
     val_tasks: int = _eval_only(100, "validation tasks (fixed seed)")
     checkpoint_every: int = _eval_only(50, "iterations between checkpoints")
-    test_inner_lr: float | None = _eval_only(None, "test-time inner rate (default: the training rate, or the learned rates)")
+    test_inner_lr: float | None = _eval_only(None, "test-time inner rate (default: the training rate, "
+                                                   "or the learned rates)")
     test_inner_steps: int = _eval_only(1, "inner steps at validation and test time")
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
     eval_chunk: int = _eval_only(50, "tasks adapted at once during evaluation")
@@ -146,10 +149,12 @@ def validate(config: Config) -> None:
         if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
             raise ConfigError(f"{f.name}={value!r} has the wrong type; expected {kind.__name__}")
     _require(config.dataset in DATASETS, "dataset", config.dataset, f"choose one of {', '.join(DATASETS)}")
-    _require(config.objective in OBJECTIVES, "objective", config.objective, f"choose one of {', '.join(OBJECTIVES)}")
+    _require(config.objective in OBJECTIVES, "objective", config.objective,
+             f"choose one of {', '.join(OBJECTIVES)}")
     if config.objective == "surrogate":
         _require(config.inner_steps == 1 and not config.first_order, "objective", config.objective,
-                 "the surrogate is the expansion of one second-order step: use inner_steps=1 without first_order")
+                 "the surrogate is the expansion of one second-order step: "
+                 "use inner_steps=1 without first_order")
     _require(config.device in DEVICES, "device", config.device, f"choose one of {', '.join(DEVICES)}")
     _require(0 <= config.seed < 2**32, "seed", config.seed, "use a seed from 0 to 4294967295")
     _require(config.n_way >= 2, "n_way", config.n_way, "use at least 2 classes per task")

@@ -45,7 +45,8 @@ def per_task_accuracy(maml: MAML, split: Split, split_name: str, *, n_way: int, 
                       chunk: int, device: torch.device) -> np.ndarray:
     """Accuracy of MAML, adapted with ``steps`` steps at ``lrs``, on each fixed task."""
     scores = []
-    chunks = tqdm(fixed_tasks(split, split_name, n_way, k_shot, n_query, n_tasks, chunk), total=-(-n_tasks // chunk),
+    chunks = tqdm(fixed_tasks(split, split_name, n_way, k_shot, n_query, n_tasks, chunk),
+                  total=-(-n_tasks // chunk),
                   desc=f"scoring {split_name} tasks", unit="chunk", leave=False, disable=None)
     for episodes in chunks:
         adapted = maml(episodes.to(device), steps, lrs, track_graph=False)

@@ -41,7 +41,8 @@ def _trained_at_fixed_rates(readouts: pd.DataFrame) -> pd.DataFrame:
 
 def accuracy_by_training_rate(readouts: pd.DataFrame) -> pd.DataFrame:
     """Mean accuracy of each readout (columns) per fixed training rate (rows), trained models."""
-    return _trained_at_fixed_rates(readouts).groupby(["train_inner_lr", "readout"])["accuracy"].mean().unstack()
+    return (_trained_at_fixed_rates(readouts).groupby(["train_inner_lr", "readout"])["accuracy"]
+            .mean().unstack())
 
 
 def headline_numbers(readouts: pd.DataFrame, proto: str = "proto_unadapted") -> dict[str, float]:
@@ -96,7 +97,8 @@ def readout_gap(readouts: pd.DataFrame, readout: str = "proto_unadapted") -> pd.
     return paired_gap(readouts, ("trained", readout))
 
 
-def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes", reference: str = "MAML") -> str:
+def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
+                 reference: str = "MAML") -> str:
     """One sentence: at which training rates ``subject`` scores above, below, or within the
     CI of ``reference`` (the rows of :func:`paired_gap`)."""
     if gaps.empty:
@@ -127,7 +129,8 @@ def sign_preference(readouts: pd.DataFrame) -> pd.DataFrame:
                          "best_positive": means[[c for c in means if c > 0]].idxmax(axis=1)})
     rate = table.index.get_level_values("train_inner_lr")
     difference = pd.Series(
-        [row[best.loc[r, "best_negative"]] - row[best.loc[r, "best_positive"]] for r, (_, row) in zip(rate, table.iterrows())],
+        [row[best.loc[r, "best_negative"]] - row[best.loc[r, "best_positive"]]
+         for r, (_, row) in zip(rate, table.iterrows())],
         index=table.index)
     return best.join(_paired(difference))
 
@@ -142,11 +145,13 @@ def describe_sign_preference(signs: pd.DataFrame) -> str:
     same = (negative_wins & trained_negative) | (positive_wins & ~trained_negative)
     opposite = (negative_wins & ~trained_negative) | (positive_wins & trained_negative)
     unclear = ~same & ~opposite
-    parts = [f"the networks trained at {rate_list(signs.index[same])} do best when adapted with a rate of their "
-             "training rate's sign" if same.any() else "",
-             f"those trained at {rate_list(signs.index[opposite])} with the opposite sign" if opposite.any() else "",
-             f"those trained at {rate_list(signs.index[unclear])} show no clear preference (their best negative "
-             "and best positive test rates are within the 95% CI of their paired difference)" if unclear.any() else ""]
+    parts = [f"the networks trained at {rate_list(signs.index[same])} do best when adapted with a rate "
+             "of their training rate's sign" if same.any() else "",
+             f"those trained at {rate_list(signs.index[opposite])} with the opposite sign"
+             if opposite.any() else "",
+             f"those trained at {rate_list(signs.index[unclear])} show no clear preference (their best "
+             "negative and best positive test rates are within the 95% CI of their paired difference)"
+             if unclear.any() else ""]
     return "Re-adapted at every rate of the grid, " + "; ".join(part for part in parts if part) + "."
 
 
@@ -185,7 +190,8 @@ def gap_table(readouts: pd.DataFrame) -> pd.DataFrame:
 
 def sign_preference_table(signs: pd.DataFrame) -> pd.DataFrame:
     """:func:`sign_preference` for the page: the gap and its CI in %, the best rates as they are."""
-    table = (100 * signs).round(1).rename(columns={"gap": "best negative - best positive", "ci95": "paired CI95"})
+    table = (100 * signs).round(1).rename(columns={"gap": "best negative - best positive",
+                                                   "ci95": "paired CI95"})
     return table.assign(best_negative=signs["best_negative"], best_positive=signs["best_positive"])
 
 
@@ -231,7 +237,8 @@ def learned_rate_text(run: str, trajectory: dict, maml_accuracy: float) -> str:
     if rates["unmoved"]:
         text += (f" The rates of {', '.join(rates['unmoved'])} never moved beyond float32 round-off: those "
                  "tensors have no inner gradient, so neither do their rates.")
-    return text + f" Adapted with its learned rates, this network's MAML meta-test accuracy is {maml_accuracy:.1%}."
+    return text + (f" Adapted with its learned rates, this network's MAML meta-test accuracy is "
+                   f"{maml_accuracy:.1%}.")
 
 
 def learned_rates_text(readouts: pd.DataFrame, metrics: dict[str, dict[str, Any]]) -> str:
@@ -268,7 +275,8 @@ def faithful_range(cosines: pd.DataFrame, threshold: float) -> dict[str, float]:
     true one on every network (the columns of ``cosines`` after ``rate``), per side."""
     networks = [column for column in cosines.columns if column != "rate"]
     sides = {"negative": cosines["rate"] < 0, "positive": cosines["rate"] > 0}
-    return {side: min(faithful_up_to(cosines["rate"][on_side].to_numpy(), cosines.loc[on_side, column].to_numpy(),
+    return {side: min(faithful_up_to(cosines["rate"][on_side].to_numpy(),
+                                     cosines.loc[on_side, column].to_numpy(),
                                      threshold) for column in networks)
             for side, on_side in sides.items()}
 
@@ -301,10 +309,12 @@ def surrogate_accuracies(comparison: pd.DataFrame) -> dict[str, float]:
 def surrogate_training_text(comparison: pd.DataFrame, rates: Iterable[float], n_way: int) -> str:
     """MAML's accuracy after training on the surrogate, next to training on the exact
     objective, at each rate where both runs completed."""
-    accuracy = comparison.set_index(["model", "readout"])["accuracy"] if len(comparison) else pd.Series(dtype=float)
+    accuracy = (comparison.set_index(["model", "readout"])["accuracy"] if len(comparison)
+                else pd.Series(dtype=float))
     clauses = [f"{100 * accuracy[f'surrogate {rate:g}', 'maml']:.1f}% at rate {rate:g} (trained on the exact "
                f"objective: {100 * accuracy[f'maml {rate:g}', 'maml']:.1f}%)"
-               for rate in rates if (f"surrogate {rate:g}", "maml") in accuracy and (f"maml {rate:g}", "maml") in accuracy]
+               for rate in rates
+               if (f"surrogate {rate:g}", "maml") in accuracy and (f"maml {rate:g}", "maml") in accuracy]
     if not clauses:
         return "No surrogate-trained run completed."
     return (f"Trained on the surrogate, MAML's adapted meta-test accuracy is {'; '.join(clauses)}; chance is "
@@ -320,8 +330,10 @@ def basin_text(basin: tuple[float, float], swept: Iterable[float]) -> str:
     """The training rates whose CI reaches the best one's, and whether the sweep brackets them."""
     swept = list(swept)
     at_edge = basin[0] <= min(swept) or basin[1] >= max(swept)
-    return (f"the training rates from {basin[0]:g} to {basin[1]:g} all have 95% CIs that overlap the best one's"
-            + ("; that range reaches the edge of the sweep, so the optimum is not bracketed" if at_edge else ""))
+    return (f"the training rates from {basin[0]:g} to {basin[1]:g} all have 95% CIs that overlap "
+            f"the best one's"
+            + ("; that range reaches the edge of the sweep, so the optimum is not bracketed"
+               if at_edge else ""))
 
 
 def linear_sign_text(best_training_rate: float, best_test_rate: float) -> str:
@@ -333,7 +345,8 @@ def linear_sign_text(best_training_rate: float, best_test_rate: float) -> str:
 
 def training_rate_effect_text(effects: pd.DataFrame, runs: int) -> str:
     """The gain of the best training rate over 0 at each task count, and its sign."""
-    gains = [f"{100 * row['relative gain']:.1f}% with m = {row['m']:g} tasks (m·n_v/p = {row['m n_v / p']:.2g}, "
+    gains = [f"{100 * row['relative gain']:.1f}% with m = {row['m']:g} tasks "
+             f"(m·n_v/p = {row['m n_v / p']:.2g}, "
              f"best α_t = {row['best alpha_t']:g})" for _, row in effects.iterrows()]
     text = ("The best training rate lowers the meta-test loss, relative to α_t = 0, by "
             + ", ".join(gains[:-1]) + (" and " if len(gains) > 1 else "") + gains[-1]

@@ -132,7 +132,8 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: torch.Tensor, steps: in
     for name, make in SKLEARN_READOUTS.items():
         predictions[name] = _per_task(make, before[0], labels, before[1])
     prototypes = class_means(support_before, sy, n_way)
-    relations = {"head_proto_cosine": centred_cosine(fast[_head_index(maml)].detach(), prototypes).cpu().numpy()}
+    relations = {"head_proto_cosine": centred_cosine(fast[_head_index(maml)].detach(),
+                                                     prototypes).cpu().numpy()}
     for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
         relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()
     grid_predictions = {}
@@ -154,7 +155,8 @@ def _head_index(maml: MAML) -> int:
 def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
                   n_tasks: int, rates: torch.Tensor, steps: int, grid: Iterable[float] = RATE_GRID,
                   chunk: int = 50, device: torch.device | str = "cpu",
-                  progress: Callable[[Iterable], Iterable] = lambda it: it) -> tuple[pd.DataFrame, pd.DataFrame]:
+                  progress: Callable[[Iterable], Iterable] = lambda it: it
+                  ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Readouts (with the rate grid) and relations on the fixed meta-test tasks.
 
     Returns ``(readouts, relations)``: ``readouts`` has one row per task and readout
@@ -190,8 +192,8 @@ def _rows(part: str, readout: str, rate: float, tasks: np.ndarray, predicted: np
 
 
 @torch.no_grad()
-def task_embedding(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
-                   task: int = 0, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def task_embedding(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int, task: int = 0,
+                   device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Un-adapted query features, query labels and support prototypes of fixed test task ``task``."""
     episodes = None
     for episodes in fixed_tasks(split, "test", n_way, k_shot, n_query, task + 1, chunk=task + 1):
@@ -214,7 +216,8 @@ def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
 
 def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`summarize` for a page: accuracy and CI in % (2 decimals), agreement in % (1)."""
-    return summary.assign(accuracy=(100 * summary["accuracy"]).round(2), ci95=(100 * summary["ci95"]).round(2),
+    return summary.assign(accuracy=(100 * summary["accuracy"]).round(2),
+                          ci95=(100 * summary["ci95"]).round(2),
                           agreement=(100 * summary["agreement"]).round(1))
 
 

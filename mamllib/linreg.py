@@ -58,7 +58,8 @@ def sample_tasks(rng: np.random.Generator, setting: LinearSetting, runs: int, ta
     return setting.w0 + setting.nu / np.sqrt(setting.p) * z
 
 
-def sample_data(rng: np.random.Generator, weights: np.ndarray, n: int, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def sample_data(rng: np.random.Generator, weights: np.ndarray, n: int,
+                sigma: float) -> tuple[np.ndarray, np.ndarray]:
     """``n`` points per task: inputs ``[..., n, p]`` and labels ``[..., n]``."""
     x = rng.standard_normal((*weights.shape[:-1], n, weights.shape[-1]))
     y = np.einsum("...np,...p->...n", x, weights) + sigma * rng.standard_normal(x.shape[:-1])
@@ -95,7 +96,7 @@ def solve_meta_parameters(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def adaptation_factor(alpha: float, n: int, p: int) -> float:
-    """``E[(I - alpha S)^2] = h I`` for ``S = X^T X / n`` with Gaussian ``X``: ``h = (1 - alpha)^2 + alpha^2 (p + 1) / n``."""
+    """``E[(I - alpha S)^2] = h I`` for ``S = X^T X / n`` with Gaussian ``X``: ``h = (1 - alpha)^2 + alpha^2 (p + 1) / n``."""  # noqa: E501
     return (1 - alpha) ** 2 + alpha ** 2 * (p + 1) / n
 
 
@@ -164,7 +165,8 @@ def near_optimal(table: pd.DataFrame) -> tuple[float, float]:
     rate = table["vary"].iloc[0]
     ordered = table.sort_values(rate).reset_index(drop=True)
     best = int(ordered["loss"].idxmin())
-    overlaps = (ordered["loss"] - ordered["ci95"] <= ordered.loc[best, "loss"] + ordered.loc[best, "ci95"]).tolist()
+    overlaps = (ordered["loss"] - ordered["ci95"]
+                <= ordered.loc[best, "loss"] + ordered.loc[best, "ci95"]).tolist()
     low = high = best
     while low > 0 and overlaps[low - 1]:
         low -= 1

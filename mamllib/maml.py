@@ -121,7 +121,8 @@ class MAML(nn.Module):
 
         def step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
             loss = task_loss(self.fmodel(support_x, params=list(fast)), support_y)
-            return tuple(optimizer.step(loss, params=fast, override={"lr": list(rates)}, grad_callback=detach))
+            return tuple(optimizer.step(loss, params=fast, override={"lr": list(rates)},
+                                        grad_callback=detach))
 
         # Recomputing only pays when a graph is kept; non-reentrant checkpointing lets the
         # inner torch.autograd.grad and the learned rates (closed over) through.

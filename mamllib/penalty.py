@@ -77,7 +77,8 @@ def exact_objective(maml: MAML, episodes: Episodes, a: float) -> float:
 def surrogate(maml: MAML, episodes: Episodes, lrs: torch.Tensor | None = None) -> Adapted:
     """The surrogate ``mean_t [L_q - sum_i a_i <g_q,i, g_s,i>]`` (differentiable in ``theta``
     and in learned rates ``a_i``), with the accuracy of the true one-step adaptation."""
-    rates = (maml.inner_lrs if lrs is None else torch.as_tensor(lrs)).expand(len(list(maml.model.parameters())))
+    rates = (maml.inner_lrs if lrs is None else torch.as_tensor(lrs)).expand(
+        len(list(maml.model.parameters())))
     _, g_s, _ = maml.losses_and_gradients(episodes.support_x, episodes.support_y, create_graph=True)
     query_loss, g_q, _ = maml.losses_and_gradients(episodes.query_x, episodes.query_y, create_graph=True)
     objective = (query_loss - _dot(g_q, g_s, rates)).mean()
@@ -149,8 +150,8 @@ def fitted_slopes(table: pd.DataFrame, upto: float) -> tuple[float, float]:
     """:func:`residual_slopes` of an :func:`expansion_table` over its rates ``<= upto``: the
     slopes are a small-rate statement, and further out higher-order terms take over."""
     small = table[table["rate"] <= upto]
-    return residual_slopes(small["rate"].to_numpy(), small["exact"].to_numpy(), small["first_order"].to_numpy(),
-                           small["second_order"].to_numpy())
+    return residual_slopes(small["rate"].to_numpy(), small["exact"].to_numpy(),
+                           small["first_order"].to_numpy(), small["second_order"].to_numpy())
 
 
 def cosine_table(networks: dict[str, MAML], episodes: Episodes, rates: np.ndarray) -> pd.DataFrame:

@@ -47,7 +47,8 @@ def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
               frameon=False)
 
 
-def _readout_lines(data: pd.DataFrame, y: str, ylabel: str, xlabel: str = "training inner rate") -> plt.Figure:
+def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
+                   xlabel: str = "training inner rate") -> plt.Figure:
     """One line (with CI band) per readout against the training rate."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
     sns.lineplot(data=data.replace({"readout": READOUT_LABELS}), x="train_inner_lr", y=y, hue="readout",
@@ -63,7 +64,8 @@ def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figu
     """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
     data = fixed_rate_rows(readouts)
     if model == "untrained":  # no training rate: each run's initial network, adapted at the run's rate
-        xlabel, title = "inner rate it is adapted with", "Readouts of the untrained network versus the adaptation rate"
+        xlabel, title = ("inner rate it is adapted with",
+                         "Readouts of the untrained network versus the adaptation rate")
     else:
         xlabel, title = "training inner rate", f"Readouts of the {model} network versus the training rate"
     fig = _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
@@ -83,7 +85,8 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
     """Mean accuracy of each trained model (rows) re-adapted at each test rate (columns)."""
     data = fixed_rate_rows(readouts)
     data = data[(data["part"] == "rate_grid") & (data["model"] == "trained")]
-    table = data.pivot_table(index="train_inner_lr", columns="test_inner_lr", values="accuracy", aggfunc="mean")
+    table = data.pivot_table(index="train_inner_lr", columns="test_inner_lr", values="accuracy",
+                             aggfunc="mean")
     fig, ax = plt.subplots(figsize=(7, 4.8))
     sns.heatmap(table.sort_index(ascending=False), annot=True, fmt=".2f", vmin=0, vmax=1,
                 cmap="viridis", cbar_kws={"label": "meta-test accuracy"}, ax=ax)

@@ -92,7 +92,8 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
     return readouts_df, relations_df
 
 
-def _analysis_settings(config: Config, iteration: int, grid: Iterable[float], baseline: bool) -> dict[str, Any]:
+def _analysis_settings(config: Config, iteration: int, grid: Iterable[float],
+                       baseline: bool) -> dict[str, Any]:
     """What an analysis depends on: the trained weights and how they were scored."""
     return {"config_hash": config.training_hash(), "iteration": iteration,
             **{name: getattr(config, name) for name in TEST_FIELDS},
@@ -139,7 +140,8 @@ def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]
     for run_dir in map(Path, run_dirs):
         folder = run_dir / ANALYSIS_DIR
         if not (folder / "readouts.csv").is_file():
-            raise ckpt.CheckpointError(f"{run_dir}: not analysed yet; run `python -m mamllib analyze {run_dir}`")
+            raise ckpt.CheckpointError(f"{run_dir}: not analysed yet; "
+                                       f"run `python -m mamllib analyze {run_dir}`")
         readouts.append(pd.read_csv(folder / "readouts.csv"))
         relations.append(pd.read_csv(folder / "relations.csv"))
     return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)

@@ -90,7 +90,8 @@ def _test_settings_changed(run_dir: Path, config: Config, metrics: dict[str, Any
     # them leaves them apart, and is then simply done again.
     stored = ckpt.read_run_config(run_dir)
     wanted = {name: getattr(config, name) for name in TEST_FIELDS}
-    return metrics["test"].get("settings") != wanted or any(getattr(stored, n) != v for n, v in wanted.items())
+    return (metrics["test"].get("settings") != wanted
+            or any(getattr(stored, n) != v for n, v in wanted.items()))
 
 
 def _rescore(run_dir: Path, config: Config, metrics: dict[str, Any], dataset: FewShotDataset,

@@ -26,7 +26,9 @@ fingerprint = ""  # changes when any notebook was re-executed
 
 # %%
 from mamllib.pipeline import provenance
+from mamllib.pipeline.paths import work_in_book_root
 
+work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 provenance.package_versions()
 
 # %%

@@ -59,8 +59,12 @@ training = linreg.sweep(over, "alpha_t", alpha_t_values, alpha_fixed, runs, seed
 plots.linear_rate_sweeps(adaptation, training, alpha_fixed)
 plt.show()
 
+# %% [markdown]
+# The optimal rates of the two sweeps, and how sharply the training sweep locates its
+# optimum: the training rates whose 95% CI reaches the best one's.
+
+# %%
 best_train_over, best_test_over = linreg.optimum(training), linreg.optimum(adaptation)
-# The rates whose 95% CI reaches the best one's: how sharply the sweep locates the optimum.
 basin = linreg.near_optimal(training)
 glue("linreg_best_alpha_t_over", best_train_over, display=False)
 glue("linreg_basin_text", findings.basin_text(basin, alpha_t_values), display=False)

@@ -37,10 +37,12 @@ from myst_nb import glue
 from mamllib import findings, latent, plots
 from mamllib.data import load_dataset
 from mamllib.evaluate import Score
+from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import setting_config, setting_folder
 from mamllib.runs import analyze_run, cached_analysis, load_run
 from mamllib.train import train
 
+work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 # The profile with this setting's values applied, and its run folder: the same calls the
 # sweep and the summary use, so all three agree on which run this page shows.
 setting = {"profile": profile, "inner_lr": inner_lr, "learn_inner_lr": learn_inner_lr, "seed": seed,
@@ -77,10 +79,13 @@ if completed:
     glue("test_ci95", metrics["test"]["ci95"], display=False)
     run = load_run(run_dir, dataset)
     readouts, relations = cached_analysis(run) or analyze_run(run)  # a current analysis is reused
+    print(f"meta-test accuracy: {Score.from_dict(metrics['test'])}")
+
+# %%
+if completed:
     summary = latent.summarize(readouts)
     for row in summary[summary.model == "trained"].itertuples():
         glue(f"acc_{row.readout}", row.accuracy, display=False)
-    print(f"meta-test accuracy: {Score.from_dict(metrics['test'])}")
     display(latent.percent_table(summary))
 
 # %% [markdown]

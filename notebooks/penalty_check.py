@@ -45,8 +45,10 @@ from mamllib.data.sampler import EpisodeSampler
 from mamllib.latent import format_summary
 from mamllib.maml import MAML
 from mamllib.models import Conv4
+from mamllib.pipeline.paths import work_in_book_root
 from mamllib.runs import compare_objectives, trained_run
 
+work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 config = make_profile(profile, seed=seed, device="cpu")
 dataset = load_dataset(config)
 episodes64 = EpisodeSampler(dataset.splits["test"], config.n_way, config.k_shot, config.n_query, seed) \
@@ -63,10 +65,12 @@ rates = np.logspace(-3, 0, 13)
 
 # %%
 torch.manual_seed(seed)
-smooth = MAML(Conv4(dataset.channels, config.n_way, config.width, dataset.image_size, smooth=True), 0.0).double()
+smooth = MAML(Conv4(dataset.channels, config.n_way, config.width, dataset.image_size, smooth=True),
+              0.0).double()
 smooth_table = penalty.expansion_table(smooth, episodes64, rates)
 smooth_slopes = penalty.fitted_slopes(smooth_table, fit_upto)
-print(f"smooth network, fitted slopes for a <= {fit_upto:g}: first order %.2f, second order %.2f" % smooth_slopes)
+print(f"smooth network, fitted slopes for a <= {fit_upto:g}: first order %.2f, "
+      f"second order %.2f" % smooth_slopes)
 glue("fit_upto", fit_upto, display=False)
 glue("slope_first_smooth", smooth_slopes[0], display=False)
 glue("slope_second_smooth", smooth_slopes[1], display=False)
@@ -107,6 +111,12 @@ cosines = penalty.cosine_table({"smooth, initial": smooth, "ReLU, trained": trai
                                np.concatenate([-rates[::-1], rates]))
 plots.surrogate_cosines(cosines)
 plt.show()
+
+# %% [markdown]
+# How far from zero, on each side, the surrogate's gradient keeps a cosine of at least
+# `faithful_cosine` with the true one on both networks.
+
+# %%
 faithful = findings.faithful_range(cosines, faithful_cosine)  # how far out, per side of zero
 at_tenth = findings.lowest_cosine_at(cosines, 0.1)
 print(f"cosine >= {faithful_cosine} on both networks for -{faithful['negative']:.3g} <= a <= "

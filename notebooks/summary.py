@@ -30,9 +30,11 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from mamllib import findings, plots
+from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import analysed_settings, read_record, settings_table
 from mamllib.runs import load_analyses, read_metrics
 
+work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 record = read_record(sweep_status)
 settings = settings_table(record, profile)
 run_dirs = analysed_settings(record, profile)

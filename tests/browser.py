@@ -53,7 +53,8 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 @contextmanager
 def serve(folder: Path) -> Iterator[str]:
     """Serve ``folder`` on a free port of 127.0.0.1; yields the base URL."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(folder)))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                             functools.partial(_QuietHandler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -99,7 +100,8 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                     if done:
                         break
                     time.sleep(0.2)
-                result.typeset_math = driver.execute_script("return document.querySelectorAll('mjx-container').length;")
+                result.typeset_math = driver.execute_script(
+                    "return document.querySelectorAll('mjx-container').length;")
                 images = driver.execute_script(
                     "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
                 result.images = len(images)
@@ -113,7 +115,8 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                     elif message["method"] == "Network.loadingFailed":
                         url = urls.get(params.get("requestId"), "?")
                         result.failed_requests.append(f"{url}: {params.get('errorText', 'failed')}")
-                result.console_errors = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+                result.console_errors = [e["message"] for e in driver.get_log("browser")
+                                         if e["level"] == "SEVERE"]
                 shot = screenshots / (page.replace("/", "_").replace(".html", ".png"))
                 driver.save_screenshot(str(shot))
                 result.screenshot = str(shot)

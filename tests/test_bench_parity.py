@@ -27,7 +27,8 @@ def test_reference_meta_gradients_match_ours(name, lr):
     ours64 = _meta_gradients("ours", lr, torch.float64)
     scale = max(g.abs().max().item() for g in ours64)
     assert max_difference(ours64, _meta_gradients(name, lr, torch.float64)) <= FLOAT64_RELATIVE * scale
-    float32 = max_difference(_meta_gradients("ours", lr, torch.float32), _meta_gradients(name, lr, torch.float32))
+    float32 = max_difference(_meta_gradients("ours", lr, torch.float32),
+                             _meta_gradients(name, lr, torch.float32))
     assert float32 <= FLOAT32_RELATIVE * scale
 
 
@@ -93,8 +94,9 @@ def test_written_out_batch_norm_is_right_under_grad_vmap_grad():
 
 
 @pytest.mark.xfail(strict=True, reason="torch 2.14: fused batch_norm under grad(vmap(grad)) is wrong when "
-                                       "input and weight depend on the parameter (cf. pytorch/functorch#534); "
-                                       "when this passes, the reference func_vmap can use F.batch_norm again")
+                                       "input and weight depend on the parameter "
+                                       "(cf. pytorch/functorch#534); when this passes, the reference "
+                                       "func_vmap can use F.batch_norm again")
 def test_torch_batch_norm_under_grad_vmap_grad():
     torch.testing.assert_close(_meta_gradient_under_vmap(F.batch_norm, True),
                                _meta_gradient_under_vmap(F.batch_norm, False))

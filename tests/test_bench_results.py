@@ -8,7 +8,8 @@ def test_a_cpu_run_keeps_the_cuda_part_and_a_cuda_run_keeps_the_cpu_body():
     first = merge_results("", "# CPU one", "cpu")
     assert first == "# CPU one\n" and CUDA_BEGIN not in first
     with_cuda = merge_results(first, "# On CUDA: H100\nfast", "cuda")
-    assert with_cuda.startswith("# CPU one\n") and f"{CUDA_BEGIN}\n# On CUDA: H100\nfast\n{CUDA_END}" in with_cuda
+    assert (with_cuda.startswith("# CPU one\n")
+            and f"{CUDA_BEGIN}\n# On CUDA: H100\nfast\n{CUDA_END}" in with_cuda)
     rerun = merge_results(with_cuda, "# CPU two", "cpu")
     assert rerun.startswith("# CPU two\n") and "# CPU one" not in rerun and "fast" in rerun
     again = merge_results(rerun, "# On CUDA: H200", "cuda")
@@ -31,19 +32,23 @@ def test_damaged_cuda_markers_are_refused_not_guessed():
 
 
 def test_text_after_the_cuda_part_stays_with_the_cpu_body():
-    merged = merge_results(f"# CPU\n\n{CUDA_BEGIN}\nold\n{CUDA_END}\ntrailing note\n", "# On CUDA: new", "cuda")
+    merged = merge_results(f"# CPU\n\n{CUDA_BEGIN}\nold\n{CUDA_END}\ntrailing note\n", "# On CUDA: new",
+                           "cuda")
     assert "trailing note" in merged and "old" not in merged and "new" in merged
 
 
 def test_targets_say_n_a_when_a_reference_failed_parity():
-    ratios = {"quick": {"higher_loop": None, "func": 1.7}, "miniimagenet-shaped": {"higher_loop": None, "func": 1.1}}
+    ratios = {"quick": {"higher_loop": None, "func": 1.7},
+              "miniimagenet-shaped": {"higher_loop": None, "func": 1.1}}
     share = {"share": 0.01}
     slopes = {"ours": 25.0, "ours_recompute": 1.0, "higher_loop": 4.0}
-    lines = target_lines(ratios, share, slopes, {"quick": {"higher_loop"}, "miniimagenet-shaped": {"higher_loop"}})
+    lines = target_lines(ratios, share, slopes,
+                         {"quick": {"higher_loop"}, "miniimagenet-shaped": {"higher_loop"}})
     assert lines[0].startswith("- ours / higher_loop on quick >= 1.25x: n/a") and "**not met**" in lines[0]
     assert lines[1] == "- ours / best torch.func on quick >= 1x: 1.70x, met"
     assert not any("miniimagenet" in line for line in lines)
     assert "n/a (higher_loop failed parity)" in lines[-1]
     fine = target_lines({**ratios, "quick": {"higher_loop": 1.5, "func": 1.7}}, share, slopes,
                         {"quick": set(), "miniimagenet-shaped": set()})
-    assert "1.50x, met" in fine[0] and "recomputed steps 1.0 MB, met" in fine[-1] and "25.0 MB, **not met**" in fine[-1]
+    assert ("1.50x, met" in fine[0] and "recomputed steps 1.0 MB, met" in fine[-1]
+            and "25.0 MB, **not met**" in fine[-1])

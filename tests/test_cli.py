@@ -73,7 +73,8 @@ def _config_file(content):
 def _config_bytes(content: bytes):
     def make(tmp_path, capsys):
         (tmp_path / "config.json").write_bytes(content)
-        return ["train", "--profile", "smoke", "--config", str(tmp_path / "config.json"), "--out", str(tmp_path / "out")]
+        return ["train", "--profile", "smoke", "--config", str(tmp_path / "config.json"),
+                "--out", str(tmp_path / "out")]
     return make
 
 
@@ -111,14 +112,22 @@ def _plain(*argv):
 BAD_INPUTS = {
     "unknown profile": (_plain("train", "--profile", "fast", "--out", "OUT"), "profile='fast'"),
     "unknown dataset": (_plain("train", "--dataset", "mnist", "--out", "OUT"), "dataset='mnist'"),
-    "N-way larger than a split": (_plain("train", "--profile", "smoke", "--n-way", "250", "--out", "OUT"), "n_way=250"),
-    "K+Q larger than instances": (_plain("train", "--profile", "smoke", "--k-shot", "5", "--n-query", "16", "--out", "OUT"), "k_shot + n_query = 21"),
-    "non-numeric rate": (_plain("train", "--inner-lr", "fast", "--out", "OUT"), "--inner-lr: 'fast' is not a number"),
+    "N-way larger than a split": (_plain("train", "--profile", "smoke", "--n-way", "250", "--out", "OUT"),
+                                  "n_way=250"),
+    "K+Q larger than instances": (_plain("train", "--profile", "smoke", "--k-shot", "5", "--n-query", "16",
+                                         "--out", "OUT"),
+                                  "k_shot + n_query = 21"),
+    "non-numeric rate": (_plain("train", "--inner-lr", "fast", "--out", "OUT"),
+                         "--inner-lr: 'fast' is not a number"),
     "non-finite rate": (_plain("train", "--inner-lr", "nan", "--out", "OUT"), "inner_lr=nan"),
     "one-way tasks": (_plain("train", "--n-way", "1", "--out", "OUT"), "n_way=1"),
     "zero iterations": (_plain("train", "--iterations", "0", "--out", "OUT"), "iterations=0"),
-    "missing data folder": (_plain("train", "--dataset", "omniglot", "--data-root", "/nonexistent/omniglot", "--out", "OUT"), "images_background"),
-    "missing miniimagenet folder": (_plain("train", "--profile", "paper", "--data-root", "/nonexistent/mini", "--out", "OUT"), "mini-imagenet-cache"),
+    "missing data folder": (_plain("train", "--dataset", "omniglot", "--data-root", "/nonexistent/omniglot",
+                                   "--out", "OUT"),
+                            "images_background"),
+    "missing miniimagenet folder": (_plain("train", "--profile", "paper", "--data-root", "/nonexistent/mini",
+                                           "--out", "OUT"),
+                                    "mini-imagenet-cache"),
     "not a run folder": (_plain("evaluate", "/nonexistent/run"), "does not exist"),
     "corrupt checkpoint": (_corrupt, "corrupt checkpoint"),
     "truncated checkpoint on resume": (_truncated, "corrupt checkpoint"),
@@ -128,9 +137,11 @@ BAD_INPUTS = {
     "wrongly typed config field": (_config_file('{"n_way": "five"}'), "n_way='five' has the wrong type"),
     "unknown command option": (_plain("train", "--inner-rate", "0.1"), "unrecognized arguments"),
     "rate beyond float32": (_plain("train", "--inner-lr", "1e300", "--out", "OUT"), "inner_lr=1e+300"),
-    "seed beyond 32 bits": (_plain("train", "--seed", "99999999999999999999", "--out", "OUT"), "seed=99999999999999999999"),
+    "seed beyond 32 bits": (_plain("train", "--seed", "99999999999999999999", "--out", "OUT"),
+                            "seed=99999999999999999999"),
     "config file not text": (_config_bytes(b"\xff\xfe{}"), "not a UTF-8 text file"),
-    "config file is a folder": (lambda tmp_path, capsys: ["train", "--config", str(tmp_path), "--out", str(tmp_path / "out")],
+    "config file is a folder": (lambda tmp_path, capsys: ["train", "--config", str(tmp_path), "--out",
+                                                          str(tmp_path / "out")],
                                 "cannot be read"),
     "checkpoint weights that do not fit": (_checkpoint_edited(lambda state: state.update(model={})),
                                            "model state does not fit"),
@@ -138,8 +149,10 @@ BAD_INPUTS = {
                                            "missing optimizer"),
     "run config not an object": (_run_config('{"config": null}'), "has no 'config' object"),
     "output folder is a file": (_out_is_a_file, "this path cannot be read or written"),
-    "non-finite grid rate": (_plain("analyze", "/nonexistent/run", "--grid", "nan"), "'nan' is not a finite number"),
-    "notebook parameters not an object": (_plain("notebook", "maml_run", "--out", "OUT/x.ipynb", "--parameters", "[1]"),
+    "non-finite grid rate": (_plain("analyze", "/nonexistent/run", "--grid", "nan"),
+                             "'nan' is not a finite number"),
+    "notebook parameters not an object": (_plain("notebook", "maml_run", "--out", "OUT/x.ipynb",
+                                                 "--parameters", "[1]"),
                                           "expected a JSON object"),
 }
 
@@ -164,7 +177,8 @@ def test_bad_input_one_line_exit_2_nothing_written(case, tmp_path, capsys, glyph
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present, so device=cuda is valid")
 def test_cuda_requested_without_cuda(tmp_path, capsys, glyphs):
-    code, _, err = run(["train", "--profile", "smoke", "--device", "cuda", "--out", str(tmp_path / "o")], capsys)
+    code, _, err = run(["train", "--profile", "smoke", "--device", "cuda", "--out", str(tmp_path / "o")],
+                       capsys)
     assert code == 2 and "no CUDA device" in err and not (tmp_path / "o").exists()
 
 

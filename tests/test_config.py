@@ -8,14 +8,16 @@ def test_profiles():
     assert profile("quick") == Config()
     paper = profile("paper")
     assert (paper.dataset, paper.width, paper.inner_steps, paper.test_inner_steps, paper.inner_lr,
-            paper.meta_batch, paper.n_query, paper.iterations) == ("miniimagenet", 32, 5, 10, 0.01, 4, 15, 60000)
+            paper.meta_batch, paper.n_query, paper.iterations) == ("miniimagenet", 32, 5, 10, 0.01,
+                                                                   4, 15, 60000)
     assert profile("smoke", inner_lr=-0.4).inner_lr == -0.4
 
 
 def test_hash_is_stable_and_ignores_evaluation_only_fields():
     base = Config()
     assert base.training_hash() == Config().training_hash()
-    assert base.training_hash() == base.replace(test_inner_lr=0.3, test_tasks=10, device="cpu").training_hash()
+    assert base.training_hash() == base.replace(test_inner_lr=0.3, test_tasks=10,
+                                                device="cpu").training_hash()
     assert base.training_hash() != base.replace(inner_lr=-0.4).training_hash()
     assert base.training_hash() != base.replace(seed=1).training_hash()
 

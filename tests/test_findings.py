@@ -50,7 +50,8 @@ def test_headline_numbers_read_the_fixed_rate_trained_models():
 
 def test_readout_gap_pairs_tasks_and_describes_the_sign():
     rows = []
-    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]), (0.1, [0.8, 0.9, 0.6], [0.8, 0.8, 0.8]),
+    for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]),
+                                      (0.1, [0.8, 0.9, 0.6], [0.8, 0.8, 0.8]),
                                       (0.4, [0.9, 1.0, 0.9], [0.8, 0.9, 0.8])):
         rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
     rows += _readout_rows(0.4, "maml", [0.0, 0.0, 0.0], model="untrained")
@@ -74,7 +75,8 @@ def test_headline_numbers_need_maml_and_prototype_rows():
 def test_learned_rate_summary():
     summary = findings.learned_rate_summary({"lrs": [[0.4, 0.4, 0.4, 0.4], [0.5, -0.1, 0.2, -0.2]]})
     assert summary.pop("unmoved") == [] and summary.pop("n_moved") == 4
-    assert summary == pytest.approx({"start": 0.4, "mean": 0.1, "min": -0.2, "max": 0.5, "negative_share": 0.5})
+    assert summary == pytest.approx({"start": 0.4, "mean": 0.1, "min": -0.2, "max": 0.5,
+                                     "negative_share": 0.5})
     # A rate that never moved (its tensor had no inner gradient) is named, not averaged in.
     # Round-off (a float32 ulp of 0.1 is 7e-9) is not a move.
     trajectory = {"names": ["w", "b", "v"], "lrs": [[0.1, 0.1, 0.1], [0.3, 0.1 - 2e-7, -0.1]]}
@@ -87,11 +89,13 @@ def test_test_rate_signs_pair_the_best_of_each_sign():
     rows = []
     # Per training rate: accuracies at test rates -0.4 and 0.1, per task.
     # Two rates per sign, so that the best of each sign has to be picked.
-    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], -0.1: [0.2] * 3, 0.1: [0.3, 0.3, 0.4], 0.4: [0.1] * 3}),
+    for train_rate, by_test in ((-0.4, {-0.4: [0.6, 0.7, 0.6], -0.1: [0.2] * 3, 0.1: [0.3, 0.3, 0.4],
+                                        0.4: [0.1] * 3}),
                                 (-0.1, {-0.4: [0.30, 0.31, 0.29], -0.1: [0.1] * 3, 0.1: [0.31, 0.29, 0.30],
                                         0.4: [0.0] * 3}),
                                 (0.0, {-0.4: [0.2] * 3, -0.1: [0.2] * 3, 0.1: [0.2] * 3, 0.4: [0.2] * 3}),
-                                (0.4, {-0.4: [0.0] * 3, -0.1: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1], 0.4: [0.0] * 3})):
+                                (0.4, {-0.4: [0.0] * 3, -0.1: [0.9, 0.8, 0.9], 0.1: [0.1, 0.2, 0.1],
+                                       0.4: [0.0] * 3})):
         for test_rate, accuracies in by_test.items():
             rows += [{"part": "rate_grid", "model": "trained", "learned_inner_lr": False, "readout": "maml",
                       "train_inner_lr": train_rate, "test_inner_lr": test_rate, "task": t, "accuracy": a}
@@ -110,7 +114,8 @@ def test_test_rate_signs_pair_the_best_of_each_sign():
 def test_paired_gap_compares_trained_with_untrained_features():
     rows = (_readout_rows(0.1, "proto_unadapted", [0.5, 0.6]) +
             _readout_rows(0.1, "proto_unadapted", [0.7, 0.7], model="untrained"))
-    gaps = findings.paired_gap(pd.DataFrame(rows), ("trained", "proto_unadapted"), ("untrained", "proto_unadapted"))
+    gaps = findings.paired_gap(pd.DataFrame(rows), ("trained", "proto_unadapted"),
+                               ("untrained", "proto_unadapted"))
     assert gaps.loc[0.1, "gap"] == pytest.approx(-0.15)
     sentence = findings.describe_gap(gaps, "trained features", "untrained ones")
     assert sentence.startswith("Trained features") and "untrained ones" in sentence
@@ -150,7 +155,8 @@ def _metrics(rate, accuracies, learned=False, iterations=800):
 
 
 def test_convergence_text_names_the_runs_still_rising():
-    text = findings.convergence_text([_metrics(-0.4, [0.2, 0.3, 0.4, 0.5]), _metrics(0.1, [0.8, 0.9, 0.9, 0.9]),
+    text = findings.convergence_text([_metrics(-0.4, [0.2, 0.3, 0.4, 0.5]),
+                                      _metrics(0.1, [0.8, 0.9, 0.9, 0.9]),
                                       _metrics(0.4, [0.2, 0.3, 0.4, 0.5], learned=True)])
     assert "still rising" in text and "800 iterations" in text
     assert _rates_in(text.split("trained at")[1]) == {"-0.4"}  # the learned run is not a fixed rate
@@ -189,7 +195,8 @@ def test_tables_of_the_sweep():
 def test_run_status_and_setting_label():
     diverged = {"status": "diverged", "wall_time_s": 12.4, "diverged_at": 7, "config": {"max_loss": 100.0}}
     assert findings.run_status_text(diverged).splitlines()[0] == "status: diverged; wall time 12 s"
-    assert "iteration 7" in findings.run_status_text(diverged) and "100 nats" in findings.run_status_text(diverged)
+    assert ("iteration 7" in findings.run_status_text(diverged)
+            and "100 nats" in findings.run_status_text(diverged))
     assert "\n" not in findings.run_status_text({**diverged, "status": "completed"})
     assert findings.setting_label(False, -0.01) == "training rate -0.01"
     assert findings.setting_label(True, 0.1) == "learned rates from 0.1"
@@ -197,7 +204,8 @@ def test_run_status_and_setting_label():
 
 def test_penalty_findings():
     rates = np.array([-0.1, -0.01, 0.01, 0.1])
-    cosines = pd.DataFrame({"rate": rates, "smooth": [0.99, 0.99, 0.99, 0.97], "trained": [0.5, 0.96, 0.99, 0.9]})
+    cosines = pd.DataFrame({"rate": rates, "smooth": [0.99, 0.99, 0.99, 0.97],
+                            "trained": [0.5, 0.96, 0.99, 0.9]})
     faithful = findings.faithful_range(cosines, 0.95)
     assert faithful == {"negative": 0.01, "positive": 0.01}  # each side limited by its worst network
     assert findings.lowest_cosine_at(cosines, 0.1) == 0.5
@@ -205,10 +213,13 @@ def test_penalty_findings():
     assert "positive side" in findings.surrogate_side_text({"negative": 0.01, "positive": 0.1})
     comparison = pd.DataFrame({"model": ["maml -0.1", "surrogate -0.1", "surrogate -0.1"],
                                "readout": ["maml", "maml", "logreg"], "accuracy": [0.95, 0.21, 0.5]})
-    assert findings.surrogate_accuracies(comparison) == {"acc_maml_lrm0p1": 0.95, "acc_surrogate_lrm0p1": 0.21}
+    assert findings.surrogate_accuracies(comparison) == {"acc_maml_lrm0p1": 0.95,
+                                                         "acc_surrogate_lrm0p1": 0.21}
     text = findings.surrogate_training_text(comparison, [-0.1, 0.1], n_way=5)
-    assert "21.0% at rate -0.1" in text and "95.0%" in text and "chance is 20%" in text and "rate 0.1" not in text
-    assert findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5) == "No surrogate-trained run completed."
+    assert ("21.0% at rate -0.1" in text and "95.0%" in text and "chance is 20%" in text
+            and "rate 0.1" not in text)
+    assert (findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5)
+            == "No surrogate-trained run completed.")
 
 
 def test_linear_model_findings():

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mamllib.latent import READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka, summarize
+from mamllib.latent import (READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka,
+                            summarize)
 from mamllib.maml import MAML
 from mamllib.models import Conv4
 from mamllib.prototypes import PrototypeClassifier
@@ -21,7 +22,8 @@ def _zero_head_maml(seed: int, n_way: int, rate: float, width: int) -> MAML:
 
 @pytest.mark.parametrize("seed, n_way, k_shot, width", [(0, 5, 1, 16), (1, 3, 4, 8), (2, 7, 2, 24)])
 @pytest.mark.parametrize("rate", [0.4, 3.0, -0.4])
-def test_zero_head_one_step_maml_is_a_dot_product_prototype_classifier(seed, n_way, k_shot, width, rate, make_episodes):
+def test_zero_head_one_step_maml_is_a_dot_product_prototype_classifier(seed, n_way, k_shot, width, rate,
+                                                                        make_episodes):
     # With W = 0, b = 0 the first inner step gives W_k = (rate / N) (c_k - mean_j c_j) and
     # b = 0, and leaves the body unchanged (its gradient passes through W = 0). So MAML
     # classifies queries by <x, c_k>: a dot-product prototype classifier on the

@@ -63,7 +63,8 @@ def test_omniglot_rotations_quadruple_classes(tmp_path):
     plain, rotated = load_omniglot(root), load_omniglot(root, rotations=True)
     train, turned = plain.splits["train"], rotated.splits["train"]
     assert turned.n_classes == 4 * train.n_classes
-    assert np.array_equal(turned.images[train.n_classes].numpy(), np.rot90(train.images[0].numpy(), 1, (-2, -1)))
+    assert np.array_equal(turned.images[train.n_classes].numpy(),
+                          np.rot90(train.images[0].numpy(), 1, (-2, -1)))
 
 
 def test_omniglot_under_omniglot_py_subfolder(tmp_path):

@@ -7,8 +7,8 @@ import torch
 from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML
 from mamllib.models import Conv4
-from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, gradient_cosine, gradient_cosines,
-                             meta_gradients, residual_slopes, surrogate, taylor_terms)
+from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, gradient_cosine,
+                             gradient_cosines, meta_gradients, residual_slopes, surrogate, taylor_terms)
 
 
 def _smooth_maml(seed=0, rate=0.1) -> MAML:
@@ -31,7 +31,8 @@ def test_residuals_scale_as_a_squared_and_a_cubed(make_episodes):
     maml, ep = _smooth_maml(1), make_episodes(1)
     rates = np.logspace(-3, -1, 7)
     table = expansion_table(maml, ep, rates)
-    slope1, slope2 = residual_slopes(rates, table.exact.values, table.first_order.values, table.second_order.values)
+    slope1, slope2 = residual_slopes(rates, table.exact.values, table.first_order.values,
+                                     table.second_order.values)
     assert slope1 == pytest.approx(2, abs=0.2)
     assert slope2 == pytest.approx(3, abs=0.2)
 
@@ -50,7 +51,8 @@ def test_surrogate_gradient_converges_to_the_meta_gradient(make_episodes):
 def test_cosines_over_rates_equal_one_pair_of_gradients_per_rate(make_episodes):
     maml, ep = _smooth_maml(4), make_episodes(4)
     rates = [-0.3, -1e-2, 1e-2, 0.3]
-    expected = [float(torch.nn.functional.cosine_similarity(*meta_gradients(maml, ep, a), dim=0)) for a in rates]
+    expected = [float(torch.nn.functional.cosine_similarity(*meta_gradients(maml, ep, a), dim=0))
+                for a in rates]
     np.testing.assert_allclose(gradient_cosines(maml, ep, rates), expected, rtol=1e-10, atol=1e-12)
     assert min(expected) < 0.999  # the rates are large enough for the two gradients to differ
 

@@ -23,9 +23,9 @@ def frames():
         for model in ("trained", "untrained"):
             for readout in READOUTS:
                 rows.append(pd.DataFrame({"part": "readouts", "readout": readout, "model": model,
-                                          "train_inner_lr": rate, "learned_inner_lr": False, "task": range(10),
-                                          "accuracy": rng.uniform(0, 1, 10), "agreement": rng.uniform(0, 1, 10),
-                                          "test_inner_lr": rate}))
+                                          "train_inner_lr": rate, "learned_inner_lr": False,
+                                          "task": range(10), "accuracy": rng.uniform(0, 1, 10),
+                                          "agreement": rng.uniform(0, 1, 10), "test_inner_lr": rate}))
             for measure in ("head_proto_cosine", "cka_conv1", "cka_conv2"):
                 relations.append(pd.DataFrame({"measure": measure, "model": model, "train_inner_lr": rate,
                                                "learned_inner_lr": False, "task": range(10),
@@ -33,7 +33,8 @@ def frames():
         for test_rate in GRID:
             rows.append(pd.DataFrame({"part": "rate_grid", "readout": "maml", "model": "trained",
                                       "train_inner_lr": rate, "learned_inner_lr": False, "task": range(10),
-                                      "accuracy": rate + test_rate, "agreement": 1.0, "test_inner_lr": test_rate}))
+                                      "accuracy": rate + test_rate, "agreement": 1.0,
+                                      "test_inner_lr": test_rate}))
     return pd.concat(rows, ignore_index=True), pd.concat(relations, ignore_index=True)
 
 
@@ -110,8 +111,8 @@ def test_ci_bands_are_the_tables_ci(frames):
 def test_training_curves_show_loss_accuracy_and_validation():
     metrics = {"history": {"iteration": list(range(80)), "loss": list(np.linspace(2, 1, 80)),
                            "accuracy": list(np.linspace(0.2, 0.8, 80))},
-               "validation": [{"iteration": 40, "accuracy": 0.5, "ci95": 0.05}, {"iteration": 80, "accuracy": 0.7,
-                                                                                 "ci95": 0.04}]}
+               "validation": [{"iteration": 40, "accuracy": 0.5, "ci95": 0.05},
+                              {"iteration": 80, "accuracy": 0.7, "ci95": 0.04}]}
     fig = plots.training_curves(metrics)
     assert [ax.get_ylabel() for ax in fig.axes] == ["query loss", "query accuracy"]
     labels = {t.get_text() for t in fig.legends[0].get_texts()}
@@ -145,7 +146,8 @@ def test_readout_bars_mark_chance_and_survive_no_network():
     ax = plots.readout_bars(summary, chance=0.2).axes[0]
     assert sorted(round(p.get_width(), 2) for p in ax.patches) == [0.2, 0.9]
     assert "chance" in {t.get_text() for t in ax.get_legend().get_texts()}
-    assert plots.readout_bars(summary.iloc[:0], chance=0.2).axes[0].texts[0].get_text() == "no network to show"
+    assert (plots.readout_bars(summary.iloc[:0], chance=0.2).axes[0].texts[0].get_text()
+            == "no network to show")
 
 
 def _linear_sweep(vary, values):
@@ -153,7 +155,8 @@ def _linear_sweep(vary, values):
 
 
 def test_linear_figures_label_the_rate_they_vary():
-    fig = plots.linear_rate_sweeps(_linear_sweep("alpha_r", [0.0, 0.5]), _linear_sweep("alpha_t", [-1.0, 0.0]), 0.2)
+    fig = plots.linear_rate_sweeps(_linear_sweep("alpha_r", [0.0, 0.5]),
+                                   _linear_sweep("alpha_t", [-1.0, 0.0]), 0.2)
     assert [ax.get_xlabel() for ax in fig.axes] == [r"test rate $\alpha_r$", r"training rate $\alpha_t$"]
     assert fig.axes[0].get_title() == r"adaptation, $\alpha_t$ = 0.2"
     ax = plots.linear_training_sweeps({"m = 3": _linear_sweep("alpha_t", [-1.0, 0.0]),

@@ -37,11 +37,13 @@ def test_the_smoke_report_builds(smoke_report):
     root, index, results = smoke_report
     assert index.exists() and not results["failed"]
     generated = root / "book" / "generated"
-    assert {p.stem for p in generated.glob("run_*.ipynb")} == {"run_maml-lr-0p1-seed0", "run_maml-lr0p4-seed0"}
+    assert {p.stem for p in generated.glob("run_*.ipynb")} == {"run_maml-lr-0p1-seed0",
+                                                               "run_maml-lr0p4-seed0"}
     html = (root / "book" / "_build" / "html" / "book" / "conclusions.html").read_text()
     assert "best training rate" in html and "{glue" not in html
     # Each setting's page (and its sidebar entry) is titled by its setting.
-    page = (root / "book" / "_build" / "html" / "book" / "generated" / "run_maml-lr-0p1-seed0.html").read_text()
+    page = (root / "book" / "_build" / "html" / "book" / "generated"
+            / "run_maml-lr-0p1-seed0.html").read_text()
     assert "<title>MAML at training rate -0.1, seed 0" in page
 
 
@@ -77,7 +79,8 @@ def test_code_is_folded_and_long_equations_scroll(smoke_report):
 def test_a_second_report_reexecutes_nothing(smoke_report):
     root, _, results = smoke_report
     again = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)[1]
-    assert {k: v for k, v in again.items() if k != "failed"} == {k: v for k, v in results.items() if k != "failed"}
+    assert ({k: v for k, v in again.items() if k != "failed"}
+            == {k: v for k, v in results.items() if k != "failed"})
 
 
 @pytest.mark.skipif(not browser_available(), reason="Debian's chromium and chromium-driver are not installed")

@@ -20,7 +20,8 @@ def test_tasks_only_use_classes_of_their_split(tiny_dataset, split, ids):
     sampler = EpisodeSampler(tiny_dataset.splits[split], 5, 2, 3, seed=0)
     for _ in range(20):
         ep = sampler.sample(4)
-        used = set(_class_ids(ep.support_x).flatten().tolist()) | set(_class_ids(ep.query_x).flatten().tolist())
+        used = (set(_class_ids(ep.support_x).flatten().tolist())
+                | set(_class_ids(ep.query_x).flatten().tolist()))
         assert used <= set(ids)
 
 

@@ -15,7 +15,8 @@ def _analyse(folder, config, iteration=6, **settings):
 
     (folder / "analysis").mkdir(parents=True)
     (folder / "analysis" / "readouts.csv").write_text("model,readout\n")
-    atomic_write_json(folder / "config.json", {"config": config.to_dict(), "config_hash": config.training_hash()})
+    atomic_write_json(folder / "config.json",
+                      {"config": config.to_dict(), "config_hash": config.training_hash()})
     atomic_write_json(folder / "metrics.json", {"iterations_done": iteration})
     written = {"grid": RATE_GRID, "baseline": True, **settings}
     atomic_write_json(folder / "analysis" / "settings.json",
@@ -46,7 +47,8 @@ def test_the_sweep_reads_only_its_own_analysed_settings(tmp_path):
 
 
 def test_the_notebook_and_the_sweep_agree_on_a_settings_folder(tmp_path):
-    setting = sweep_settings("smoke", rates=(-0.01,), learned=True, runs_root="r", overrides={"iterations": 3})
+    setting = sweep_settings("smoke", rates=(-0.01,), learned=True, runs_root="r",
+                             overrides={"iterations": 3})
     learned = setting_config(setting[-1].parameters)
     assert learned.learn_inner_lr and learned.iterations == 3
     assert run_folder("r", "smoke", learned).name == "maml-lrlearned-seed0"
@@ -63,9 +65,14 @@ def test_a_finished_page_is_titled_by_its_setting_with_its_code_folded(tmp_path)
              {"cell_type": "markdown", "source": ["# Generic title\n", "\n", "Text.\n", "# Later heading"],
               "metadata": {}},
              {"cell_type": "code", "source": ["x = 1"], "metadata": {"tags": ["parameters"]}, "outputs": []}]
-    notebook.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
-    finish_page(notebook, "MAML at training rate -0.1, seed 0")
-    cells = json.loads(notebook.read_text())["cells"]
+    metadata = {"papermill": {"input_path": "/tmp/tmpab12/maml_run.ipynb", "output_path": str(notebook)}}
+    notebook.write_text(json.dumps({"cells": cells, "metadata": metadata, "nbformat": 4,
+                                    "nbformat_minor": 5}))
+    finish_page(notebook, "MAML at training rate -0.1, seed 0", "maml_run")
+    finished = json.loads(notebook.read_text())
+    assert finished["metadata"]["papermill"] == {"input_path": "notebooks/maml_run.py",
+                                                 "output_path": "n.ipynb"}
+    cells = finished["cells"]
     assert cells[0]["source"] == ["# a comment\n"]
     assert "".join(cells[1]["source"]) == "# MAML at training rate -0.1, seed 0\n\nText.\n# Later heading"
     assert cells[0]["metadata"]["tags"] == ["hide-input"] and "tags" not in cells[1]["metadata"]
@@ -86,7 +93,8 @@ def test_the_books_settings_are_listed_in_numeric_order_of_the_rate(tmp_path):
 
     root = Path(__file__).resolve().parent.parent
     shutil.copy(root / "_toc.yml", tmp_path)
-    settings = sweep_settings("smoke", rates=(0.4, -0.01, 0.0, -0.4, -0.1, 0.01), learned=True, runs_root="runs")
+    settings = sweep_settings("smoke", rates=(0.4, -0.01, 0.0, -0.4, -0.1, 0.01), learned=True,
+                              runs_root="runs")
     (tmp_path / GENERATED).mkdir(parents=True)
     for execution in settings[1:]:  # the first (0.4) did not produce a page
         (tmp_path / GENERATED / f"{execution.output}.ipynb").write_text("{}")

@@ -43,7 +43,8 @@ def stack_classes(classes: list[list[Path]], decode_one: Callable[[Path], np.nda
     return np.stack(images)
 
 
-def cached(name: str, fingerprint: list[str], build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def cached(name: str, fingerprint: list[str],
+           build: Callable[[], dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     """Arrays built once per distinct ``fingerprint`` (file names and sizes), then read back."""
     key = hashlib.sha256("\n".join(fingerprint).encode()).hexdigest()[:16]
     return cached_arrays(cache_dir() / f"{name}-{key}.npz", build)

@@ -71,7 +71,8 @@ def _read_csv(path: Path) -> dict[str, list[str]]:
                 raise DataError(f"miniimagenet: {path} needs a header line 'filename,label'")
             for row in reader:
                 if not row["filename"] or not row["label"]:
-                    raise DataError(f"miniimagenet: {path} line {reader.line_num} lacks a filename or a label")
+                    raise DataError(f"miniimagenet: {path} line {reader.line_num} lacks a filename "
+                                    f"or a label")
                 by_label.setdefault(row["label"], []).append(row["filename"])
     except UnicodeDecodeError:
         raise DataError(f"miniimagenet: {path} is not a UTF-8 text file of filename,label lines") from None
@@ -88,7 +89,8 @@ def _from_csv(root: Path) -> dict[str, Split]:
         files = [[root / "images" / f for f in by_label[n]] for n in names]
         missing = next((f for fs in files for f in fs if not f.is_file()), None)
         if missing is not None:
-            raise DataError(f"miniimagenet: {split}.csv names {missing.name}, which is not in {root / 'images'}")
+            raise DataError(f"miniimagenet: {split}.csv names {missing.name}, which is not in "
+                            f"{root / 'images'}")
 
         def build(files=files, split=split):
             images = stack_classes(files, partial(decode, size=IMAGE_SIZE, mode="RGB"),

@@ -24,6 +24,18 @@ def notebook_source(name: str) -> Path:
     return NOTEBOOKS / f"{name}.py"
 
 
+def glued_values(notebook: dict[str, Any]) -> dict[str, str]:
+    """The values an executed notebook glued for the book (myst-nb), by name, as the
+    book pastes them (their text/plain form)."""
+    values = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            scrap = output.get("metadata", {}).get("scrapbook")
+            if scrap:
+                values[scrap["name"]] = output["data"][scrap["mime_prefix"] + "text/plain"]
+    return values
+
+
 def kernel_name() -> str:
     """The Jupyter kernel that runs this very interpreter (installed on first use)."""
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel

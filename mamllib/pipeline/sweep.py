@@ -28,7 +28,7 @@ from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
 from mamllib.errors import UserError
 from mamllib.findings import setting_label
-from mamllib.pipeline.notebooks import notebook_source
+from mamllib.pipeline.notebooks import glued_values, notebook_source
 from mamllib.checkpoint import run_folder, run_name
 from mamllib.runs import analysis_is_current
 
@@ -136,13 +136,7 @@ def is_current(execution: Execution, out_dir: Path, cwd: Path | None = None) -> 
 
 def _status_of(notebook: Path) -> str:
     """``completed`` or ``diverged``, as the notebook glued it (``completed`` if it did not say)."""
-    data = json.loads(notebook.read_text())
-    for cell in data["cells"]:
-        for output in cell.get("outputs", []):
-            scrap = output.get("metadata", {}).get("scrapbook", {})
-            if scrap.get("name") == "status":
-                return output["data"][scrap["mime_prefix"] + "text/plain"].strip("'\"")
-    return "completed"
+    return glued_values(json.loads(notebook.read_text())).get("status", "completed").strip("'\"")
 
 
 def retitle(notebook: dict[str, Any], title: str) -> None:
@@ -165,12 +159,16 @@ def fold_code(notebook: dict[str, Any]) -> None:
                 tags.append("hide-input")
 
 
-def finish_page(path: Path, title: str = "") -> None:
-    """An executed notebook as the book shows it: code folded, titled by its setting."""
+def finish_page(path: Path, title: str = "", source: str = "") -> None:
+    """An executed notebook as the book shows it: code folded, titled by its setting, and
+    papermill's record of where it ran naming repository paths, not the builder's."""
     notebook = json.loads(path.read_text())
     fold_code(notebook)
     if title:
         retitle(notebook, title)
+    papermill = notebook.get("metadata", {}).get("papermill")
+    if papermill is not None:
+        papermill.update(input_path=f"notebooks/{source}.py" if source else None, output_path=path.name)
     atomic_write_bytes(path, json.dumps(notebook, indent=1, ensure_ascii=False).encode())
 
 
@@ -182,12 +180,12 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -
     started = time.perf_counter()
     with log.open("w") as handle:
         done = subprocess.run(
-            [sys.executable, "-m", "mamllib", "notebook", execution.notebook, "--out", str(notebook.resolve()),
-             "--parameters", json.dumps(execution.parameters)],
+            [sys.executable, "-m", "mamllib", "notebook", execution.notebook, "--out",
+             str(notebook.resolve()), "--parameters", json.dumps(execution.parameters)],
             cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     status = _status_of(notebook) if done.returncode == 0 else "failed"
     if status != "failed":  # a failed notebook may be cut short: leave it as it is
-        finish_page(notebook, execution.title)
+        finish_page(notebook, execution.title, execution.notebook)
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),
             "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1)}
