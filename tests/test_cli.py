@@ -1,6 +1,7 @@
 """The command line: --help everywhere, and bad input -> one line, exit 2, nothing written."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -33,6 +34,17 @@ def test_train_and_evaluate_end_to_end(tmp_path, capsys, glyphs):
     assert json.loads((out_dir / "metrics.json").read_text())["config"]["inner_lr"] == -0.4
     code, out, _ = run(["evaluate", str(out_dir), "--test-inner-lr", "0.4"], capsys)
     assert code == 0 and "test rate 0.4" in out and "95% CI, 10 tasks" in out
+
+
+def test_train_without_out_uses_the_folder_the_sweep_and_notebooks_use(tmp_path, capsys, glyphs,
+                                                                       monkeypatch):
+    from mamllib.pipeline.sweep import setting_folder, sweep_settings
+
+    monkeypatch.chdir(tmp_path)
+    assert run(["train", "--profile", "smoke", "--inner-lr", "-0.1"], capsys)[0] == 0
+    setting = sweep_settings("smoke", rates=(-0.1,), learned=False, runs_root="runs")[0]
+    assert (setting_folder(setting.parameters) / "metrics.json").is_file()
+    assert setting_folder(setting.parameters) == Path("runs") / "smoke" / "maml-lr-0.1-seed0"
 
 
 def _trained(tmp_path, capsys):

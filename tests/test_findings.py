@@ -173,8 +173,7 @@ def test_learned_rates_text_states_the_range_the_share_and_the_accuracy():
     assert "from 0.1" in text and "the 2 inner rates of learned" in text
     assert "-0.100 to 0.300" in text and "50% of them are negative" in text
     assert "rates of b never moved" in text and "80.0%" in text
-    assert findings.learned_rates_text(readouts, {"fixed": _metrics(0.1, [])}) == \
-        "This sweep has no learned-rate setting."
+    assert "no learned-rate setting" in findings.learned_rates_text(readouts, {"fixed": _metrics(0.1, [])})
 
 
 def test_tables_of_the_sweep():
@@ -209,7 +208,7 @@ def test_penalty_findings():
     faithful = findings.faithful_range(cosines, 0.95)
     assert faithful == {"negative": 0.01, "positive": 0.01}  # each side limited by its worst network
     assert findings.lowest_cosine_at(cosines, 0.1) == 0.5
-    assert findings.surrogate_side_text(faithful) == "It reaches equally far on both sides."
+    assert "equally far" in findings.surrogate_side_text(faithful)
     assert "positive side" in findings.surrogate_side_text({"negative": 0.01, "positive": 0.1})
     comparison = pd.DataFrame({"model": ["maml -0.1", "surrogate -0.1", "surrogate -0.1"],
                                "readout": ["maml", "maml", "logreg"], "accuracy": [0.95, 0.21, 0.5]})
@@ -218,8 +217,7 @@ def test_penalty_findings():
     text = findings.surrogate_training_text(comparison, [-0.1, 0.1], n_way=5)
     assert ("21.0% at rate -0.1" in text and "95.0%" in text and "chance is 20%" in text
             and "rate 0.1" not in text)
-    assert (findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5)
-            == "No surrogate-trained run completed.")
+    assert "No surrogate-trained run" in findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5)
 
 
 def test_linear_model_findings():
