@@ -38,6 +38,8 @@ class PageCheck:
     typeset_math: int = 0
     images: int = 0
     broken_images: int = 0
+    wide_equations: int = 0  # display equations wider than the text column
+    cut_equations: int = 0  # ... of which neither scroll nor wrap: their right side is cut off
     screenshot: str = ""
 
 
@@ -102,6 +104,11 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                     time.sleep(0.2)
                 result.typeset_math = driver.execute_script(
                     "return document.querySelectorAll('mjx-container').length;")
+                result.wide_equations, result.cut_equations = driver.execute_script(
+                    "const wide = [...document.querySelectorAll('mjx-container[display=\\'true\\']')]"
+                    "  .filter(e => e.scrollWidth > e.clientWidth + 1);"
+                    "return [wide.length, wide.filter(e => !['auto', 'scroll']"
+                    "  .includes(getComputedStyle(e).overflowX)).length];")
                 images = driver.execute_script(
                     "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
                 result.images = len(images)
