@@ -205,6 +205,15 @@ def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool | 
     return last["accuracy"] - earlier["accuracy"] > last["ci95"]
 
 
+def completion_text(settings: pd.DataFrame) -> str:
+    """Which settings of the sweep did not complete (a ``settings_table``), and how they ended."""
+    incomplete = settings[settings["status"] != "completed"]
+    if incomplete.empty:
+        return f"Every one of the {len(settings)} settings completed."
+    listed = ", ".join(f"{row.setting} ({row.status})" for row in incomplete.itertuples())
+    return f"{len(incomplete)} of the {len(settings)} settings did not complete: {listed}."
+
+
 def convergence_text(metrics: Iterable[dict[str, Any]]) -> str:
     """Whether any fixed-rate run was still improving when its training budget ended."""
     metrics = list(metrics)

@@ -51,7 +51,7 @@ print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the swe
 # %%
 glue("n_settings", len(settings), display=False)
 glue("n_completed", int((settings.status == "completed").sum()), display=False)
-settings[settings.status != "completed"][["setting", "inner_lr", "learn_inner_lr", "seed", "status"]]
+print(findings.completion_text(settings))
 
 # %% [markdown]
 # A fixed training budget: runs still improving when it ends are compared before convergence.

@@ -232,3 +232,12 @@ def test_linear_model_findings():
     assert text.endswith("negative at every task count tried.")
     mixed = findings.training_rate_effect_text(effects.assign(**{"best alpha_t": [-1.0, 0.25]}), runs=100)
     assert "not the same at every task count: -1, 0.25" in mixed
+
+
+def test_completion_text_lists_what_did_not_complete():
+    settings = pd.DataFrame({"setting": ["run_a", "run_b", "run_c"],
+                             "status": ["completed", "diverged", "failed"]})
+    text = findings.completion_text(settings)
+    assert text.startswith("2 of the 3 settings") and "run_b (diverged)" in text and "run_c (failed)" in text
+    assert "run_a" not in text
+    assert findings.completion_text(settings.iloc[:1]).startswith("Every one of the 1 settings")
