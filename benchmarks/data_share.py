@@ -19,7 +19,8 @@ import torch
 from mamllib.config import profile
 from mamllib.data import load_dataset
 from mamllib.data.sampler import EpisodeSampler
-from mamllib.train import build_maml, resolve_device
+from mamllib.maml import build_maml
+from mamllib.models import resolve_device
 
 
 def measure(profile_name: str, repeats: int, device: str | None = None, data_root: str | None = None) -> dict:

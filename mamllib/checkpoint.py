@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from mamllib.config import Config, from_dict
+from mamllib.config import profile as make_profile
 from mamllib.errors import CheckpointError, UserError
 from mamllib.files import atomic_write, atomic_write_json
 
@@ -106,5 +107,19 @@ def run_name(config: Config) -> str:
 
 def run_folder(runs_root: str | Path, profile: str, config: Config) -> Path:
     """Where a run of ``config`` lives: ``<runs_root>/<profile>/<run name>``. The command
-    line, the sweep and the notebooks all name run folders with this."""
-    return Path(runs_root) / profile / run_name(config)
+    line, the sweep and the notebooks all name run folders with this.
+
+    A config that trains differently from its profile's at the same setting (rate, seed,
+    objective: say, with ``iterations`` changed) gets its training hash appended, so it
+    never lands in the folder of the profile's own run of that setting.
+    """
+    setting = dict(inner_lr=config.inner_lr, learn_inner_lr=config.learn_inner_lr, seed=config.seed,
+                   objective=config.objective)
+    try:
+        standard = make_profile(profile, **setting).training_hash()
+    except UserError:  # no such setting in the profile (e.g. the surrogate with 5 inner steps)
+        standard = None
+    name = run_name(config)
+    if standard != config.training_hash():
+        name += f"-{config.training_hash()}"
+    return Path(runs_root) / profile / name

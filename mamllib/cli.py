@@ -177,8 +177,8 @@ def _build_parser() -> argparse.ArgumentParser:
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
                                    description="Execute notebooks/NAME.py (jupytext) with papermill into "
-                                               "--out, in a kernel of this Python, in the current directory "
-                                               "(relative paths in parameters are relative to it); the sweep "
+                                               "--out, in a kernel of this Python, in the repository root "
+                                               "(relative paths in parameters start there); the sweep "
                                                "and the report call this.")
     notebook.add_argument("name", help="maml_run, summary, penalty_check, linear_regression or appendix")
     notebook.add_argument("--out", required=True, help="the executed .ipynb to write")
@@ -193,29 +193,30 @@ def _build_parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> int:
     from mamllib.checkpoint import run_folder
+    from mamllib.evaluate import Score
+    from mamllib.pipeline.paths import relative_base
     from mamllib.train import train
 
     overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
     config = profile(args.profile, **overrides)
-    out = Path(args.out) if args.out else run_folder("runs", args.profile, config)
+    # By default, the folder the sweep and the notebooks use for this setting.
+    out = Path(args.out) if args.out else run_folder(relative_base() / "runs", args.profile, config)
     metrics = train(config, out, log=lambda msg: print(msg, flush=True))
     if metrics["status"] == "completed":
-        test = metrics["test"]
-        print(f"{out}: meta-test accuracy {100 * test['accuracy']:.2f}% +- {100 * test['ci95']:.2f}% "
-              f"(95% CI, {test['n_tasks']} tasks)")
+        print(f"{out}: meta-test accuracy {Score.from_dict(metrics['test'])}")
     return 0
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from mamllib.evaluate import score
+    from mamllib.evaluate import adaptation_rates, score
     from mamllib.runs import load_run
 
     run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
     config = run.config
     n_tasks = config.test_tasks if args.split == "test" else config.val_tasks
     result = score(config, run.maml, run.dataset, args.split, n_tasks, run.device)
-    rate = "learned" if config.test_inner_lr is None and config.learn_inner_lr else (
-        config.test_inner_lr if config.test_inner_lr is not None else config.inner_lr)
+    rates = adaptation_rates(config, run.maml)
+    rate = "learned" if rates.numel() > 1 else f"{float(rates):g}"
     print(f"{run.run_dir} (trained at inner rate {config.inner_lr:g}, iteration {run.state['iteration']}): "
           f"{args.split} accuracy at test rate {rate} with {config.test_inner_steps} step(s): {result}")
     if config.learn_inner_lr:
@@ -224,13 +225,13 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _analyze(args: argparse.Namespace) -> int:
-    from mamllib.latent import format_summary, summarize
+    from mamllib.latent import format_summary, rate_grid_accuracy, summarize
     from mamllib.runs import ANALYSIS_DIR, analyze_run, load_run
 
     run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
     readouts, relations = analyze_run(run, grid=args.grid, baseline=not args.no_baseline)
     print(format_summary(summarize(readouts)))
-    grid = readouts[(readouts.part == "rate_grid")].groupby("test_inner_lr").accuracy.mean()
+    grid = rate_grid_accuracy(readouts)
     print("MAML accuracy by test-time rate: " + ", ".join(f"{r:g}: {100 * a:.1f}%" for r, a in grid.items()))
     means = relations[relations.model == "trained"].groupby("measure", sort=False).value.mean()
     print("trained model: " + ", ".join(f"{m} {v:.3f}" for m, v in means.items()))
@@ -266,12 +267,15 @@ def _check_sweep(args: argparse.Namespace) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    from mamllib.pipeline.paths import relative_base
     from mamllib.pipeline.sweep import run_executions, sweep_settings
 
     _check_sweep(args)
-    # Notebooks run in this directory, so a relative --runs-root means the same to them.
+    # Notebooks run in the book's root (or here, outside a checkout): a relative
+    # --runs-root means the same to them as to this command.
+    base = relative_base()
     settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, args.runs_root)
-    results = run_executions(settings, Path(args.out).resolve(), args.jobs, cwd=Path.cwd())
+    results = run_executions(settings, Path(args.out).resolve(), args.jobs, cwd=base)
     return _print_results(results)
 
 
@@ -299,6 +303,7 @@ def _report(args: argparse.Namespace) -> int:
 
 def _notebook(args: argparse.Namespace) -> int:
     from mamllib.pipeline.notebooks import execute, notebook_source
+    from mamllib.pipeline.paths import relative_base
 
     source = notebook_source(args.name)
     if not source.exists():
@@ -312,7 +317,7 @@ def _notebook(args: argparse.Namespace) -> int:
     from papermill.exceptions import PapermillExecutionError
 
     try:
-        execute(source, Path(args.out), parameters, cwd=Path.cwd(), log_output=True)
+        execute(source, Path(args.out), parameters, cwd=relative_base(), log_output=True)
     except PapermillExecutionError as exc:
         print(f"python -m mamllib notebook: {args.name} raised {exc.ename}: {exc.evalue} "
               f"(cell {exc.exec_count}; the traceback is in {args.out})", file=sys.stderr)

@@ -205,6 +205,11 @@ def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool | 
     return last["accuracy"] - earlier["accuracy"] > last["ci95"]
 
 
+def completed_count(settings: pd.DataFrame) -> int:
+    """How many settings of the sweep (a ``settings_table``) completed."""
+    return int((settings["status"] == "completed").sum())
+
+
 def completion_text(settings: pd.DataFrame) -> str:
     """Which settings of the sweep did not complete (a ``settings_table``), and how they ended."""
     incomplete = settings[settings["status"] != "completed"]
@@ -257,6 +262,33 @@ def learned_rates_text(readouts: pd.DataFrame, metrics: dict[str, dict[str, Any]
     texts = [learned_rate_text(run, trajectory, trained_maml[trained_maml["run"] == run]["accuracy"].mean())
              for run, trajectory in learned_runs(metrics).items()]
     return " ".join(texts) or "This sweep has no learned-rate setting."
+
+
+def setting_numbers(metrics: dict[str, Any], summary: pd.DataFrame) -> dict[str, float]:
+    """The numbers a setting's page glues: its meta-test accuracy and CI, and each readout's
+    accuracy on the trained network (``acc_<readout>``); none for a run that diverged."""
+    if metrics["status"] != "completed":
+        return {}
+    trained = summary[summary["model"] == "trained"]
+    return {"test_accuracy": metrics["test"]["accuracy"], "test_ci95": metrics["test"]["ci95"],
+            **{f"acc_{row.readout}": row.accuracy for row in trained.itertuples()}}
+
+
+def score_text(metrics: dict[str, Any]) -> str:
+    """``meta-test accuracy 97.30% +- 0.50% (95% CI, 600 tasks)``, or why there is none."""
+    if metrics["status"] != "completed":
+        return f"no meta-test accuracy: the run {metrics['status']}"
+    test = metrics["test"]
+    return (f"meta-test accuracy {100 * test['accuracy']:.2f}% +- {100 * test['ci95']:.2f}% "
+            f"(95% CI, {test['n_tasks']} tasks)")
+
+
+def rate_grid_text(grid: pd.Series) -> str:
+    """MAML's accuracy at each test-time rate of the grid, one line per rate."""
+    if grid.empty:
+        return "no rate grid: the run has no trained model"
+    return "MAML accuracy when re-adapted at each test-time rate:\n" + grid.to_string(
+        float_format=lambda v: f"{100 * v:.1f}%")
 
 
 def setting_label(learn_inner_lr: bool, inner_lr: float) -> str:

@@ -169,8 +169,9 @@ class MAML(nn.Module):
         return Adapted(fast, logits, loss, accuracy(logits.detach(), episodes.query_y))
 
 
-def build_maml(config: Config, dataset: FewShotDataset) -> MAML:
-    """A freshly initialised MAML, seeded by ``config.seed``."""
+def build_maml(config: Config, dataset: FewShotDataset, smooth: bool = False) -> MAML:
+    """A freshly initialised MAML, seeded by ``config.seed``; ``smooth`` swaps in softplus
+    and average pooling (a twice-differentiable network for checking expansions)."""
     torch.manual_seed(config.seed)
-    model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size)
+    model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size, smooth=smooth)
     return MAML(model, config.inner_lr, config.learn_inner_lr, config.recompute_inner_steps)

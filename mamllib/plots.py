@@ -19,6 +19,7 @@ import seaborn as sns
 from sklearn.decomposition import PCA
 
 from mamllib.findings import fixed_rate_rows
+from mamllib.latent import task_embedding
 from mamllib.stats import ci95_band
 
 CI95 = ci95_band
@@ -151,6 +152,20 @@ def learned_rates(trajectory: dict, title: str = "") -> plt.Figure:
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
+
+
+def task_features(run, task: int = 0, title: str = "") -> plt.Figure:
+    """:func:`embedding_pca` of fixed test task ``task`` of a trained run (a
+    :class:`mamllib.runs.TrainedRun`); a run without a trained model (None) says so."""
+    if run is None:
+        fig, ax = plt.subplots(figsize=(6, 1.2))
+        ax.text(0.5, 0.5, "no trained model: the run diverged", ha="center", va="center")
+        ax.set_axis_off()
+        return fig
+    config = run.config
+    features = task_embedding(run.maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot,
+                              n_query=config.n_query, task=task, device=run.device)
+    return embedding_pca(*features, title=title)
 
 
 def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototypes: np.ndarray,

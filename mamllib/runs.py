@@ -21,6 +21,10 @@ from mamllib.models import resolve_device
 from mamllib.train import train
 
 ANALYSIS_DIR = "analysis"
+# The columns of an analysis (analyze_run), for a run that has none.
+READOUT_COLUMNS = ["part", "readout", "test_inner_lr", "task", "accuracy", "agreement", "model", "run",
+                   "train_inner_lr", "learned_inner_lr"]
+RELATION_COLUMNS = ["measure", "task", "value", "model", "run", "train_inner_lr", "learned_inner_lr"]
 ANALYSIS_SETTINGS = "settings.json"
 
 
@@ -118,6 +122,16 @@ def cached_analysis(run: TrainedRun, grid: Iterable[float] = RATE_GRID,
     return None
 
 
+def page_analysis(metrics: dict[str, Any], run_dir: Path,
+                  dataset: FewShotDataset) -> tuple[TrainedRun | None, pd.DataFrame, pd.DataFrame]:
+    """What a setting's page shows of a run: the trained run and its analysis (reused when
+    current). A diverged run has no trained model: ``(None, empty readouts, empty relations)``."""
+    if metrics["status"] != "completed":
+        return None, pd.DataFrame(columns=READOUT_COLUMNS), pd.DataFrame(columns=RELATION_COLUMNS)
+    run = load_run(run_dir, dataset)
+    return (run, *(cached_analysis(run) or analyze_run(run)))
+
+
 def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID, baseline: bool = True) -> bool:
     """Whether the run folder's written analysis is the one its stored configuration and
     latest weights give with ``grid`` and ``baseline`` (read from files, no model loaded)."""
@@ -136,6 +150,10 @@ def read_metrics(run_dirs: Iterable[Path]) -> dict[str, dict[str, Any]]:
 
 def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The readouts and relations CSVs of several analysed runs, concatenated."""
+    run_dirs = list(run_dirs)
+    if not run_dirs:
+        raise ckpt.CheckpointError("no analysed run to read: run the sweep (`python -m mamllib sweep`) or "
+                                   "`python -m mamllib analyze RUN_DIR` first")
     readouts, relations = [], []
     for run_dir in map(Path, run_dirs):
         folder = run_dir / ANALYSIS_DIR

@@ -48,8 +48,8 @@ print(under, "overparameterized:", under.overparameterized)
 # %% [markdown]
 # ## Figure 2 of the paper, overparameterized ($m\,n_v = 6 < p = 60$)
 #
-# Left: the training rate is fixed at 0.2 and the test-time rate varies. Right: the
-# test-time rate is fixed at 0.2 and the training rate varies.
+# Left: the training rate is held at `alpha_fixed` (0.2, as in the paper) and the
+# test-time rate varies. Right: the test-time rate is held there and the training rate varies.
 
 # %%
 alpha_r_values = np.round(np.linspace(-0.2, 1.0, 13), 3)
@@ -91,7 +91,7 @@ print(f"optimal test-time rate: {best_test_over:g}")
 training_under = linreg.sweep(under, "alpha_t", alpha_t_values, alpha_fixed, runs_under, seed)
 plots.linear_training_sweeps({f"m = {over.m} (overparameterized)": training,
                               f"m = {under.m} (underparameterized)": training_under},
-                             r"training rate sweep, $\alpha_r$ = 0.2")
+                             rf"training rate sweep, $\alpha_r$ = {alpha_fixed}")
 plt.show()
 
 effects = linreg.training_rate_effect(over, task_counts, alpha_t_values, alpha_fixed, runs_under, seed)

@@ -36,15 +36,18 @@ from myst_nb import glue
 
 from mamllib import findings, latent, plots
 from mamllib.data import load_dataset
-from mamllib.evaluate import Score
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import setting_config, setting_folder
-from mamllib.runs import analyze_run, cached_analysis, load_run
+from mamllib.runs import page_analysis
 from mamllib.train import train
 
-work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
+# %% [markdown]
 # The profile with this setting's values applied, and its run folder: the same calls the
-# sweep and the summary use, so all three agree on which run this page shows.
+# sweep and the summary use, so all three agree on which run this page shows. Paths are
+# relative to the repository root, wherever the kernel started.
+
+# %%
+work_in_book_root()
 setting = {"profile": profile, "inner_lr": inner_lr, "learn_inner_lr": learn_inner_lr, "seed": seed,
            "runs_root": runs_root, "overrides": overrides}
 config, run_dir = setting_config(setting), setting_folder(setting)
@@ -60,8 +63,8 @@ glue("status", metrics["status"], display=False)
 # %%
 plots.training_curves(metrics)
 plt.show()
-if metrics["inner_lr_trajectory"]["lrs"]:
-    plots.learned_rates(metrics["inner_lr_trajectory"])
+for trajectory in findings.learned_runs({run_dir.name: metrics}).values():
+    plots.learned_rates(trajectory)
     plt.show()
 print(findings.run_status_text(metrics))
 
@@ -70,23 +73,15 @@ print(findings.run_status_text(metrics))
 #
 # Every readout scores the same 600 fixed tasks; "agrees with MAML" is the share of
 # queries on which the readout predicts what the adapted MAML predicts. A run that
-# diverged has no trained model, and this page ends above.
+# diverged has no trained model, so nothing to read out.
 
 # %%
-completed = metrics["status"] == "completed"
-if completed:
-    glue("test_accuracy", metrics["test"]["accuracy"], display=False)
-    glue("test_ci95", metrics["test"]["ci95"], display=False)
-    run = load_run(run_dir, dataset)
-    readouts, relations = cached_analysis(run) or analyze_run(run)  # a current analysis is reused
-    print(f"meta-test accuracy: {Score.from_dict(metrics['test'])}")
-
-# %%
-if completed:
-    summary = latent.summarize(readouts)
-    for row in summary[summary.model == "trained"].itertuples():
-        glue(f"acc_{row.readout}", row.accuracy, display=False)
-    display(latent.percent_table(summary))
+run, readouts, relations = page_analysis(metrics, run_dir, dataset)  # a current analysis is reused
+summary = latent.summarize(readouts)
+for name, value in findings.setting_numbers(metrics, summary).items():
+    glue(name, value, display=False)
+print(findings.score_text(metrics))
+display(latent.percent_table(summary))
 
 # %% [markdown]
 # ## Features of one meta-test task
@@ -95,10 +90,6 @@ if completed:
 # principal components; stars are the class prototypes (mean support features).
 
 # %%
-if completed:
-    plots.embedding_pca(*latent.task_embedding(run.maml, dataset.splits["test"], n_way=config.n_way,
-                                               k_shot=config.k_shot, n_query=config.n_query, task=0),
-                        title=f"MAML at {findings.setting_label(learn_inner_lr, inner_lr)}")
-    plt.show()
-    print("MAML accuracy when re-adapted at each test-time rate:")
-    print(latent.rate_grid_accuracy(readouts).to_string(float_format=lambda v: f"{100 * v:.1f}%"))
+plots.task_features(run, title=f"MAML at {findings.setting_label(learn_inner_lr, inner_lr)}")
+plt.show()
+print(findings.rate_grid_text(latent.rate_grid_accuracy(readouts)))

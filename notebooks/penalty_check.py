@@ -35,7 +35,6 @@ seed = 0
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
-import torch
 from myst_nb import glue
 
 from mamllib import findings, penalty, plots
@@ -43,11 +42,15 @@ from mamllib.config import profile as make_profile
 from mamllib.data import load_dataset
 from mamllib.data.sampler import EpisodeSampler
 from mamllib.latent import format_summary
-from mamllib.maml import MAML
-from mamllib.models import Conv4
+from mamllib.maml import build_maml
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.runs import compare_objectives, trained_run
 
+# %% [markdown]
+# The meta-batch of fixed test tasks the expansion is measured on, in double precision,
+# and the rates $a$ (log-spaced from $10^{-3}$ to 1).
+
+# %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 config = make_profile(profile, seed=seed, device="cpu")
 dataset = load_dataset(config)
@@ -64,9 +67,7 @@ rates = np.logspace(-3, 0, 13)
 # take over, and where a residual changes sign a wider fit would read a shallower slope.
 
 # %%
-torch.manual_seed(seed)
-smooth = MAML(Conv4(dataset.channels, config.n_way, config.width, dataset.image_size, smooth=True),
-              0.0).double()
+smooth = build_maml(config.replace(inner_lr=0.0), dataset, smooth=True).double()
 smooth_table = penalty.expansion_table(smooth, episodes64, rates)
 smooth_slopes = penalty.fitted_slopes(smooth_table, fit_upto)
 print(f"smooth network, fitted slopes for a <= {fit_upto:g}: first order %.2f, "

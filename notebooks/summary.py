@@ -34,6 +34,11 @@ from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import analysed_settings, read_record, settings_table
 from mamllib.runs import load_analyses, read_metrics
 
+# %% [markdown]
+# The sweep's own settings, as its record lists them, and the analyses of those whose
+# analysis is current (paths relative to the repository root).
+
+# %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 record = read_record(sweep_status)
 settings = settings_table(record, profile)
@@ -50,7 +55,7 @@ print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the swe
 
 # %%
 glue("n_settings", len(settings), display=False)
-glue("n_completed", int((settings.status == "completed").sum()), display=False)
+glue("n_completed", findings.completed_count(settings), display=False)
 print(findings.completion_text(settings))
 
 # %% [markdown]

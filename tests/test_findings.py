@@ -241,3 +241,18 @@ def test_completion_text_lists_what_did_not_complete():
     assert text.startswith("2 of the 3 settings") and "run_b (diverged)" in text and "run_c (failed)" in text
     assert "run_a" not in text
     assert findings.completion_text(settings.iloc[:1]).startswith("Every one of the 1 settings")
+
+
+def test_setting_page_numbers_and_texts():
+    completed = {"status": "completed", "test": {"accuracy": 0.973, "ci95": 0.005, "n_tasks": 600}}
+    summary = pd.DataFrame({"model": ["trained", "trained", "untrained"],
+                            "readout": ["maml", "logreg", "maml"], "accuracy": [0.97, 0.9, 0.2]})
+    assert findings.setting_numbers(completed, summary) == {
+        "test_accuracy": 0.973, "test_ci95": 0.005, "acc_maml": 0.97, "acc_logreg": 0.9}
+    assert findings.setting_numbers({"status": "diverged"}, summary) == {}
+    text = findings.score_text(completed)
+    assert "97.30% +- 0.50%" in text and "600 tasks" in text
+    assert "diverged" in findings.score_text({"status": "diverged"})
+    grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
+    assert "97.0%" in findings.rate_grid_text(grid)
+    assert "no rate grid" in findings.rate_grid_text(grid.iloc[:0])

@@ -1,8 +1,11 @@
 """The latent analysis: the zero-head theorem, CKA, and the readout table."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
+
+from mamllib import latent
 
 from mamllib.latent import (READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka,
                             summarize)
@@ -106,3 +109,14 @@ def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
         rows = readouts[(readouts.part == part) & (readouts.readout == readout)]
         got = rows[np.isclose(rows.test_inner_lr, rate)].accuracy.values
         np.testing.assert_allclose(got, explicit, atol=1e-6)  # a differing prediction moves it by 1/6
+
+
+def test_percent_table_and_rate_grid_accuracy():
+    summary = pd.DataFrame({"model": ["trained"], "readout": ["maml"], "accuracy": [0.97312],
+                            "ci95": [0.00512], "n": [600], "agreement": [0.9216]})
+    shown = latent.percent_table(summary).iloc[0]
+    assert (shown.accuracy, shown.ci95, shown.agreement) == (97.31, 0.51, 92.2)
+    readouts = pd.DataFrame({"part": ["rate_grid"] * 4 + ["readouts"],
+                             "test_inner_lr": [-0.1, -0.1, 0.1, 0.1, 0.1],
+                             "accuracy": [0.2, 0.4, 0.9, 1.0, 0.0]})
+    assert latent.rate_grid_accuracy(readouts).to_dict() == pytest.approx({-0.1: 0.3, 0.1: 0.95})

@@ -36,6 +36,8 @@ def _imports(path: Path) -> set[str]:
     """The mamllib modules a source file imports, relative to the package (``data.sampler``)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text())):
+        # The package imports absolutely; a relative import would escape this check.
+        assert not (isinstance(node, ast.ImportFrom) and node.level), f"{path}: relative import"
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
             [node.module or ""] if isinstance(node, ast.ImportFrom) else []
         found |= {name.removeprefix("mamllib.") for name in names if name.startswith("mamllib.")}

@@ -35,7 +35,9 @@ def test_notebooks_work_in_the_book_root_from_any_folder_below_it(tmp_path, monk
     from mamllib.pipeline.paths import book_root, work_in_book_root
 
     (tmp_path / "_toc.yml").write_text("format: jb-book\n")
+    (tmp_path / "_config.yml").write_text("title: t\n")
     (tmp_path / "notebooks" / "deeper").mkdir(parents=True)
+    (tmp_path / "notebooks" / "deeper" / "_toc.yml").write_text("a generated toc alone is no book root\n")
     assert book_root(tmp_path / "notebooks" / "deeper") == tmp_path.resolve()
     monkeypatch.chdir(tmp_path / "notebooks")  # where JupyterLab starts a notebook's kernel
     assert work_in_book_root() == tmp_path.resolve() and Path.cwd() == tmp_path.resolve()

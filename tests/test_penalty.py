@@ -1,13 +1,14 @@
 """The Taylor view of the one-step objective, checked numerically in double precision."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
 from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML
 from mamllib.models import Conv4
-from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, gradient_cosine,
+from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, fitted_slopes, gradient_cosine,
                              gradient_cosines, meta_gradients, residual_slopes, surrogate, taylor_terms)
 
 
@@ -85,3 +86,13 @@ def test_faithful_up_to_stops_at_the_first_rate_that_falls_short():
     assert faithful_up_to(rates, np.array([0.99, 0.9, 0.99, 0.99, 0.99, 0.99])) == 0.01
     assert faithful_up_to(rates, np.full(6, 0.99)) == 0.4
     assert faithful_up_to(rates, np.array([0.99, 0.99, 0.5, 0.99, 0.99, 0.99])) == 0.0
+
+
+def test_fitted_slopes_use_only_the_rates_up_to_the_limit():
+    # Residuals exactly a^2 and a^3 up to 0.02, then a different law: the fit must not see it.
+    rates = np.array([0.001, 0.005, 0.01, 0.02, 0.1, 1.0])
+    first = np.where(rates <= 0.02, rates ** 2, rates)
+    second = np.where(rates <= 0.02, rates ** 3, 5 * rates)
+    table = pd.DataFrame({"rate": rates, "exact": np.zeros(6), "first_order": first, "second_order": second})
+    assert fitted_slopes(table, 0.02) == pytest.approx((2.0, 3.0))
+    assert abs(fitted_slopes(table, 1.0)[0] - 2.0) > 0.1  # the wider fit reads another slope

@@ -51,8 +51,14 @@ def test_the_notebook_and_the_sweep_agree_on_a_settings_folder(tmp_path):
                              overrides={"iterations": 3})
     learned = setting_config(setting[-1].parameters)
     assert learned.learn_inner_lr and learned.iterations == 3
-    assert run_folder("r", "smoke", learned).name == "maml-lrlearned-seed0"
-    assert run_folder("r", "smoke", setting_config(setting[0].parameters)).name == "maml-lr-0.01-seed0"
+    # Overrides that change training (iterations) get the training hash in the name, so
+    # such a run never takes the folder of the profile's own run of the setting.
+    assert run_folder("r", "smoke", learned).name == f"maml-lrlearned-seed0-{learned.training_hash()}"
+    fixed = setting_config(setting[0].parameters)
+    assert run_folder("r", "smoke", fixed).name == f"maml-lr-0.01-seed0-{fixed.training_hash()}"
+    assert run_folder("r", "smoke", profile("smoke", inner_lr=-0.01)).name == "maml-lr-0.01-seed0"
+    scored_apart = profile("smoke", inner_lr=-0.01, test_inner_lr=0.4, device="cpu")  # evaluation only
+    assert run_folder("r", "smoke", scored_apart).name == "maml-lr-0.01-seed0"
 
 
 def test_a_finished_page_is_titled_by_its_setting_with_its_code_folded(tmp_path):
@@ -70,8 +76,9 @@ def test_a_finished_page_is_titled_by_its_setting_with_its_code_folded(tmp_path)
                                     "nbformat_minor": 5}))
     finish_page(notebook, "MAML at training rate -0.1, seed 0", "maml_run")
     finished = json.loads(notebook.read_text())
-    assert finished["metadata"]["papermill"] == {"input_path": "notebooks/maml_run.py",
-                                                 "output_path": "n.ipynb"}
+    written = json.dumps(finished["metadata"])
+    assert str(tmp_path) not in written and "/tmp" not in written
+    assert finished["metadata"]["papermill"]["input_path"] == "notebooks/maml_run.py"  # where to find it
     cells = finished["cells"]
     assert cells[0]["source"] == ["# a comment\n"]
     assert "".join(cells[1]["source"]) == "# MAML at training rate -0.1, seed 0\n\nText.\n# Later heading"
@@ -105,3 +112,35 @@ def test_the_books_settings_are_listed_in_numeric_order_of_the_rate(tmp_path):
     names = {f"book/generated/{e.output}": (c.learn_inner_lr, c.inner_lr) for e, c in zip(settings, rates)}
     assert [names[p["file"]] for p in pages] == [(False, -0.4), (False, -0.1), (False, -0.01), (False, 0.0),
                                                   (False, 0.01), (True, 0.1)]
+
+
+def test_a_toc_without_any_setting_page_yet_has_no_empty_section_list(tmp_path):
+    import shutil
+
+    import yaml
+
+    from mamllib.pipeline.report import ordered_toc
+
+    shutil.copy(Path(__file__).resolve().parent.parent / "_toc.yml", tmp_path)
+    (tmp_path / "book" / "generated").mkdir(parents=True)
+    settings = sweep_settings("smoke", rates=(0.1,), runs_root="r")
+    toc = yaml.safe_load(ordered_toc(tmp_path, settings).read_text())
+    settings_page = [c for part in toc["parts"] for c in part["chapters"] if c["file"] == "book/settings"][0]
+    assert "sections" not in settings_page
+
+
+def test_settings_table_and_a_missing_record(tmp_path):
+    import pytest
+
+    from mamllib.errors import UserError
+    from mamllib.pipeline.sweep import read_record, settings_table
+
+    settings = sweep_settings("smoke", rates=(0.1, -0.4), learned=False, runs_root="r")
+    record = {e.output: {"parameters": e.parameters, "status": "completed", "wall_time_s": 1.0}
+              for e in settings}
+    record["penalty_check"] = {"parameters": {"profile": "smoke"}, "status": "completed", "wall_time_s": 2.0}
+    table = settings_table(record, "smoke")
+    assert list(table.inner_lr) == [0.1, -0.4] and set(table.status) == {"completed"}
+    assert settings_table(record, "quick").empty
+    with pytest.raises(UserError, match="no sweep record"):
+        read_record(tmp_path / "executions.json")

@@ -35,17 +35,21 @@ def machine() -> pd.DataFrame:
 
 
 def runs_table(runs_root: str | Path, profile: str) -> pd.DataFrame:
-    """Every run folder of ``profile``: hash, status, iterations, wall time, accuracy, device."""
+    """Every run folder of ``profile`` (objective, then learned rates last, rates in numeric
+    order, then seed): hash, status, iterations, wall time, accuracy, device."""
     rows = []
-    for metrics_path in sorted((Path(runs_root) / profile).glob("*/metrics.json")):
+    for metrics_path in (Path(runs_root) / profile).glob("*/metrics.json"):
         metrics = json.loads(metrics_path.read_text())
-        test = metrics.get("test") or {}
+        config, test = metrics["config"], metrics.get("test") or {}
         rows.append({"run": metrics_path.parent.name, "config hash": metrics["config_hash"],
                      "status": metrics["status"], "iterations": metrics["iterations_done"],
                      "training + test wall time (s)": round(metrics["wall_time_s"], 1),
                      "meta-test accuracy": test.get("accuracy"),
-                     "device": metrics["environment"].get("device", metrics["environment"]["machine"])})
-    return pd.DataFrame(rows)
+                     "device": metrics["environment"].get("device", metrics["environment"]["machine"]),
+                     "_order": (config["objective"], config["learn_inner_lr"], config["inner_lr"],
+                                config["seed"])})
+    table = pd.DataFrame(rows)
+    return table.sort_values("_order", ignore_index=True).drop(columns="_order") if rows else table
 
 
 def executions_table(record: str | Path) -> pd.DataFrame:

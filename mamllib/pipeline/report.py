@@ -62,12 +62,15 @@ def ordered_toc(root: Path, settings: list[Execution]) -> Path:
             if entry.get("glob") == SETTINGS_GLOB:
                 out += pages
                 continue
-            out.append({key: expand(value) if key in ("parts", "chapters", "sections") else value
-                        for key, value in entry.items()})
+            expanded = {key: expand(value) if key in ("parts", "chapters", "sections") else value
+                        for key, value in entry.items()}
+            if expanded.get("sections") == []:  # no setting has a page yet: an empty list is invalid
+                del expanded["sections"]
+            out.append(expanded)
         return out
 
     toc["parts"] = expand(toc["parts"])
-    path = root / GENERATED / "_toc.yml"
+    path = root / GENERATED / "toc.generated.yml"  # not _toc.yml: that marks the book's root
     atomic_write_bytes(path, yaml.safe_dump(toc, sort_keys=False).encode())
     return path
 

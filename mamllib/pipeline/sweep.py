@@ -184,7 +184,7 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -
              str(notebook.resolve()), "--parameters", json.dumps(execution.parameters)],
             cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     status = _status_of(notebook) if done.returncode == 0 else "failed"
-    if status != "failed":  # a failed notebook may be cut short: leave it as it is
+    if notebook.exists():  # a failed one too: papermill's partial notebook may be in the book
         finish_page(notebook, execution.title, execution.notebook)
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),
