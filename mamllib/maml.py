@@ -115,14 +115,22 @@ class MAML(nn.Module):
         if steps == 0:
             return fast
         optimizer = higher.optim.get_diff_optim(self._sgd, params, track_higher_grads=track_graph)
-        # First-order MAML: the update still depends on theta (and on a learned rate),
-        # but the inner gradient is treated as a constant.
-        detach = (lambda grads: [g.detach() for g in grads]) if first_order else None
 
         def step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
             loss = task_loss(self.fmodel(support_x, params=list(fast)), support_y)
-            return tuple(optimizer.step(loss, params=fast, override={"lr": list(rates)},
-                                        grad_callback=detach))
+            return tuple(optimizer.step(loss, params=fast, override={"lr": list(rates)}))
+
+        def first_order_step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            # First-order MAML: the update still depends on theta (and on a learned rate),
+            # but the inner gradient is a constant, so its graph is never built (`higher`
+            # would build the second-order graph and then detach it). The same SGD step:
+            # higher's p + (-lr) g is p - lr g exactly.
+            loss = task_loss(self.fmodel(support_x, params=list(fast)), support_y)
+            grads = torch.autograd.grad(loss, fast)
+            return tuple(f - lr * g for f, lr, g in zip(fast, rates, grads))
+
+        if first_order and track_graph:
+            step = first_order_step
 
         # Recomputing only pays when a graph is kept; non-reentrant checkpointing lets the
         # inner torch.autograd.grad and the learned rates (closed over) through.
