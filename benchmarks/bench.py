@@ -231,9 +231,9 @@ def parity_section(excluded: dict[str, set[str]], device: str) -> list[str]:
              f"round-off below it). An implementation that does not agree gets no speed. `func_vmap` "
              f"runs with batch norm written out in elementary operations: with torch's fused batch norm "
              f"(`func_vmap_fused_batch_norm`, not timed) its second-order gradient under vmap is wrong.", "",
-             "| configuration | implementation | float32 difference | float64 difference "
+             "| configuration | scale | implementation | float32 difference | float64 difference "
              "| float32 round-off | agrees |",
-             "|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|"]
     for name, c in CONFIGS.items():
         diffs, scale = parity(c, device)
         own = diffs["ours"]["float32 round-off"]
@@ -242,7 +242,7 @@ def parity_section(excluded: dict[str, set[str]], device: str) -> list[str]:
             agrees = parity_verdict(d["float32"], d["float64"], own, scale)
             if not agrees:
                 excluded[name].add(impl)
-            lines.append(f"| {name} | {impl} | {d['float32']:.1e} | {d['float64']:.1e} | "
+            lines.append(f"| {name} | {scale:.2g} | {impl} | {d['float32']:.1e} | {d['float64']:.1e} | "
                          f"{d['float32 round-off']:.1e} | {'yes' if agrees else '**no**'} |")
     if set(REFERENCES) <= excluded["quick"]:
         raise SystemExit("no reference agrees with ours on quick; refusing to report speed")
