@@ -114,9 +114,7 @@ class MAML(nn.Module):
         fast = self.task_copies(support_x.shape[0])
         if steps == 0:
             return fast
-        optimizer = higher.optim.get_diff_optim(self._sgd, params, track_higher_grads=track_graph)
-
-        def step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        def higher_step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
             loss = task_loss(self.fmodel(support_x, params=list(fast)), support_y)
             return tuple(optimizer.step(loss, params=fast, override={"lr": list(rates)}))
 
@@ -131,6 +129,9 @@ class MAML(nn.Module):
 
         if first_order and track_graph:
             step = first_order_step
+        else:  # only this path needs higher's differentiable optimizer
+            optimizer = higher.optim.get_diff_optim(self._sgd, params, track_higher_grads=track_graph)
+            step = higher_step
 
         # Recomputing only pays when a graph is kept; non-reentrant checkpointing lets the
         # inner torch.autograd.grad and the learned rates (closed over) through.

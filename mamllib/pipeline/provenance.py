@@ -15,6 +15,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from mamllib.pipeline.sweep import rate_order
+
 PACKAGES = ("torch", "torchvision", "higher", "numpy", "scikit-learn", "pandas", "matplotlib", "seaborn",
             "pillow", "papermill", "jupytext", "myst-nb", "jupyter-book")
 
@@ -46,8 +48,7 @@ def runs_table(runs_root: str | Path, profile: str) -> pd.DataFrame:
                      "training + test wall time (s)": round(metrics["wall_time_s"], 1),
                      "meta-test accuracy": test.get("accuracy"),
                      "device": metrics["environment"].get("device", metrics["environment"]["machine"]),
-                     "_order": (config["objective"], config["learn_inner_lr"], config["inner_lr"],
-                                config["seed"])})
+                     "_order": rate_order(config)})
     table = pd.DataFrame(rows)
     return table.sort_values("_order", ignore_index=True).drop(columns="_order") if rows else table
 

@@ -17,7 +17,7 @@ import yaml
 
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
-from mamllib.pipeline.sweep import DEFAULT_RATES, Execution, run_executions, sweep_settings
+from mamllib.pipeline.sweep import DEFAULT_RATES, Execution, rate_order, run_executions, sweep_settings
 
 GENERATED = Path("book") / "generated"
 
@@ -42,18 +42,13 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
 SETTINGS_GLOB = "book/generated/run_*"
 
 
-def settings_in_rate_order(settings: list[Execution]) -> list[Execution]:
-    """Fixed rates in numeric order, then learned rates; seeds in order within each."""
-    return sorted(settings, key=lambda e: (e.parameters["learn_inner_lr"], e.parameters["inner_lr"],
-                                           e.parameters["seed"]))
-
-
 def ordered_toc(root: Path, settings: list[Execution]) -> Path:
     """The book's ``_toc.yml`` with the settings' glob replaced by their pages in numeric
     order of the rate (a glob sorts as text: -0.01, -0.1, -0.4, 0, ...), written beside
     the generated notebooks; returns its path."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    pages = [{"file": f"{GENERATED.as_posix()}/{e.output}"} for e in settings_in_rate_order(settings)
+    in_order = sorted(settings, key=lambda e: rate_order(e.parameters))
+    pages = [{"file": f"{GENERATED.as_posix()}/{e.output}"} for e in in_order
              if (root / GENERATED / f"{e.output}.ipynb").exists()]
 
     def expand(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:

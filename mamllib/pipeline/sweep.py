@@ -65,6 +65,12 @@ def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: 
     return executions
 
 
+def rate_order(values: dict[str, Any]) -> tuple:
+    """Sort key of a setting (a ``maml_run``'s parameters, or a run's config): objective,
+    fixed rates in numeric order before learned ones, then seed."""
+    return values.get("objective", "maml"), values["learn_inner_lr"], values["inner_lr"], values["seed"]
+
+
 def setting_config(parameters: dict[str, Any]) -> Config:
     """The training config of one ``maml_run`` setting, built as the notebook builds it."""
     return make_profile(parameters["profile"], inner_lr=parameters["inner_lr"],
