@@ -15,8 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import (DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config, field_kind, from_dict,
-                            profile)
+from mamllib.config import (DEFAULT_POPULATION, DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config,
+                            field_kind, from_dict, profile)
 from mamllib.errors import ConfigError, UserError
 
 EXIT_USAGE = 2
@@ -136,6 +136,18 @@ def _build_parser() -> argparse.ArgumentParser:
     train.add_argument("--out", metavar="DIR",
                        help="run folder (default: runs/<profile>/<objective>-lr<inner_lr>-seed<seed>, "
                             "where the sweep and the notebooks look for it)")
+    several = train.add_argument_group(
+        "several settings at once", "Train every rate x seed, each into its default run folder, in "
+        "populations: up to --population settings run as one batched computation, each ending "
+        "where it would alone.")
+    several.add_argument("--rates", type=_finite_number, nargs="+", metavar="RATE",
+                         help="inner rates (instead of --inner-lr)")
+    several.add_argument("--seeds", type=_integer, nargs="+", metavar="SEED",
+                         help="seeds (instead of --seed)")
+    several.add_argument("--runs-root", default="runs", help="folder of run folders (default: %(default)s)")
+    several.add_argument("--population", type=_integer, default=DEFAULT_POPULATION, metavar="N",
+                         help="settings trained as one batch (default: %(default)s, measured best on "
+                              "2 CPU cores; see benchmarks/RESULTS.md)")
     _add_config_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="re-score a trained run on the meta-test tasks",
@@ -192,15 +204,46 @@ def _build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from mamllib.evaluate import Score
+
+    overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
+    if args.rates is None and args.seeds is None:
+        return _train_one(args, profile(args.profile, **overrides))
+    for many, one in (("rates", "inner_lr"), ("seeds", "seed")):
+        if getattr(args, many) is not None and getattr(args, one) is not None:
+            raise ConfigError(f"--{many} and --{one.replace('_', '-')} are not allowed together; give one")
+    if args.out is not None:
+        raise ConfigError("--out names one run folder; with --rates or --seeds each run goes to its "
+                          "default folder under --runs-root")
+    if args.population < 1:
+        raise ConfigError(f"population={args.population} is not allowed; use 1 or more")
+    from mamllib.checkpoint import run_folder
+    from mamllib.pipeline.paths import relative_base
+    from mamllib.population import train_population
+
+    configs = [profile(args.profile, **{**overrides, "inner_lr": rate, "seed": seed})
+               for seed in args.seeds or [overrides.get("seed", profile(args.profile).seed)]
+               for rate in args.rates or [overrides.get("inner_lr", profile(args.profile).inner_lr)]]
+    folders = [run_folder(relative_base() / args.runs_root, args.profile, config) for config in configs]
+    results = train_population(configs, folders, max_size=args.population,
+                               log=lambda msg: print(msg, flush=True))
+    for folder, metrics in zip(folders, results):
+        outcome = Score.from_dict(metrics["test"]) if metrics["status"] == "completed" else metrics["status"]
+        print(f"{folder}: {outcome}")
+    refused = [metrics["error"] for metrics in results if metrics["status"] == "refused"]
+    for message in refused:  # the others trained: one line each for the runs that could not
+        print(f"python -m mamllib train: error: {message}", file=sys.stderr)
+    return EXIT_USAGE if refused else 0
+
+
+def _train_one(args: argparse.Namespace, config: Config) -> int:
     from mamllib.checkpoint import run_folder
     from mamllib.evaluate import Score
     from mamllib.pipeline.paths import relative_base
     from mamllib.train import train
 
-    overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
-    config = profile(args.profile, **overrides)
     # By default, the folder the sweep and the notebooks use for this setting.
-    out = Path(args.out) if args.out else run_folder(relative_base() / "runs", args.profile, config)
+    out = Path(args.out) if args.out else run_folder(relative_base() / args.runs_root, args.profile, config)
     metrics = train(config, out, log=lambda msg: print(msg, flush=True))
     if metrics["status"] == "completed":
         print(f"{out}: meta-test accuracy {Score.from_dict(metrics['test'])}")

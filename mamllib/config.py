@@ -20,6 +20,9 @@ FLOAT32_MAX = 3.4028234663852886e38
 # square. Kept here so that the command line starts without importing torch.
 DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 RATE_GRID = DEFAULT_RATES
+# Settings trained as one batched computation (mamllib.population) by `train --rates`
+# and the report: measured on 2 CPU cores (benchmarks/RESULTS.md).
+DEFAULT_POPULATION = 8
 # Fields that change a finished run's meta-test result without changing its training.
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
 

@@ -1,12 +1,13 @@
-"""MAML's inner loop through `higher`, for a whole meta-batch of tasks at once.
+"""MAML's inner loop for a whole meta-batch of tasks at once.
 
 The meta-parameters ``theta`` are expanded to one fast-weight copy per task
 (``[T, *shape]``); a single backward pass of the summed support loss then yields every
-task's own inner gradient, because task ``t``'s loss depends only on copy ``t``. The
-differentiable SGD step of `higher` applies ``theta_t <- theta_t - lr * g_t`` and keeps
-the graph, so the query loss differentiates back to ``theta`` (second order), or, with
-the inner gradients detached, to first order. The inner rate may be any real number
-(0 and negatives included) or one learned rate per parameter tensor.
+task's own inner gradient, because task ``t``'s loss depends only on copy ``t``. Each
+SGD step ``theta_t <- theta_t - lr * g_t`` keeps the graph, so the query loss
+differentiates back to ``theta`` (second order), or, with the inner gradients held
+constant, to first order. `higher` patches the network into a function of explicit
+weights. The inner rate may be any real number (0 and negatives included) or one
+learned rate per parameter tensor.
 
 Keeping every inner step's graph costs memory in proportion to the steps (about 3 MB
 per task and step for the glyph Conv4-32). With ``recompute_steps`` each step runs under
@@ -52,6 +53,35 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == labels).float().mean(-1)
 
 
+def sgd_steps(fmodel, fast: list[torch.Tensor], rates: list[torch.Tensor], support_x: torch.Tensor,
+              support_y: torch.Tensor, steps: int, *, first_order: bool = False, track_graph: bool = True,
+              recompute: bool = False) -> list[torch.Tensor]:
+    """``steps`` SGD steps of every task copy on its own support loss: ``f - rate * g``.
+
+    ``fast`` holds one tensor ``[T, *shape]`` per parameter tensor and ``rates`` one rate
+    per tensor, each broadcastable to its copies (a scalar, or ``[T, 1, ...]`` when the
+    copies belong to different learners). Second order keeps the graph of the inner
+    gradient; first order treats it as a constant, so its graph is never built (the step
+    still depends on ``theta`` and on learned rates); without ``track_graph`` nothing is
+    kept for a meta-gradient (evaluation).
+    """
+    second_order = track_graph and not first_order
+
+    def step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        loss = task_loss(fmodel(support_x, params=list(fast)), support_y)
+        grads = torch.autograd.grad(loss, fast, create_graph=second_order)
+        stepped = (f - rate * g for f, rate, g in zip(fast, rates, grads))
+        return tuple(stepped if track_graph else (s.detach().requires_grad_() for s in stepped))
+
+    # Recomputing only pays when a graph is kept; non-reentrant checkpointing lets the
+    # inner torch.autograd.grad and the learned rates (closed over) through.
+    recompute = recompute and track_graph
+    with torch.enable_grad():
+        for _ in range(steps):
+            fast = list(checkpoint(step, *fast, use_reentrant=False) if recompute else step(*fast))
+    return fast
+
+
 @dataclass
 class Adapted:
     """The outcome of adapting to a meta-batch: fast weights and query predictions."""
@@ -60,9 +90,68 @@ class Adapted:
     query_logits: torch.Tensor
     query_loss: torch.Tensor  # mean over tasks
     query_accuracy: torch.Tensor  # per task
+    task_objectives: torch.Tensor  # per task: what query_loss averages
 
 
-class MAML(nn.Module):
+class TaskBatched:
+    """Adaptation of task copies, shared by one MAML and a population of them.
+
+    A subclass supplies ``fmodel`` (the network as a function of explicit weights),
+    ``task_copies(tasks)`` (the weights each task starts from, ``[T, *shape]`` per tensor),
+    ``step_rates(tasks, lrs, dtype)`` (one inner rate per tensor, broadcastable to those
+    copies) and ``recompute_steps``.
+    """
+
+    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int,
+              lrs: torch.Tensor | None = None, first_order: bool = False,
+              track_graph: bool = True) -> list[torch.Tensor]:
+        """Fast weights ``[T, *shape]`` after ``steps`` SGD steps on each task's support set.
+
+        ``lrs`` overrides the learner's own rates (one per tensor, or a scalar). With
+        ``track_graph`` False nothing is kept for a meta-gradient (evaluation).
+        """
+        tasks = support_x.shape[0]
+        return sgd_steps(self.fmodel, self.task_copies(tasks), self.step_rates(tasks, lrs), support_x,
+                         support_y, steps, first_order=first_order, track_graph=track_graph,
+                         recompute=self.recompute_steps)
+
+    def losses_and_gradients(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False):
+        """Per-task losses ``[T]`` at the task copies, per-task gradients, and the copies."""
+        with torch.enable_grad():
+            fast = self.task_copies(x.shape[0])
+            losses = task_losses(self.fmodel(x, params=fast), y)
+            grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
+        return losses, list(grads), fast
+
+    def one_step_weights(self, gradients: list[torch.Tensor], lrs=None) -> list[torch.Tensor]:
+        """``theta - lr * g`` per tensor: the fast weights after one inner step with the given
+        per-task gradients; ``lrs`` is one rate or one per tensor (default: the learner's own)."""
+        tasks = gradients[0].shape[0]
+        copies = self.task_copies(tasks)
+        rates = self.step_rates(tasks, lrs, copies[0].dtype)
+        return [c - lr * g for c, lr, g in zip(copies, rates, gradients)]
+
+    def inner_gradients(self, support_x: torch.Tensor, support_y: torch.Tensor) -> list[torch.Tensor]:
+        """Each task's support-loss gradient at the meta-parameters, ``[T, *shape]``.
+
+        After one inner step at rate ``a`` the fast weights are ``theta - a * g``, so a
+        grid of one-step rates needs this gradient only once.
+        """
+        return self.losses_and_gradients(support_x, support_y)[1]
+
+    def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
+                first_order: bool = False, track_graph: bool = True) -> Adapted:
+        """Adapt on the supports, then classify the queries with the fast weights."""
+        with torch.set_grad_enabled(True):
+            fast = self.adapt(episodes.support_x, episodes.support_y, steps, lrs, first_order, track_graph)
+        with torch.set_grad_enabled(track_graph):
+            logits = self.fmodel(episodes.query_x, params=fast)
+            per_task = task_losses(logits, episodes.query_y)
+            loss = per_task.sum() / episodes.n_tasks
+        return Adapted(fast, logits, loss, accuracy(logits.detach(), episodes.query_y), per_task)
+
+
+class MAML(TaskBatched, nn.Module):
     """A Conv4 plus its inner learning rate(s), adapting batches of tasks with `higher`.
 
     Args:
@@ -89,10 +178,6 @@ class MAML(nn.Module):
         # list it ever saw (with its graph), a leak of megabytes per iteration.
         object.__setattr__(self, "fmodel", higher.monkeypatch(
             model, copy_initial_weights=False, track_higher_grads=False))
-        # A template for `higher`: one parameter group per tensor so that each tensor can
-        # take its own rate. Its lr is a placeholder (torch refuses negatives); every step
-        # overrides it with `inner_lrs`.
-        self._sgd = torch.optim.SGD([{"params": [p]} for p in model.parameters()], lr=0.0)
 
     def rate_names(self) -> list[str]:
         """The parameter tensor that each entry of ``inner_lrs`` steps, by name."""
@@ -101,81 +186,15 @@ class MAML(nn.Module):
     def meta_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.parameters() if p.requires_grad]
 
-    def adapt(self, support_x: torch.Tensor, support_y: torch.Tensor, steps: int,
-              lrs: torch.Tensor | None = None, first_order: bool = False,
-              track_graph: bool = True) -> list[torch.Tensor]:
-        """Fast weights ``[T, *shape]`` after ``steps`` SGD steps on each task's support set.
-
-        ``lrs`` overrides the model's own rates (one per tensor, or a scalar). With
-        ``track_graph`` False nothing is kept for a meta-gradient (evaluation).
-        """
-        params = list(self.model.parameters())
-        rates = self.inner_lrs if lrs is None else torch.as_tensor(lrs).expand(len(params))
-        fast = self.task_copies(support_x.shape[0])
-        if steps == 0:
-            return fast
-        def higher_step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            loss = task_loss(self.fmodel(support_x, params=list(fast)), support_y)
-            return tuple(optimizer.step(loss, params=fast, override={"lr": list(rates)}))
-
-        def first_order_step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            # First-order MAML: the update still depends on theta (and on a learned rate),
-            # but the inner gradient is a constant, so its graph is never built (`higher`
-            # would build the second-order graph and then detach it). The same SGD step:
-            # higher's p + (-lr) g is p - lr g exactly.
-            loss = task_loss(self.fmodel(support_x, params=list(fast)), support_y)
-            grads = torch.autograd.grad(loss, fast)
-            return tuple(f - lr * g for f, lr, g in zip(fast, rates, grads))
-
-        if first_order and track_graph:
-            step = first_order_step
-        else:  # only this path needs higher's differentiable optimizer
-            optimizer = higher.optim.get_diff_optim(self._sgd, params, track_higher_grads=track_graph)
-            step = higher_step
-
-        # Recomputing only pays when a graph is kept; non-reentrant checkpointing lets the
-        # inner torch.autograd.grad and the learned rates (closed over) through.
-        recompute = self.recompute_steps and track_graph
-        for _ in range(steps):
-            fast = checkpoint(step, *fast, use_reentrant=False) if recompute else step(*fast)
-        return list(fast)
-
     def task_copies(self, tasks: int) -> list[torch.Tensor]:
         """The meta-parameters as ``tasks`` fast-weight copies ``[T, *shape]`` (views of theta)."""
         return [p.unsqueeze(0).expand(tasks, *p.shape) for p in self.model.parameters()]
 
-    def losses_and_gradients(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False):
-        """Per-task losses ``[T]`` at ``theta``, per-task gradients, and the task copies."""
-        with torch.enable_grad():
-            fast = self.task_copies(x.shape[0])
-            losses = task_losses(self.fmodel(x, params=fast), y)
-            grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
-        return losses, list(grads), fast
-
-    def one_step_weights(self, gradients: list[torch.Tensor], lrs) -> list[torch.Tensor]:
-        """``theta - lr * g`` per tensor: the fast weights after one inner step with the given
-        per-task gradients; ``lrs`` is one rate or one per tensor."""
-        params = list(self.model.parameters())
-        lrs = torch.as_tensor(lrs, dtype=params[0].dtype, device=params[0].device).expand(len(params))
-        return [p - lr * g for p, lr, g in zip(params, lrs, gradients)]
-
-    def inner_gradients(self, support_x: torch.Tensor, support_y: torch.Tensor) -> list[torch.Tensor]:
-        """Each task's support-loss gradient at the meta-parameters, ``[T, *shape]``.
-
-        After one inner step at rate ``a`` the fast weights are ``theta - a * g``, so a
-        grid of one-step rates needs this gradient only once.
-        """
-        return self.losses_and_gradients(support_x, support_y)[1]
-
-    def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
-                first_order: bool = False, track_graph: bool = True) -> Adapted:
-        """Adapt on the supports, then classify the queries with the fast weights."""
-        with torch.set_grad_enabled(True):
-            fast = self.adapt(episodes.support_x, episodes.support_y, steps, lrs, first_order, track_graph)
-        with torch.set_grad_enabled(track_graph):
-            logits = self.fmodel(episodes.query_x, params=fast)
-            loss = task_loss(logits, episodes.query_y) / episodes.n_tasks
-        return Adapted(fast, logits, loss, accuracy(logits.detach(), episodes.query_y))
+    def step_rates(self, tasks: int, lrs=None, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
+        """One rate per parameter tensor (the same for every task): ``lrs``, a scalar or one
+        per tensor, or else the model's own ``inner_lrs``."""
+        rates = self.inner_lrs if lrs is None else torch.as_tensor(lrs)
+        return list(rates.to(dtype or rates.dtype).expand(len(self.rate_names())))
 
 
 def build_maml(config: Config, dataset: FewShotDataset, smooth: bool = False) -> MAML:

@@ -23,13 +23,17 @@ import pandas as pd
 import torch
 
 from mamllib.data.sampler import Episodes
-from mamllib.maml import MAML, Adapted, accuracy, task_losses
+from mamllib.maml import MAML, Adapted, TaskBatched, accuracy, task_losses
 
 
-def _dot(a: list[torch.Tensor], b: list[torch.Tensor], weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Per-task inner product of two per-task parameter lists, optionally per-tensor weighted."""
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor],
+         weights: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Per-task inner product of two per-task parameter lists, optionally weighted per tensor
+    (each weight a scalar, or one per task broadcastable to its tensor's copies)."""
     terms = torch.stack([(x * y).flatten(1).sum(1) for x, y in zip(a, b)], dim=1)  # [T, tensors]
-    return terms.sum(1) if weights is None else (terms * weights).sum(1)
+    if weights is None:
+        return terms.sum(1)
+    return (terms * torch.stack([w.reshape(-1).expand(len(terms)) for w in weights], dim=1)).sum(1)
 
 
 @dataclass
@@ -74,18 +78,17 @@ def exact_objective(maml: MAML, episodes: Episodes, a: float) -> float:
     return float(task_losses(maml.fmodel(episodes.query_x, params=fast), episodes.query_y).mean())
 
 
-def surrogate(maml: MAML, episodes: Episodes, lrs: torch.Tensor | None = None) -> Adapted:
+def surrogate(maml: TaskBatched, episodes: Episodes, lrs: torch.Tensor | None = None) -> Adapted:
     """The surrogate ``mean_t [L_q - sum_i a_i <g_q,i, g_s,i>]`` (differentiable in ``theta``
     and in learned rates ``a_i``), with the accuracy of the true one-step adaptation."""
-    rates = (maml.inner_lrs if lrs is None else torch.as_tensor(lrs)).expand(
-        len(list(maml.model.parameters())))
+    rates = maml.step_rates(episodes.n_tasks, lrs)
     _, g_s, _ = maml.losses_and_gradients(episodes.support_x, episodes.support_y, create_graph=True)
     query_loss, g_q, _ = maml.losses_and_gradients(episodes.query_x, episodes.query_y, create_graph=True)
-    objective = (query_loss - _dot(g_q, g_s, rates)).mean()
+    per_task = query_loss - _dot(g_q, g_s, rates)
     with torch.no_grad():
-        fast = maml.one_step_weights(g_s, rates)
+        fast = maml.one_step_weights(g_s, lrs)
         logits = maml.fmodel(episodes.query_x, params=fast)
-    return Adapted(fast, logits, objective, accuracy(logits, episodes.query_y))
+    return Adapted(fast, logits, per_task.mean(), accuracy(logits, episodes.query_y), per_task)
 
 
 def _flat_meta_gradient(maml: MAML, objective, episodes: Episodes, a: float) -> torch.Tensor:

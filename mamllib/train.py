@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from mamllib.data import FewShotDataset, check_dataset, load_dataset
 from mamllib.data.sampler import EpisodeSampler
 from mamllib.evaluate import Score, adaptation_rates, score
 from mamllib.files import atomic_write_json
-from mamllib.maml import MAML, build_maml
+from mamllib.maml import MAML, Adapted, build_maml
 from mamllib.models import resolve_device
 from mamllib.penalty import surrogate
 
@@ -119,19 +120,37 @@ def _meta_test(config: Config, maml: MAML, dataset: FewShotDataset, device: torc
     return result
 
 
-def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
-          log=print) -> dict[str, Any]:
-    """Meta-train (or resume, or return a finished run) and meta-test; returns metrics."""
-    run_dir = Path(run_dir)
-    device = resolve_device(config.device)
-    dataset = dataset or load_dataset(config)
-    check_dataset(config, dataset)
+@dataclass
+class OpenRun:
+    """One run in training: its folder, network, optimiser, task stream and metrics."""
+
+    config: Config
+    run_dir: Path
+    maml: MAML
+    optimizer: torch.optim.Optimizer
+    sampler: EpisodeSampler
+    metrics: dict[str, Any]
+
+    def save(self) -> None:
+        _save(self.run_dir, self.maml, self.optimizer, self.sampler, self.metrics)
+
+
+def finished_run(config: Config, run_dir: Path, dataset: FewShotDataset, device: torch.device,
+                 log=print) -> dict[str, Any] | None:
+    """The metrics of a finished run of ``config`` in ``run_dir`` (meta-tested again first
+    when asked for other test-time settings), or None when it still has to train."""
     finished = _finished_metrics(run_dir, config)
     if finished is not None and not _test_settings_changed(run_dir, config, finished):
         log(f"{run_dir}: already {finished['status']}; nothing to do")
         return finished
     if finished is not None:
         return _rescore(run_dir, config, finished, dataset, device, log)
+    return None
+
+
+def open_run(config: Config, run_dir: Path, dataset: FewShotDataset, device: torch.device,
+             log=print) -> OpenRun:
+    """A fresh run in ``run_dir``, or the interrupted one there resumed from its checkpoint."""
     maml = build_maml(config, dataset).to(device)
     optimizer = torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
     sampler = EpisodeSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query,
@@ -150,50 +169,93 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
         _record_rates(metrics, 0, maml)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.write_run_config(run_dir, config)
-    _meta_train(config, run_dir, maml, optimizer, sampler, metrics, dataset, device)
+    return OpenRun(config, run_dir, maml, optimizer, sampler, metrics)
+
+
+def finish_run(run: OpenRun, dataset: FewShotDataset, device: torch.device, log=print) -> dict[str, Any]:
+    """Meta-test a run that trained to the end and save it; a diverged run is only reported."""
+    metrics = run.metrics
     if metrics["status"] == "diverged":
-        log(f"diverged at iteration {metrics['diverged_at']} (loss above {config.max_loss:g} or not finite)")
+        atomic_write_json(run.run_dir / ckpt.METRICS, metrics)
+        log(f"{run.run_dir}: diverged at iteration {metrics['diverged_at']} "
+            f"(loss above {run.config.max_loss:g} or not finite)")
         return metrics
-    result = _meta_test(config, maml, dataset, device, metrics)
-    _save(run_dir, maml, optimizer, sampler, metrics)
-    log(f"meta-test accuracy: {result}")
+    result = _meta_test(run.config, run.maml, dataset, device, metrics)
+    run.save()
+    log(f"{run.run_dir}: meta-test accuracy {result}")
     return metrics
 
 
-def _meta_train(config: Config, run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer,
-                sampler: EpisodeSampler, metrics: dict[str, Any], dataset: FewShotDataset,
-                device: torch.device) -> None:
+def diverges(config: Config, loss: float) -> bool:
+    """A query loss that ends the run: not finite, or above ``max_loss``."""
+    return not math.isfinite(loss) or loss > config.max_loss
+
+
+def record_step(run: OpenRun, iteration: int, loss: float, acc: float) -> int:
+    """Record outer step ``iteration`` (its loss, accuracy and learned rates); returns the
+    number of steps done."""
+    _record(run.metrics, iteration, loss, acc)
+    run.metrics["iterations_done"] = done = iteration + 1
+    if run.config.learn_inner_lr:
+        _record_rates(run.metrics, done, run.maml)
+    return done
+
+
+def due(done: int, every: int, config: Config) -> bool:
+    """Whether something done every ``every`` steps (and at the end) is due after ``done``."""
+    return done % every == 0 or done == config.iterations
+
+
+def validate(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
+    val = score(run.config, run.maml, dataset, "val", run.config.val_tasks, device)
+    run.metrics["validation"].append({"iteration": run.metrics["iterations_done"], **val.to_dict()})
+
+
+def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
+          log=print) -> dict[str, Any]:
+    """Meta-train (or resume, or return a finished run) and meta-test; returns metrics."""
+    run_dir = Path(run_dir)
+    device = resolve_device(config.device)
+    dataset = dataset or load_dataset(config)
+    check_dataset(config, dataset)
+    finished = finished_run(config, run_dir, dataset, device, log)
+    if finished is not None:
+        return finished
+    run = open_run(config, run_dir, dataset, device, log)
+    _meta_train(run, dataset, device)
+    return finish_run(run, dataset, device, log)
+
+
+def outer_objective(config: Config, learner, episodes) -> Adapted:
+    """The meta-training objective of ``config`` on a meta-batch: MAML's or the surrogate's."""
+    if config.objective == "surrogate":
+        return surrogate(learner, episodes)
+    return learner(episodes, config.inner_steps, first_order=config.first_order)
+
+
+def _meta_train(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
     """Outer loop from ``metrics['iterations_done']`` to ``config.iterations``."""
+    config, metrics = run.config, run.metrics
     start = metrics["iterations_done"]
     bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations,
                desc="meta-training", disable=None)
     clock = time.perf_counter()
     for iteration in bar:
-        episodes = sampler.sample(config.meta_batch).to(device)
-        if config.objective == "surrogate":
-            out = surrogate(maml, episodes)
-        else:
-            out = maml(episodes, config.inner_steps, first_order=config.first_order)
+        out = outer_objective(config, run.maml, run.sampler.sample(config.meta_batch).to(device))
         loss = out.query_loss.item()
-        if not math.isfinite(loss) or loss > config.max_loss:
+        if diverges(config, loss):
             metrics.update(status="diverged", diverged_at=iteration)
             break
-        optimizer.zero_grad(set_to_none=True)
+        run.optimizer.zero_grad(set_to_none=True)
         out.query_loss.backward()
-        optimizer.step()
-        _record(metrics, iteration, loss, out.query_accuracy.mean().item())
-        metrics["iterations_done"] = done = iteration + 1
-        if config.learn_inner_lr:
-            _record_rates(metrics, done, maml)
+        run.optimizer.step()
+        done = record_step(run, iteration, loss, out.query_accuracy.mean().item())
         bar.set_postfix(loss=f"{loss:.3f}", acc=f"{metrics['history']['accuracy'][-1]:.2f}")
-        if done % config.val_every == 0 or done == config.iterations:
-            val = score(config, maml, dataset, "val", config.val_tasks, device)
-            metrics["validation"].append({"iteration": done, **val.to_dict()})
-        if done % config.checkpoint_every == 0 or done == config.iterations:
+        if due(done, config.val_every, config):
+            validate(run, dataset, device)
+        if due(done, config.checkpoint_every, config):
             metrics["wall_time_s"] += time.perf_counter() - clock
             clock = time.perf_counter()
-            _save(run_dir, maml, optimizer, sampler, metrics)
+            run.save()
     metrics["wall_time_s"] += time.perf_counter() - clock
     bar.close()
-    if metrics["status"] == "diverged":
-        atomic_write_json(run_dir / ckpt.METRICS, metrics)

@@ -1,0 +1,200 @@
+"""A population of MAMLs trained as one batch ends where each member trained alone does."""
+
+import json
+import re
+
+import pytest
+import torch
+
+from mamllib import checkpoint as ckpt
+from mamllib.config import profile
+from mamllib.data.sampler import EpisodeSampler
+from mamllib.maml import build_maml
+from mamllib.population import Population, population_key, train_population
+from mamllib.train import outer_objective, train
+
+SETTINGS = [(-0.1, 0), (0.1, 0), (0.4, 1)]  # (inner rate, seed): different rates and task streams
+
+
+def quiet(*_):
+    pass
+
+
+def _member(config, glyphs):
+    maml = build_maml(config, glyphs).double()
+    return maml, torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
+
+
+def _batches(config, glyphs, steps):
+    sampler = EpisodeSampler(glyphs.splits["train"], config.n_way, config.k_shot, config.n_query, config.seed)
+    return [sampler.sample(config.meta_batch).double() for _ in range(steps)]
+
+
+def _relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """The largest difference, relative to the largest entry of ``a`` (over all its tensors:
+    a tensor whose gradient is round-off, such as a bias before batch norm, has no scale
+    of its own)."""
+    scale = max(float(t.detach().abs().max()) for t in a)
+    return max(float((x - y).detach().abs().max()) for x, y in zip(a, b)) / scale
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"first_order": True}, {"learn_inner_lr": True}, {"inner_steps": 2}, {"objective": "surrogate"}])
+def test_members_end_with_the_parameters_of_lone_runs_in_float64(glyphs, changes):
+    """Three outer steps, in double precision: each member's meta-parameters and Adam state
+    equal those of the same setting trained alone, to 1e-10 of their scale."""
+    configs = [profile("smoke", inner_lr=rate, seed=seed, **changes) for rate, seed in SETTINGS]
+    batches = [_batches(c, glyphs, 3) for c in configs]
+    alone = []
+    for config, stream in zip(configs, batches):
+        maml, optimizer = _member(config, glyphs)
+        for episodes in stream:
+            optimizer.zero_grad()
+            outer_objective(config, maml, episodes).query_loss.backward()
+            optimizer.step()
+        alone.append((maml, optimizer))
+    members = [_member(c, glyphs) for c in configs]
+    population = Population(*zip(*members), outer_lr=configs[0].outer_lr)
+    for step in range(3):
+        losses, _, diverged = population.outer_step(configs[0], [stream[step] for stream in batches])
+        assert not diverged and len(losses) == 3
+    population.write_back()
+    for (maml, optimizer), (lone, lone_optimizer) in zip(members, alone):
+        assert _relative_gap(lone.meta_parameters(), maml.meta_parameters()) < 1e-10
+        for key in ("exp_avg", "exp_avg_sq"):
+            assert _relative_gap([lone_optimizer.state[p][key] for p in lone.meta_parameters()],
+                                 [optimizer.state[q][key] for q in maml.meta_parameters()]) < 1e-10
+    assert not torch.equal(members[0][0].model.head_weight, members[2][0].model.head_weight)
+
+
+def _folders(root, name):
+    return [root / name / f"lr{rate}-seed{seed}" for rate, seed in SETTINGS]
+
+
+def _parameters(run_dir):
+    return ckpt.load_checkpoint(run_dir)["model"]
+
+
+def _assert_close_in_float32(a, b):
+    """Equal to float32 resolution, except the conv biases: batch norm subtracts them
+    again, so their true gradient is zero and their float32 gradient is round-off, which
+    Adam turns into steps of up to its learning rate in either direction. They do not
+    change what the network computes."""
+    for name in a:
+        if not name.endswith("conv_bias"):
+            torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+
+
+def test_a_population_trains_to_the_same_runs_as_lone_training(tmp_path, glyphs):
+    configs = [profile("smoke", inner_lr=rate, seed=seed) for rate, seed in SETTINGS]
+    together = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet)
+    alone = [train(c, d, glyphs, log=quiet) for c, d in zip(configs, _folders(tmp_path, "alone"))]
+    for metrics, reference, a, b in zip(together, alone, _folders(tmp_path, "together"),
+                                         _folders(tmp_path, "alone")):
+        assert metrics["status"] == "completed" and metrics["iterations_done"] == 6
+        assert metrics["history"]["loss"] == pytest.approx(reference["history"]["loss"], rel=1e-4)
+        assert [v["iteration"] for v in metrics["validation"]] == [3, 6]
+        assert metrics["test"]["accuracy"] == pytest.approx(reference["test"]["accuracy"], abs=0.02)
+        _assert_close_in_float32(_parameters(a), _parameters(b))
+        assert ckpt.read_run_config(a) == ckpt.read_run_config(b)
+    # A lone call finds a population's run finished, as it would its own.
+    again = train(configs[0], _folders(tmp_path, "together")[0], glyphs, log=quiet)
+    assert again["test"] == together[0]["test"]
+
+
+def test_an_interrupted_population_resumes_to_the_uninterrupted_end(tmp_path, glyphs, monkeypatch):
+    import mamllib.population as population
+
+    configs = [profile("smoke", inner_lr=rate, seed=seed) for rate, seed in SETTINGS]
+    whole = train_population(configs, _folders(tmp_path, "whole"), glyphs, log=quiet)
+    steps = {"n": 0}
+    record = population.record_step
+
+    def killed_after_four_steps(run, *args):
+        if steps["n"] == 3 * 4:  # 3 members x 4 steps: the checkpoint after step 4 is written
+            raise KeyboardInterrupt
+        steps["n"] += 1
+        return record(run, *args)
+
+    monkeypatch.setattr(population, "record_step", killed_after_four_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train_population(configs, _folders(tmp_path, "resumed"), glyphs, log=quiet)
+    assert all(ckpt.load_checkpoint(d)["iteration"] == 4 for d in _folders(tmp_path, "resumed"))
+    monkeypatch.setattr(population, "record_step", record)
+    resumed = train_population(configs, _folders(tmp_path, "resumed"), glyphs, log=quiet)
+    for a, b, m, n in zip(_folders(tmp_path, "whole"), _folders(tmp_path, "resumed"), whole, resumed):
+        _assert_close_in_float32(_parameters(a), _parameters(b))
+        assert n["history"]["loss"] == pytest.approx(m["history"]["loss"], rel=1e-5)
+    # One member resumed alone reaches the same end as well.
+    monkeypatch.setattr(population, "record_step", killed_after_four_steps)
+    steps["n"] = 0
+    with pytest.raises(KeyboardInterrupt):
+        train_population(configs, _folders(tmp_path, "mixed"), glyphs, log=quiet)
+    monkeypatch.setattr(population, "record_step", record)
+    train(configs[2], _folders(tmp_path, "mixed")[2], glyphs, log=quiet)
+    _assert_close_in_float32(_parameters(_folders(tmp_path, "mixed")[2]),
+                             _parameters(_folders(tmp_path, "whole")[2]))
+
+
+def test_a_diverging_member_is_recorded_and_the_others_go_on(tmp_path, glyphs):
+    # A huge inner step blows the query loss past max_loss at the first step.
+    configs = [profile("smoke", inner_lr=rate, seed=seed, max_loss=20.0) for rate, seed in SETTINGS]
+    configs[1] = configs[1].replace(inner_lr=1e4)
+    metrics = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet)
+    assert metrics[1]["status"] == "diverged" and metrics[1]["diverged_at"] == 0
+    assert ckpt.read_json(_folders(tmp_path, "together")[1] / ckpt.METRICS)["status"] == "diverged"
+    for k in (0, 2):
+        lone = tmp_path / f"alone{k}"
+        reference = train(configs[k], lone, glyphs, log=quiet)
+        assert metrics[k]["status"] == "completed"
+        assert metrics[k]["history"]["loss"] == pytest.approx(reference["history"]["loss"], rel=1e-4)
+        _assert_close_in_float32(_parameters(_folders(tmp_path, "together")[k]), _parameters(lone))
+
+
+def test_only_runs_that_train_alike_share_a_population():
+    base = profile("smoke")
+    assert population_key(base.replace(inner_lr=-0.4, seed=3, test_inner_lr=0.1)) == population_key(base)
+    assert population_key(base.replace(first_order=True)) != population_key(base)
+    assert population_key(base.replace(learn_inner_lr=True)) != population_key(base)
+
+
+def _cli(argv, capsys):
+    from mamllib.cli import main
+
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    return (code, *capsys.readouterr())
+
+
+def test_train_over_rates_and_seeds_fills_the_default_folders(tmp_path, capsys, glyphs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _cli(["train", "--profile", "smoke", "--rates", "-0.1", "0.1", "--seeds", "0", "1",
+                         "--population", "3"], capsys)
+    summary = r"-seed\d: [\d.]+% \+-"  # the closing line of each run: its folder and accuracy
+    assert code == 0 and len(re.findall(summary, out)) == 4
+    names = sorted(p.name for p in (tmp_path / "runs" / "smoke").iterdir())
+    assert names == ["maml-lr-0.1-seed0", "maml-lr-0.1-seed1", "maml-lr0.1-seed0", "maml-lr0.1-seed1"]
+    # A damaged checkpoint: that run is refused in one line, exit 2; the others are reported.
+    damaged = tmp_path / "runs" / "smoke" / "maml-lr0.1-seed1"
+    metrics = json.loads((damaged / "metrics.json").read_text())
+    (damaged / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
+    (damaged / "checkpoint.pt").write_bytes(b"garbage")
+    argv = ["train", "--profile", "smoke", "--rates", "-0.1", "0.1", "--seeds", "0", "1"]
+    code, out, err = _cli(argv, capsys)
+    assert code == 2 and err.count("\n") == 1 and "corrupt checkpoint" in err and "seed1" in err
+    assert len(re.findall(summary, out)) == 3 and (damaged / "checkpoint.pt").read_bytes() == b"garbage"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rates", "0.1", "--inner-lr", "0.2"], "--rates and --inner-lr"),
+    (["--seeds", "1", "--seed", "2"], "--seeds and --seed"),
+    (["--rates", "0.1", "--out", "somewhere"], "--out names one run folder"),
+    (["--rates", "0.1", "--population", "0"], "population=0"),
+])
+def test_train_refuses_contradictory_options(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(["train", "--profile", "smoke", *argv], capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "somewhere").exists()
