@@ -119,7 +119,7 @@ def _config_file(path: str | None) -> dict[str, Any]:
     return values
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="python -m mamllib", description=(
         "MAML at any inner learning rate, including negative ones: train, evaluate, analyse, inspect data."))
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
@@ -221,9 +221,7 @@ def _train(args: argparse.Namespace) -> int:
     from mamllib.pipeline.paths import relative_base
     from mamllib.population import train_population
 
-    configs = [profile(args.profile, **{**overrides, "inner_lr": rate, "seed": seed})
-               for seed in args.seeds or [overrides.get("seed", profile(args.profile).seed)]
-               for rate in args.rates or [overrides.get("inner_lr", profile(args.profile).inner_lr)]]
+    configs = several_configs(args)
     folders = [run_folder(relative_base() / args.runs_root, args.profile, config) for config in configs]
     results = train_population(configs, folders, max_size=args.population,
                                log=lambda msg: print(msg, flush=True))
@@ -234,6 +232,14 @@ def _train(args: argparse.Namespace) -> int:
     for message in refused:  # the others trained: one line each for the runs that could not
         print(f"python -m mamllib train: error: {message}", file=sys.stderr)
     return EXIT_USAGE if refused else 0
+
+
+def several_configs(args: argparse.Namespace) -> list[Config]:
+    """The configs of ``train --rates ... --seeds ...``: every rate x seed, other fields as given."""
+    overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
+    return [profile(args.profile, **{**overrides, "inner_lr": rate, "seed": seed})
+            for seed in args.seeds or [overrides.get("seed", profile(args.profile).seed)]
+            for rate in args.rates or [overrides.get("inner_lr", profile(args.profile).inner_lr)]]
 
 
 def _train_one(args: argparse.Namespace, config: Config) -> int:
@@ -312,13 +318,18 @@ def _check_sweep(args: argparse.Namespace) -> None:
 def _sweep(args: argparse.Namespace) -> int:
     from mamllib.pipeline.paths import relative_base
     from mamllib.pipeline.sweep import run_executions, sweep_settings
+    from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
     _check_sweep(args)
     # Notebooks run in the book's root (or here, outside a checkout): a relative
     # --runs-root means the same to them as to this command.
     base = relative_base()
     settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, args.runs_root)
-    results = run_executions(settings, Path(args.out).resolve(), args.jobs, cwd=base)
+    out = Path(args.out).resolve()
+    # Every setting's run first, in populations; the notebooks then analyse them.
+    trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, DEFAULT_POPULATION)
+    results = {STAGE: trained} if trained is not None else {}
+    results.update(run_executions(settings, out, args.jobs, cwd=base))
     return _print_results(results)
 
 
@@ -369,7 +380,7 @@ def _notebook(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     handlers = {"train": _train, "evaluate": _evaluate, "analyze": _analyze, "sweep": _sweep,
                 "report": _report, "notebook": _notebook, "data": _data}
     try:

@@ -10,7 +10,8 @@ readouts (accuracy per task, and agreement with MAML's own predictions)
     ``head_only``        only the head adapts, the body stays at the meta-parameters (ANIL test)
     ``proto_unadapted``  nearest prototype on the meta-learned features (Snell et al. 2017)
     ``proto_adapted``    the same on the features after adaptation
-    ``logreg``           scikit-learn logistic regression fitted on the support features
+    ``logreg``           L2 logistic regression fitted on the support features (scikit-learn's
+                         ``LogisticRegression()`` objective, solved for all tasks at once)
     ``cosine_nn``        cosine nearest neighbour among the support features (NIL, Raghu et al.)
 relations (one value per task)
     ``head_proto_cosine``  cosine between the adapted head's centred class rows and the
@@ -25,14 +26,14 @@ Everything comes back as tidy pandas DataFrames, one row per task and readout.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 
+from mamllib import softmax_regression
 from mamllib.config import RATE_GRID
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
@@ -83,24 +84,33 @@ def _per_task(make: Callable[[], object], support: np.ndarray, labels: np.ndarra
     return np.stack([make().fit(s, y).predict(q) for s, y, q in zip(support, labels, query)])
 
 
-SKLEARN_READOUTS: dict[str, Callable[[], object]] = {
-    "logreg": lambda: LogisticRegression(max_iter=1000),
-    "cosine_nn": lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"),
-}
+def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020)."""
+    return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
+
+
+def unadapted_readouts(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor,
+                       n_way: int) -> dict[str, np.ndarray]:
+    """The readouts of the meta-learned features themselves, which no inner rate changes."""
+    s, y, q = support.cpu().numpy(), labels.cpu().numpy(), query.cpu().numpy()
+    return {"proto_unadapted": _per_task(PrototypeClassifier, s, y, q),
+            # scikit-learn's LogisticRegression() objective, all tasks of the chunk at once
+            "logreg": softmax_regression.fit_predict(support, labels, query, n_way).cpu().numpy(),
+            "cosine_nn": cosine_nn(s, y, q)}
 
 
 @dataclass
 class ChunkResult:
-    """Predictions ``[T, NQ]`` per readout, per-task relations, and the rate-grid predictions."""
+    """Predictions ``[T, NQ]`` per readout and per-task relations, at one readout rate."""
 
     predictions: dict[str, np.ndarray]
     relations: dict[str, np.ndarray]
-    grid: dict[float, np.ndarray]
 
 
-def analyze_chunk(maml: MAML, episodes: Episodes, rates: torch.Tensor, steps: int,
-                  grid: Iterable[float]) -> ChunkResult:
-    """All readouts, relations and grid predictions for one batch of tasks."""
+def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor], steps: int,
+                  grid: Iterable[float]) -> tuple[list[ChunkResult], dict[float, np.ndarray]]:
+    """All readouts and relations at each readout rate of ``rates`` for one batch of tasks,
+    and MAML's predictions at each rate of ``grid``."""
     n_way = int(episodes.support_y.max()) + 1
     sx, sy, qx = episodes.support_x, episodes.support_y, episodes.query_x
     # After one inner step the fast weights are theta - rate * g for every rate, so the
@@ -116,69 +126,81 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: torch.Tensor, steps: in
     def queries(fast: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         return maml.fmodel(qx, params=fast, output="activations")
 
-    fast = fast_weights(rates)
-    query_after, logits = queries(fast)
     with torch.no_grad():
         support_before = maml.model(sx, output="features")
         query_before, logits_before = maml.model(qx, output="activations")
-        support_after = maml.fmodel(sx, params=fast, output="features")
-    _, head_logits = queries(fast_weights(head_only_rates(maml, rates)))
-    predictions = {"maml": logits.argmax(-1).cpu().numpy(), "head_only": head_logits.argmax(-1).cpu().numpy()}
-    labels = sy.cpu().numpy()
-    before = (support_before.cpu().numpy(), query_before[-1].cpu().numpy())
-    after = (support_after.cpu().numpy(), query_after[-1].cpu().numpy())
-    predictions["proto_unadapted"] = _per_task(PrototypeClassifier, before[0], labels, before[1])
-    predictions["proto_adapted"] = _per_task(PrototypeClassifier, after[0], labels, after[1])
-    for name, make in SKLEARN_READOUTS.items():
-        predictions[name] = _per_task(make, before[0], labels, before[1])
+    fixed = unadapted_readouts(support_before, sy, query_before[-1], n_way)
     prototypes = class_means(support_before, sy, n_way)
-    relations = {"head_proto_cosine": centred_cosine(fast[_head_index(maml)].detach(),
-                                                     prototypes).cpu().numpy()}
-    for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
-        relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()
+    head, bias = _tensor_index(maml, "head_weight"), _tensor_index(maml, "head_bias")
+    results, logits_at = [], {}
+    for rate in rates:
+        fast = fast_weights(rate)
+        query_after, logits = queries(fast)
+        with torch.no_grad():
+            support_after = maml.fmodel(sx, params=fast, output="features")
+            # Only the head adapts, so the body's features are the un-adapted ones.
+            head_fast = fast_weights(head_only_rates(maml, rate))
+            head_logits = torch.baddbmm(head_fast[bias].unsqueeze(1), query_before[-1],
+                                        head_fast[head].transpose(1, 2))
+        predictions = {"maml": logits.argmax(-1).cpu().numpy(),
+                       "head_only": head_logits.argmax(-1).cpu().numpy(),
+                       "proto_unadapted": fixed["proto_unadapted"],
+                       "proto_adapted": _per_task(PrototypeClassifier, support_after.cpu().numpy(),
+                                                  sy.cpu().numpy(), query_after[-1].cpu().numpy()),
+                       "logreg": fixed["logreg"], "cosine_nn": fixed["cosine_nn"]}
+        relations = {"head_proto_cosine": centred_cosine(fast[head].detach(), prototypes).cpu().numpy()}
+        for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
+            relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()
+        results.append(ChunkResult(predictions, relations))
+        if rate.numel() == 1:
+            logits_at[float(rate)] = logits
+    logits_at.setdefault(0.0, logits_before)  # no adaptation
     grid_predictions = {}
     for rate in map(float, grid):
-        if rates.numel() == 1 and float(rates) == rate:
-            grid_logits = logits  # the readout rate itself
-        elif rate == 0.0:
-            grid_logits = logits_before  # no adaptation
-        else:
-            grid_logits = queries(fast_weights(torch.tensor(rate, device=sx.device)))[1]
+        grid_logits = logits_at[rate] if rate in logits_at else \
+            queries(fast_weights(torch.tensor(rate, device=sx.device)))[1]
         grid_predictions[rate] = grid_logits.argmax(-1).cpu().numpy()
-    return ChunkResult(predictions, relations, grid_predictions)
+    return results, grid_predictions
 
 
-def _head_index(maml: MAML) -> int:
-    return [n for n, _ in maml.model.named_parameters()].index("head_weight")
+def _tensor_index(maml: MAML, name: str) -> int:
+    return [n for n, _ in maml.model.named_parameters()].index(name)
 
 
 def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
-                  n_tasks: int, rates: torch.Tensor, steps: int, grid: Iterable[float] = RATE_GRID,
-                  chunk: int = 50, device: torch.device | str = "cpu",
+                  n_tasks: int, rates: torch.Tensor | Sequence[torch.Tensor], steps: int,
+                  grid: Iterable[float] = RATE_GRID, chunk: int = 50, device: torch.device | str = "cpu",
                   progress: Callable[[Iterable], Iterable] = lambda it: it
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Readouts (with the rate grid) and relations on the fixed meta-test tasks.
 
+    ``rates`` is the readout rate (one, or one per tensor), or a list of them: the readouts
+    and relations are then computed at each, from one pass over the tasks.
     Returns ``(readouts, relations)``: ``readouts`` has one row per task and readout
     (columns ``part``, ``readout``, ``test_inner_lr``, ``task``, ``accuracy``, ``agreement``),
-    ``relations`` one row per task and measure (``measure``, ``task``, ``value``).
+    ``relations`` one row per task and measure (``measure``, ``task``, ``value``, ``test_inner_lr``).
     """
     grid = tuple(grid)
+    rates = [rates] if isinstance(rates, torch.Tensor) else list(rates)
+    # NaN labels learned per-tensor rates
+    labels = [float(r) if r.numel() == 1 else float("nan") for r in rates]
     readout_rows, relation_rows = [], []
-    rate_label = float(rates) if rates.numel() == 1 else float("nan")  # NaN: learned per-tensor rates
     start = 0
     for episodes in progress(fixed_tasks(split, "test", n_way, k_shot, n_query, n_tasks, chunk)):
         episodes = episodes.to(device)
-        result = analyze_chunk(maml, episodes, rates.to(device), steps, grid)
+        results, grid_predictions = analyze_chunk(maml, episodes, [r.to(device) for r in rates], steps, grid)
         truth = episodes.query_y.cpu().numpy()
         tasks = np.arange(start, start + len(truth))
-        reference = result.predictions["maml"]
-        for name, predicted in result.predictions.items():
-            readout_rows.append(_rows("readouts", name, rate_label, tasks, predicted, truth, reference))
-        for rate, predicted in result.grid.items():
-            readout_rows.append(_rows("rate_grid", "maml", rate, tasks, predicted, truth, reference))
-        for measure, values in result.relations.items():
-            relation_rows.append(pd.DataFrame({"measure": measure, "task": tasks, "value": values}))
+        for label, result in zip(labels, results):
+            reference = result.predictions["maml"]
+            for name, predicted in result.predictions.items():
+                readout_rows.append(_rows("readouts", name, label, tasks, predicted, truth, reference))
+            for measure, values in result.relations.items():
+                relation_rows.append(pd.DataFrame({"measure": measure, "task": tasks, "value": values,
+                                                   "test_inner_lr": label}))
+        for rate, predicted in grid_predictions.items():
+            readout_rows.append(_rows("rate_grid", "maml", rate, tasks, predicted, truth,
+                                      results[0].predictions["maml"]))
         start += len(truth)
     return pd.concat(readout_rows, ignore_index=True), pd.concat(relation_rows, ignore_index=True)
 

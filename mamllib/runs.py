@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -24,7 +26,8 @@ ANALYSIS_DIR = "analysis"
 # The columns of an analysis (analyze_run), for a run that has none.
 READOUT_COLUMNS = ["part", "readout", "test_inner_lr", "task", "accuracy", "agreement", "model", "run",
                    "train_inner_lr", "learned_inner_lr"]
-RELATION_COLUMNS = ["measure", "task", "value", "model", "run", "train_inner_lr", "learned_inner_lr"]
+RELATION_COLUMNS = ["measure", "task", "value", "test_inner_lr", "model", "run", "train_inner_lr",
+                    "learned_inner_lr"]
 ANALYSIS_SETTINGS = "settings.json"
 
 
@@ -68,22 +71,15 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
     Writes ``analysis/readouts.csv`` and ``analysis/relations.csv`` beside the run.
     """
     config = run.config
-    models = {"trained": run.maml, **({"untrained": run.untrained()} if baseline else {})}
-    readouts, relations = [], []
-    for name, maml in models.items():
-        bar = lambda it, name=name: tqdm(it, desc=f"analysing {name}", disable=None,  # noqa: E731
-                                         total=-(-config.test_tasks // config.eval_chunk))
-        r, rel = analyze_model(
-            maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot,
-            n_query=config.n_query, n_tasks=config.test_tasks, rates=adaptation_rates(config, run.maml),
-            steps=config.test_inner_steps, grid=grid if name == "trained" else (),
-            chunk=config.eval_chunk, device=run.device, progress=bar)
-        readouts.append(r.assign(model=name))
-        relations.append(rel.assign(model=name))
+    rates = adaptation_rates(config, run.maml)
+    readouts, relations = _analyze(run, run.maml, "trained", rates, grid)
+    if baseline:
+        untrained = untrained_analysis(run, rates)
+        readouts, relations = pd.concat([readouts, untrained[0]]), pd.concat([relations, untrained[1]])
     context = {"run": run.run_dir.name, "train_inner_lr": config.inner_lr,
                "learned_inner_lr": config.learn_inner_lr}
-    readouts_df = pd.concat(readouts, ignore_index=True).assign(**context)
-    relations_df = pd.concat(relations, ignore_index=True).assign(**context)
+    readouts_df = readouts.reset_index(drop=True).assign(**context)
+    relations_df = relations.reset_index(drop=True).assign(**context)
     if write:
         folder = run.run_dir / ANALYSIS_DIR
         # The settings go first and come back last: an analysis interrupted in between
@@ -92,8 +88,57 @@ def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bo
         atomic_write_csv(readouts_df, folder / "readouts.csv")
         atomic_write_csv(relations_df, folder / "relations.csv")
         atomic_write_json(folder / ANALYSIS_SETTINGS,
-                               _analysis_settings(config, run.state["iteration"], grid, baseline))
+                          _analysis_settings(config, run.state["iteration"], grid, baseline))
     return readouts_df, relations_df
+
+
+def _analyze(run: TrainedRun, maml: MAML, name: str, rates, grid: Iterable[float]):
+    """:func:`~mamllib.latent.analyze_model` of one network of ``run`` on its fixed test tasks."""
+    config = run.config
+    bar = lambda it: tqdm(it, desc=f"analysing {name}", disable=None,  # noqa: E731
+                          total=-(-config.test_tasks // config.eval_chunk))
+    readouts, relations = analyze_model(
+        maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot, n_query=config.n_query,
+        n_tasks=config.test_tasks, rates=rates, steps=config.test_inner_steps, grid=grid,
+        chunk=config.eval_chunk, device=run.device, progress=bar)
+    return readouts.assign(model=name), relations.assign(model=name)
+
+
+def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The readouts of the run's network at initialisation, adapted at ``rates``.
+
+    They depend on the seed and shape of the network, the test tasks and the rate, not on
+    training: every run of one seed shares one initial network. So the first run of a
+    seed analyses it at every rate of the grid at once, into
+    ``<run's parent>/untrained/<key>/``, and the others read their rate's rows from there.
+    A rate off the grid, or learned per-tensor rates, is analysed for the run alone.
+    """
+    untrained = run.untrained()
+    if rates.numel() != 1:
+        return _analyze(run, untrained, "untrained", rates, ())
+    rate = float(rates)
+    shared = RATE_GRID if rate in RATE_GRID else (rate,)
+    folder = run.run_dir.parent / "untrained" / _untrained_key(run, untrained, shared)
+    try:
+        readouts, relations = load_analyses([folder])
+    except ckpt.CheckpointError:  # not there yet (or damaged): made now
+        readouts, relations = _analyze(run, untrained, "untrained", [torch.tensor(r) for r in shared], ())
+        atomic_write_csv(readouts, folder / ANALYSIS_DIR / "readouts.csv")
+        atomic_write_csv(relations, folder / ANALYSIS_DIR / "relations.csv")
+    return (readouts[readouts.test_inner_lr == rate], relations[relations.test_inner_lr == rate])
+
+
+def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> str:
+    """What an untrained analysis depends on: the initial weights, the tasks, the rates."""
+    config = run.config
+    digest = hashlib.sha256()
+    for tensor in untrained.model.state_dict().values():
+        digest.update(tensor.detach().cpu().numpy().tobytes())
+    digest.update(json.dumps({
+        "dataset": [config.dataset, config.rotations, str(run.dataset.source), run.dataset.describe()],
+        "tasks": [config.n_way, config.k_shot, config.n_query, config.test_tasks],
+        "steps": config.test_inner_steps, "rates": [float(r) for r in rates]}).encode())
+    return digest.hexdigest()[:16]
 
 
 def _analysis_settings(config: Config, iteration: int, grid: Iterable[float],

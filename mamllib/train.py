@@ -135,6 +135,16 @@ class OpenRun:
         _save(self.run_dir, self.maml, self.optimizer, self.sampler, self.metrics)
 
 
+def is_trained(config: Config, run_dir: Path) -> bool:
+    """Whether ``run_dir`` holds a finished run of ``config``, meta-tested with its test-time
+    settings (read from the run's files; nothing is loaded or written)."""
+    try:
+        finished = _finished_metrics(run_dir, config)
+        return finished is not None and not _test_settings_changed(run_dir, config, finished)
+    except ckpt.CheckpointError:
+        return False
+
+
 def finished_run(config: Config, run_dir: Path, dataset: FewShotDataset, device: torch.device,
                  log=print) -> dict[str, Any] | None:
     """The metrics of a finished run of ``config`` in ``run_dir`` (meta-tested again first

@@ -224,9 +224,9 @@ def test_analyze_refuses_a_diverged_run(tmp_path, capsys, glyphs):
 
 
 def test_negative_rates_in_any_notation_are_values_not_options():
-    from mamllib.cli import _build_parser
+    from mamllib.cli import build_parser
 
-    parser = _build_parser()
+    parser = build_parser()
     assert parser.parse_args(["train", "--inner-lr", "-1e-3"]).inner_lr == -1e-3
     assert parser.parse_args(["analyze", "RUN", "--grid", "-1E-2", "-.5", "0"]).grid == [-0.01, -0.5, 0.0]
     assert parser.parse_args(["sweep", "--rates", "-4e-1", "0.1"]).rates == [-0.4, 0.1]

@@ -15,9 +15,12 @@ from typing import Any, Iterable
 
 import yaml
 
+from mamllib.config import DEFAULT_POPULATION, Config
+from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
 from mamllib.pipeline.sweep import DEFAULT_RATES, Execution, rate_order, run_executions, sweep_settings
+from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
 GENERATED = Path("book") / "generated"
 
@@ -27,7 +30,7 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
     """The sweep settings, and the notebooks that read them or stand alone."""
     overrides: dict[str, Any] = {}
     settings = sweep_settings(profile, rates, seeds, learned, runs_root, overrides)
-    theory = {"profile": profile, "runs_root": runs_root}
+    theory = {"profile": profile, "runs_root": runs_root, "surrogate_rates": list(SURROGATE_RATES)}
     linear: dict[str, Any] = {}
     if small:  # a smoke report: seconds per notebook
         theory.update(n_tasks=2, surrogate_rates=[-0.1])
@@ -40,6 +43,18 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
 
 
 SETTINGS_GLOB = "book/generated/run_*"
+SURROGATE_RATES = (-0.1, 0.1)  # the penalty check's surrogate-versus-MAML comparison
+
+
+def theory_runs(others: list[Execution]) -> list[Config]:
+    """The runs the theory notebooks train: the penalty check's surrogate and MAML networks."""
+    runs = []
+    for execution in others:
+        if execution.notebook == "penalty_check":
+            parameters = execution.parameters
+            runs += [make_profile(parameters["profile"], inner_lr=rate, objective=objective, seed=0)
+                     for rate in parameters["surrogate_rates"] for objective in ("maml", "surrogate")]
+    return runs
 
 
 def ordered_toc(root: Path, settings: list[Execution]) -> Path:
@@ -93,7 +108,11 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     # Notebooks run in the repository root and name paths relative to it: no path of the
     # machine that built the book appears in it.
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
-    results = run_executions(settings, out_dir, jobs, cwd=root, desc="settings")
+    # Every run first, in populations; the notebooks then only analyse and plot.
+    trained = train_stage(stage_runs(settings, theory_runs(others)), profile, "runs", root, out_dir,
+                          DEFAULT_POPULATION)
+    results = {STAGE: trained} if trained is not None else {}
+    results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
     # The summary reads every run, so it runs whenever anything else just did; the
     # appendix lists every notebook's wall time, the summary's included, so it runs last.

@@ -1,0 +1,45 @@
+"""The report's training stage: which runs it trains, in which commands, and when not at all."""
+
+import json
+
+from mamllib.cli import build_parser, several_configs
+from mamllib.config import profile
+from mamllib.pipeline.report import report_executions, theory_runs
+from mamllib.pipeline.training import stage_runs, train_commands, train_stage
+
+
+def _configs_of(command):
+    args = build_parser().parse_args(command[3:])  # after: python -m mamllib
+    return several_configs(args)
+
+
+def test_the_commands_train_exactly_the_runs_asked_for():
+    settings, others = report_executions("smoke", [-0.1, 0.4], [0, 1], True, "runs", small=False)
+    wanted = stage_runs(settings, theory_runs(others))
+    # 2 rates x 2 seeds, learned x 2 seeds, and the penalty check's surrogate at -0.1 and 0.1
+    # with MAML at 0.1 (MAML at -0.1 seed 0 is a setting already).
+    assert len(wanted) == 4 + 2 + 2 + 1
+    commands = train_commands(wanted, "smoke", "runs", population=3)
+    trained = [config for command in commands for config in _configs_of(command)]
+    assert sorted(trained, key=repr) == sorted(wanted, key=repr)
+    assert all(command[command.index("--population") + 1] == "3" for command in commands)
+    surrogate = [c for c in commands if "surrogate" in c]
+    assert len(surrogate) == 1 and _configs_of(surrogate[0])[0].objective == "surrogate"
+
+
+def test_nothing_is_trained_or_recorded_when_every_run_is_trained(tmp_path, glyphs):
+    configs = [profile("smoke", inner_lr=rate) for rate in (-0.1, 0.1)]
+    out = tmp_path / "book" / "generated"
+    entry = train_stage(configs, "smoke", "runs", tmp_path, out, population=2)
+    assert entry["status"] == "completed" and entry["parameters"]["runs"] == 2
+    assert sorted(p.name for p in (tmp_path / "runs" / "smoke").iterdir()) == ["maml-lr-0.1-seed0",
+                                                                               "maml-lr0.1-seed0"]
+    record = json.loads((out / "executions.json").read_text())
+    assert record["training"] == entry
+    assert train_stage(configs, "smoke", "runs", tmp_path, out, population=2) is None
+    assert json.loads((out / "executions.json").read_text()) == record
+    # Asked for other test-time settings, the runs are meta-tested again (not retrained).
+    rescored = [c.replace(test_tasks=12) for c in configs]
+    assert train_stage(rescored, "smoke", "runs", tmp_path, out, population=2)["status"] == "completed"
+    assert json.loads((tmp_path / "runs" / "smoke" / "maml-lr0.1-seed0" / "metrics.json").read_text()
+                      )["test"]["n_tasks"] == 12
