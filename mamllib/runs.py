@@ -116,8 +116,9 @@ def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFra
     untrained = run.untrained()
     if rates.numel() != 1:
         return _analyze(run, untrained, "untrained", rates, ())
-    rate = float(rates)
-    shared = RATE_GRID if rate in RATE_GRID else (rate,)
+    rate = float(rates)  # float32, as the rows are labelled
+    on_grid = any(float(torch.tensor(r)) == rate for r in RATE_GRID)
+    shared = RATE_GRID if on_grid else (rate,)
     folder = run.run_dir.parent / "untrained" / _untrained_key(run, untrained, shared)
     try:
         readouts, relations = load_analyses([folder])

@@ -1,6 +1,7 @@
 """A run's written analysis is reused only for the weights and settings it was made with."""
 
 import pandas as pd
+import torch
 
 from mamllib.config import profile
 from mamllib.runs import ANALYSIS_DIR, ANALYSIS_SETTINGS, analyze_run, cached_analysis, load_run
@@ -24,3 +25,32 @@ def test_an_analysis_is_reused_only_with_the_same_settings(tmp_path, glyphs):
     assert cached_analysis(load_run(run_dir, glyphs, eval_chunk=3), grid=(0.1,), baseline=False) is not None
     (run_dir / ANALYSIS_DIR / ANALYSIS_SETTINGS).write_text("{not json")
     assert cached_analysis(run, grid=(0.1,), baseline=False) is None
+
+
+def test_the_untrained_baseline_is_analysed_once_per_initial_network(tmp_path, glyphs, monkeypatch):
+    import mamllib.runs as runs
+
+    root = tmp_path / "runs" / "smoke"
+    for rate, seed in ((-0.1, 0), (0.4, 0), (0.4, 1)):
+        train(profile("smoke", inner_lr=rate, seed=seed), root / f"lr{rate}-seed{seed}", glyphs,
+              log=lambda *_: None)
+    analysed = []
+    original = runs._analyze
+    monkeypatch.setattr(runs, "_analyze", lambda run, maml, name, *args: analysed.append(name) or
+                        original(run, maml, name, *args))
+    first, _ = analyze_run(load_run(root / "lr-0.1-seed0", glyphs))
+    second, relations = analyze_run(load_run(root / "lr0.4-seed0", glyphs))
+    assert analysed == ["trained", "untrained", "trained"]  # the second run read seed 0's baseline
+    assert len(list((root / "untrained").iterdir())) == 1
+    analyze_run(load_run(root / "lr0.4-seed1", glyphs))
+    assert analysed[3:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 2
+    # Each run carries its own rate's rows of the shared baseline, as if analysed alone.
+    for readouts, rate in ((first, -0.1), (second, 0.4)):
+        untrained = readouts[readouts.model == "untrained"]
+        # labelled with the rate as float32 holds it, as the trained network's rows are
+        assert set(untrained.test_inner_lr) == {float(torch.tensor(rate))} and len(untrained) == 10 * 6
+    monkeypatch.setattr(runs, "untrained_analysis", lambda run, rates: runs._analyze(
+        run, run.untrained(), "untrained", rates, ()))
+    alone, alone_relations = analyze_run(load_run(root / "lr0.4-seed0", glyphs), write=False)
+    pd.testing.assert_frame_equal(alone.reset_index(drop=True), second, check_dtype=False)
+    pd.testing.assert_frame_equal(alone_relations.reset_index(drop=True), relations, check_dtype=False)

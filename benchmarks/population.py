@@ -1,0 +1,173 @@
+"""Does training settings as one population pay on this machine, and how to split 2 cores?
+
+The report's seven fixed-rate settings (`quick`), each trained for the same number of
+outer steps: one after another, two at a time (two processes of one thread each), and
+as populations (:mod:`mamllib.population`) in one process or two. Then the analysis of
+one run: ours against the reference (scikit-learn's per-task logistic regression and an
+untrained baseline analysed for every run), and two analyses one after another against
+two at a time. Every arrangement runs in fresh processes with its thread count set, in
+this one run, and is reported as a ratio to the first.
+
+    .venv/bin/python benchmarks/population.py [--steps 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
+# (label, processes, threads per process, population size)
+TRAINING = [("one after another", 1, 2, 1), ("two at a time", 2, 1, 1), ("one population", 1, 2, 7),
+            ("two populations, one per core", 2, 1, 4), ("populations of 4", 1, 2, 4)]
+
+
+def train_worker(rates: list[float], steps: int, population: int) -> float:
+    """Seconds for ``steps`` outer steps of each rate, ``population`` rates at a time."""
+    import torch
+
+    from mamllib.config import profile
+    from mamllib.data import load_dataset
+    from mamllib.data.sampler import EpisodeSampler
+    from mamllib.maml import build_maml
+    from mamllib.population import Population
+    from mamllib.train import outer_objective
+
+    configs = [profile("quick", inner_lr=rate, device="cpu") for rate in rates]
+    dataset = load_dataset(configs[0])
+    start = time.perf_counter()
+    for first in range(0, len(configs), population):
+        group = configs[first:first + population]
+        mamls = [build_maml(c, dataset) for c in group]
+        optimizers = [torch.optim.Adam(m.meta_parameters(), lr=c.outer_lr) for m, c in zip(mamls, group)]
+        samplers = [EpisodeSampler(dataset.splits["train"], c.n_way, c.k_shot, c.n_query, c.seed)
+                    for c in group]
+        if population == 1:
+            for _ in range(steps):
+                out = outer_objective(group[0], mamls[0], samplers[0].sample(group[0].meta_batch))
+                optimizers[0].zero_grad()
+                out.query_loss.backward()
+                optimizers[0].step()
+            continue
+        learners = Population(mamls, optimizers, group[0].outer_lr)
+        for _ in range(steps):
+            learners.outer_step(group[0], [s.sample(c.meta_batch) for s, c in zip(samplers, group)])
+    return time.perf_counter() - start
+
+
+def analysis_worker(rates: list[float], reference: bool, root: str) -> float:
+    """Seconds to analyse a `quick` network (trained or not, the work is the same) at each
+    rate, with the untrained baseline; ``reference``: as before this change."""
+    import torch
+
+    from mamllib import latent, runs
+    from mamllib.config import profile
+    from mamllib.data import load_dataset
+    from mamllib.maml import build_maml
+
+    if reference:
+        latent.softmax_regression.fit_predict = _sklearn_logreg
+        runs.untrained_analysis = lambda run, rates: runs._analyze(run, run.untrained(), "untrained",
+                                                                    rates, ())
+    dataset = load_dataset(profile("quick"))
+    start = time.perf_counter()
+    for rate in rates:  # run folders side by side in root, as under runs/quick/
+        config = profile("quick", inner_lr=rate, device="cpu")
+        run = runs.TrainedRun(Path(root) / f"lr{rate}", config, build_maml(config, dataset), dataset,
+                              torch.device("cpu"), {"iteration": 0})
+        runs.analyze_run(run, write=False)
+    return time.perf_counter() - start
+
+
+def _sklearn_logreg(support, labels, query, n_way):
+    import numpy as np
+    import torch
+    from sklearn.linear_model import LogisticRegression
+
+    return torch.from_numpy(np.stack([LogisticRegression(max_iter=1000).fit(s, y).predict(q) for s, y, q in
+                                      zip(support.numpy(), labels.numpy(), query.numpy())]))
+
+
+def _launch(threads: int, job: dict) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(job)], env=env,
+                            stdout=subprocess.PIPE, text=True)
+
+
+def wall_time(processes: int, threads: int, jobs: list[dict]) -> float:
+    """Wall seconds for ``jobs`` split over ``processes`` processes started together."""
+    shares = [jobs[k::processes] for k in range(processes)]
+    start = time.perf_counter()
+    children = [_launch(threads, {"jobs": share}) for share in shares if share]
+    for child in children:
+        child.communicate()
+        if child.returncode:
+            raise SystemExit("a benchmark worker failed")
+    return time.perf_counter() - start
+
+
+def training_table(steps: int) -> list[str]:
+    lines = [f"Seven `quick` settings (rates {', '.join(map(str, RATES))}), {steps} outer steps each, "
+             f"on {os.cpu_count()} cores; wall time of the whole, and settings x steps per second.", "",
+             "| arrangement | processes x threads | population | wall (s) | setting-steps/s | speed-up |",
+             "|---|---|---|---|---|---|"]
+    first = None
+    for label, processes, threads, population in TRAINING:
+        shares = [list(RATES[k::processes]) for k in range(processes)]
+        jobs = [{"kind": "train", "rates": share, "steps": steps, "population": population}
+                for share in shares]
+        seconds = wall_time(processes, threads, jobs)
+        first = first or seconds
+        lines.append(f"| {label} | {processes} x {threads} | {population} | {seconds:.1f} | "
+                     f"{len(RATES) * steps / seconds:.1f} | {first / seconds:.2f}x |")
+    return lines
+
+
+def analysis_table() -> list[str]:
+    lines = ["Analysis of `quick` runs at rates 0.1 and 0.4 (all readouts, the rate grid, the untrained "
+             "baseline; 600 test tasks each). Reference: scikit-learn's `LogisticRegression` fitted per "
+             "task and the untrained baseline analysed for each run, as before.", "",
+             "| arrangement | processes x threads | wall (s) | per run (s) | speed-up |",
+             "|---|---|---|---|---|"]
+    rows = [("reference, one after another", 1, 2, True), ("ours, one after another", 1, 2, False),
+            ("ours, two at a time", 2, 1, False)]
+    first = None
+    for label, processes, threads, reference in rows:
+        with tempfile.TemporaryDirectory() as root:
+            jobs = [{"kind": "analysis", "rates": [rate], "reference": reference, "root": root}
+                    for rate in (0.1, 0.4)]
+            seconds = wall_time(processes, threads, jobs)
+        first = first or seconds
+        lines.append(f"| {label} | {processes} x {threads} | {seconds:.1f} | {seconds / 2:.1f} | "
+                     f"{first / seconds:.2f}x |")
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=20, help="outer steps per setting (default: 20)")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        total = 0.0
+        for job in json.loads(args.worker)["jobs"]:
+            if job["kind"] == "train":
+                total += train_worker(job["rates"], job["steps"], job["population"])
+            else:
+                total += analysis_worker(job["rates"], job["reference"], job["root"])
+        print(json.dumps({"seconds": total}))
+        return
+    print("\n".join(["## Training several settings", "", *training_table(args.steps), "",
+                     "## Analysing runs", "", *analysis_table(), ""]))
+
+
+if __name__ == "__main__":
+    main()
