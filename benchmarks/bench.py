@@ -16,6 +16,7 @@ replaces only that part.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -27,10 +28,12 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 from benchmarks.data_share import markdown as data_share_table  # noqa: E402
 from benchmarks.data_share import measure as measure_data_share  # noqa: E402
+from benchmarks.population import analysis_table, training_table  # noqa: E402
 from benchmarks.references import IMPLEMENTATIONS, PARITY_ONLY, REFERENCES, max_difference  # noqa: E402
 from mamllib.data.sampler import Episodes  # noqa: E402
 from mamllib.maml import MAML  # noqa: E402
@@ -138,6 +141,50 @@ def throughput(c: dict, repeats: int, device: str = "cpu") -> dict[str, float]:
             if repeat > 0:  # the first round is warm-up
                 times[name].append(time.perf_counter() - start)
     return {name: c["tasks"] / statistics.median(t) for name, t in times.items()}
+
+
+def first_order_section(repeats: int, device: str) -> list[str]:
+    """Step time of ours in second and in first order on quick, interleaved: first order
+    builds no graph of the inner gradient (mamllib.maml.sgd_steps)."""
+    c = CONFIGS["quick"]
+    maml, episodes = make_problem(c, device=device)
+    params = list(maml.model.parameters())
+    sync = synchronizer(device)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for repeat in range(repeats + 1):
+        for first_order in (False, True):
+            sync()
+            start = time.perf_counter()
+            loss = maml(episodes, c["steps"], torch.tensor(c["lr"]), first_order=first_order).query_loss
+            torch.autograd.grad(loss, params)
+            sync()
+            if repeat > 0:
+                times[first_order].append(time.perf_counter() - start)
+    second, first = (1e3 * statistics.median(times[k]) for k in (False, True))
+    return ["## First-order MAML (ours, quick, one meta-step)", "",
+            "| order | step (ms) | ratio |", "|---|---|---|",
+            f"| second | {second:.0f} | 1.00x |",
+            f"| first | {first:.0f} | {second / first:.2f}x faster |", ""]
+
+
+def report_stages_section(record: Path) -> list[str]:
+    """Wall time of each stage of the last `make report` in this checkout, from the record
+    the appendix shows (book/generated/executions.json)."""
+    if not record.exists():
+        return ["## The report's stages", "", f"No `{record}`: run `make report` first.", ""]
+    entries = json.loads(record.read_text())
+    stages: dict[str, list[float]] = {}
+    for name, entry in entries.items():
+        stage = ("training (populations)" if name == "training"
+                 else "setting pages" if name.startswith("run_") else name.replace("_", " "))
+        stages.setdefault(stage, []).append(entry["wall_time_s"])
+    lines = ["## The report's stages (the last `make report` in this checkout)", "",
+             "From the record the appendix shows; times of the notebooks that were executed, each "
+             "when it last was (a stage skipped as current keeps its earlier time). The Jupyter Book "
+             "build and the virtual environment are not in it.", "",
+             "| stage | notebooks | wall (s) |", "|---|---|---|"]
+    lines += [f"| {stage} | {len(times)} | {sum(times):.0f} |" for stage, times in stages.items()]
+    return lines + [f"| total | {len(entries)} | {sum(sum(t) for t in stages.values()):.0f} |", ""]
 
 
 def peak_memory_mb(impl: str, config: str, steps: int, live: bool) -> float:
@@ -312,7 +359,7 @@ def verdict(met: bool) -> str:
 
 
 def target_lines(ratios: dict, share: dict, slopes: dict[str, float],
-                 excluded: dict[str, set[str]]) -> list[str]:
+                 excluded: dict[str, set[str]], speedups: dict | None = None) -> list[str]:
     """The issue's targets, each with its measured value and whether it is met.
 
     A comparison with an implementation that failed parity is n/a (and not met)."""
@@ -322,10 +369,19 @@ def target_lines(ratios: dict, share: dict, slopes: dict[str, float],
         return f"- {label} >= {bar:g}x: {value:.2f}x, {verdict(value >= bar)}"
 
     quick, mini = ratios["quick"], ratios["miniimagenet-shaped"]
-    lines = [ratio("ours / higher_loop on quick", quick["higher_loop"], 1.25),
+    lines = [ratio("ours / higher_loop on quick", quick["higher_loop"], 2.0),
              ratio("ours / best torch.func on quick", quick["func"], 1.0),
              f"- data preparation <= 5% of a step: {100 * share['share']:.2f}%, "
              f"{verdict(share['share'] <= 0.05)}"]
+    if speedups:
+        analysis = speedups["analysis"]["ours, one after another"]
+        lines.append(f"- analysis of a run at most a third of the reference's time: {analysis:.2f}x faster, "
+                     f"{verdict(analysis >= 3)}")
+        training = speedups["training"]
+        best = max(training, key=training.get)
+        lines.append(f"- (measured, no target) training seven settings: fastest arrangement \"{best}\", "
+                     f"{training[best]:.2f}x one after another; one population "
+                     f"{training['one population']:.2f}x, two at a time {training['two at a time']:.2f}x")
     if mini["higher_loop"] and mini["func"]:
         lines.append(f"- (no target) miniimagenet-shaped: ours / higher_loop {mini['higher_loop']:.2f}x, "
                      f"ours / best torch.func {mini['func']:.2f}x")
@@ -368,12 +424,21 @@ def results(device: str, repeats: int, quick_run: bool) -> list[str]:
         scaling_lines.append(f"| {row['tasks']} | {row['N-way x (K+Q)']} | {row['images']} | "
                              f"{row['step ms']:.0f} |")
     done(scaling_lines + [""])
+    first_order_lines = done(first_order_section(repeats, device))
     profile_lines = done(["## Where the time goes (torch.profiler, ours, quick, 3 steps)", "", "```",
                           profile_top(CONFIGS["quick"], device), "```", ""])
+    population_lines, speedups = [], {}
+    if device == "cpu":  # on a GPU the question is another one (cuda_check.sh)
+        training, trained = training_table(5 if quick_run else 20)
+        analysis, analysed = analysis_table()
+        speedups = {"training": trained, "analysis": analysed}
+        population_lines = done(["## Several settings: one after another, two at a time, or as a population",
+                                 "", *training, "", "## Analysing runs", "", *analysis, ""])
+    stage_lines = done(report_stages_section(ROOT / "book" / "generated" / "executions.json"))
     targets = done(["## Targets (computed from the tables below)", "",
-                    *target_lines(ratios, share, slopes, excluded), ""])
-    return [machine(device), "", *targets, *parity_lines, *throughput_lines, *share_lines, *memory_lines,
-            *scaling_lines, "", *profile_lines]
+                    *target_lines(ratios, share, slopes, excluded, speedups), ""])
+    return [machine(device), "", *targets, *parity_lines, *throughput_lines, *first_order_lines, *share_lines,
+            *memory_lines, *scaling_lines, "", *population_lines, *stage_lines, *profile_lines]
 
 
 def merge_results(existing: str, measured: str, device: str) -> str:

@@ -114,24 +114,27 @@ def wall_time(processes: int, threads: int, jobs: list[dict]) -> float:
     return time.perf_counter() - start
 
 
-def training_table(steps: int) -> list[str]:
+def training_table(steps: int) -> tuple[list[str], dict[str, float]]:
+    """The table, and each arrangement's speed-up over training one after another."""
     lines = [f"Seven `quick` settings (rates {', '.join(map(str, RATES))}), {steps} outer steps each, "
              f"on {os.cpu_count()} cores; wall time of the whole, and settings x steps per second.", "",
              "| arrangement | processes x threads | population | wall (s) | setting-steps/s | speed-up |",
              "|---|---|---|---|---|---|"]
-    first = None
+    first, speedups = None, {}
     for label, processes, threads, population in TRAINING:
         shares = [list(RATES[k::processes]) for k in range(processes)]
         jobs = [{"kind": "train", "rates": share, "steps": steps, "population": population}
                 for share in shares]
         seconds = wall_time(processes, threads, jobs)
         first = first or seconds
+        speedups[label] = first / seconds
         lines.append(f"| {label} | {processes} x {threads} | {population} | {seconds:.1f} | "
                      f"{len(RATES) * steps / seconds:.1f} | {first / seconds:.2f}x |")
-    return lines
+    return lines, speedups
 
 
-def analysis_table() -> list[str]:
+def analysis_table() -> tuple[list[str], dict[str, float]]:
+    """The table, and each arrangement's speed-up over the reference."""
     lines = ["Analysis of `quick` runs at rates 0.1 and 0.4 (all readouts, the rate grid, the untrained "
              "baseline; 600 test tasks each). Reference: scikit-learn's `LogisticRegression` fitted per "
              "task and the untrained baseline analysed for each run, as before.", "",
@@ -139,16 +142,17 @@ def analysis_table() -> list[str]:
              "|---|---|---|---|---|"]
     rows = [("reference, one after another", 1, 2, True), ("ours, one after another", 1, 2, False),
             ("ours, two at a time", 2, 1, False)]
-    first = None
+    first, speedups = None, {}
     for label, processes, threads, reference in rows:
         with tempfile.TemporaryDirectory() as root:
             jobs = [{"kind": "analysis", "rates": [rate], "reference": reference, "root": root}
                     for rate in (0.1, 0.4)]
             seconds = wall_time(processes, threads, jobs)
         first = first or seconds
+        speedups[label] = first / seconds
         lines.append(f"| {label} | {processes} x {threads} | {seconds:.1f} | {seconds / 2:.1f} | "
                      f"{first / seconds:.2f}x |")
-    return lines
+    return lines, speedups
 
 
 def main() -> None:
@@ -165,8 +169,8 @@ def main() -> None:
                 total += analysis_worker(job["rates"], job["reference"], job["root"])
         print(json.dumps({"seconds": total}))
         return
-    print("\n".join(["## Training several settings", "", *training_table(args.steps), "",
-                     "## Analysing runs", "", *analysis_table(), ""]))
+    print("\n".join(["## Training several settings", "", *training_table(args.steps)[0], "",
+                     "## Analysing runs", "", *analysis_table()[0], ""]))
 
 
 if __name__ == "__main__":
