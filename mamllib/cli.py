@@ -327,7 +327,8 @@ def _sweep(args: argparse.Namespace) -> int:
     settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, args.runs_root)
     out = Path(args.out).resolve()
     # Every setting's run first, in populations; the notebooks then analyse them.
-    trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, DEFAULT_POPULATION)
+    trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, DEFAULT_POPULATION,
+                          args.jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out, args.jobs, cwd=base))
     return _print_results(results)

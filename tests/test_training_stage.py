@@ -5,7 +5,7 @@ import json
 from mamllib.cli import build_parser, several_configs
 from mamllib.config import profile
 from mamllib.pipeline.report import report_executions, theory_runs
-from mamllib.pipeline.training import stage_runs, train_commands, train_stage
+from mamllib.pipeline.training import split_commands, stage_runs, train_commands, train_stage
 
 
 def _configs_of(command):
@@ -25,6 +25,12 @@ def test_the_commands_train_exactly_the_runs_asked_for():
     assert all(command[command.index("--population") + 1] == "3" for command in commands)
     surrogate = [c for c in commands if "surrogate" in c]
     assert len(surrogate) == 1 and _configs_of(surrogate[0])[0].objective == "surrogate"
+    # Shared out over two processes, the same runs are trained, about half each.
+    shares = split_commands(commands, 2)
+    per_process = [[config for command in share for config in _configs_of(command)] for share in shares]
+    assert sorted(per_process[0] + per_process[1], key=repr) == sorted(wanted, key=repr)
+    assert abs(len(per_process[0]) - len(per_process[1])) <= 2
+    assert split_commands(commands, 1) == [commands]
 
 
 def test_nothing_is_trained_or_recorded_when_every_run_is_trained(tmp_path, glyphs):

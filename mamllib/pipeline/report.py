@@ -110,7 +110,7 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
     # Every run first, in populations; the notebooks then only analyse and plot.
     trained = train_stage(stage_runs(settings, theory_runs(others)), profile, "runs", root, out_dir,
-                          DEFAULT_POPULATION)
+                          DEFAULT_POPULATION, jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))

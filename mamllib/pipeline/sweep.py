@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -178,8 +179,20 @@ def finish_page(path: Path, title: str = "", source: str = "") -> None:
     atomic_write_bytes(path, json.dumps(notebook, indent=1, ensure_ascii=False).encode())
 
 
-def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -> dict[str, Any]:
-    """Run one notebook in a subprocess, its output in ``log_dir``; returns its record entry."""
+def parallel_env(jobs: int) -> dict[str, str] | None:
+    """The environment of one of ``jobs`` processes that run at once: this machine's cores
+    shared out as torch threads (more threads than cores slow every process down). None,
+    the inherited environment, for one job or where the user set OMP_NUM_THREADS."""
+    if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
+        return None
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+
+
+def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path,
+                jobs: int = 1) -> dict[str, Any]:
+    """Run one notebook in a subprocess (one of ``jobs`` at a time), its output in
+    ``log_dir``; returns its record entry."""
     notebook = out_dir / f"{execution.output}.ipynb"
     log = log_dir / f"{execution.output}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -188,7 +201,8 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path) -
         done = subprocess.run(
             [sys.executable, "-m", "mamllib", "notebook", execution.notebook, "--out",
              str(notebook.resolve()), "--parameters", json.dumps(execution.parameters)],
-            cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+            cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=parallel_env(jobs))
     status = _status_of(notebook) if done.returncode == 0 else "failed"
     if notebook.exists():  # a failed one too: papermill's partial notebook may be in the book
         finish_page(notebook, execution.title, execution.notebook)
@@ -205,7 +219,7 @@ def run_executions(executions: list[Execution], out_dir: Path, jobs: int = 1, cw
     pending = [e for e in executions if not is_current(e, out_dir, cwd)]
     bar = tqdm(total=len(executions), initial=len(executions) - len(pending), desc=desc, disable=None)
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(execute_one, e, out_dir, out_dir / "logs", cwd): e for e in pending}
+        futures = {pool.submit(execute_one, e, out_dir, out_dir / "logs", cwd, jobs): e for e in pending}
         for future in as_completed(futures):
             record = _record(out_dir)
             record[futures[future].output] = future.result()

@@ -14,6 +14,7 @@ import json
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -21,7 +22,7 @@ from mamllib.checkpoint import run_folder
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.files import atomic_write_json
-from mamllib.pipeline.sweep import RECORD, Execution, setting_config
+from mamllib.pipeline.sweep import RECORD, Execution, parallel_env, setting_config
 from mamllib.train import is_trained
 
 STAGE = "training"  # the stage's entry in the sweep's record
@@ -72,27 +73,55 @@ def _flags(config: Config, profile: str) -> dict[str, Any]:
             if name not in ("inner_lr", "seed") and value != base[name]}
 
 
+def split_commands(commands: list[list[str]], jobs: int) -> list[list[list[str]]]:
+    """The commands shared out over ``jobs`` processes: each command's rates dealt out in
+    turn, so that every process gets a similar share of every kind of run."""
+    shares: list[dict[tuple, list[str]]] = [{} for _ in range(jobs)]
+    turn = 0
+    for command in commands:
+        start, end = command.index("--rates") + 1, command.index("--seeds")
+        kind = (tuple(command[:start]), tuple(command[end:]))  # the command around its rates
+        for rate in command[start:end]:
+            shares[turn % jobs].setdefault(kind, []).append(rate)
+            turn += 1
+    return [[[*head, *rates, *tail] for (head, tail), rates in share.items()] for share in shares if share]
+
+
 def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, out_dir: Path,
-                population: int) -> dict[str, Any] | None:
-    """Train what ``configs`` still need (nothing when every run is trained), with the
-    output in ``out_dir/logs/training.log``; records and returns the stage's entry."""
+                population: int, jobs: int = 1) -> dict[str, Any] | None:
+    """Train what ``configs`` still need (nothing when every run is trained) in ``jobs``
+    processes at once, with the output in ``out_dir/logs/training*.log``; records and
+    returns the stage's entry."""
     pending = [c for c in configs if not is_trained(c, cwd / run_folder(runs_root, profile, c))]
     if not pending:
         return None
-    log = out_dir / "logs" / f"{STAGE}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
+    out_dir.joinpath("logs").mkdir(parents=True, exist_ok=True)
+    shares = split_commands(train_commands(pending, profile, runs_root, population), max(1, jobs))
     started = time.perf_counter()
-    codes = []
-    with log.open("w") as handle:
-        for command in train_commands(pending, profile, runs_root, population):
-            handle.write(" ".join(command[1:]) + "\n")
-            handle.flush()
-            codes.append(subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL).returncode)
-    entry = {"parameters": {"runs": len(pending), "population": population},
+    with ThreadPoolExecutor(max_workers=len(shares)) as pool:
+        codes = list(pool.map(lambda k: _run_share(shares[k], cwd, out_dir / "logs" / _log_name(k),
+                                                   len(shares)), range(len(shares))))
+    log = out_dir / "logs" / _log_name(0)
+    entry = {"parameters": {"runs": len(pending), "population": population, "processes": len(shares)},
              "status": "completed" if not any(codes) else "failed", "log": str(log),
              "wall_time_s": round(time.perf_counter() - started, 1)}
-    record_path = out_dir / RECORD
+    record_path = out_dir / RECORD  # before any notebook runs: nothing else writes it now
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     atomic_write_json(record_path, {**record, STAGE: entry})
     return entry
+
+
+def _log_name(k: int) -> str:
+    return f"{STAGE}.log" if k == 0 else f"{STAGE}-{k + 1}.log"
+
+
+def _run_share(commands: list[list[str]], cwd: Path, log: Path, jobs: int) -> int:
+    """Run one process's commands one after another; the first failing exit status, or 0."""
+    codes = []
+    with log.open("w") as handle:
+        for command in commands:
+            handle.write(" ".join(command[1:]) + "\n")
+            handle.flush()
+            codes.append(subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=parallel_env(jobs)).returncode)
+    return next((code for code in codes if code), 0)
