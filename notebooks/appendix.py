@@ -15,7 +15,8 @@
 # # Reproducibility appendix
 #
 # What produced this build: package versions, the machine, every run's configuration
-# hash and wall time, and the wall time of every executed notebook. Two runs with the
+# hash and wall time, and the wall time of every stage: the training of the runs (in
+# populations, before any page) and every executed notebook. Two runs with the
 # same configuration hash and seed give the same numbers on a CPU.
 
 # %% tags=["parameters"]
@@ -36,12 +37,15 @@ provenance.machine()
 
 # %% [markdown]
 # ## Runs
+#
+# A run trained in a population (several settings as one batched computation) is
+# charged its share of the population's wall time.
 
 # %%
 provenance.runs_table(runs_root, profile)
 
 # %% [markdown]
-# ## Executed notebooks
+# ## Stages: the training and the executed notebooks
 
 # %%
 provenance.executions_table(record)

@@ -54,7 +54,9 @@ def runs_table(runs_root: str | Path, profile: str) -> pd.DataFrame:
 
 
 def executions_table(record: str | Path) -> pd.DataFrame:
-    """Every executed notebook of the record (``executions.json``): status and wall time."""
+    """Every stage of the record (``executions.json``): the training, then each executed
+    notebook, with status and wall time."""
     executions = json.loads(Path(record).read_text()) if Path(record).exists() else {}
-    return pd.DataFrame([{"notebook": name, "status": entry["status"], "wall time (s)": entry["wall_time_s"]}
+    return pd.DataFrame([{"stage or notebook": name, "status": entry["status"],
+                          "wall time (s)": entry["wall_time_s"]}
                          for name, entry in executions.items()])
