@@ -207,6 +207,8 @@ def _train(args: argparse.Namespace) -> int:
     from mamllib.evaluate import Score
 
     overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
+    if args.population < 1:
+        raise ConfigError(f"population={args.population} is not allowed; use 1 or more")
     if args.rates is None and args.seeds is None:
         return _train_one(args, profile(args.profile, **overrides))
     for many, one in (("rates", "inner_lr"), ("seeds", "seed")):
@@ -215,8 +217,6 @@ def _train(args: argparse.Namespace) -> int:
     if args.out is not None:
         raise ConfigError("--out names one run folder; with --rates or --seeds each run goes to its "
                           "default folder under --runs-root")
-    if args.population < 1:
-        raise ConfigError(f"population={args.population} is not allowed; use 1 or more")
     from mamllib.checkpoint import run_folder
     from mamllib.pipeline.paths import relative_base
     from mamllib.population import train_population

@@ -193,7 +193,8 @@ class MAML(TaskBatched, nn.Module):
     def step_rates(self, tasks: int, lrs=None, dtype: torch.dtype | None = None) -> list[torch.Tensor]:
         """One rate per parameter tensor (the same for every task): ``lrs``, a scalar or one
         per tensor, or else the model's own ``inner_lrs``."""
-        rates = self.inner_lrs if lrs is None else torch.as_tensor(lrs)
+        # A Python float goes straight to ``dtype``: a float32 detour would round it.
+        rates = self.inner_lrs if lrs is None else torch.as_tensor(lrs, dtype=dtype)
         return list(rates.to(dtype or rates.dtype).expand(len(self.rate_names())))
 
 

@@ -83,6 +83,12 @@ class Population(TaskBatched):
                 key: value.clone() if value.dim() == 0 else torch.stack([s[key] for s in per_member])
                 for key, value in per_member[0].items()}  # 0-dim: the step count, the same for all
 
+    def write_back_rates(self) -> None:
+        """Copy every member's learned rates into its own MAML (what a step records)."""
+        with torch.no_grad():
+            for k, maml in enumerate(self.mamls):
+                maml.inner_lrs.copy_(self.rates[k])
+
     def write_back(self) -> None:
         """Copy every member's meta-parameters and Adam state into its own MAML and optimiser."""
         with torch.no_grad():
@@ -141,7 +147,16 @@ def train_population(configs: Sequence[Config], run_dirs: Sequence[Path],
     results: dict[int, dict[str, Any]] = {}
     pending: dict[tuple, list[tuple[int, OpenRun]]] = {}
     datasets: dict[tuple, FewShotDataset] = {}
+    first_of: dict[Path, int] = {}  # a folder asked for twice is trained once
     for index, (config, run_dir) in enumerate(zip(configs, map(Path, run_dirs))):
+        folder = run_dir.resolve()
+        if folder in first_of:
+            if configs[first_of[folder]].training_hash() != config.training_hash():
+                results[index] = {"status": "refused", "error": (
+                    f"{run_dir}: also the folder of another setting of this call (learned rates, for one, "
+                    f"are named by their seed only); train them one at a time with --out")}
+            continue
+        first_of[folder] = index
         data_key = (config.dataset, config.resolved_data_root, config.rotations)
         if data_key not in datasets:
             datasets[data_key] = dataset or load_dataset(config)
@@ -166,7 +181,8 @@ def train_population(configs: Sequence[Config], run_dirs: Sequence[Path],
             _train_together(runs, datasets[data_key], resolve_device(key.device))
             for index, run in chunk:
                 results[index] = finish_run(run, datasets[data_key], resolve_device(key.device), log)
-    return [results[index] for index in range(len(configs))]
+    return [results.get(index) or results[first_of[Path(run_dirs[index]).resolve()]]
+            for index in range(len(configs))]
 
 
 def _train_together(runs: list[OpenRun], dataset: FewShotDataset, device: torch.device) -> None:
@@ -194,6 +210,8 @@ def _train_together(runs: list[OpenRun], dataset: FewShotDataset, device: torch.
             losses, accuracies, diverged = population.outer_step(config, episodes)
         if not alive:
             break
+        if config.learn_inner_lr:
+            population.write_back_rates()  # each step's rates go into the run's trajectory
         for run, loss, acc in zip(alive, losses, accuracies):
             done = record_step(run, iteration, loss, acc)
         bar.set_postfix(runs=len(alive), loss=f"{sum(losses) / len(alive):.3f}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -29,6 +30,10 @@ READOUT_COLUMNS = ["part", "readout", "test_inner_lr", "task", "accuracy", "agre
 RELATION_COLUMNS = ["measure", "task", "value", "test_inner_lr", "model", "run", "train_inner_lr",
                     "learned_inner_lr"]
 ANALYSIS_SETTINGS = "settings.json"
+# Raised when the readouts change what they compute: older analyses are then stale.
+# 2: logistic regression solved to convergence for all tasks at once (was scikit-learn's
+# lbfgs at tol 1e-4, task by task); relations carry their test_inner_lr.
+ANALYSIS_VERSION = 2
 
 
 @dataclass
@@ -122,11 +127,14 @@ def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFra
     folder = run.run_dir.parent / "untrained" / _untrained_key(run, untrained, shared)
     try:
         readouts, relations = load_analyses([folder])
-    except ckpt.CheckpointError:  # not there yet (or damaged): made now
+    except (ckpt.CheckpointError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+        # Not there yet, or damaged: made now. Relations first: a reader that finds the
+        # readouts (what load_analyses looks for) finds both.
         readouts, relations = _analyze(run, untrained, "untrained", [torch.tensor(r) for r in shared], ())
-        atomic_write_csv(readouts, folder / ANALYSIS_DIR / "readouts.csv")
         atomic_write_csv(relations, folder / ANALYSIS_DIR / "relations.csv")
-    return (readouts[readouts.test_inner_lr == rate], relations[relations.test_inner_lr == rate])
+        atomic_write_csv(readouts, folder / ANALYSIS_DIR / "readouts.csv")
+    same = lambda labels: labels.to_numpy(np.float32) == np.float32(rate)  # noqa: E731 (float32 labels)
+    return readouts[same(readouts.test_inner_lr)], relations[same(relations.test_inner_lr)]
 
 
 def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> str:
@@ -145,7 +153,7 @@ def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> 
 def _analysis_settings(config: Config, iteration: int, grid: Iterable[float],
                        baseline: bool) -> dict[str, Any]:
     """What an analysis depends on: the trained weights and how they were scored."""
-    return {"config_hash": config.training_hash(), "iteration": iteration,
+    return {"version": ANALYSIS_VERSION, "config_hash": config.training_hash(), "iteration": iteration,
             **{name: getattr(config, name) for name in TEST_FIELDS},
             "grid": [float(rate) for rate in grid], "baseline": baseline}
 

@@ -36,6 +36,11 @@ def fit_predict(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor
                 c: float = 1.0, tol: float = 1e-9, max_iter: int = 50) -> torch.Tensor:
     """Fit each task's regression on ``support`` ``[T, n, D]`` with ``labels`` ``[T, n]`` (0 to
     ``n_way - 1``); returns the predicted classes of ``query`` ``[T, q, D]``, ``[T, q]``."""
+    if n_way == 2:
+        # scikit-learn fits two classes with the binary loss, one weight vector w = w_1 - w_0.
+        # The two-row softmax at its optimum has w_1 = -w_0 = w / 2, a penalty of ||w||^2 / 4:
+        # the binary problem at twice the C. Halving C solves scikit-learn's problem.
+        c = c / 2
     support, query = support.double(), query.double()
     # Coordinates in the span of each task's support features (orthonormal rows of Vh).
     _, _, basis = torch.linalg.svd(support, full_matrices=False)  # [T, r, D]

@@ -3,6 +3,7 @@
 import json
 import re
 
+import numpy as np
 import pytest
 import torch
 
@@ -198,3 +199,26 @@ def test_train_refuses_contradictory_options(tmp_path, capsys, monkeypatch, argv
     code, _, err = _cli(["train", "--profile", "smoke", *argv], capsys)
     assert code == 2 and message in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() and not (tmp_path / "somewhere").exists()
+
+
+def test_learned_rates_are_recorded_at_every_step_as_a_lone_run_records_them(tmp_path, glyphs):
+    configs = [profile("smoke", learn_inner_lr=True, inner_lr=0.1, seed=seed) for seed in (0, 1)]
+    together = train_population(configs, [tmp_path / f"p{s}" for s in (0, 1)], glyphs, log=quiet)
+    for config, metrics in zip(configs, together):
+        alone = train(config, tmp_path / f"alone{config.seed}", glyphs, log=quiet)
+        trajectory, reference = metrics["inner_lr_trajectory"], alone["inner_lr_trajectory"]
+        assert trajectory["iteration"] == reference["iteration"] == list(range(7))
+        np.testing.assert_allclose(trajectory["lrs"], reference["lrs"], rtol=1e-5, atol=1e-7)
+        assert trajectory["lrs"][1] != trajectory["lrs"][2]  # a new value at every step
+
+
+def test_one_folder_asked_for_twice_is_trained_once_or_refused(tmp_path, capsys, glyphs, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = _cli(["train", "--profile", "smoke", "--rates", "0.1", "0.1"], capsys)
+    assert code == 0 and err == ""
+    # Learned runs are named by seed only: two starting rates would share one folder.
+    code, _, err = _cli(["train", "--profile", "smoke", "--learn-inner-lr", "--rates", "0.1", "0.2"],
+                        capsys)
+    assert code == 2 and err.count("\n") == 1 and "also the folder of another setting" in err
+    stored = json.loads((tmp_path / "runs" / "smoke" / "maml-lrlearned-seed0" / "metrics.json").read_text())
+    assert stored["config"]["inner_lr"] == 0.1 and stored["status"] == "completed"

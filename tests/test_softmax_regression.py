@@ -34,3 +34,18 @@ def test_float32_features_and_duplicated_support_examples():
     ours = fit_predict(torch.tensor(support), torch.tensor(labels), torch.tensor(query), 2).numpy()
     reference = LogisticRegression(tol=1e-12, max_iter=100_000).fit(support[0].astype(np.float64), labels[0])
     np.testing.assert_array_equal(ours[0], reference.predict(query[0].astype(np.float64)))
+
+
+def test_two_classes_solve_scikit_learns_binary_problem():
+    # scikit-learn fits two classes with the binary loss; several shots make C matter.
+    rng = np.random.default_rng(3)
+    support = rng.normal(size=(10, 10, 6)) + np.repeat([0.3, -0.3], 5)[None, :, None]
+    labels = np.tile(np.repeat([0, 1], 5), (10, 1))
+    query = rng.normal(size=(10, 200, 6))
+    ours = fit_predict(torch.tensor(support), torch.tensor(labels), torch.tensor(query), 2).numpy()
+    reference = np.stack([LogisticRegression(tol=1e-12, max_iter=100_000).fit(s, y).predict(q)
+                          for s, y, q in zip(support, labels, query)])
+    np.testing.assert_array_equal(ours, reference)
+    twice_c = np.stack([LogisticRegression(C=2.0, tol=1e-12, max_iter=100_000).fit(s, y).predict(q)
+                        for s, y, q in zip(support, labels, query)])
+    assert (twice_c != reference).any()  # the test can tell C from 2C
