@@ -67,7 +67,8 @@ class Config:
                                                    "or the learned rates)")
     test_inner_steps: int = _eval_only(1, "inner steps at validation and test time")
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
-    eval_chunk: int = _eval_only(50, "tasks adapted at once during evaluation")
+    eval_chunk: int = _eval_only(10, "tasks adapted at once during evaluation (10: the fastest on a 2-core "
+                                     "CPU, whose caches larger batches outgrow; benchmarks/RESULTS.md)")
     device: str = _eval_only("auto", "auto (CUDA when present), cpu or cuda")
     recompute_inner_steps: bool = _eval_only(
         False, "rebuild each inner step's graph in the backward pass instead of keeping it: "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 from dataclasses import dataclass
@@ -125,14 +126,18 @@ def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFra
     on_grid = any(float(torch.tensor(r)) == rate for r in RATE_GRID)
     shared = RATE_GRID if on_grid else (rate,)
     folder = run.run_dir.parent / "untrained" / _untrained_key(run, untrained, shared)
-    try:
-        readouts, relations = load_analyses([folder])
-    except (ckpt.CheckpointError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
-        # Not there yet, or damaged: made now. Relations first: a reader that finds the
-        # readouts (what load_analyses looks for) finds both.
-        readouts, relations = _analyze(run, untrained, "untrained", [torch.tensor(r) for r in shared], ())
-        atomic_write_csv(relations, folder / ANALYSIS_DIR / "relations.csv")
-        atomic_write_csv(readouts, folder / ANALYSIS_DIR / "readouts.csv")
+    folder.mkdir(parents=True, exist_ok=True)
+    # Settings analysed in parallel wait for the one that analyses their seed's network.
+    with (folder / "lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            readouts, relations = load_analyses([folder])
+        except (ckpt.CheckpointError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
+            # Not there yet, or damaged: made now. Relations first: a reader that finds the
+            # readouts (what load_analyses looks for) finds both.
+            readouts, relations = _analyze(run, untrained, "untrained", [torch.tensor(r) for r in shared], ())
+            atomic_write_csv(relations, folder / ANALYSIS_DIR / "relations.csv")
+            atomic_write_csv(readouts, folder / ANALYSIS_DIR / "readouts.csv")
     same = lambda labels: labels.to_numpy(np.float32) == np.float32(rate)  # noqa: E731 (float32 labels)
     return readouts[same(readouts.test_inner_lr)], relations[same(relations.test_inner_lr)]
 
