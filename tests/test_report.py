@@ -124,4 +124,4 @@ def test_a_failing_setting_is_isolated(tmp_path, glyphs, capsys):
     (damaged / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert main([*cli, "--rates", "0.4", "-0.1"]) == 1
     out, err = capsys.readouterr()
-    assert "1 failed" in err and "lr-0p1" in err
+    assert "1 failed" in err and "lr-0p1" in err  # the training stage left that run to its notebook

@@ -42,7 +42,7 @@ def test_nothing_is_trained_or_recorded_when_every_run_is_trained(tmp_path, glyp
                                                                                "maml-lr0.1-seed0"]
     record = json.loads((out / "executions.json").read_text())
     assert record["training"] == entry
-    assert train_stage(configs, "smoke", "runs", tmp_path, out, population=2) is None
+    assert train_stage(configs, "smoke", "runs", tmp_path, out, population=2) == entry  # as recorded
     assert json.loads((out / "executions.json").read_text()) == record
     # Asked for other test-time settings, the runs are meta-tested again (not retrained).
     rescored = [c.replace(test_tasks=12) for c in configs]

@@ -89,12 +89,18 @@ def split_commands(commands: list[list[str]], jobs: int) -> list[list[list[str]]
 
 def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, out_dir: Path,
                 population: int, jobs: int = 1) -> dict[str, Any] | None:
-    """Train what ``configs`` still need (nothing when every run is trained) in ``jobs``
-    processes at once, with the output in ``out_dir/logs/training*.log``; records and
-    returns the stage's entry."""
+    """Train what ``configs`` still need in ``jobs`` processes at once, with the output in
+    ``out_dir/logs/training*.log``; records and returns the stage's entry. With every run
+    trained, nothing runs and the recorded entry (None if there is none) comes back as it
+    is, so that what reads the record sees nothing new.
+
+    A run the stage could not train leaves the entry ``incomplete`` (not ``failed``): its
+    notebook trains it or fails on it, and that is what counts."""
+    record_path = out_dir / RECORD
+    recorded = json.loads(record_path.read_text()).get(STAGE) if record_path.exists() else None
     pending = [c for c in configs if not is_trained(c, cwd / run_folder(runs_root, profile, c))]
     if not pending:
-        return None
+        return recorded
     out_dir.joinpath("logs").mkdir(parents=True, exist_ok=True)
     shares = split_commands(train_commands(pending, profile, runs_root, population), max(1, jobs))
     started = time.perf_counter()
@@ -103,9 +109,9 @@ def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, 
                                                    len(shares)), range(len(shares))))
     log = out_dir / "logs" / _log_name(0)
     entry = {"parameters": {"runs": len(pending), "population": population, "processes": len(shares)},
-             "status": "completed" if not any(codes) else "failed", "log": str(log),
+             "status": "completed" if not any(codes) else "incomplete", "log": str(log),
              "wall_time_s": round(time.perf_counter() - started, 1)}
-    record_path = out_dir / RECORD  # before any notebook runs: nothing else writes it now
+    # before any notebook runs: nothing else writes the record now
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     atomic_write_json(record_path, {**record, STAGE: entry})
     return entry
