@@ -145,9 +145,10 @@ def build_parser() -> argparse.ArgumentParser:
     several.add_argument("--seeds", type=_integer, nargs="+", metavar="SEED",
                          help="seeds (instead of --seed)")
     several.add_argument("--runs-root", default="runs", help="folder of run folders (default: %(default)s)")
-    several.add_argument("--population", type=_integer, default=DEFAULT_POPULATION, metavar="N",
-                         help="settings trained as one batch (default: %(default)s, measured best on "
-                              "2 CPU cores; see benchmarks/RESULTS.md)")
+    several.add_argument("--population", type=_integer, metavar="N",
+                         help=f"settings trained as one batch (default: {DEFAULT_POPULATION['cpu']} on "
+                              f"a CPU, where batching settings does not pay (benchmarks/RESULTS.md); "
+                              f"{DEFAULT_POPULATION['cuda']} on a GPU)")
     _add_config_flags(train)
 
     evaluate = commands.add_parser("evaluate", help="re-score a trained run on the meta-test tasks",
@@ -207,7 +208,7 @@ def _train(args: argparse.Namespace) -> int:
     from mamllib.evaluate import Score
 
     overrides = {**_config_file(args.config), **_given(args, [f.name for f in fields(Config)])}
-    if args.population < 1:
+    if args.population is not None and args.population < 1:
         raise ConfigError(f"population={args.population} is not allowed; use 1 or more")
     if args.rates is None and args.seeds is None:
         return _train_one(args, profile(args.profile, **overrides))
@@ -327,8 +328,7 @@ def _sweep(args: argparse.Namespace) -> int:
     settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, args.runs_root)
     out = Path(args.out).resolve()
     # Every setting's run first, in populations; the notebooks then analyse them.
-    trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, DEFAULT_POPULATION,
-                          args.jobs)
+    trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, jobs=args.jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out, args.jobs, cwd=base))
     return _print_results(results)

@@ -25,14 +25,14 @@ from typing import Any, Sequence
 import torch
 from tqdm import tqdm
 
-from mamllib.config import Config
+from mamllib.config import DEFAULT_POPULATION, Config
 from mamllib.errors import CheckpointError
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
 from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML, TaskBatched
 from mamllib.models import resolve_device
-from mamllib.train import (OpenRun, diverges, due, finish_run, finished_run, open_run, outer_objective,
-                           record_step, validate)
+from mamllib.train import (OpenRun, diverges, due, finish_run, finished_run, meta_train, open_run,
+                           outer_objective, record_step, validate)
 
 
 def population_key(config: Config) -> Config:
@@ -135,11 +135,12 @@ class Population(TaskBatched):
 
 
 def train_population(configs: Sequence[Config], run_dirs: Sequence[Path],
-                     dataset: FewShotDataset | None = None, max_size: int = 8,
+                     dataset: FewShotDataset | None = None, max_size: int | None = None,
                      log=print) -> list[dict[str, Any]]:
     """Train every ``(config, run_dir)`` as :func:`mamllib.train.train` would, and to the same
     end, the ones still to train in populations of at most ``max_size`` (members that share
-    :func:`population_key` and the iteration they start from). Returns each run's metrics; a
+    :func:`population_key` and the iteration they start from; by default the size measured
+    best for their device, ``DEFAULT_POPULATION``). Returns each run's metrics; a
     run folder that cannot be used (another config's, a damaged checkpoint) is left as it is,
     ``{"status": "refused", "error": message}``, and the others train."""
     if len(configs) != len(run_dirs):
@@ -175,18 +176,22 @@ def train_population(configs: Sequence[Config], run_dirs: Sequence[Path],
         group = (population_key(config), run.metrics["iterations_done"], data_key)
         pending.setdefault(group, []).append((index, run))
     for (key, _, data_key), members in pending.items():
-        for start in range(0, len(members), max_size):
-            chunk = members[start:start + max_size]
-            runs = [run for _, run in chunk]
-            _train_together(runs, datasets[data_key], resolve_device(key.device))
+        device = resolve_device(key.device)
+        size = max_size or DEFAULT_POPULATION.get(device.type, 1)
+        for start in range(0, len(members), size):
+            chunk = members[start:start + size]
+            if len(chunk) == 1:  # alone: the lone run's own loop
+                meta_train(chunk[0][1], datasets[data_key], device)
+            else:
+                _train_together([run for _, run in chunk], datasets[data_key], device)
             for index, run in chunk:
-                results[index] = finish_run(run, datasets[data_key], resolve_device(key.device), log)
+                results[index] = finish_run(run, datasets[data_key], device, log)
     return [results.get(index) or results[first_of[Path(run_dirs[index]).resolve()]]
             for index in range(len(configs))]
 
 
 def _train_together(runs: list[OpenRun], dataset: FewShotDataset, device: torch.device) -> None:
-    """The outer loop of :func:`mamllib.train._meta_train` for a population of runs that
+    """The outer loop of :func:`mamllib.train.meta_train` for a population of runs that
     start at the same iteration; a diverging member is recorded and leaves."""
     config = runs[0].config
     alive = list(runs)

@@ -232,7 +232,7 @@ def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
     if finished is not None:
         return finished
     run = open_run(config, run_dir, dataset, device, log)
-    _meta_train(run, dataset, device)
+    meta_train(run, dataset, device)
     return finish_run(run, dataset, device, log)
 
 
@@ -243,7 +243,7 @@ def outer_objective(config: Config, learner, episodes) -> Adapted:
     return learner(episodes, config.inner_steps, first_order=config.first_order)
 
 
-def _meta_train(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
+def meta_train(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
     """Outer loop from ``metrics['iterations_done']`` to ``config.iterations``."""
     config, metrics = run.config, run.metrics
     start = metrics["iterations_done"]

@@ -88,7 +88,8 @@ def _assert_close_in_float32(a, b):
 
 def test_a_population_trains_to_the_same_runs_as_lone_training(tmp_path, glyphs):
     configs = [profile("smoke", inner_lr=rate, seed=seed) for rate, seed in SETTINGS]
-    together = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet)
+    # max_size 3: batched, though on a CPU the default trains each setting alone
+    together = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet, max_size=3)
     alone = [train(c, d, glyphs, log=quiet) for c, d in zip(configs, _folders(tmp_path, "alone"))]
     for metrics, reference, a, b in zip(together, alone, _folders(tmp_path, "together"),
                                          _folders(tmp_path, "alone")):
@@ -107,7 +108,7 @@ def test_an_interrupted_population_resumes_to_the_uninterrupted_end(tmp_path, gl
     import mamllib.population as population
 
     configs = [profile("smoke", inner_lr=rate, seed=seed) for rate, seed in SETTINGS]
-    whole = train_population(configs, _folders(tmp_path, "whole"), glyphs, log=quiet)
+    whole = train_population(configs, _folders(tmp_path, "whole"), glyphs, log=quiet, max_size=3)
     steps = {"n": 0}
     record = population.record_step
 
@@ -119,10 +120,10 @@ def test_an_interrupted_population_resumes_to_the_uninterrupted_end(tmp_path, gl
 
     monkeypatch.setattr(population, "record_step", killed_after_four_steps)
     with pytest.raises(KeyboardInterrupt):
-        train_population(configs, _folders(tmp_path, "resumed"), glyphs, log=quiet)
+        train_population(configs, _folders(tmp_path, "resumed"), glyphs, log=quiet, max_size=3)
     assert all(ckpt.load_checkpoint(d)["iteration"] == 4 for d in _folders(tmp_path, "resumed"))
     monkeypatch.setattr(population, "record_step", record)
-    resumed = train_population(configs, _folders(tmp_path, "resumed"), glyphs, log=quiet)
+    resumed = train_population(configs, _folders(tmp_path, "resumed"), glyphs, log=quiet, max_size=3)
     for a, b, m, n in zip(_folders(tmp_path, "whole"), _folders(tmp_path, "resumed"), whole, resumed):
         _assert_close_in_float32(_parameters(a), _parameters(b))
         assert n["history"]["loss"] == pytest.approx(m["history"]["loss"], rel=1e-5)
@@ -130,7 +131,7 @@ def test_an_interrupted_population_resumes_to_the_uninterrupted_end(tmp_path, gl
     monkeypatch.setattr(population, "record_step", killed_after_four_steps)
     steps["n"] = 0
     with pytest.raises(KeyboardInterrupt):
-        train_population(configs, _folders(tmp_path, "mixed"), glyphs, log=quiet)
+        train_population(configs, _folders(tmp_path, "mixed"), glyphs, log=quiet, max_size=3)
     monkeypatch.setattr(population, "record_step", record)
     train(configs[2], _folders(tmp_path, "mixed")[2], glyphs, log=quiet)
     _assert_close_in_float32(_parameters(_folders(tmp_path, "mixed")[2]),
@@ -141,7 +142,7 @@ def test_a_diverging_member_is_recorded_and_the_others_go_on(tmp_path, glyphs):
     # A huge inner step blows the query loss past max_loss at the first step.
     configs = [profile("smoke", inner_lr=rate, seed=seed, max_loss=20.0) for rate, seed in SETTINGS]
     configs[1] = configs[1].replace(inner_lr=1e4)
-    metrics = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet)
+    metrics = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet, max_size=3)
     assert metrics[1]["status"] == "diverged" and metrics[1]["diverged_at"] == 0
     assert ckpt.read_json(_folders(tmp_path, "together")[1] / ckpt.METRICS)["status"] == "diverged"
     for k in (0, 2):
@@ -203,7 +204,8 @@ def test_train_refuses_contradictory_options(tmp_path, capsys, monkeypatch, argv
 
 def test_learned_rates_are_recorded_at_every_step_as_a_lone_run_records_them(tmp_path, glyphs):
     configs = [profile("smoke", learn_inner_lr=True, inner_lr=0.1, seed=seed) for seed in (0, 1)]
-    together = train_population(configs, [tmp_path / f"p{s}" for s in (0, 1)], glyphs, log=quiet)
+    together = train_population(configs, [tmp_path / f"p{s}" for s in (0, 1)], glyphs, log=quiet,
+                                max_size=2)
     for config, metrics in zip(configs, together):
         alone = train(config, tmp_path / f"alone{config.seed}", glyphs, log=quiet)
         trajectory, reference = metrics["inner_lr_trajectory"], alone["inner_lr_trajectory"]
@@ -222,3 +224,14 @@ def test_one_folder_asked_for_twice_is_trained_once_or_refused(tmp_path, capsys,
     assert code == 2 and err.count("\n") == 1 and "also the folder of another setting" in err
     stored = json.loads((tmp_path / "runs" / "smoke" / "maml-lrlearned-seed0" / "metrics.json").read_text())
     assert stored["config"]["inner_lr"] == 0.1 and stored["status"] == "completed"
+
+
+def test_on_a_cpu_each_setting_trains_alone_by_default(tmp_path, glyphs):
+    # A population does not pay on a CPU (benchmarks/RESULTS.md): the default trains each
+    # setting with the lone run's own loop, to the very same parameters.
+    configs = [profile("smoke", inner_lr=rate, seed=seed) for rate, seed in SETTINGS[:2]]
+    train_population(configs, _folders(tmp_path, "default")[:2], glyphs, log=quiet)
+    for config, a, b in zip(configs, _folders(tmp_path, "default"), _folders(tmp_path, "alone")):
+        train(config, b, glyphs, log=quiet)
+        for name, value in _parameters(a).items():
+            assert torch.equal(value, _parameters(b)[name]), name

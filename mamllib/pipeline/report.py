@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from mamllib.config import DEFAULT_POPULATION, Config
+from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
@@ -108,9 +108,9 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     # Notebooks run in the repository root and name paths relative to it: no path of the
     # machine that built the book appears in it.
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
-    # Every run first, in populations; the notebooks then only analyse and plot.
-    trained = train_stage(stage_runs(settings, theory_runs(others)), profile, "runs", root, out_dir,
-                          DEFAULT_POPULATION, jobs)
+    # Every run first (in populations where they pay); the notebooks then only analyse.
+    runs = stage_runs(settings, theory_runs(others))
+    trained = train_stage(runs, profile, "runs", root, out_dir, jobs=jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))

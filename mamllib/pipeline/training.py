@@ -34,7 +34,8 @@ def stage_runs(settings: list[Execution], extra: Iterable[Config] = ()) -> list[
     return list(dict.fromkeys(configs))
 
 
-def train_commands(configs: list[Config], profile: str, runs_root: str, population: int) -> list[list[str]]:
+def train_commands(configs: list[Config], profile: str, runs_root: str,
+                   population: int | None = None) -> list[list[str]]:
     """``python -m mamllib train --rates ... --seeds ...`` commands that train exactly
     ``configs``: one per kind of run (what :func:`mamllib.population.population_key`
     groups) and set of rates, covering the seeds trained at those rates."""
@@ -51,10 +52,10 @@ def train_commands(configs: list[Config], profile: str, runs_root: str, populati
         for seed, rates in sorted(by_seed.items()):
             seeds_by_rates.setdefault(tuple(sorted(rates)), []).append(seed)
         for rates, seeds in seeds_by_rates.items():
+            size = ["--population", str(population)] if population else []  # else: the device's default
             commands.append([sys.executable, "-m", "mamllib", "train", "--profile", profile,
-                             "--runs-root", runs_root, "--population", str(population),
-                             "--rates", *map(repr, rates), "--seeds", *map(str, seeds),
-                             *_flag_words(flags_of[key])])
+                             "--runs-root", runs_root, *size, "--rates", *map(repr, rates),
+                             "--seeds", *map(str, seeds), *_flag_words(flags_of[key])])
     return commands
 
 
@@ -88,7 +89,7 @@ def split_commands(commands: list[list[str]], jobs: int) -> list[list[list[str]]
 
 
 def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, out_dir: Path,
-                population: int, jobs: int = 1) -> dict[str, Any] | None:
+                population: int | None = None, jobs: int = 1) -> dict[str, Any] | None:
     """Train what ``configs`` still need in ``jobs`` processes at once, with the output in
     ``out_dir/logs/training*.log``; records and returns the stage's entry. With every run
     trained, nothing runs and the recorded entry (None if there is none) comes back as it
