@@ -175,7 +175,7 @@ def report_stages_section(record: Path) -> list[str]:
     entries = json.loads(record.read_text())
     stages: dict[str, list[float]] = {}
     for name, entry in entries.items():
-        stage = ("training (populations)" if name == "training"
+        stage = ("training" if name == "training"
                  else "setting pages" if name.startswith("run_") else name.replace("_", " "))
         stages.setdefault(stage, []).append(entry["wall_time_s"])
     lines = ["## The report's stages (the last `make report` in this checkout)", "",
