@@ -21,7 +21,7 @@ FLOAT32_MAX = 3.4028234663852886e38
 DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 RATE_GRID = DEFAULT_RATES
 # Settings trained as one batched computation (mamllib.population) by `train --rates`
-# and the report, by device. On 2 CPU cores a population is 10-18% slower than the same
+# and the report, by device. On 2 CPU cores a population is 7-18% slower than the same
 # settings one after another (benchmarks/RESULTS.md): the step is compute-bound and larger
 # batches outgrow the caches, so there each setting trains alone. On a GPU, which a Conv4
 # on 28x28 images leaves idle, batching is the point; 8 is not measured here (no GPU).
