@@ -28,6 +28,9 @@ RATE_GRID = DEFAULT_RATES
 DEFAULT_POPULATION = {"cpu": 1, "cuda": 8}
 # Fields that change a finished run's meta-test result without changing its training.
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
+# Training fields added after runs were first recorded: at these defaults they stay out of
+# the training hash, so that the runs trained before them keep their hash and their folder.
+LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0}
 
 
 def _eval_only(default: Any, help: str) -> Any:
@@ -61,6 +64,13 @@ class Config:
     meta_batch: int = _training(8, "tasks per outer step")
     iterations: int = _training(800, "outer steps")
     seed: int = _training(0, "seed of initialisation and training tasks")
+    train_tasks: int = _training(0, "a fixed pool of this many meta-training tasks, drawn once from the seed "
+                                    "(0: a fresh task every time)")
+    label_noise: float = _training(0.0, "fraction of meta-training query labels replaced by another label "
+                                        "at random, from 0 up to (not including) 1; never validation or test")
+    patience: int = _training(0, "early stopping: end training after this many validations without a "
+                                 "better validation accuracy, and keep the best one's parameters "
+                                 "(iterations is then the cap; 0: train all iterations)")
     max_loss: float = _training(100.0, "a query loss above this many nats (chance is ln n_way) or a "
                                        "non-finite one ends the run as diverged")
     val_every: int = _eval_only(100, "iterations between validations")
@@ -88,7 +98,8 @@ class Config:
 
     def training_hash(self) -> str:
         """Hash of the fields that shape training; a checkpoint is valid only for it."""
-        training = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["training"]}
+        training = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["training"]
+                    and not (f.name in LATER_FIELDS and getattr(self, f.name) == LATER_FIELDS[f.name])}
         return hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()[:12]
 
     @property
@@ -172,5 +183,11 @@ def validate(config: Config) -> None:
         _require(getattr(config, name) >= 1, name, getattr(config, name), "use a positive integer")
     for name in ("inner_steps", "test_inner_steps"):
         _require(getattr(config, name) >= 0, name, getattr(config, name), "use 0 or more steps")
+    _require(config.train_tasks >= 0, "train_tasks", config.train_tasks,
+             "use 0 (a fresh task every time) or a positive pool size")
+    _require(0 <= config.label_noise < 1, "label_noise", config.label_noise,
+             "use a fraction from 0 up to 1 (not 1)")
+    _require(config.patience >= 0, "patience", config.patience,
+             "use 0 (no early stopping) or a positive number of validations")
     _require(config.outer_lr > 0, "outer_lr", config.outer_lr, "use a positive Adam learning rate")
     _require(config.max_loss > 0, "max_loss", config.max_loss, "use a positive threshold")

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Iterable
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from mamllib.config import Config
-from mamllib.data.dataset import FewShotDataset, Split
-from mamllib.data.sampler import fixed_tasks
+from mamllib.data.dataset import FewShotDataset
+from mamllib.data.sampler import (TRAIN_SCORE_SEED, Episodes, TaskPool, distinct_task_count,
+                                  fixed_tasks)
 from mamllib.maml import MAML
 from mamllib.stats import ci95
 
@@ -40,15 +42,12 @@ class Score:
         return f"{100 * self.accuracy:.2f}% +- {100 * self.ci95:.2f}% (95% CI, {self.n_tasks} tasks)"
 
 
-def per_task_accuracy(maml: MAML, split: Split, split_name: str, *, n_way: int, k_shot: int,
-                      n_query: int, n_tasks: int, steps: int, lrs: torch.Tensor | float | None,
-                      chunk: int, device: torch.device) -> np.ndarray:
-    """Accuracy of MAML, adapted with ``steps`` steps at ``lrs``, on each fixed task."""
+def per_task_accuracy(maml: MAML, tasks: Iterable[Episodes], *, n_chunks: int, desc: str, steps: int,
+                      lrs: torch.Tensor | float | None, device: torch.device) -> np.ndarray:
+    """Accuracy of MAML, adapted with ``steps`` steps at ``lrs``, on each task of ``tasks``
+    (an iterable of ``n_chunks`` meta-batches)."""
     scores = []
-    chunks = tqdm(fixed_tasks(split, split_name, n_way, k_shot, n_query, n_tasks, chunk),
-                  total=-(-n_tasks // chunk),
-                  desc=f"scoring {split_name} tasks", unit="chunk", leave=False, disable=None)
-    for episodes in chunks:
+    for episodes in tqdm(tasks, total=n_chunks, desc=desc, unit="chunk", leave=False, disable=None):
         adapted = maml(episodes.to(device), steps, lrs, track_graph=False)
         scores.append(adapted.query_accuracy.cpu())
     return torch.cat(scores).numpy()
@@ -67,10 +66,35 @@ def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tas
           device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
     """Mean accuracy and 95% CI on the fixed tasks of ``split``, adapted as ``config``
     says unless ``lrs`` or ``steps`` are given."""
+    tasks = fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
+                        n_tasks, config.eval_chunk)
+    return _score_tasks(config, maml, tasks, n_tasks, f"scoring {split} tasks", device, lrs, steps)
+
+
+def training_tasks(config: Config, dataset: FewShotDataset) -> TaskPool:
+    """The meta-training tasks a run reports its meta-training accuracy on, with their query
+    labels as it trained on them: its own pool, or (fresh tasks) a fixed set of training
+    tasks as large as the meta-test set."""
+    split, shape = dataset.splits["train"], (config.n_way, config.k_shot, config.n_query)
+    if config.train_tasks:
+        return TaskPool(split, *shape, config.train_tasks, config.seed, config.label_noise)
+    size = min(config.test_tasks, distinct_task_count(split, *shape))
+    return TaskPool(split, *shape, size, TRAIN_SCORE_SEED, config.label_noise)
+
+
+def training_score(config: Config, maml: MAML, dataset: FewShotDataset, device: torch.device) -> Score:
+    """Accuracy on (at most ``test_tasks`` of) the meta-training tasks, adapted as at test
+    time: against the meta-test accuracy, the gap shows how much meta-training overfits."""
+    pool = training_tasks(config, dataset)
+    n_tasks = min(pool.size, config.test_tasks)
+    return _score_tasks(config, maml, pool.chunks(n_tasks, config.eval_chunk), n_tasks,
+                        "scoring training tasks", device)
+
+
+def _score_tasks(config: Config, maml: MAML, tasks: Iterable[Episodes], n_tasks: int, desc: str,
+                 device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
     per_task = per_task_accuracy(
-        maml, dataset.splits[split], split, n_way=config.n_way, k_shot=config.k_shot,
-        n_query=config.n_query, n_tasks=n_tasks,
+        maml, tasks, n_chunks=-(-n_tasks // config.eval_chunk), desc=desc,
         steps=config.test_inner_steps if steps is None else steps,
-        lrs=(adaptation_rates(config, maml) if lrs is None else lrs).to(device),
-        chunk=config.eval_chunk, device=device)
+        lrs=(adaptation_rates(config, maml) if lrs is None else lrs).to(device), device=device)
     return Score.from_tasks(per_task)

@@ -32,7 +32,7 @@ from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML, TaskBatched
 from mamllib.models import resolve_device
 from mamllib.train import (OpenRun, diverges, due, finish_run, finished_run, meta_train, open_run,
-                           outer_objective, record_step, validate)
+                           outer_objective, record_step, stop_early, validate)
 
 
 def population_key(config: Config) -> Config:
@@ -192,7 +192,8 @@ def train_population(configs: Sequence[Config], run_dirs: Sequence[Path],
 
 def _train_together(runs: list[OpenRun], dataset: FewShotDataset, device: torch.device) -> None:
     """The outer loop of :func:`mamllib.train.meta_train` for a population of runs that
-    start at the same iteration; a diverging member is recorded and leaves."""
+    start at the same iteration; a diverging member is recorded and leaves, and so does one
+    that stops early."""
     config = runs[0].config
     alive = list(runs)
     population = _population(alive, config)
@@ -201,6 +202,12 @@ def _train_together(runs: list[OpenRun], dataset: FewShotDataset, device: torch.
                desc=f"meta-training {len(runs)} runs", disable=None)
     clock = time.perf_counter()
     for iteration in bar:
+        going_on = [run for run in alive if not stop_early(run)]
+        if len(going_on) < len(alive):  # validation wrote their parameters back
+            alive = going_on
+            if not alive:
+                break
+            population = _population(alive, config)
         episodes = [run.sampler.sample(config.meta_batch).to(device) for run in alive]
         losses, accuracies, diverged = population.outer_step(config, episodes)
         while diverged:  # record who diverged; the others redo the step without them

@@ -3,6 +3,11 @@
 ``train(config, run_dir)`` is idempotent: a finished run is returned as it is, an
 interrupted one resumes from its last checkpoint (and ends with the same parameters as
 an uninterrupted run), and a folder holding another configuration is refused.
+
+With ``patience`` > 0 training stops early once that many validations in a row have not
+beaten the best validation accuracy, and the run ends with the best validation's
+parameters (which its checkpoint then holds): networks are compared at convergence, not
+at a budget that favours the settings that learn fastest.
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from tqdm import tqdm
 from mamllib import checkpoint as ckpt
 from mamllib.config import TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
-from mamllib.data.sampler import EpisodeSampler
-from mamllib.evaluate import Score, adaptation_rates, score
+from mamllib.data.sampler import TaskPool, TrainingSampler
+from mamllib.evaluate import Score, adaptation_rates, score, training_score
 from mamllib.files import atomic_write_json
 from mamllib.maml import MAML, Adapted, build_maml
 from mamllib.models import resolve_device
@@ -37,7 +42,8 @@ def _device_name(device: torch.device) -> str:
 def _fresh_metrics(config: Config, device: torch.device) -> dict[str, Any]:
     return {
         "status": "running", "config_hash": config.training_hash(), "config": config.to_dict(),
-        "iterations_done": 0, "diverged_at": None, "wall_time_s": 0.0,
+        "iterations_done": 0, "diverged_at": None, "best_iteration": None, "stopped_at": None,
+        "wall_time_s": 0.0,
         "history": {"iteration": [], "loss": [], "accuracy": []},
         "validation": [], "inner_lr_trajectory": {"iteration": [], "lrs": []}, "test": None,
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
@@ -59,13 +65,14 @@ def _record_rates(metrics: dict[str, Any], done: int, maml: MAML) -> None:
     trajectory["lrs"].append(maml.inner_lrs.detach().cpu().tolist())
 
 
-def _save(run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer, sampler: EpisodeSampler,
-          metrics: dict[str, Any]) -> None:
+def _save(run_dir: Path, maml: MAML, optimizer: torch.optim.Optimizer, sampler: TrainingSampler,
+          metrics: dict[str, Any], best: dict[str, torch.Tensor] | None = None) -> None:
     """Checkpoint first, metrics second: metrics never claim more than the checkpoint holds."""
     ckpt.save_checkpoint(run_dir, {
         "config_hash": metrics["config_hash"], "iteration": metrics["iterations_done"],
         "model": maml.state_dict(), "optimizer": optimizer.state_dict(),
         "sampler_rng": sampler.state(), "torch_rng": torch.get_rng_state(), "metrics": metrics,
+        **({"best_model": best} if best is not None else {}),
     })
     atomic_write_json(run_dir / ckpt.METRICS, metrics)
 
@@ -112,11 +119,13 @@ def _meta_test(config: Config, maml: MAML, dataset: FewShotDataset, device: torc
     """Score on the fixed meta-test tasks, recorded in ``metrics['test']``."""
     started = time.perf_counter()
     result = score(config, maml, dataset, "test", config.test_tasks, device)
+    on_training_tasks = training_score(config, maml, dataset, device)
     metrics["wall_time_s"] += time.perf_counter() - started
     metrics.update(status="completed", test={
         **result.to_dict(), "test_inner_lr": adaptation_rates(config, maml).cpu().tolist(),
         "test_inner_steps": config.test_inner_steps,
-        "settings": {name: getattr(config, name) for name in TEST_FIELDS}})
+        "settings": {name: getattr(config, name) for name in TEST_FIELDS}},
+        train_tasks_score=on_training_tasks.to_dict())
     return result
 
 
@@ -128,11 +137,12 @@ class OpenRun:
     run_dir: Path
     maml: MAML
     optimizer: torch.optim.Optimizer
-    sampler: EpisodeSampler
+    sampler: TrainingSampler
     metrics: dict[str, Any]
+    best: dict[str, torch.Tensor] | None = None  # early stopping: the best validation's parameters
 
     def save(self) -> None:
-        _save(self.run_dir, self.maml, self.optimizer, self.sampler, self.metrics)
+        _save(self.run_dir, self.maml, self.optimizer, self.sampler, self.metrics, self.best)
 
 
 def is_trained(config: Config, run_dir: Path) -> bool:
@@ -163,23 +173,31 @@ def open_run(config: Config, run_dir: Path, dataset: FewShotDataset, device: tor
     """A fresh run in ``run_dir``, or the interrupted one there resumed from its checkpoint."""
     maml = build_maml(config, dataset).to(device)
     optimizer = torch.optim.Adam(maml.meta_parameters(), lr=config.outer_lr)
-    sampler = EpisodeSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query,
-                             config.seed, "train")
-    metrics = _fresh_metrics(config, device)
+    sampler = training_sampler(config, dataset)
+    metrics, best = _fresh_metrics(config, device), None
     if (run_dir / ckpt.CHECKPOINT).exists():
         state = ckpt.load_checkpoint(run_dir, config.training_hash())
         ckpt.load_state(maml, state, run_dir)
         ckpt.load_state(optimizer, state, run_dir, key="optimizer")
         sampler.set_state(state["sampler_rng"])
         torch.set_rng_state(state["torch_rng"])
-        metrics = state["metrics"]
+        metrics, best = state["metrics"], state.get("best_model")
         log(f"{run_dir}: resuming at iteration {metrics['iterations_done']}")
     if config.learn_inner_lr and not metrics["inner_lr_trajectory"]["iteration"]:
         metrics["inner_lr_trajectory"]["names"] = maml.rate_names()  # the tensor each rate steps
         _record_rates(metrics, 0, maml)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.write_run_config(run_dir, config)
-    return OpenRun(config, run_dir, maml, optimizer, sampler, metrics)
+    return OpenRun(config, run_dir, maml, optimizer, sampler, metrics, best)
+
+
+def training_sampler(config: Config, dataset: FewShotDataset) -> TrainingSampler:
+    """The run's meta-training task stream: fresh tasks, or draws from its fixed pool."""
+    split, shape = dataset.splits["train"], (config.n_way, config.k_shot, config.n_query)
+    pool = None
+    if config.train_tasks:
+        pool = TaskPool(split, *shape, config.train_tasks, config.seed, config.label_noise)
+    return TrainingSampler(split, *shape, config.seed, pool, config.label_noise)
 
 
 def finish_run(run: OpenRun, dataset: FewShotDataset, device: torch.device, log=print) -> dict[str, Any]:
@@ -190,9 +208,12 @@ def finish_run(run: OpenRun, dataset: FewShotDataset, device: torch.device, log=
         log(f"{run.run_dir}: diverged at iteration {metrics['diverged_at']} "
             f"(loss above {run.config.max_loss:g} or not finite)")
         return metrics
+    if run.best is not None:  # early stopping keeps the best validation's parameters
+        run.maml.load_state_dict(run.best)
     result = _meta_test(run.config, run.maml, dataset, device, metrics)
     run.save()
-    log(f"{run.run_dir}: meta-test accuracy {result}")
+    stopped = f" (stopped early at iteration {metrics['stopped_at']})" if metrics.get("stopped_at") else ""
+    log(f"{run.run_dir}: meta-test accuracy {result}{stopped}")
     return metrics
 
 
@@ -217,8 +238,31 @@ def due(done: int, every: int, config: Config) -> bool:
 
 
 def validate(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
+    """Score the validation tasks; with early stopping, keep the parameters of the best."""
     val = score(run.config, run.maml, dataset, "val", run.config.val_tasks, device)
-    run.metrics["validation"].append({"iteration": run.metrics["iterations_done"], **val.to_dict()})
+    history = run.metrics["validation"]
+    if run.config.patience and all(val.accuracy > v["accuracy"] for v in history):
+        run.best = {name: t.detach().clone() for name, t in run.maml.state_dict().items()}
+        run.metrics["best_iteration"] = run.metrics["iterations_done"]
+    history.append({"iteration": run.metrics["iterations_done"], **val.to_dict()})
+
+
+def stops_early(run: OpenRun) -> bool:
+    """Whether ``patience`` validations in a row have not beaten the best one (read from the
+    recorded validations, so a resumed run decides as the uninterrupted one did)."""
+    accuracies = [v["accuracy"] for v in run.metrics["validation"]]
+    if not run.config.patience or not accuracies:
+        return False
+    best = accuracies.index(max(accuracies))
+    return len(accuracies) - 1 - best >= run.config.patience
+
+
+def stop_early(run: OpenRun) -> bool:
+    """Record an early stop when one is due; returns whether the run stops."""
+    if stops_early(run):
+        run.metrics["stopped_at"] = run.metrics["iterations_done"]
+        return True
+    return False
 
 
 def train(config: Config, run_dir: Path, dataset: FewShotDataset | None = None,
@@ -251,6 +295,8 @@ def meta_train(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> N
                desc="meta-training", disable=None)
     clock = time.perf_counter()
     for iteration in bar:
+        if stop_early(run):
+            break
         out = outer_objective(config, run.maml, run.sampler.sample(config.meta_batch).to(device))
         loss = out.query_loss.item()
         if diverges(config, loss):

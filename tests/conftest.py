@@ -55,3 +55,27 @@ def glyphs():
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def scripted_validation(monkeypatch):
+    """``script(accuracies_by_rate)``: from then on validation accuracies follow the script,
+    per training rate, from its start (test scoring is untouched). Early stopping then
+    stops where a test says it must."""
+    import mamllib.train as training
+    from mamllib.evaluate import Score
+
+    real = training.score
+
+    def script(accuracies_by_rate):
+        calls = {}
+
+        def scripted(config, maml, dataset, split, n_tasks, device, **kw):
+            if split != "val":
+                return real(config, maml, dataset, split, n_tasks, device, **kw)
+            calls[config.inner_lr] = k = calls.get(config.inner_lr, -1) + 1
+            return Score(accuracies_by_rate[config.inner_lr][k], 0.0, n_tasks)
+
+        monkeypatch.setattr(training, "score", scripted)
+
+    return script

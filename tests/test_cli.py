@@ -117,6 +117,22 @@ def _out_is_a_file(tmp_path, capsys):
     return ["train", "--profile", "smoke", "--out", str(tmp_path / "afile")]
 
 
+def _small_omniglot_pool(tmp_path, capsys):
+    """A tiny Omniglot (40 characters of 5 drawings, 30 of them for training): 2-way tasks
+    with 1 support and 4 queries are 30*29 class orders x 5 support choices per class squared."""
+    from PIL import Image
+
+    for part in ("images_background", "images_evaluation"):
+        for a in range(4):
+            for ch in range(5):
+                for d in range(5):
+                    path = tmp_path / "omni" / part / f"Alphabet{a}" / f"character{ch + 1:02d}" / f"{d}.png"
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    Image.new("1", (105, 105), color=bool((a + ch + d) % 2)).save(path)
+    return ["train", "--profile", "smoke", "--dataset", "omniglot", "--data-root", str(tmp_path / "omni"),
+            "--n-way", "2", "--n-query", "4", "--train-tasks", "1000000", "--out", str(tmp_path / "out")]
+
+
 def _plain(*argv):
     return lambda tmp_path, capsys: [a.replace("OUT", str(tmp_path / "out")) for a in argv]
 
@@ -163,6 +179,13 @@ BAD_INPUTS = {
     "output folder is a file": (_out_is_a_file, "this path cannot be read or written"),
     "non-finite grid rate": (_plain("analyze", "/nonexistent/run", "--grid", "nan"),
                              "'nan' is not a finite number"),
+    "negative pool size": (_plain("train", "--profile", "smoke", "--train-tasks", "-1", "--out", "OUT"),
+                           "train_tasks=-1"),
+    "label noise of 1": (_plain("train", "--profile", "smoke", "--label-noise", "1", "--out", "OUT"),
+                         "label_noise=1.0"),
+    "negative patience": (_plain("train", "--profile", "smoke", "--patience", "-2", "--out", "OUT"),
+                          "patience=-2"),
+    "pool larger than the split can make": (_small_omniglot_pool, "train_tasks=1000000 is more than"),
     "notebook parameters not an object": (_plain("notebook", "maml_run", "--out", "OUT/x.ipynb",
                                                  "--parameters", "[1]"),
                                           "expected a JSON object"),

@@ -22,7 +22,20 @@ def test_hash_is_stable_and_ignores_evaluation_only_fields():
     assert base.training_hash() != base.replace(seed=1).training_hash()
 
 
+def test_fields_added_later_keep_the_hash_of_earlier_runs_at_their_defaults():
+    # The hashes every run trained before train_tasks, label_noise and patience existed carries
+    # (computed at commit 8e86d1b): their folders and checkpoints stay valid.
+    assert profile("quick").training_hash() == "a2ac685ad3ac"
+    assert profile("smoke").training_hash() == "fe52ebc74e4f"
+    base = profile("quick")
+    hashes = {base.replace(**change).training_hash() for change in
+              ({}, {"train_tasks": 10}, {"label_noise": 0.2}, {"patience": 3})}
+    assert len(hashes) == 4
+
+
 @pytest.mark.parametrize("field, value, message", [
+    ("train_tasks", -1, "fresh task"), ("label_noise", 1.0, "up to 1"), ("label_noise", -0.1, "from 0"),
+    ("patience", -1, "no early stopping"),
     ("n_way", 1, "n_way=1"), ("k_shot", 0, "k_shot=0"), ("inner_lr", float("nan"), "finite"),
     ("dataset", "mnist", "glyphs, omniglot, miniimagenet"), ("iterations", 0, "positive"),
     ("inner_lr", "0.4", "wrong type"), ("first_order", 1, "wrong type"), ("device", "tpu", "auto, cpu, cuda"),

@@ -235,3 +235,22 @@ def test_on_a_cpu_each_setting_trains_alone_by_default(tmp_path, glyphs):
         train(config, b, glyphs, log=quiet)
         for name, value in _parameters(a).items():
             assert torch.equal(value, _parameters(b)[name]), name
+
+
+def test_a_member_that_stops_early_leaves_and_each_ends_as_it_would_alone(tmp_path, glyphs,
+                                                                          scripted_validation):
+    script = {-0.1: [0.5, 0.7, 0.6, 0.65, 0.66, 0.67], 0.1: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6],
+              0.4: [0.9, 0.1, 0.1, 0.1, 0.1, 0.1]}
+    configs = [profile("smoke", inner_lr=rate, seed=seed, iterations=18, patience=2)
+               for rate, seed in SETTINGS]
+    scripted_validation(script)
+    together = train_population(configs, _folders(tmp_path, "together"), glyphs, log=quiet, max_size=3)
+    ends = [(m["best_iteration"], m["stopped_at"], m["iterations_done"]) for m in together]
+    assert ends == [(6, 12, 12), (18, None, 18), (3, 9, 9)]
+    for config, folder, metrics, end in zip(configs, _folders(tmp_path, "alone"), together, ends):
+        scripted_validation(script)
+        alone = train(config, folder, glyphs, log=quiet)
+        assert (alone["best_iteration"], alone["stopped_at"], alone["iterations_done"]) == end
+        assert metrics["history"]["loss"] == pytest.approx(alone["history"]["loss"], rel=1e-4)
+    for a, b in zip(_folders(tmp_path, "together"), _folders(tmp_path, "alone")):
+        _assert_close_in_float32(_parameters(a), _parameters(b))

@@ -119,3 +119,80 @@ def test_recomputing_inner_steps_trains_the_same_model(tmp_path, glyphs):
     a = train(config, tmp_path / "kept", glyphs, log=quiet)
     b = train(recomputed, tmp_path / "recomputed", glyphs, log=quiet)
     assert a["history"]["loss"] == b["history"]["loss"] and a["test"] == b["test"]
+
+
+# --- few-task regime, label noise, early stopping ----------------------------------------
+
+def test_a_pool_run_trains_on_its_pool_and_reports_its_training_accuracy(tmp_path, glyphs):
+    config = profile("smoke", train_tasks=3)
+    metrics = train(config, tmp_path / "run", glyphs, log=quiet)
+    assert metrics["status"] == "completed"
+    assert metrics["train_tasks_score"]["n_tasks"] == 3  # the whole pool (fewer than test_tasks)
+    fresh = train(profile("smoke"), tmp_path / "fresh", glyphs, log=quiet)
+    assert fresh["train_tasks_score"]["n_tasks"] == 10  # fixed training tasks, as many as test tasks
+    assert metrics["history"]["loss"] != fresh["history"]["loss"]
+    assert ckpt.run_folder("runs", "smoke", config) != ckpt.run_folder("runs", "smoke", profile("smoke"))
+
+
+def test_label_noise_reaches_training_tasks_never_validation_or_test(glyphs):
+    from mamllib.evaluate import score, training_score
+    from mamllib.maml import build_maml
+
+    clean, noisy = profile("smoke"), profile("smoke", label_noise=0.8)
+    maml = build_maml(clean, glyphs)
+    device = torch.device("cpu")
+    for split in ("val", "test"):
+        assert score(noisy, maml, glyphs, split, 10, device) == score(clean, maml, glyphs, split, 10, device)
+    assert training_score(noisy, maml, glyphs, device) != training_score(clean, maml, glyphs, device)
+
+
+def _model(run_dir):
+    return ckpt.load_checkpoint(run_dir)["model"]
+
+
+def test_early_stopping_ends_after_patience_and_keeps_the_best_parameters(tmp_path, glyphs,
+                                                                          scripted_validation):
+    scripted_validation({0.4: [0.5, 0.7, 0.6, 0.65, 0.9, 0.9]})
+    config = profile("smoke", iterations=18, patience=2)
+    metrics = train(config, tmp_path / "stopped", glyphs, log=quiet)
+    # Validations at 3, 6, 9, 12: the best (0.7) at 6, then two that do not beat it.
+    assert [v["iteration"] for v in metrics["validation"]] == [3, 6, 9, 12]
+    assert metrics["best_iteration"] == 6 and metrics["stopped_at"] == 12
+    assert metrics["iterations_done"] == 12 and metrics["status"] == "completed"
+    # The network kept is the one of iteration 6: the same as a run of 6 iterations.
+    train(profile("smoke", iterations=6), tmp_path / "six", glyphs, log=quiet)
+    for name, tensor in _model(tmp_path / "six").items():
+        assert torch.equal(tensor, _model(tmp_path / "stopped")[name]), name
+    # A stop at the cap is no early stop; without patience nothing stops.
+    scripted_validation({0.4: [0.1 * k for k in range(1, 7)]})
+    rising = train(config, tmp_path / "rising", glyphs, log=quiet)
+    assert rising["iterations_done"] == 18 and rising["stopped_at"] is None and rising["best_iteration"] == 18
+
+
+def test_an_interrupted_early_stopping_run_resumes_to_the_same_end(tmp_path, glyphs, monkeypatch,
+                                                                   scripted_validation):
+    import mamllib.train as training
+
+    script = {0.4: [0.5, 0.7, 0.6, 0.65, 0.9, 0.9]}
+    config = profile("smoke", iterations=18, patience=2, checkpoint_every=4)
+    scripted_validation(script)
+    whole = train(config, tmp_path / "whole", glyphs, log=quiet)
+    record, steps = training.record_step, {"n": 0}
+
+    def killed_after_ten_steps(*args):
+        if steps["n"] == 10:  # checkpoint at 8 holds the best (6) but not the validation at 9
+            raise KeyboardInterrupt
+        steps["n"] += 1
+        return record(*args)
+
+    scripted_validation(script)
+    monkeypatch.setattr(training, "record_step", killed_after_ten_steps)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path / "resumed", glyphs, log=quiet)
+    monkeypatch.setattr(training, "record_step", record)
+    scripted_validation({0.4: script[0.4][2:]})  # validations 3 and 6 are on record
+    resumed = train(config, tmp_path / "resumed", glyphs, log=quiet)
+    for key in ("best_iteration", "stopped_at", "test"):
+        assert resumed[key] == whole[key]
+    for name, tensor in _model(tmp_path / "whole").items():
+        assert torch.equal(tensor, _model(tmp_path / "resumed")[name]), name

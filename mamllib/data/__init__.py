@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mamllib.config import Config
 from mamllib.data.dataset import FewShotDataset, Split
-from mamllib.data.sampler import check_task_shape
+from mamllib.data.sampler import check_pool_size, check_task_shape
 
 
 def load_dataset(config: Config) -> FewShotDataset:
@@ -26,6 +26,7 @@ def check_dataset(config: Config, dataset: FewShotDataset) -> None:
     """Refuse a task shape that any split cannot supply, before anything is written."""
     for name, split in dataset.splits.items():
         check_task_shape(split, config.n_way, config.k_shot, config.n_query, name)
+    check_pool_size(dataset.splits["train"], config.n_way, config.k_shot, config.n_query, config.train_tasks)
 
 
 __all__ = ["FewShotDataset", "Split", "check_dataset", "load_dataset"]
