@@ -25,9 +25,11 @@ test: $(STAMP)
 # The whole report: the sweep of training rates (one executed notebook each), the
 # theory notebooks, the summary, and the Jupyter Book in book/_build/html/.
 # Re-running skips every notebook that is current. JOBS=2 runs two settings at once.
+# TIER=full runs the whole few-task grid (more pool sizes, rates and seeds; for a cluster).
 JOBS ?= 1
+TIER ?= default
 report: $(STAMP)
-	$(PY) -m mamllib report --profile $(PROFILE) -j $(JOBS)
+	$(PY) -m mamllib report --profile $(PROFILE) -j $(JOBS) --tier $(TIER)
 	@echo "open book/_build/html/index.html"
 
 # Speed and memory against the reference MAML implementations -> benchmarks/RESULTS.md

@@ -15,8 +15,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import (DEFAULT_POPULATION, DEFAULT_RATES, PROFILES, RATE_GRID, TEST_FIELDS, Config,
-                            field_kind, from_dict, profile)
+from mamllib.config import (DEFAULT_POPULATION, DEFAULT_RATES, PROFILES, RATE_GRID, REPORT_TIERS, TEST_FIELDS,
+                            Config, field_kind, from_dict, profile)
 from mamllib.errors import ConfigError, UserError
 
 EXIT_USAGE = 2
@@ -187,13 +187,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_flags(report)
     report.add_argument("--root", default=".", help="repository root holding _toc.yml (default: %(default)s)")
     report.add_argument("--small", action="store_true", help="small theory notebooks (a smoke report)")
+    report.add_argument("--tier", choices=REPORT_TIERS, default="default",
+                        help="default: sized to a 2-core laptop; full: every pool size, rate and seed of the "
+                             "few-task experiment, meant for a cluster (default: %(default)s)")
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
                                    description="Execute notebooks/NAME.py (jupytext) with papermill into "
                                                "--out, in a kernel of this Python, in the repository root "
                                                "(relative paths in parameters start there); the sweep "
                                                "and the report call this.")
-    notebook.add_argument("name", help="maml_run, summary, penalty_check, linear_regression or appendix")
+    notebook.add_argument("name", help="maml_run, few_tasks, negative_rates, summary, penalty_check, "
+                                       "linear_regression or appendix")
     notebook.add_argument("--out", required=True, help="the executed .ipynb to write")
     notebook.add_argument("--parameters", default="{}", help="JSON object of parameters")
 
@@ -350,7 +354,7 @@ def _report(args: argparse.Namespace) -> int:
 
     _check_sweep(args)
     index, results = build_report(Path(args.root), args.profile, args.rates, args.seeds,
-                                  not args.no_learned, args.jobs, args.small)
+                                  not args.no_learned, args.jobs, args.small, args.tier)
     code = _print_results(results)
     print(f"report: {index}")
     return code

@@ -84,6 +84,11 @@ def _per_task(make: Callable[[], object], support: np.ndarray, labels: np.ndarra
     return np.stack([make().fit(s, y).predict(q) for s, y, q in zip(support, labels, query)])
 
 
+def prototype_predictions(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor) -> np.ndarray:
+    """Each task's queries sent to the nearest class prototype of its support features."""
+    return _per_task(PrototypeClassifier, support.cpu().numpy(), labels.cpu().numpy(), query.cpu().numpy())
+
+
 def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020)."""
     return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
@@ -93,7 +98,7 @@ def unadapted_readouts(support: torch.Tensor, labels: torch.Tensor, query: torch
                        n_way: int) -> dict[str, np.ndarray]:
     """The readouts of the meta-learned features themselves, which no inner rate changes."""
     s, y, q = support.cpu().numpy(), labels.cpu().numpy(), query.cpu().numpy()
-    return {"proto_unadapted": _per_task(PrototypeClassifier, s, y, q),
+    return {"proto_unadapted": prototype_predictions(support, labels, query),
             # scikit-learn's LogisticRegression() objective, all tasks of the chunk at once
             "logreg": softmax_regression.fit_predict(support, labels, query, n_way).cpu().numpy(),
             "cosine_nn": cosine_nn(s, y, q)}
@@ -145,8 +150,7 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
         predictions = {"maml": logits.argmax(-1).cpu().numpy(),
                        "head_only": head_logits.argmax(-1).cpu().numpy(),
                        "proto_unadapted": fixed["proto_unadapted"],
-                       "proto_adapted": _per_task(PrototypeClassifier, support_after.cpu().numpy(),
-                                                  sy.cpu().numpy(), query_after[-1].cpu().numpy()),
+                       "proto_adapted": prototype_predictions(support_after, sy, query_after[-1]),
                        "logreg": fixed["logreg"], "cosine_nn": fixed["cosine_nn"]}
         relations = {"head_proto_cosine": centred_cosine(fast[head].detach(), prototypes).cpu().numpy()}
         for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):

@@ -293,3 +293,29 @@ def linear_training_sweeps(sweeps: dict[str, pd.DataFrame], title: str = "") -> 
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | None = None,
+                pool_label=lambda pool: f"{pool} tasks") -> plt.Figure:
+    """One panel per table of :func:`mamllib.fewtask.rate_table`: a line per pool size
+    against the training rate, with its 95% band over seeds and tasks."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables) + 1.6, 3.8), sharey=True,
+                             squeeze=False)
+    palette = sns.color_palette("colorblind")
+    markers = "osD^vP*X"
+    for ax, (title, table) in zip(axes[0], tables.items()):
+        pools = sorted(table.pool.unique(), key=lambda p: (p == 0, p))
+        for k, pool in enumerate(pools):
+            rows = table[table.pool == pool].sort_values("train_rate")
+            color = palette[k % len(palette)]
+            ax.plot(rows.train_rate, rows["mean"], marker=markers[k % len(markers)], color=color,
+                    label=pool_label(pool))
+            ax.fill_between(rows.train_rate, rows.low, rows.high, color=color, alpha=0.2, lw=0)
+        if chance is not None:
+            ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
+        _rate_axis(ax, table.train_rate)
+        ax.set_title(title, fontsize=10)
+    axes[0][0].set_ylabel(ylabel)
+    _legend_outside(axes[0][-1], title="meta-training pool")
+    fig.tight_layout()
+    return fig

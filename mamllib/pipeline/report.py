@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
+from mamllib import fewtask
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
@@ -43,7 +44,24 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
 
 
 SETTINGS_GLOB = "book/generated/run_*"
+FEW_TASKS_GLOB = "book/generated/few_tasks_*"
+FEW_TASKS_PREFIX = "few_tasks_"
 SURROGATE_RATES = (-0.1, 0.1)  # the penalty check's surrogate-versus-MAML comparison
+
+
+def few_task_executions(profile: str, tier: str, runs_root: str, cwd: Path) -> list[Execution]:
+    """One ``few_tasks`` page per pool size of the tier's grid, in the book's order (small
+    pools first, fresh tasks last); each re-runs when one of its networks changes."""
+    grid = fewtask.plan(profile, tier)
+    pools = sorted(grid.pools, key=lambda p: (p == 0, p))
+    executions = []
+    for pool in pools:
+        trained = fewtask.runs_fingerprint(grid.configs(profile, pool), runs_root, profile, cwd)
+        executions.append(Execution(
+            "few_tasks", f"{FEW_TASKS_PREFIX}{'fresh' if pool == 0 else f'{pool:04d}'}",
+            {"profile": profile, "runs_root": runs_root, "pool": pool, "tier": tier, "trained": trained},
+            title=f"Meta-training on {fewtask.pool_label(pool)}"))
+    return executions
 
 
 def theory_runs(others: list[Execution]) -> list[Config]:
@@ -57,24 +75,27 @@ def theory_runs(others: list[Execution]) -> list[Config]:
     return runs
 
 
-def ordered_toc(root: Path, settings: list[Execution]) -> Path:
+def ordered_toc(root: Path, settings: list[Execution], few_tasks: list[Execution] = ()) -> Path:
     """The book's ``_toc.yml`` with the settings' glob replaced by their pages in numeric
-    order of the rate (a glob sorts as text: -0.01, -0.1, -0.4, 0, ...), written beside
-    the generated notebooks; returns its path."""
+    order of the rate (a glob sorts as text: -0.01, -0.1, -0.4, 0, ...), and the few-task
+    glob by its pages in order of pool size, written beside the generated notebooks;
+    returns its path."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    in_order = sorted(settings, key=lambda e: rate_order(e.parameters))
-    pages = [{"file": f"{GENERATED.as_posix()}/{e.output}"} for e in in_order
-             if (root / GENERATED / f"{e.output}.ipynb").exists()]
+    in_order = {SETTINGS_GLOB: sorted(settings, key=lambda e: rate_order(e.parameters)),
+                FEW_TASKS_GLOB: list(few_tasks)}
+    pages = {glob: [{"file": f"{GENERATED.as_posix()}/{e.output}"} for e in executions
+                    if (root / GENERATED / f"{e.output}.ipynb").exists()]
+             for glob, executions in in_order.items()}
 
     def expand(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out = []
         for entry in entries:
-            if entry.get("glob") == SETTINGS_GLOB:
-                out += pages
+            if entry.get("glob") in pages:
+                out += pages[entry["glob"]]
                 continue
             expanded = {key: expand(value) if key in ("parts", "chapters", "sections") else value
                         for key, value in entry.items()}
-            if expanded.get("sections") == []:  # no setting has a page yet: an empty list is invalid
+            if expanded.get("sections") == []:  # no page of the glob yet: an empty list is invalid
                 del expanded["sections"]
             out.append(expanded)
         return out
@@ -99,7 +120,7 @@ def build_book(root: Path, toc: Path | None = None) -> Path:
 
 def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DEFAULT_RATES,
                  seeds: Iterable[int] = (0,), learned: bool = True, jobs: int = 1,
-                 small: bool = False) -> tuple[Path, dict[str, dict[str, Any]]]:
+                 small: bool = False, tier: str = "default") -> tuple[Path, dict[str, dict[str, Any]]]:
     """Run every notebook that is not current, then build the book."""
     root = Path(root).resolve()
     if not (root / "_toc.yml").exists():
@@ -109,10 +130,16 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     # machine that built the book appears in it.
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
     # Every run first (in populations where they pay); the notebooks then only analyse.
-    runs = stage_runs(settings, theory_runs(others))
+    runs = stage_runs(settings, [*theory_runs(others), *fewtask.plan(profile, tier).configs(profile)])
     trained = train_stage(runs, profile, "runs", root, out_dir, jobs=jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
+    few_tasks = few_task_executions(profile, tier, "runs", root)  # after training: it fingerprints the runs
+    results.update(run_executions(few_tasks, out_dir, jobs, cwd=root, desc="few-task pools"))
+    negative = Execution("negative_rates", "negative_rates",
+                         {"profile": profile, "runs_root": "runs", "tier": tier,
+                          "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks})})
+    results.update(run_executions([negative], out_dir, 1, cwd=root, desc="few-task summary"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
     # The summary reads every run, so it runs whenever anything else just did; the
     # appendix lists every notebook's wall time, the summary's included, so it runs last.
@@ -121,7 +148,7 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})
     results.update(run_executions([appendix], out_dir, 1, cwd=root, desc="appendix"))
     failed = [name for name, entry in results.items() if entry["status"] == "failed"]
-    index = build_book(root, ordered_toc(root, settings))
+    index = build_book(root, ordered_toc(root, settings, few_tasks))
     return index, {"failed": failed, **results}
 
 

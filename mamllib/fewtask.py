@@ -1,0 +1,433 @@
+"""The few-task experiment: when does a negative training rate win in a deep network?
+
+Bernacchia (2021) finds the best training inner rate negative in a linear model meta-trained
+on few distinct tasks, where meta-training can overfit. Here the same question is put to the
+Conv4: networks meta-trained on a fixed pool of ``train_tasks`` tasks (0: a fresh task every
+time), at training rates of both signs, for several seeds, each trained until its validation
+accuracy stops improving (early stopping, with a cap), and then meta-tested on the usual
+fixed test tasks in three views:
+
+* ``fixed``: adapted at one fixed positive test rate, as Bernacchia does;
+* ``best``: adapted at the test rate of either sign that is best on the validation tasks
+  (a network trained at a negative rate is inverted by a positive one);
+* ``prototypes``: the un-adapted prototype readout of the same features, which no rate
+  touches.
+
+Each network's per-task results (validation, test, and its own meta-training tasks) are
+cached beside its checkpoint. A training rate is chosen on the validation tasks and
+reported on the test tasks; comparisons between rates are paired (same tasks, same seeds),
+with intervals over seeds and tasks (:func:`mamllib.stats.hierarchical_ci`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+
+from mamllib import checkpoint as ckpt
+from mamllib.config import REPORT_TIERS, Config
+from mamllib.config import profile as make_profile
+from mamllib.data import FewShotDataset
+from mamllib.data.sampler import Episodes, fixed_tasks
+from mamllib.errors import UserError
+from mamllib.evaluate import training_tasks
+from mamllib.files import atomic_write_bytes, atomic_write_json
+from mamllib.latent import prototype_predictions
+from mamllib.maml import MAML
+from mamllib.runs import load_run
+from mamllib.stats import hierarchical_ci
+
+FIXED_TEST_RATE = 0.1  # the quick sweep's best training rate, and a rate every sign is scored at
+TEST_RATE_GRID = (-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4)
+VIEWS = {"fixed": f"MAML at test rate {FIXED_TEST_RATE:g}", "best": "MAML at the best test rate",
+         "prototypes": "un-adapted prototypes"}
+EVALUATION_VERSION = 1
+
+# How the experiment's networks differ from the report profile's: a Conv4 of width 16 and
+# meta-batches of 4 (a quarter of the quick profile's cost per step), trained until three
+# validations in a row bring no better accuracy, for at most 2,000 steps.
+CHANGES = {
+    "quick": dict(width=16, meta_batch=4, iterations=2000, patience=3, val_every=100, checkpoint_every=100),
+    "smoke": dict(iterations=8, patience=1, val_every=2, checkpoint_every=2, val_tasks=4, test_tasks=10),
+}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The experiment's grid: pool sizes (0: fresh tasks), training rates and seeds."""
+
+    pools: tuple[int, ...]
+    rates: tuple[float, ...]
+    seeds: tuple[int, ...]
+
+    def configs(self, profile: str, pool: int | None = None) -> list[Config]:
+        """Every network of the grid (of one pool size, if given)."""
+        pools = self.pools if pool is None else (pool,)
+        return [experiment_config(profile, p, rate, seed)
+                for p in pools for seed in self.seeds for rate in self.rates]
+
+
+# The default tier is sized to a 2-core laptop; the full tier is for a cluster.
+TIERS: dict[str, Plan] = {
+    "default": Plan(pools=(4, 32, 256, 0), rates=(-0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
+                    seeds=(0, 1, 2)),
+    "full": Plan(pools=(4, 16, 64, 256, 1024, 0), rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
+                 seeds=(0, 1, 2, 3, 4)),
+}
+assert tuple(TIERS) == REPORT_TIERS
+SMOKE_PLAN = Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1))
+
+
+def experiment_config(profile: str, pool: int, rate: float, seed: int) -> Config:
+    """One network of the experiment: the profile with :data:`CHANGES` and its setting."""
+    return make_profile(profile, **CHANGES.get(profile, {}), train_tasks=pool, inner_lr=rate, seed=seed)
+
+
+def pool_label(pool: int) -> str:
+    return "fresh tasks" if pool == 0 else f"{pool} tasks"
+
+
+# --- scoring one network --------------------------------------------------------------
+
+def rate_scores(maml: MAML, tasks: Iterable[Episodes], rates: Sequence[float], steps: int,
+                device: torch.device) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per-task query accuracy and loss of MAML adapted at each of ``rates``. One inner
+    step's fast weights are ``theta - rate * g``: the support gradient is taken once."""
+    out: dict[float, list[tuple[np.ndarray, np.ndarray]]] = {rate: [] for rate in rates}
+    for episodes in tasks:
+        episodes = episodes.to(device)
+        sx, sy = episodes.support_x, episodes.support_y
+        gradients = maml.inner_gradients(sx, sy) if steps == 1 else None
+        for rate in rates:
+            lrs = torch.tensor(float(rate), device=device)
+            fast = (maml.one_step_weights(gradients, lrs) if gradients is not None
+                    else maml.adapt(sx, sy, steps, lrs, track_graph=False))
+            with torch.no_grad():
+                logits = maml.fmodel(episodes.query_x, params=fast)
+                loss = F.cross_entropy(logits.transpose(1, 2), episodes.query_y, reduction="none").mean(1)
+                accuracy = (logits.argmax(-1) == episodes.query_y).double().mean(1)
+            out[rate].append((accuracy.cpu().numpy(), loss.double().cpu().numpy()))
+    return {rate: tuple(np.concatenate(part) for part in zip(*parts)) for rate, parts in out.items()}
+
+
+def prototype_scores(maml: MAML, tasks: Iterable[Episodes], device: torch.device) -> np.ndarray:
+    """Per-task accuracy of the nearest-prototype readout of the un-adapted features."""
+    scores = []
+    for episodes in tasks:
+        episodes = episodes.to(device)
+        with torch.no_grad():
+            support = maml.model(episodes.support_x, output="features")
+            query = maml.model(episodes.query_x, output="features")
+        predicted = prototype_predictions(support, episodes.support_y, query)
+        scores.append((predicted == episodes.query_y.cpu().numpy()).mean(1))
+    return np.concatenate(scores)
+
+
+def best_test_rate(validation: dict[float, tuple[np.ndarray, np.ndarray]]) -> float:
+    """The rate of highest mean validation accuracy; on a tie, the smallest magnitude."""
+    return max(validation, key=lambda rate: (validation[rate][0].mean(), -abs(rate), rate))
+
+
+def evaluate_network(run_dir: Path, fixed_rate: float = FIXED_TEST_RATE,
+                     grid: Sequence[float] = TEST_RATE_GRID,
+                     dataset: FewShotDataset | None = None) -> pd.DataFrame:
+    """One trained network's per-task results: MAML at every rate of ``grid`` and the
+    prototypes on the validation tasks; MAML at ``fixed_rate`` and at the best validation
+    rate, and the prototypes, on the test tasks and on its meta-training tasks."""
+    grid = sorted(set(map(float, grid)) | {float(fixed_rate)})
+    run = load_run(run_dir, dataset)
+    config, maml, device = run.config, run.maml, run.device
+    shape = (config.n_way, config.k_shot, config.n_query)
+    steps = config.test_inner_steps
+
+    def split_tasks(part: str):
+        if part == "train":
+            pool = training_tasks(config, run.dataset)
+            return pool.chunks(min(pool.size, config.test_tasks), config.eval_chunk)
+        n_tasks = config.val_tasks if part == "val" else config.test_tasks
+        return fixed_tasks(run.dataset.splits[part], part, *shape, n_tasks, config.eval_chunk)
+
+    validation = rate_scores(maml, split_tasks("val"), grid, steps, device)
+    best = best_test_rate(validation)
+    frames = [_rows("val", "grid", rate, *validation[rate]) for rate in grid]
+    frames.append(_rows("val", "prototypes", np.nan, prototype_scores(maml, split_tasks("val"), device)))
+    for part in ("test", "train"):
+        scores = rate_scores(maml, split_tasks(part), sorted({fixed_rate, best}), steps, device)
+        frames += [_rows(part, "fixed", fixed_rate, *scores[fixed_rate]),
+                   _rows(part, "best", best, *scores[best]),
+                   _rows(part, "prototypes", np.nan, prototype_scores(maml, split_tasks(part), device))]
+    frame = pd.concat(frames, ignore_index=True)
+    metrics = ckpt.read_json(Path(run_dir) / ckpt.METRICS)
+    return frame.assign(pool=config.train_tasks, train_rate=config.inner_lr, seed=config.seed,
+                        stopped_at=metrics.get("stopped_at") or -1,
+                        best_iteration=metrics.get("best_iteration") or metrics["iterations_done"])
+
+
+def _rows(part: str, view: str, rate: float, accuracy: np.ndarray,
+          loss: np.ndarray | None = None) -> pd.DataFrame:
+    return pd.DataFrame({"part": part, "view": view, "test_rate": rate, "task": np.arange(len(accuracy)),
+                         "accuracy": accuracy, "loss": np.nan if loss is None else loss})
+
+
+CACHE = Path("analysis") / "few_tasks.csv"
+
+
+def cached_evaluation(run_dir: Path, fixed_rate: float = FIXED_TEST_RATE,
+                      grid: Sequence[float] = TEST_RATE_GRID,
+                      dataset: FewShotDataset | None = None) -> pd.DataFrame:
+    """:func:`evaluate_network`, computed once per trained network and settings."""
+    run_dir = Path(run_dir)
+    settings = {"version": EVALUATION_VERSION, "fixed_rate": float(fixed_rate),
+                "grid": list(map(float, grid)), "config": ckpt.read_run_config(run_dir).to_dict(),
+                "iterations_done": ckpt.read_json(run_dir / ckpt.METRICS)["iterations_done"]}
+    path, stamp = run_dir / CACHE, (run_dir / CACHE).with_suffix(".json")
+    if path.exists() and stamp.exists() and json.loads(stamp.read_text()) == settings:
+        return pd.read_csv(path)
+    frame = evaluate_network(run_dir, fixed_rate, grid, dataset)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False)
+    atomic_write_bytes(path, buffer.getvalue().encode())
+    atomic_write_json(stamp, settings)
+    return frame
+
+
+def load_experiment(configs: Iterable[Config], runs_root: str | Path, profile: str,
+                    dataset: FewShotDataset | None = None) -> tuple[pd.DataFrame, list[str]]:
+    """The per-task results of every trained network of ``configs``, and the settings with
+    no trained network (not trained yet, or diverged), as ``pool/rate/seed`` labels."""
+    frames, missing = [], []
+    for config in configs:
+        run_dir = ckpt.run_folder(runs_root, profile, config)
+        metrics_path = run_dir / ckpt.METRICS
+        status = ckpt.read_json(metrics_path).get("status") if metrics_path.exists() else None
+        if status != "completed":
+            missing.append(f"{pool_label(config.train_tasks)}, rate {config.inner_lr:g}, seed {config.seed}: "
+                           f"{status or 'not trained'}")
+            continue
+        frames.append(cached_evaluation(run_dir, dataset=dataset))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return frame, missing
+
+
+# --- across networks ----------------------------------------------------------------
+
+def _by_seed(frame: pd.DataFrame, column: str = "accuracy") -> np.ndarray:
+    """``[seeds, tasks]`` of one setting's per-task values."""
+    return frame.pivot_table(index="seed", columns="task", values=column).to_numpy()
+
+
+def _view_rows(frame: pd.DataFrame, part: str, view: str) -> pd.DataFrame:
+    """The rows of one view; on validation tasks, ``best`` is the grid rate chosen."""
+    if part == "val" and view in ("fixed", "best"):
+        grid = frame[(frame.part == "val") & (frame.view == "grid")]
+        keys = ["pool", "train_rate", "seed", "test_rate"]
+        chosen = frame[(frame.part == "test") & (frame.view == view)][keys].drop_duplicates()
+        return grid.merge(chosen, on=keys)
+    return frame[(frame.part == part) & (frame.view == view)]
+
+
+def rate_table(frame: pd.DataFrame, view: str, part: str = "test", column: str = "accuracy") -> pd.DataFrame:
+    """Per pool size and training rate: the mean over seeds and tasks, its 95% interval
+    over both, and how many seeds it rests on."""
+    rows = []
+    for (pool, rate), group in _view_rows(frame, part, view).groupby(["pool", "train_rate"]):
+        values = _by_seed(group, column)
+        mean, low, high = hierarchical_ci(values)
+        rows.append({"pool": pool, "train_rate": rate, "mean": mean, "low": low, "high": high,
+                     "seeds": values.shape[0]})
+    return pd.DataFrame(rows)
+
+
+def chosen_rates(frame: pd.DataFrame, view: str) -> pd.DataFrame:
+    """Per pool size: the training rate best on validation among the negative rates, and
+    among the others (zero and positive)."""
+    val = rate_table(frame, view, part="val")
+    rows = []
+    for pool, group in val.groupby("pool"):
+        negative, other = group[group.train_rate < 0], group[group.train_rate >= 0]
+        if negative.empty or other.empty:
+            continue
+        rows.append({"pool": pool, "negative": negative.loc[negative["mean"].idxmax(), "train_rate"],
+                     "non_negative": other.loc[other["mean"].idxmax(), "train_rate"]})
+    return pd.DataFrame(rows)
+
+
+def negative_versus_rest(frame: pd.DataFrame, view: str) -> pd.DataFrame:
+    """Per pool size: test accuracy of the best negative training rate minus that of the
+    best non-negative one (both chosen on validation), paired over seeds and tasks, with
+    its 95% interval; ``verdict`` says which side the interval excludes, if either."""
+    test = _view_rows(frame, "test", view)
+    rows = []
+    for choice in chosen_rates(frame, view).itertuples():
+        pool = test[test.pool == choice.pool]
+        a = _by_seed(pool[pool.train_rate == choice.negative])
+        b = _by_seed(pool[pool.train_rate == choice.non_negative])
+        seeds = min(len(a), len(b))  # pair only seeds both have
+        mean, low, high = hierarchical_ci(a[:seeds] - b[:seeds])
+        verdict = "negative wins" if low > 0 else "negative loses" if high < 0 else "undecided"
+        rows.append({"pool": choice.pool, "negative_rate": choice.negative,
+                     "non_negative_rate": choice.non_negative, "difference": mean, "low": low, "high": high,
+                     "seeds": seeds, "verdict": verdict})
+    return pd.DataFrame(rows)
+
+
+def _pools_text(pools: Iterable[int]) -> str:
+    labels = [pool_label(p) for p in sorted(pools, key=lambda p: (p == 0, p))]
+    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+
+
+def verdict_text(comparison: pd.DataFrame, view: str) -> str:
+    """Whether a negative training rate beats every non-negative one anywhere, and where."""
+    if comparison.empty:
+        return f"No pool size has trained networks of both signs for {VIEWS[view]}, so nothing is compared."
+    wins = comparison[comparison.verdict == "negative wins"]
+    losses = comparison[comparison.verdict == "negative loses"]
+    parts = []
+    for row in wins.itertuples():
+        parts.append(f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats "
+                     f"the best non-negative one ({row.non_negative_rate:g}) "
+                     f"by {100 * row.difference:.1f} points "
+                     f"(95% CI {100 * row.low:.1f} to {100 * row.high:.1f})")
+    head = (f"For {VIEWS[view]}, a negative training rate beats every non-negative one (chosen on validation "
+            f"tasks, compared on the test tasks, paired over {int(comparison.seeds.min())} or more seeds): "
+            + "; ".join(parts) + "." if len(wins) else
+            f"For {VIEWS[view]}, no negative training rate beats the best non-negative one at any pool size "
+            f"({_pools_text(comparison.pool)}; chosen on validation tasks, compared on the test tasks, "
+            "paired over seeds and tasks).")
+    if len(losses):
+        head += f" It loses, with an interval below zero, with {_pools_text(losses.pool)}."
+    undecided = comparison[comparison.verdict == "undecided"]
+    if len(undecided):
+        head += f" With {_pools_text(undecided.pool)} the interval includes zero: no difference is shown."
+    return head
+
+
+def overfitting_table(frame: pd.DataFrame, view: str = "fixed") -> pd.DataFrame:
+    """Per pool size and training rate: accuracy on the meta-training tasks and on the test
+    tasks, and their gap (which grows as meta-training overfits its pool)."""
+    keys = ["pool", "train_rate"]
+    train = rate_table(frame, view, part="train")[[*keys, "mean"]].rename(columns={"mean": "train"})
+    test = rate_table(frame, view, part="test")[[*keys, "mean"]].rename(columns={"mean": "test"})
+    both = train.merge(test, on=keys)
+    return both.assign(gap=both.train - both.test)
+
+
+def stopping_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per pool size and training rate: the mean iteration of the kept (best-validation)
+    parameters, and how many seeds stopped before the cap."""
+    runs = frame.drop_duplicates(["pool", "train_rate", "seed"])
+    return (runs.groupby(["pool", "train_rate"])
+            .agg(best_iteration=("best_iteration", "mean"),
+                 stopped_early=("stopped_at", lambda s: int((s > 0).sum())), seeds=("seed", "nunique"))
+            .reset_index())
+
+
+def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:
+    """Counts the page states: pool sizes where a negative rate wins, loses, or neither."""
+    counts = comparison.verdict.value_counts() if not comparison.empty else pd.Series(dtype=int)
+    return {"wins": int(counts.get("negative wins", 0)), "losses": int(counts.get("negative loses", 0)),
+            "undecided": int(counts.get("undecided", 0)), "pools": int(len(comparison))}
+
+
+# --- what the pages print ------------------------------------------------------------
+
+def plan(profile: str, tier: str = "default") -> Plan:
+    """The grid a report of ``profile`` runs: the tier's, or a tiny one for the smoke profile."""
+    if tier not in TIERS:
+        raise UserError(f"tier={tier!r} is unknown; choose one of {', '.join(TIERS)}")
+    return SMOKE_PLAN if profile == "smoke" else TIERS[tier]
+
+
+def _numbers(values: Iterable[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+def setup_text(config: Config, grid: Plan) -> str:
+    """The experiment's setting in one paragraph, from the configs it trains."""
+    task = f"{config.n_way}-way {config.k_shot}-shot with {config.n_query} queries per class"
+    return (f"Conv4 of width {config.width}, {task}, meta-batches of {config.meta_batch}, one inner step; "
+            f"pools of {_pools_text(grid.pools)}; training rates {_numbers(grid.rates)}; "
+            f"seeds {_numbers(grid.seeds)}. Each network trains until {config.patience} validations in a row "
+            f"(every {config.val_every} steps, on {config.val_tasks} tasks) bring no better accuracy, "
+            f"at most "
+            f"{config.iterations} steps, and keeps the parameters of its best validation.")
+
+
+def tier_text(profile: str, tier: str) -> str:
+    """Which tier built the book, and what the other tier adds."""
+    if profile == "smoke":
+        return "This is a smoke build: the few-task experiment ran on a tiny grid, for testing only."
+    built, full = TIERS[tier], TIERS["full"]
+    text = (f"This book was built by the {tier} tier: the few-task experiment has pools of "
+            f"{_pools_text(built.pools)}, training rates {_numbers(built.rates)} "
+            f"and {len(built.seeds)} seeds.")
+    if tier != "full":
+        extra_pools = [p for p in full.pools if p not in built.pools]
+        extra_rates = [r for r in full.rates if r not in built.rates]
+        text += (f" The full tier (`make report TIER=full`, meant for a cluster) adds pools of "
+                 f"{_pools_text(extra_pools)}, rates {_numbers(extra_rates)}, "
+                 f"and {len(full.seeds)} seeds in all.")
+    return text
+
+
+def missing_text(missing: list[str], total: int) -> str:
+    if not missing:
+        return f"All {total} networks of this grid are trained and scored."
+    return (f"{total - len(missing)} of the {total} networks are scored; missing (left out of every number "
+            f"below): " + "; ".join(missing) + ".")
+
+
+def _interval(mean: float, low: float, high: float) -> str:
+    return f"{100 * mean:.1f} ({100 * low:.1f} to {100 * high:.1f})"
+
+
+def percent_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Accuracy in % with its 95% interval, per pool size and training rate, one column per view."""
+    columns = {title: table.set_index(["pool", "train_rate"]).apply(
+        lambda r: _interval(r["mean"], r["low"], r["high"]), axis=1) for title, table in tables.items()}
+    out = pd.DataFrame(columns)
+    out.index = out.index.set_names(["pool (0: fresh tasks)", "training rate"])
+    return out
+
+
+def gap_percent_table(gap: pd.DataFrame) -> pd.DataFrame:
+    """:func:`overfitting_table` in %."""
+    out = gap.set_index(["pool", "train_rate"])[["train", "test", "gap"]].mul(100).round(1)
+    out.index = out.index.set_names(["pool (0: fresh tasks)", "training rate"])
+    return out.rename(columns={"train": "meta-training tasks (%)", "test": "meta-test tasks (%)",
+                               "gap": "gap (points)"})
+
+
+def comparison_percent_table(comparisons: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """:func:`negative_versus_rest` of every view in one table, differences in points."""
+    rows = []
+    for view, comparison in comparisons.items():
+        for row in comparison.itertuples():
+            rows.append({"view": VIEWS[view], "pool (0: fresh tasks)": row.pool,
+                         "best negative rate": f"{row.negative_rate:g}",
+                         "best non-negative rate": f"{row.non_negative_rate:g}",
+                         "difference (points, 95% CI)": _interval(row.difference, row.low, row.high),
+                         "seeds": row.seeds, "verdict": row.verdict})
+    return pd.DataFrame(rows).set_index(["view", "pool (0: fresh tasks)"]) if rows else pd.DataFrame()
+
+
+def runs_fingerprint(configs: Iterable[Config], runs_root: str | Path, profile: str, cwd: Path) -> str:
+    """Changes whenever one of the networks of ``configs`` is trained further or again, so
+    that the pages that read them are executed again."""
+    import hashlib
+
+    states = []
+    for config in configs:
+        path = cwd / ckpt.run_folder(runs_root, profile, config) / ckpt.METRICS
+        metrics = ckpt.read_json(path) if path.exists() else {}
+        states.append([str(path.parent.name), metrics.get("status"), metrics.get("iterations_done")])
+    return hashlib.sha256(json.dumps(states).encode()).hexdigest()[:12]

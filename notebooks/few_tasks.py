@@ -1,0 +1,92 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # One pool of meta-training tasks
+#
+# The networks of the few-task experiment meta-trained on one fixed pool of tasks (or on
+# a fresh task every time), at every training rate and seed of the experiment. Each is
+# scored on the 600 fixed meta-test tasks in three views: MAML adapted at one fixed
+# positive test rate, MAML adapted at the test rate of either sign that is best on the
+# validation tasks, and the un-adapted prototype readout of its features. The page
+# "When does a negative rate win?" puts the pool sizes side by side.
+
+# %% tags=["parameters"]
+profile = "quick"
+runs_root = "runs"
+pool = 4  # meta-training tasks in the pool; 0: a fresh task every time
+tier = "default"  # which grid of rates and seeds (mamllib.fewtask.TIERS)
+
+# %%
+import matplotlib.pyplot as plt
+from myst_nb import glue
+
+from mamllib import fewtask, plots
+from mamllib.pipeline.paths import work_in_book_root
+
+# %%
+work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
+plan = fewtask.plan(profile, tier)
+configs = plan.configs(profile, pool)
+frame, missing = fewtask.load_experiment(configs, runs_root, profile)
+setup = fewtask.setup_text(configs[0], plan)
+glue("setup_text", setup, display=False)
+print(setup)
+print(fewtask.missing_text(missing, len(configs)))
+
+# %% [markdown]
+# ## Meta-test accuracy against the training rate
+#
+# Each line is the mean over seeds and test tasks; the band is its 95% interval over
+# seeds and tasks (Student's t over the seeds' means).
+
+# %%
+tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in fewtask.VIEWS}
+plots.pool_curves(tables, "meta-test accuracy", chance=1 / configs[0].n_way, pool_label=fewtask.pool_label)
+plt.show()
+fewtask.percent_table(tables)
+
+# %% [markdown]
+# ## Overfitting the pool
+#
+# Accuracy on the pool's own tasks (with the query labels the networks trained on) next
+# to the meta-test accuracy, both at the fixed test rate: the gap is what meta-training
+# memorised rather than learned to adapt.
+
+# %%
+gap = fewtask.overfitting_table(frame)
+plots.pool_curves({"meta-training tasks": fewtask.rate_table(frame, "fixed", part="train"),
+                   "meta-test tasks": tables[fewtask.VIEWS["fixed"]]}, "accuracy at the fixed test rate",
+                  chance=1 / configs[0].n_way, pool_label=fewtask.pool_label)
+plt.show()
+fewtask.gap_percent_table(gap)
+
+# %% [markdown]
+# ## Where each network stopped
+#
+# Training ends after `patience` validations in a row without a better validation
+# accuracy (or at the cap), and keeps the parameters of the best one; the setup above
+# gives both numbers. `stopped_early` counts the seeds that stopped before the cap.
+
+# %%
+fewtask.stopping_table(frame)
+
+# %% [markdown]
+# ## Does a negative training rate win with this pool?
+
+# %%
+for view in fewtask.VIEWS:
+    comparison = fewtask.negative_versus_rest(frame, view)
+    text = fewtask.verdict_text(comparison, view)
+    glue(f"verdict_{view}", text, display=False)
+    print(text)

@@ -1,0 +1,115 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # When does a negative rate win?
+#
+# In Bernacchia's linear model the best training inner rate is negative when
+# meta-training sees few distinct tasks and can overfit them. In this report's main
+# sweep every training task is new, which is not where that prediction applies. This
+# page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
+# tasks, of more tasks, and of fresh tasks, at training rates of both signs and fine near
+# zero, each trained until its validation accuracy stops improving.
+#
+# Every rate is chosen on the validation tasks and reported on the 600 fixed meta-test
+# tasks. Differences are paired (the same test tasks and seeds). Every interval is a 95%
+# interval over seeds and tasks: Student's t over the seeds' means, each of which
+# averages its seed's test tasks.
+
+# %% tags=["parameters"]
+profile = "quick"
+runs_root = "runs"
+tier = "default"  # which grid of rates, pool sizes and seeds (mamllib.fewtask.TIERS)
+fingerprint = ""  # changes when any pool's notebook ran again, so this page runs again
+
+# %%
+import matplotlib.pyplot as plt
+from myst_nb import glue
+
+from mamllib import fewtask, plots
+from mamllib.pipeline.paths import work_in_book_root
+
+# %%
+work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
+plan = fewtask.plan(profile, tier)
+configs = plan.configs(profile)
+frame, missing = fewtask.load_experiment(configs, runs_root, profile)
+setup = fewtask.setup_text(configs[0], plan)
+glue("setup_text", setup, display=False)
+glue("tier_text", fewtask.tier_text(profile, tier), display=False)
+glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
+print(setup)
+print(fewtask.tier_text(profile, tier))
+print(fewtask.missing_text(missing, len(configs)))
+
+# %% [markdown]
+# ## The deep analogue of Bernacchia's Figure 2b
+#
+# Meta-test loss and accuracy against the training rate, all networks adapted at the
+# same positive test rate, one curve per pool size.
+
+# %%
+chance = 1 / configs[0].n_way
+plots.pool_curves({"meta-test loss": fewtask.rate_table(frame, "fixed", column="loss")},
+                  f"query loss at test rate {fewtask.FIXED_TEST_RATE:g}", pool_label=fewtask.pool_label)
+plt.show()
+fixed = fewtask.rate_table(frame, "fixed")
+plots.pool_curves({"meta-test accuracy": fixed}, f"accuracy at test rate {fewtask.FIXED_TEST_RATE:g}",
+                  chance=chance, pool_label=fewtask.pool_label)
+plt.show()
+
+# %% [markdown]
+# ## With the best test rate, and without adaptation
+#
+# A network trained at a negative rate can be inverted by a positive test rate; here each
+# network is adapted at the test rate of either sign that is best on the validation
+# tasks. The un-adapted prototype readout asks the same question of the features alone.
+
+# %%
+tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in ("best", "prototypes")}
+plots.pool_curves(tables, "meta-test accuracy", chance=chance, pool_label=fewtask.pool_label)
+plt.show()
+
+# %% [markdown]
+# ## The verdict
+#
+# Per pool size: the best negative training rate against the best non-negative one (zero
+# included), both chosen on the validation tasks, compared on the test tasks.
+
+# %%
+comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
+for view, comparison in comparisons.items():
+    text = fewtask.verdict_text(comparison, view)
+    glue(f"verdict_{view}", text, display=False)
+    print(text, "\n")
+numbers = fewtask.summary_numbers(comparisons["best"])
+glue("pools_negative_wins", numbers["wins"], display=False)
+glue("pools_compared", numbers["pools"], display=False)
+fewtask.comparison_percent_table(comparisons)
+
+# %% [markdown]
+# ## Overfitting
+#
+# Accuracy on each network's own meta-training tasks (with the labels it trained on) and
+# its meta-test accuracy, at the fixed test rate. The gap is what meta-training fitted to
+# its pool but did not carry to new tasks.
+
+# %%
+gap = fewtask.overfitting_table(frame)
+fewtask.gap_percent_table(gap)
+
+# %% [markdown]
+# ## Where training stopped
+
+# %%
+fewtask.stopping_table(frame)

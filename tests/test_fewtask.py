@@ -1,0 +1,137 @@
+"""The few-task experiment: scoring one network, choosing rates on validation, the verdict."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from mamllib import fewtask
+from mamllib.checkpoint import run_folder
+from mamllib.config import profile
+from mamllib.evaluate import score
+from mamllib.runs import load_run
+from mamllib.train import train
+
+
+def quiet(*_):
+    pass
+
+
+def _frame(accuracy_of, pools=(4, 0), rates=(-0.1, 0.1), seeds=(0, 1, 2), tasks=200, noise=0.05, seed=0):
+    """Synthetic per-task results: ``accuracy_of(pool, rate, part)`` is the mean, the same
+    on validation and test unless it says otherwise; every view alike."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for pool in pools:
+        for rate in rates:
+            for s in seeds:
+                seed_effect = rng.normal(0, 0.01)
+                for part, n in (("val", 50), ("test", tasks), ("train", 20)):
+                    values = accuracy_of(pool, rate, part) + seed_effect + rng.normal(0, noise, n)
+                    views = ("grid", "prototypes") if part == "val" else ("fixed", "best", "prototypes")
+                    for view in views:
+                        rows.append(pd.DataFrame({
+                            "part": part, "view": view, "test_rate": np.nan if view == "prototypes" else 0.1,
+                            "task": np.arange(n), "accuracy": values, "loss": 1 - values, "pool": pool,
+                            "train_rate": rate, "seed": s, "stopped_at": 300, "best_iteration": 200}))
+    return pd.concat(rows, ignore_index=True)
+
+
+def test_the_verdict_says_where_a_negative_rate_wins_and_where_it_loses():
+    frame = _frame(lambda pool, rate, part: 0.6 + (0.1 if (rate < 0) == (pool == 4) else 0.0))
+    comparison = fewtask.negative_versus_rest(frame, "fixed")
+    by_pool = comparison.set_index("pool")
+    assert by_pool.loc[4, "verdict"] == "negative wins" and by_pool.loc[0, "verdict"] == "negative loses"
+    assert by_pool.loc[4, "difference"] == pytest.approx(0.1, abs=0.03)
+    text = fewtask.verdict_text(comparison, "fixed")
+    assert "a negative training rate beats every non-negative one" in text
+    assert "with 4 tasks the best negative rate (-0.1) beats the best non-negative one (0.1)" in text
+    assert "loses" in text and "fresh tasks" in text.split("loses")[1]
+
+
+def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
+    frame = _frame(lambda pool, rate, part: 0.6)
+    comparison = fewtask.negative_versus_rest(frame, "best")
+    assert set(comparison.verdict) <= {"undecided", "negative loses"}
+    text = fewtask.verdict_text(comparison, "best")
+    assert text.startswith("For MAML at the best test rate, no negative training rate beats the best "
+                           "non-negative one at any pool size (4 tasks and fresh tasks")
+    assert fewtask.summary_numbers(comparison)["wins"] == 0
+
+
+def test_rates_are_chosen_on_validation_and_reported_on_test():
+    # Validation prefers -0.1 at every pool; the test tasks would prefer 0.1 and 0.4.
+    def accuracy(pool, rate, part):
+        return {"val": {-0.3: 0.5, -0.1: 0.8, 0.1: 0.6, 0.4: 0.6},
+                "test": {-0.3: 0.5, -0.1: 0.6, 0.1: 0.7, 0.4: 0.9},
+                "train": {-0.3: 0.5, -0.1: 0.9, 0.1: 0.9, 0.4: 0.9}}[part][rate]
+
+    frame = _frame(accuracy, rates=(-0.3, -0.1, 0.1, 0.4))
+    chosen = fewtask.chosen_rates(frame, "fixed").set_index("pool")
+    assert (chosen.negative == -0.1).all() and (chosen.non_negative.isin([0.1, 0.4])).all()
+    comparison = fewtask.negative_versus_rest(frame, "fixed")
+    assert (comparison.difference < 0).all()  # reported on test, where the choice does worse
+
+
+def test_the_best_test_rate_is_the_most_accurate_on_validation_smallest_on_a_tie():
+    scores = {-0.1: (np.array([0.7, 0.7]), None), 0.01: (np.array([0.7, 0.7]), None),
+              0.4: (np.array([0.6, 0.6]), None)}
+    assert fewtask.best_test_rate(scores) == 0.01
+
+
+def test_the_hierarchical_interval_widens_with_seed_variation():
+    steady = fewtask.rate_table(_frame(lambda *_: 0.6, seed=1), "fixed")
+    frame = _frame(lambda *_: 0.6, seed=1)
+    frame.loc[frame.seed == 2, "accuracy"] += 0.2  # one seed far off
+    shaky = fewtask.rate_table(frame, "fixed")
+    assert ((shaky.high - shaky.low) > 3 * (steady.high - steady.low)).all()
+
+
+@pytest.fixture(scope="module")
+def trained_pool(tmp_path_factory, glyphs):
+    root = tmp_path_factory.mktemp("fewtask")
+    config = fewtask.experiment_config("smoke", 3, 0.1, 0)
+    run_dir = run_folder(root, "smoke", config)
+    train(config, run_dir, glyphs, log=quiet)
+    return config, run_dir, root
+
+
+def test_a_network_is_scored_as_the_evaluation_module_scores_it(trained_pool, glyphs):
+    config, run_dir, _ = trained_pool
+    frame = fewtask.evaluate_network(run_dir, dataset=glyphs)
+    fixed = frame[(frame.part == "test") & (frame.view == "fixed")]
+    assert len(fixed) == config.test_tasks
+    run = load_run(run_dir, glyphs)
+    reference = score(config, run.maml, glyphs, "test", config.test_tasks, torch.device("cpu"),
+                      lrs=torch.tensor(fewtask.FIXED_TEST_RATE))
+    assert fixed.accuracy.mean() == pytest.approx(reference.accuracy, abs=1e-6)  # float32 task means
+    # The best test rate is the grid rate most accurate on validation.
+    grid = frame[(frame.part == "val") & (frame.view == "grid")].groupby("test_rate").accuracy.mean()
+    best = frame[(frame.part == "test") & (frame.view == "best")].test_rate.iloc[0]
+    assert grid[best] == grid.max()
+    assert len(frame[(frame.part == "train") & (frame.view == "fixed")]) == 3  # the whole pool of 3
+    assert (frame.pool == 3).all() and frame.stopped_at.notna().all()
+
+
+def test_an_evaluation_is_computed_once_and_missing_networks_are_named(trained_pool, glyphs, monkeypatch):
+    config, run_dir, root = trained_pool
+    first = fewtask.cached_evaluation(run_dir, dataset=glyphs)
+    monkeypatch.setattr(fewtask, "evaluate_network", lambda *a, **k: pytest.fail("evaluated again"))
+    pd.testing.assert_frame_equal(fewtask.cached_evaluation(run_dir, dataset=glyphs), first)
+    other = config.replace(inner_lr=-0.1)
+    frame, missing = fewtask.load_experiment([config, other], root, "smoke", glyphs)
+    assert len(frame) == len(first) and missing == ["3 tasks, rate -0.1, seed 0: not trained"]
+
+
+def test_fresh_task_networks_are_the_profiles_runs_with_the_experiments_changes():
+    fresh = fewtask.experiment_config("quick", 0, 0.1, 2)
+    assert fresh == profile("quick", inner_lr=0.1, seed=2, **fewtask.CHANGES["quick"])
+    assert fresh.training_hash() != fewtask.experiment_config("quick", 4, 0.1, 2).training_hash()
+    assert len(fewtask.TIERS["default"].configs("quick")) == 4 * 8 * 3
+
+
+def test_an_unknown_tier_is_refused():
+    from mamllib.errors import UserError
+
+    with pytest.raises(UserError, match="tier='huge'"):
+        fewtask.plan("quick", "huge")
