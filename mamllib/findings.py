@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from mamllib.penalty import faithful_up_to
-from mamllib.stats import ci95
+from mamllib.stats import ci95, hierarchical_ci
 
 # ---------------------------------------------------------------------------------------
 # The sweep of training rates
@@ -68,16 +68,23 @@ def rate_list(rates: Iterable[float]) -> str:
 
 
 def _paired(difference: pd.Series) -> pd.DataFrame:
-    """Mean per-task difference per training rate, with its 95% CI over tasks.
+    """Mean per-task difference per training rate, with its 95% CI (half-width).
 
-    Several seeds score the same fixed tasks, so a task's differences are averaged over
-    seeds first: the tasks, not the (seed, task) pairs, are the independent samples.
+    With one run per rate the tasks are the independent samples (:func:`ci95`). With
+    several (seeds), every run scores the same fixed tasks but has its own network, so the
+    interval covers both: :func:`mamllib.stats.hierarchical_ci` over runs and tasks.
     """
     if difference.empty:
         return pd.DataFrame({"gap": [], "ci95": []}, index=pd.Index([], name="train_inner_lr"))
-    levels = [level for level in ("train_inner_lr", "task") if level in difference.index.names]
-    grouped = difference.groupby(level=levels).mean().groupby(level="train_inner_lr")
-    return pd.DataFrame({"gap": grouped.mean(), "ci95": grouped.agg(ci95)})
+    if "run" not in difference.index.names:
+        grouped = difference.groupby(level="train_inner_lr")
+        return pd.DataFrame({"gap": grouped.mean(), "ci95": grouped.agg(ci95)})
+    rows = {}
+    for rate, values in difference.groupby(level="train_inner_lr"):
+        by_run = values.droplevel("train_inner_lr").unstack("task").to_numpy()  # [runs, tasks]
+        mean, low, high = hierarchical_ci(by_run)
+        rows[rate] = {"gap": mean, "ci95": (high - low) / 2}
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis("train_inner_lr")
 
 
 def paired_gap(readouts: pd.DataFrame, subject: tuple[str, str],

@@ -122,15 +122,18 @@ def test_paired_gap_compares_trained_with_untrained_features():
     assert _rates_in(_clause(sentence, "lower")) == {"0.1"} and "higher" not in sentence
 
 
-def test_paired_gaps_treat_tasks_as_the_samples_across_seeds():
+def test_paired_gaps_over_several_seeds_cover_the_variation_between_seeds():
     rows = []
-    for run, maml_acc in (("seed0", [0.5, 0.9]), ("seed1", [0.7, 0.7])):
-        rows += [{**row, "run": run} for row in _readout_rows(0.1, "maml", maml_acc)]
-        rows += [{**row, "run": run} for row in _readout_rows(0.1, "proto_unadapted", [0.8, 0.8])]
+    for run, proto_acc in (("seed0", [0.8, 0.8]), ("seed1", [0.9, 0.9])):
+        rows += [{**row, "run": run} for row in _readout_rows(0.1, "maml", [0.5, 0.9])]
+        rows += [{**row, "run": run} for row in _readout_rows(0.1, "proto_unadapted", proto_acc)]
     gaps = findings.readout_gap(pd.DataFrame(rows))
-    # Per task over seeds: task 0 gains +0.2, task 1 +0.0; the CI is over these two.
-    assert gaps.loc[0.1, "gap"] == pytest.approx(0.1)
-    assert gaps.loc[0.1, "ci95"] == pytest.approx(1.96 * np.std([0.2, 0.0], ddof=1) / np.sqrt(2))
+    # The seeds' mean gaps are +0.1 and +0.2: Student's t with one degree of freedom.
+    assert gaps.loc[0.1, "gap"] == pytest.approx(0.15)
+    assert gaps.loc[0.1, "ci95"] == pytest.approx(12.7062 * np.std([0.1, 0.2], ddof=1) / np.sqrt(2), rel=1e-4)
+    # One run: the tasks are the samples.
+    one = findings.readout_gap(pd.DataFrame([r for r in rows if r["run"] == "seed0"]))
+    assert one.loc[0.1, "ci95"] == pytest.approx(1.96 * np.std([0.3, -0.1], ddof=1) / np.sqrt(2))
 
 
 def test_comparisons_without_data_say_so():
