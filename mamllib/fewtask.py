@@ -77,10 +77,9 @@ class Plan:
 
 # The default tier is sized to a 2-core laptop; the full tier is for a cluster.
 TIERS: dict[str, Plan] = {
-    "default": Plan(pools=(4, 32, 256, 0), rates=(-0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
-                    seeds=(0, 1, 2)),
-    "full": Plan(pools=(4, 16, 64, 256, 1024, 0), rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
-                 seeds=(0, 1, 2, 3, 4)),
+    "default": Plan(pools=(4, 32, 0), rates=(-0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4), seeds=(0, 1, 2)),
+    "full": Plan(pools=(4, 16, 32, 64, 256, 1024, 0),
+                 rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4), seeds=(0, 1, 2, 3, 4)),
 }
 assert tuple(TIERS) == REPORT_TIERS
 SMOKE_PLAN = Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1))

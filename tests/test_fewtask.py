@@ -127,7 +127,7 @@ def test_fresh_task_networks_are_the_profiles_runs_with_the_experiments_changes(
     fresh = fewtask.experiment_config("quick", 0, 0.1, 2)
     assert fresh == profile("quick", inner_lr=0.1, seed=2, **fewtask.CHANGES["quick"])
     assert fresh.training_hash() != fewtask.experiment_config("quick", 4, 0.1, 2).training_hash()
-    assert len(fewtask.TIERS["default"].configs("quick")) == 4 * 8 * 3
+    assert len(fewtask.TIERS["default"].configs("quick")) == 3 * 8 * 3
 
 
 def test_an_unknown_tier_is_refused():
