@@ -34,6 +34,10 @@ TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
 # Training fields added after runs were first recorded: at these defaults they stay out of
 # the training hash, so that the runs trained before them keep their hash and their folder.
 LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0}
+# With early stopping, how validation scores decides where training stops: these fields
+# then shape training too, and enter the training hash when they differ from their
+# defaults (so that runs early-stopped at the defaults keep their hash).
+STOPPING_FIELDS = ("val_every", "val_tasks", "test_inner_lr", "test_inner_steps")
 
 
 def _eval_only(default: Any, help: str) -> Any:
@@ -103,6 +107,9 @@ class Config:
         """Hash of the fields that shape training; a checkpoint is valid only for it."""
         training = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["training"]
                     and not (f.name in LATER_FIELDS and getattr(self, f.name) == LATER_FIELDS[f.name])}
+        if self.patience:
+            training.update({f.name: getattr(self, f.name) for f in fields(self)
+                             if f.name in STOPPING_FIELDS and getattr(self, f.name) != f.default})
         return hashlib.sha256(json.dumps(training, sort_keys=True).encode()).hexdigest()[:12]
 
     @property

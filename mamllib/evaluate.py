@@ -84,7 +84,8 @@ def training_tasks(config: Config, dataset: FewShotDataset) -> TaskPool:
 
 def training_score(config: Config, maml: MAML, dataset: FewShotDataset, device: torch.device) -> Score:
     """Accuracy on (at most ``test_tasks`` of) the meta-training tasks, adapted as at test
-    time: against the meta-test accuracy, the gap shows how much meta-training overfits."""
+    time. Against the meta-test accuracy the gap shows what meta-training fitted to its
+    tasks, plus the change from training to test classes (a fresh-task run's gap)."""
     pool = training_tasks(config, dataset)
     n_tasks = min(pool.size, config.test_tasks)
     return _score_tasks(config, maml, pool.chunks(n_tasks, config.eval_chunk), n_tasks,

@@ -219,9 +219,9 @@ def load_experiment(configs: Iterable[Config], runs_root: str | Path, profile: s
 
 # --- across networks ----------------------------------------------------------------
 
-def _by_seed(frame: pd.DataFrame, column: str = "accuracy") -> np.ndarray:
-    """``[seeds, tasks]`` of one setting's per-task values."""
-    return frame.pivot_table(index="seed", columns="task", values=column).to_numpy()
+def _by_seed(frame: pd.DataFrame, column: str = "accuracy") -> pd.DataFrame:
+    """One setting's per-task values, a row per seed and a column per task."""
+    return frame.pivot_table(index="seed", columns="task", values=column)
 
 
 def _view_rows(frame: pd.DataFrame, part: str, view: str) -> pd.DataFrame:
@@ -239,7 +239,7 @@ def rate_table(frame: pd.DataFrame, view: str, part: str = "test", column: str =
     over both, and how many seeds it rests on."""
     rows = []
     for (pool, rate), group in _view_rows(frame, part, view).groupby(["pool", "train_rate"]):
-        values = _by_seed(group, column)
+        values = _by_seed(group, column).to_numpy()
         mean, low, high = hierarchical_ci(values)
         rows.append({"pool": pool, "train_rate": rate, "mean": mean, "low": low, "high": high,
                      "seeds": values.shape[0]})
@@ -260,22 +260,35 @@ def chosen_rates(frame: pd.DataFrame, view: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+MIN_SEEDS = 2  # a verdict needs the variation between networks, so at least two seeds
+
+
 def negative_versus_rest(frame: pd.DataFrame, view: str) -> pd.DataFrame:
     """Per pool size: test accuracy of the best negative training rate minus that of the
-    best non-negative one (both chosen on validation), paired over seeds and tasks, with
-    its 95% interval; ``verdict`` says which side the interval excludes, if either."""
+    best non-negative one (both chosen on validation), paired over seeds and tasks. The
+    intervals are simultaneous over the pool sizes compared (Bonferroni: each at
+    ``1 - 0.05 / pools``), so that "wins somewhere" holds at 95% as a whole; ``verdict``
+    says which side of zero the interval excludes, if either, or that the seeds the two
+    share are too few for one."""
     test = _view_rows(frame, "test", view)
+    choices = list(chosen_rates(frame, view).itertuples())
+    level = 1 - 0.05 / max(1, len(choices))
     rows = []
-    for choice in chosen_rates(frame, view).itertuples():
+    for choice in choices:
         pool = test[test.pool == choice.pool]
         a = _by_seed(pool[pool.train_rate == choice.negative])
         b = _by_seed(pool[pool.train_rate == choice.non_negative])
-        seeds = min(len(a), len(b))  # pair only seeds both have
-        mean, low, high = hierarchical_ci(a[:seeds] - b[:seeds])
-        verdict = "negative wins" if low > 0 else "negative loses" if high < 0 else "undecided"
+        # Paired: the same seed (initialisation and task stream) and the same test tasks; a
+        # seed one of the two lacks (a diverged run) leaves the comparison.
+        both = a.index.intersection(b.index)
+        if len(both) == 0:
+            continue
+        mean, low, high = hierarchical_ci((a.loc[both] - b.loc[both]).to_numpy(), level=level)
+        verdict = ("too few seeds" if len(both) < MIN_SEEDS else "negative wins" if low > 0
+                   else "negative loses" if high < 0 else "undecided")
         rows.append({"pool": choice.pool, "negative_rate": choice.negative,
                      "non_negative_rate": choice.non_negative, "difference": mean, "low": low, "high": high,
-                     "seeds": seeds, "verdict": verdict})
+                     "level": level, "seeds": len(both), "verdict": verdict})
     return pd.DataFrame(rows)
 
 
@@ -285,29 +298,31 @@ def _pools_text(pools: Iterable[int]) -> str:
 
 
 def verdict_text(comparison: pd.DataFrame, view: str) -> str:
-    """Whether a negative training rate beats every non-negative one anywhere, and where."""
+    """Whether the best negative training rate beats the best non-negative one (each chosen
+    on validation) at any pool size, and where; the intervals are simultaneous over the
+    pool sizes."""
     if comparison.empty:
         return f"No pool size has trained networks of both signs for {VIEWS[view]}, so nothing is compared."
+    level = f"{100 * comparison.level.iloc[0]:.1f}%".replace(".0%", "%")
+    how = (f"rates chosen on the validation tasks, compared on the test tasks, paired over seeds and tasks, "
+           f"{level} intervals, simultaneous over the {len(comparison)} pool sizes")
     wins = comparison[comparison.verdict == "negative wins"]
-    losses = comparison[comparison.verdict == "negative loses"]
-    parts = []
-    for row in wins.itertuples():
-        parts.append(f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats "
-                     f"the best non-negative one ({row.non_negative_rate:g}) "
-                     f"by {100 * row.difference:.1f} points "
-                     f"(95% CI {100 * row.low:.1f} to {100 * row.high:.1f})")
-    head = (f"For {VIEWS[view]}, a negative training rate beats every non-negative one (chosen on validation "
-            f"tasks, compared on the test tasks, paired over {int(comparison.seeds.min())} or more seeds): "
-            + "; ".join(parts) + "." if len(wins) else
-            f"For {VIEWS[view]}, no negative training rate beats the best non-negative one at any pool size "
-            f"({_pools_text(comparison.pool)}; chosen on validation tasks, compared on the test tasks, "
-            "paired over seeds and tasks).")
-    if len(losses):
-        head += f" It loses, with an interval below zero, with {_pools_text(losses.pool)}."
-    undecided = comparison[comparison.verdict == "undecided"]
-    if len(undecided):
-        head += f" With {_pools_text(undecided.pool)} the interval includes zero: no difference is shown."
-    return head
+    parts = [f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats the best "
+             f"non-negative one ({row.non_negative_rate:g}) by {100 * row.difference:.1f} points "
+             f"({100 * row.low:.1f} to {100 * row.high:.1f})" for row in wins.itertuples()]
+    if parts:
+        text = f"For {VIEWS[view]} ({how}): " + "; ".join(parts) + "."
+    else:
+        text = (f"For {VIEWS[view]}, the best negative training rate beats the best non-negative one at "
+                f"no pool size ({how}).")
+    for verdict, says in (("negative loses", "It does worse, with an interval below zero, with"),
+                          ("undecided", "The interval includes zero, so no difference is shown, with"),
+                          ("too few seeds", f"Fewer than {MIN_SEEDS} seeds are trained for both rates, "
+                                            "so nothing is concluded, with")):
+        rows = comparison[comparison.verdict == verdict]
+        if len(rows):
+            text += f" {says} {_pools_text(rows.pool)}."
+    return text
 
 
 def overfitting_table(frame: pd.DataFrame, view: str = "fixed") -> pd.DataFrame:
@@ -334,7 +349,8 @@ def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:
     """Counts the page states: pool sizes where a negative rate wins, loses, or neither."""
     counts = comparison.verdict.value_counts() if not comparison.empty else pd.Series(dtype=int)
     return {"wins": int(counts.get("negative wins", 0)), "losses": int(counts.get("negative loses", 0)),
-            "undecided": int(counts.get("undecided", 0)), "pools": int(len(comparison))}
+            "undecided": int(counts.get("undecided", 0) + counts.get("too few seeds", 0)),
+            "pools": int(len(comparison))}
 
 
 # --- what the pages print ------------------------------------------------------------
@@ -414,19 +430,21 @@ def comparison_percent_table(comparisons: dict[str, pd.DataFrame]) -> pd.DataFra
             rows.append({"view": VIEWS[view], "pool (0: fresh tasks)": row.pool,
                          "best negative rate": f"{row.negative_rate:g}",
                          "best non-negative rate": f"{row.non_negative_rate:g}",
-                         "difference (points, 95% CI)": _interval(row.difference, row.low, row.high),
+                         "difference (points, simultaneous CI)": _interval(row.difference, row.low, row.high),
                          "seeds": row.seeds, "verdict": row.verdict})
     return pd.DataFrame(rows).set_index(["view", "pool (0: fresh tasks)"]) if rows else pd.DataFrame()
 
 
 def runs_fingerprint(configs: Iterable[Config], runs_root: str | Path, profile: str, cwd: Path) -> str:
-    """Changes whenever one of the networks of ``configs`` is trained further or again, so
-    that the pages that read them are executed again."""
+    """Changes whenever one of the networks of ``configs`` is trained further, again, or
+    meta-tested with other settings, or the scoring of :func:`evaluate_network` changes,
+    so that the pages that read them are executed again."""
     import hashlib
 
-    states = []
+    states: list[Any] = [EVALUATION_VERSION, FIXED_TEST_RATE, list(TEST_RATE_GRID)]
     for config in configs:
         path = cwd / ckpt.run_folder(runs_root, profile, config) / ckpt.METRICS
         metrics = ckpt.read_json(path) if path.exists() else {}
-        states.append([str(path.parent.name), metrics.get("status"), metrics.get("iterations_done")])
+        states.append([path.parent.name, metrics.get("status"), metrics.get("iterations_done"),
+                       (metrics.get("test") or {}).get("settings")])
     return hashlib.sha256(json.dumps(states).encode()).hexdigest()[:12]

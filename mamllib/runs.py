@@ -56,12 +56,15 @@ class TrainedRun:
 def load_run(run_dir: Path, dataset: FewShotDataset | None = None, **overrides: Any) -> TrainedRun:
     """Load ``run_dir`` with evaluation-only ``overrides`` (test rate, tasks, device...)."""
     run_dir = Path(run_dir)
-    config = ckpt.read_run_config(run_dir).replace(**overrides)
+    stored = ckpt.read_run_config(run_dir)
+    config = stored.replace(**overrides)
     metrics_path = run_dir / ckpt.METRICS
     if metrics_path.exists() and ckpt.read_json(metrics_path).get("status") == "diverged":
         raise ckpt.CheckpointError(f"{run_dir}: the run diverged (see {ckpt.METRICS}); "
                                    f"there is no trained model to score")
-    state = ckpt.load_checkpoint(run_dir, config.training_hash())
+    # The run as trained: with early stopping a test-time override changes the hash of what
+    # is asked for, not of what the checkpoint holds.
+    state = ckpt.load_checkpoint(run_dir, stored.training_hash())
     dataset = dataset or load_dataset(config)
     check_dataset(config, dataset)
     device = resolve_device(config.device)

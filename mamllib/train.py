@@ -210,6 +210,10 @@ def finish_run(run: OpenRun, dataset: FewShotDataset, device: torch.device, log=
         return metrics
     if run.best is not None:  # early stopping keeps the best validation's parameters
         run.maml.load_state_dict(run.best)
+        trajectory = metrics["inner_lr_trajectory"]  # learned rates: end with the ones kept
+        kept = [k for k, done in enumerate(trajectory["iteration"]) if done <= metrics["best_iteration"]]
+        trajectory["iteration"] = [trajectory["iteration"][k] for k in kept]
+        trajectory["lrs"] = [trajectory["lrs"][k] for k in kept]
     result = _meta_test(run.config, run.maml, dataset, device, metrics)
     run.save()
     stopped = f" (stopped early at iteration {metrics['stopped_at']})" if metrics.get("stopped_at") else ""

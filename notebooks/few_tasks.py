@@ -16,7 +16,7 @@
 #
 # The networks of the few-task experiment meta-trained on one fixed pool of tasks (or on
 # a fresh task every time), at every training rate and seed of the experiment. Each is
-# scored on the 600 fixed meta-test tasks in three views: MAML adapted at one fixed
+# scored on the fixed meta-test tasks in three views: MAML adapted at one fixed
 # positive test rate, MAML adapted at the test rate of either sign that is best on the
 # validation tasks, and the un-adapted prototype readout of its features. The page
 # "When does a negative rate win?" puts the pool sizes side by side.
@@ -48,7 +48,7 @@ print(fewtask.missing_text(missing, len(configs)))
 # ## Meta-test accuracy against the training rate
 #
 # Each line is the mean over seeds and test tasks; the band is its 95% interval over
-# seeds and tasks (Student's t over the seeds' means).
+# seeds and tasks (`mamllib.stats.hierarchical_ci`).
 
 # %%
 tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in fewtask.VIEWS}
@@ -59,9 +59,11 @@ fewtask.percent_table(tables)
 # %% [markdown]
 # ## Overfitting the pool
 #
-# Accuracy on the pool's own tasks (with the query labels the networks trained on) next
-# to the meta-test accuracy, both at the fixed test rate: the gap is what meta-training
-# memorised rather than learned to adapt.
+# Accuracy on the networks' meta-training tasks (the pool's own tasks with the query
+# labels they trained on; for fresh tasks, a fixed set of tasks of the training classes)
+# next to the meta-test accuracy, both at the fixed test rate. The gap mixes what
+# meta-training fitted to its pool with the change from training to test classes; the
+# fresh-task networks' gap is the second alone.
 
 # %%
 gap = fewtask.overfitting_table(frame)

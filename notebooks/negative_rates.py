@@ -21,10 +21,11 @@
 # tasks, of more tasks, and of fresh tasks, at training rates of both signs and fine near
 # zero, each trained until its validation accuracy stops improving.
 #
-# Every rate is chosen on the validation tasks and reported on the 600 fixed meta-test
-# tasks. Differences are paired (the same test tasks and seeds). Every interval is a 95%
-# interval over seeds and tasks: Student's t over the seeds' means, each of which
-# averages its seed's test tasks.
+# Every rate is chosen on the validation tasks and reported on the fixed meta-test
+# tasks. Differences are paired (the same test tasks and seeds). Every interval covers
+# the variation between seeds and between tasks (a two-way random-effects interval,
+# `mamllib.stats.hierarchical_ci`); the verdict's intervals are simultaneous over the pool
+# sizes compared.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -100,9 +101,11 @@ fewtask.comparison_percent_table(comparisons)
 # %% [markdown]
 # ## Overfitting
 #
-# Accuracy on each network's own meta-training tasks (with the labels it trained on) and
-# its meta-test accuracy, at the fixed test rate. The gap is what meta-training fitted to
-# its pool but did not carry to new tasks.
+# Accuracy on each network's meta-training tasks (its pool, with the labels it trained
+# on; for fresh tasks, a fixed set of tasks of the training classes) and on the meta-test
+# tasks, at the fixed test rate. The gap mixes what meta-training fitted to its pool with
+# the change from training to test classes; the fresh-task networks' gap is the second
+# alone.
 
 # %%
 gap = fewtask.overfitting_table(frame)

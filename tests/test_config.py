@@ -33,6 +33,16 @@ def test_fields_added_later_keep_the_hash_of_earlier_runs_at_their_defaults():
     assert len(hashes) == 4
 
 
+def test_with_early_stopping_the_validation_settings_shape_training():
+    base = profile("quick")
+    assert base.replace(val_every=50).training_hash() == base.training_hash()  # no stopping: evaluation only
+    stopping = base.replace(patience=3)
+    changed = [stopping.replace(**change).training_hash() for change in
+               ({"val_every": 50}, {"val_tasks": 20}, {"test_inner_lr": -0.4}, {"test_inner_steps": 2})]
+    assert len({stopping.training_hash(), *changed}) == 5
+    assert stopping.replace(device="cpu", test_tasks=10).training_hash() == stopping.training_hash()
+
+
 @pytest.mark.parametrize("field, value, message", [
     ("train_tasks", -1, "fresh task"), ("label_noise", 1.0, "up to 1"), ("label_noise", -0.1, "from 0"),
     ("patience", -1, "no early stopping"),

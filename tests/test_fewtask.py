@@ -1,5 +1,7 @@
 """The few-task experiment: scoring one network, choosing rates on validation, the verdict."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -43,10 +45,27 @@ def test_the_verdict_says_where_a_negative_rate_wins_and_where_it_loses():
     by_pool = comparison.set_index("pool")
     assert by_pool.loc[4, "verdict"] == "negative wins" and by_pool.loc[0, "verdict"] == "negative loses"
     assert by_pool.loc[4, "difference"] == pytest.approx(0.1, abs=0.03)
+    assert (comparison.level == 1 - 0.05 / 2).all()  # simultaneous over the two pool sizes
     text = fewtask.verdict_text(comparison, "fixed")
-    assert "a negative training rate beats every non-negative one" in text
     assert "with 4 tasks the best negative rate (-0.1) beats the best non-negative one (0.1)" in text
-    assert "loses" in text and "fresh tasks" in text.split("loses")[1]
+    assert "simultaneous over the 2 pool sizes" in text
+    assert "worse" in text and "fresh tasks" in text.split("worse")[1]
+
+
+def test_seeds_are_paired_by_seed_and_a_seed_one_side_lacks_leaves_the_comparison():
+    frame = _frame(lambda pool, rate, part: 0.6, noise=0.0)
+    # Seed 1 of the positive rate is far off; the negative rate has no seed 1 at all.
+    frame.loc[(frame.train_rate == 0.1) & (frame.seed == 1), "accuracy"] += 0.3
+    frame = frame[~((frame.train_rate == -0.1) & (frame.seed == 1))]
+    comparison = fewtask.negative_versus_rest(frame, "fixed")
+    assert (comparison.seeds == 2).all()
+    assert comparison.difference.abs().max() < 0.05  # seeds 0 and 2 only: no 0.3 shift mixed in
+    # One shared seed is no basis for a verdict, however narrow its tasks' interval.
+    lonely = frame[~((frame.train_rate == -0.1) & (frame.seed == 2))]
+    lonely.loc[lonely.train_rate == -0.1, "accuracy"] += 0.1
+    comparison = fewtask.negative_versus_rest(lonely, "fixed")
+    assert (comparison.verdict == "too few seeds").all()
+    assert "Fewer than 2 seeds" in fewtask.verdict_text(comparison, "fixed")
 
 
 def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
@@ -54,8 +73,8 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
     comparison = fewtask.negative_versus_rest(frame, "best")
     assert set(comparison.verdict) <= {"undecided", "negative loses"}
     text = fewtask.verdict_text(comparison, "best")
-    assert text.startswith("For MAML at the best test rate, no negative training rate beats the best "
-                           "non-negative one at any pool size (4 tasks and fresh tasks")
+    assert text.startswith("For MAML at the best test rate, the best negative training rate beats the best "
+                           "non-negative one at no pool size")
     assert fewtask.summary_numbers(comparison)["wins"] == 0
 
 
@@ -110,7 +129,8 @@ def test_a_network_is_scored_as_the_evaluation_module_scores_it(trained_pool, gl
     best = frame[(frame.part == "test") & (frame.view == "best")].test_rate.iloc[0]
     assert grid[best] == grid.max()
     assert len(frame[(frame.part == "train") & (frame.view == "fixed")]) == 3  # the whole pool of 3
-    assert (frame.pool == 3).all() and frame.stopped_at.notna().all()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert (frame.pool == 3).all() and (frame.stopped_at == (metrics["stopped_at"] or -1)).all()
 
 
 def test_an_evaluation_is_computed_once_and_missing_networks_are_named(trained_pool, glyphs, monkeypatch):

@@ -9,6 +9,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from mamllib import findings
 
@@ -128,9 +129,12 @@ def test_paired_gaps_over_several_seeds_cover_the_variation_between_seeds():
         rows += [{**row, "run": run} for row in _readout_rows(0.1, "maml", [0.5, 0.9])]
         rows += [{**row, "run": run} for row in _readout_rows(0.1, "proto_unadapted", proto_acc)]
     gaps = findings.readout_gap(pd.DataFrame(rows))
-    # The seeds' mean gaps are +0.1 and +0.2: Student's t with one degree of freedom.
+    # Gaps per task: seed 0 [0.3, -0.1], seed 1 [0.4, 0.0]. Seed means 0.1, 0.2 (MS 2 * 0.005),
+    # task means 0.35, -0.05 (MS 2 * 0.08), no residual: variance (0.01 + 0.16) / 4 with
+    # Satterthwaite's df 0.17^2 / (0.01^2 + 0.16^2), the interval over seeds and tasks.
     assert gaps.loc[0.1, "gap"] == pytest.approx(0.15)
-    assert gaps.loc[0.1, "ci95"] == pytest.approx(12.7062 * np.std([0.1, 0.2], ddof=1) / np.sqrt(2), rel=1e-4)
+    df = 0.17 ** 2 / (0.01 ** 2 + 0.16 ** 2)
+    assert gaps.loc[0.1, "ci95"] == pytest.approx(stats.t.ppf(0.975, df) * np.sqrt(0.17 / 4))
     # One run: the tasks are the samples.
     one = findings.readout_gap(pd.DataFrame([r for r in rows if r["run"] == "seed0"]))
     assert one.loc[0.1, "ci95"] == pytest.approx(1.96 * np.std([0.3, -0.1], ddof=1) / np.sqrt(2))

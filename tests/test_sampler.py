@@ -138,10 +138,3 @@ def test_label_noise_replaces_only_query_labels_by_other_labels(tiny_dataset):
     pool = TaskPool(split, 5, 1, 4, size=3, seed=0, label_noise=0.5)
     assert torch.equal(pool.tasks(torch.tensor([1, 1])).query_y[0], pool.tasks(torch.tensor([1])).query_y[0])
     assert not torch.equal(pool.query_y, TaskPool(split, 5, 1, 4, size=3, seed=0).query_y)
-
-
-def test_evaluation_tasks_have_no_pool_and_no_noise(tiny_dataset):
-    """Validation and test tasks come from fixed_tasks, which takes neither."""
-    split = tiny_dataset.splits["test"]
-    episodes = next(fixed_tasks(split, "test", 5, 1, 2, 12, chunk=12))
-    assert torch.equal(episodes.query_y, torch.arange(5).repeat_interleave(2).expand(12, -1))

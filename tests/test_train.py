@@ -196,3 +196,14 @@ def test_an_interrupted_early_stopping_run_resumes_to_the_same_end(tmp_path, gly
         assert resumed[key] == whole[key]
     for name, tensor in _model(tmp_path / "whole").items():
         assert torch.equal(tensor, _model(tmp_path / "resumed")[name]), name
+
+
+def test_an_early_stopped_learned_rate_run_ends_its_trajectory_at_the_rates_it_keeps(tmp_path, glyphs,
+                                                                                     scripted_validation):
+    scripted_validation({0.2: [0.5, 0.7, 0.6, 0.65]})
+    config = profile("smoke", learn_inner_lr=True, inner_lr=0.2, iterations=18, patience=2)
+    metrics = train(config, tmp_path / "run", glyphs, log=quiet)
+    trajectory = metrics["inner_lr_trajectory"]
+    assert metrics["best_iteration"] == 6 and trajectory["iteration"] == list(range(7))
+    kept = _model(tmp_path / "run")["inner_lrs"]
+    assert trajectory["lrs"][-1] == pytest.approx(kept.tolist())

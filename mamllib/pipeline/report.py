@@ -141,9 +141,11 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
                           "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks})})
     results.update(run_executions([negative], out_dir, 1, cwd=root, desc="few-task summary"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
-    # The summary reads every run, so it runs whenever anything else just did; the
-    # appendix lists every notebook's wall time, the summary's included, so it runs last.
-    summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(results)})
+    # The summary reads the sweep's runs, so it runs whenever one of their pages or the
+    # training just did; the appendix lists every notebook's wall time, the summary's
+    # included, so it runs last, whenever anything ran.
+    sweep = {name: results[name] for name in [STAGE, *(e.output for e in settings)] if name in results}
+    summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(sweep)})
     results.update(run_executions([summary], out_dir, 1, cwd=root, desc="summary"))
     appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})
     results.update(run_executions([appendix], out_dir, 1, cwd=root, desc="appendix"))
