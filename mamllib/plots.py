@@ -319,3 +319,28 @@ def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | No
     _legend_outside(axes[0][-1], title="meta-training pool")
     fig.tight_layout()
     return fig
+
+
+def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> plt.Figure:
+    """Each tensor's final learned rate: every seed as a point, the mean over seeds with its
+    95% interval as a bar, coloured by the kind of tensor (rows of
+    :func:`mamllib.learned_signs.sign_summary` and :func:`mamllib.learned_signs.final_rates`)."""
+    kinds = list(dict.fromkeys(summary["kind"]))
+    palette = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
+    fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(summary) + 1.4))
+    for y, row in enumerate(summary.itertuples()):
+        color = palette[row.kind]
+        ax.errorbar(row.mean, y, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt="o", color=color,
+                    capsize=3, label=row.kind)
+        seeds = rates[rates.tensor == row.tensor]["rate"]
+        ax.scatter(seeds, [y] * len(seeds), marker="x", s=18, color=color, alpha=0.7, lw=1)
+    ax.axvline(0, color="0.5", lw=1)
+    ax.set_yticks(range(len(summary)), summary["tensor"], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("learned inner rate at the end of training (x: each seed; o: mean, 95% CI over seeds)")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+              frameon=False, title="tensor", title_fontsize=8)
+    fig.tight_layout()
+    return fig

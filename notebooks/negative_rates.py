@@ -32,12 +32,13 @@ profile = "quick"
 runs_root = "runs"
 tier = "default"  # which grid of rates, pool sizes and seeds (mamllib.fewtask.TIERS)
 fingerprint = ""  # changes when any pool's notebook ran again, so this page runs again
+learned = ""  # changes when a learned-rate run changed, so this page runs again
 
 # %%
 import matplotlib.pyplot as plt
 from myst_nb import glue
 
-from mamllib import fewtask, plots
+from mamllib import fewtask, learned_signs, plots
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
@@ -116,3 +117,26 @@ fewtask.gap_percent_table(gap)
 
 # %%
 fewtask.stopping_table(frame)
+
+# %% [markdown]
+# ## Negative rates a network chooses itself
+#
+# The sweep's learned-rate setting learns one inner rate per parameter tensor, of either
+# sign, starting from 0.1 (Meta-SGD style). Trained at every seed of this experiment, the
+# rates each tensor ends with show which signs are stable: a point per seed, and the mean
+# with its 95% interval over seeds. Whether the sign pattern alone carries the learned
+# network's gain (fixed per-tensor rates with these signs, against the best single fixed
+# rate) is not tested on this page.
+
+# %%
+learned_rates, learned_missing = learned_signs.final_rates(
+    learned_signs.learned_configs(profile, plan.seeds), runs_root, profile)
+signs = learned_signs.sign_summary(learned_rates)
+sign_text = learned_signs.sign_text(signs)
+if learned_missing:
+    sign_text += f" (Seeds without a completed learned-rate run: {', '.join(map(str, learned_missing))}.)"
+glue("learned_sign_text", sign_text, display=False)
+print(sign_text)
+if not signs.empty:
+    plots.learned_rates_across_seeds(signs, learned_rates)
+    plt.show()

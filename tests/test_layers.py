@@ -20,7 +20,7 @@ LAYERS = [
     {"maml"},
     {"evaluate", "penalty", "prototypes", "softmax_regression", "linreg", "checkpoint"},
     {"train", "latent"},
-    {"runs", "findings", "population", "fewtask"},
+    {"runs", "findings", "population", "fewtask", "learned_signs"},
     {"plots"},
     {"pipeline"},
     {"cli", "__main__", "__init__"},

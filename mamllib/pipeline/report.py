@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from mamllib import fewtask
+from mamllib import fewtask, learned_signs
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
@@ -130,7 +130,9 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     # machine that built the book appears in it.
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
     # Every run first (in populations where they pay); the notebooks then only analyse.
-    runs = stage_runs(settings, [*theory_runs(others), *fewtask.plan(profile, tier).configs(profile)])
+    grid = fewtask.plan(profile, tier)
+    learned = learned_signs.learned_configs(profile, grid.seeds)  # the learned setting at every seed
+    runs = stage_runs(settings, [*theory_runs(others), *grid.configs(profile), *learned])
     trained = train_stage(runs, profile, "runs", root, out_dir, jobs=jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
@@ -138,7 +140,8 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     results.update(run_executions(few_tasks, out_dir, jobs, cwd=root, desc="few-task pools"))
     negative = Execution("negative_rates", "negative_rates",
                          {"profile": profile, "runs_root": "runs", "tier": tier,
-                          "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks})})
+                          "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks}),
+                          "learned": fewtask.runs_fingerprint(learned, "runs", profile, root)})
     results.update(run_executions([negative], out_dir, 1, cwd=root, desc="few-task summary"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
     # The summary reads the sweep's runs, so it runs whenever one of their pages or the
