@@ -71,6 +71,8 @@ def hierarchical_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     kept = [(ms, df, 1.0) for ms, df in terms if ms > ms_residual]  # a component below zero is zero
     kept.append((ms_residual, df_residual, 1.0 - len(kept)))
     total = sum(c * ms for ms, _, c in kept)
+    if total <= 0:  # every value the same (say, every training task solved): nothing varies
+        return mean, mean, mean
     df = total ** 2 / sum((c * ms) ** 2 / d for ms, d, c in kept if c)
     half = float(stats.t.ppf(0.5 + level / 2, df) * np.sqrt(total / (n_seeds * n_tasks)))
     return mean, mean - half, mean + half

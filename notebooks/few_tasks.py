@@ -26,6 +26,7 @@ profile = "quick"
 runs_root = "runs"
 pool = 4  # meta-training tasks in the pool; 0: a fresh task every time
 tier = "default"  # which grid of rates and seeds (mamllib.fewtask.TIERS)
+trained = ""  # changes when one of this pool's networks changed, so the report runs this page again
 
 # %%
 import matplotlib.pyplot as plt

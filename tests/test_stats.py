@@ -71,6 +71,10 @@ def test_seed_variation_widens_the_interval_that_tasks_alone_give():
     assert low99 < low and high < high99
 
 
+def test_values_that_never_vary_have_an_interval_of_zero_width():
+    assert hierarchical_ci(np.ones((3, 4))) == (1.0, 1.0, 1.0)
+
+
 def test_values_must_be_seeds_by_tasks():
     with pytest.raises(ValueError, match="seeds, tasks"):
         hierarchical_ci(np.ones(5))
