@@ -236,11 +236,14 @@ def _view_rows(frame: pd.DataFrame, part: str, view: str) -> pd.DataFrame:
 
 def rate_table(frame: pd.DataFrame, view: str, part: str = "test", column: str = "accuracy") -> pd.DataFrame:
     """Per pool size and training rate: the mean over seeds and tasks, its 95% interval
-    over both, and how many seeds it rests on."""
+    over both (an accuracy's clipped to [0, 1], where three seeds can put it beyond), and
+    how many seeds it rests on."""
     rows = []
     for (pool, rate), group in _view_rows(frame, part, view).groupby(["pool", "train_rate"]):
         values = _by_seed(group, column).to_numpy()
         mean, low, high = hierarchical_ci(values)
+        if column == "accuracy":
+            low, high = max(low, 0.0), min(high, 1.0)
         rows.append({"pool": pool, "train_rate": rate, "mean": mean, "low": low, "high": high,
                      "seeds": values.shape[0]})
     return pd.DataFrame(rows)
@@ -343,6 +346,32 @@ def stopping_table(frame: pd.DataFrame) -> pd.DataFrame:
             .agg(best_iteration=("best_iteration", "mean"),
                  stopped_early=("stopped_at", lambda s: int((s > 0).sum())), seeds=("seed", "nunique"))
             .reset_index())
+
+
+def stopping_text(table: pd.DataFrame, config: Config) -> str:
+    """Where early stopping did not do its job: settings that ran to the cap in some seed
+    (compared at the cap, not at convergence), and settings that kept their first
+    validation's parameters in every seed (validation too coarse to find their best point)."""
+    capped = table[table.stopped_early < table.seeds]
+    first = table[table.best_iteration == config.val_every]
+
+    def settings(rows: pd.DataFrame) -> str:
+        return "; ".join(f"{pool_label(pool)} at {', '.join(f'{r:g}' for r in group.train_rate)}"
+                         for pool, group in rows.groupby("pool"))
+
+    parts = []
+    if len(capped):
+        parts.append(f"{len(capped)} of the {len(table)} settings reached the cap of {config.iterations} "
+                     f"steps in at least one seed ({settings(capped)}): they are compared at the cap, "
+                     "not at convergence")
+    if len(first):
+        parts.append(f"{len(first)} kept the parameters of their first validation (step {config.val_every}) "
+                     f"in every seed ({settings(first)}): their best point may lie earlier, between "
+                     "validations")
+    if not parts:
+        return "Every setting stopped early in every seed, after its first validation."
+    text = "; ".join(parts) + "."
+    return text[0].upper() + text[1:]
 
 
 def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:

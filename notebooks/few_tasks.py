@@ -82,7 +82,11 @@ fewtask.gap_percent_table(gap)
 # gives both numbers. `stopped_early` counts the seeds that stopped before the cap.
 
 # %%
-fewtask.stopping_table(frame)
+stopping = fewtask.stopping_table(frame)
+stop_text = fewtask.stopping_text(stopping, configs[0])
+glue("stopping_text", stop_text, display=False)
+print(stop_text)
+stopping
 
 # %% [markdown]
 # ## Does a negative training rate win with this pool?

@@ -116,7 +116,11 @@ fewtask.gap_percent_table(gap)
 # ## Where training stopped
 
 # %%
-fewtask.stopping_table(frame)
+stopping = fewtask.stopping_table(frame)
+stop_text = fewtask.stopping_text(stopping, configs[0])
+glue("stopping_text", stop_text, display=False)
+print(stop_text)
+stopping
 
 # %% [markdown]
 # ## Negative rates a network chooses itself

@@ -155,3 +155,16 @@ def test_an_unknown_tier_is_refused():
 
     with pytest.raises(UserError, match="tier='huge'"):
         fewtask.plan("quick", "huge")
+
+
+def test_the_stopping_text_names_capped_settings_and_those_kept_at_their_first_validation():
+    frame = _frame(lambda *_: 0.6)
+    capped = (frame.pool == 0) & (frame.train_rate == 0.1) & (frame.seed == 1)
+    frame.loc[capped, "stopped_at"] = -1  # ran to the cap
+    frame.loc[frame.pool == 4, "best_iteration"] = 100
+    config = fewtask.experiment_config("quick", 0, 0.1, 0)
+    text = fewtask.stopping_text(fewtask.stopping_table(frame), config)
+    assert text.startswith("1 of the 4 settings reached the cap of 2000 steps in at least one seed "
+                           "(fresh tasks at 0.1)")
+    assert ("2 kept the parameters of their first validation (step 100) in every seed "
+            "(4 tasks at -0.1, 0.1)") in text
