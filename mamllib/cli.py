@@ -188,8 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--root", default=".", help="repository root holding _toc.yml (default: %(default)s)")
     report.add_argument("--small", action="store_true", help="small theory notebooks (a smoke report)")
     report.add_argument("--tier", choices=REPORT_TIERS, default="default",
-                        help="default: sized to a 2-core laptop; full: every pool size, rate and seed of the "
-                             "few-task experiment, meant for a cluster (default: %(default)s)")
+                        help="default: the few-task experiment's smaller grid (3 pool sizes, 8 rates, "
+                             "3 seeds); full: every pool size, rate and seed of it, meant for a cluster "
+                             "(default: %(default)s)")
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
                                    description="Execute notebooks/NAME.py (jupytext) with papermill into "

@@ -26,8 +26,9 @@ RATE_GRID = DEFAULT_RATES
 # batches outgrow the caches, so there each setting trains alone. On a GPU, which a Conv4
 # on 28x28 images leaves idle, batching is the point; 8 is not measured here (no GPU).
 DEFAULT_POPULATION = {"cpu": 1, "cuda": 8}
-# The report's tiers: the default is sized to a 2-core laptop, the full one to a cluster
-# (their grids: mamllib.fewtask.TIERS). Kept here so that the command line starts without torch.
+# The report's tiers: the default runs the few-task experiment's smaller grid, the full one
+# all of it, for a cluster (their grids: mamllib.fewtask.TIERS). Kept here so that the
+# command line starts without torch.
 REPORT_TIERS = ("default", "full")
 # Fields that change a finished run's meta-test result without changing its training.
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
