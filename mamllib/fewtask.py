@@ -242,6 +242,8 @@ def rate_table(frame: pd.DataFrame, view: str, part: str = "test", column: str =
     rows = []
     for (pool, rate), group in _view_rows(frame, part, view).groupby(["pool", "train_rate"]):
         values = _by_seed(group, column).to_numpy()
+        if part == "train" and pool:  # each seed has its own pool: its tasks are not the others'
+            values = np.nanmean(values, axis=1, keepdims=True)  # Student's t over the seeds' means
         mean, low, high = hierarchical_ci(values)
         if column == "accuracy":
             low, high = max(low, 0.0), min(high, 1.0)
@@ -267,16 +269,18 @@ def chosen_rates(frame: pd.DataFrame, view: str) -> pd.DataFrame:
 MIN_SEEDS = 2  # a verdict needs the variation between networks, so at least two seeds
 
 
-def negative_versus_rest(frame: pd.DataFrame, view: str) -> pd.DataFrame:
+def negative_versus_rest(frame: pd.DataFrame, view: str, compared: int | None = None) -> pd.DataFrame:
     """Per pool size: test accuracy of the best negative training rate minus that of the
     best non-negative one (both chosen on validation), paired over seeds and tasks. The
     intervals are simultaneous over the pool sizes compared (Bonferroni: each at
-    ``1 - 0.05 / pools``), so that "wins somewhere" holds at 95% as a whole; ``verdict``
+    ``1 - 0.05 / compared``, by default the pools of ``frame``; a page of one pool passes
+    the experiment's number, so that its interval is the experiment's), so that "wins
+    somewhere" holds at 95% over the pool sizes (not over the views); ``verdict``
     says which side of zero the interval excludes, if either, or that the seeds the two
     share are too few for one."""
     test = _view_rows(frame, "test", view)
     choices = list(chosen_rates(frame, view).itertuples())
-    level = 1 - 0.05 / max(1, len(choices))
+    level = 1 - 0.05 / max(1, compared or len(choices))
     rows = []
     for choice in choices:
         pool = test[test.pool == choice.pool]
@@ -307,9 +311,11 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
     pool sizes."""
     if comparison.empty:
         return f"No pool size has trained networks of both signs for {VIEWS[view]}, so nothing is compared."
-    level = f"{100 * comparison.level.iloc[0]:.1f}%".replace(".0%", "%")
+    level = comparison.level.iloc[0]
+    pools = round(0.05 / (1 - level))
     how = (f"rates chosen on the validation tasks, compared on the test tasks, paired over seeds and tasks, "
-           f"{level} intervals, simultaneous over the {len(comparison)} pool sizes")
+           f"{100 * level:.1f}% intervals" + (f", simultaneous over the experiment's {pools} pool sizes"
+                                              if pools > 1 else ""))
     wins = comparison[comparison.verdict == "negative wins"]
     parts = [f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats the best "
              f"non-negative one ({row.non_negative_rate:g}) by {100 * row.difference:.1f} points "
@@ -340,39 +346,75 @@ def overfitting_table(frame: pd.DataFrame, view: str = "fixed") -> pd.DataFrame:
 
 
 def stopping_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per pool size and training rate: the mean iteration of the kept (best-validation)
-    parameters, and how many seeds stopped before the cap."""
+    """Per pool size and training rate: the step whose parameters each seed kept, and how
+    many seeds ran to the cap instead of stopping early."""
+    runs = frame.drop_duplicates(["pool", "train_rate", "seed"]).sort_values("seed")
+    table = (runs.groupby(["pool", "train_rate"])
+             .agg(kept=("best_iteration", lambda s: ", ".join(str(int(v)) for v in s)),
+                  capped=("stopped_at", lambda s: int((s <= 0).sum()))))
+    table.index = table.index.set_names(["pool (0: fresh tasks)", "training rate"])
+    return table.rename(columns={"kept": "step kept, per seed", "capped": "seeds that ran to the cap"})
+
+
+def stopping_text(frame: pd.DataFrame, config: Config) -> str:
+    """Where early stopping did not do its job, counted in networks: those that ran to the
+    cap (compared at the cap, not at convergence), and those that kept the parameters of
+    their first validation (their best point may lie earlier, between validations)."""
     runs = frame.drop_duplicates(["pool", "train_rate", "seed"])
-    return (runs.groupby(["pool", "train_rate"])
-            .agg(best_iteration=("best_iteration", "mean"),
-                 stopped_early=("stopped_at", lambda s: int((s > 0).sum())), seeds=("seed", "nunique"))
-            .reset_index())
-
-
-def stopping_text(table: pd.DataFrame, config: Config) -> str:
-    """Where early stopping did not do its job: settings that ran to the cap in some seed
-    (compared at the cap, not at convergence), and settings that kept their first
-    validation's parameters in every seed (validation too coarse to find their best point)."""
-    capped = table[table.stopped_early < table.seeds]
-    first = table[table.best_iteration == config.val_every]
-
-    def settings(rows: pd.DataFrame) -> str:
-        return "; ".join(f"{pool_label(pool)} at {', '.join(f'{r:g}' for r in group.train_rate)}"
-                         for pool, group in rows.groupby("pool"))
-
     parts = []
-    if len(capped):
-        parts.append(f"{len(capped)} of the {len(table)} settings reached the cap of {config.iterations} "
-                     f"steps in at least one seed ({settings(capped)}): they are compared at the cap, "
-                     "not at convergence")
-    if len(first):
-        parts.append(f"{len(first)} kept the parameters of their first validation (step {config.val_every}) "
-                     f"in every seed ({settings(first)}): their best point may lie earlier, between "
-                     "validations")
+    for pool, group in runs.groupby("pool"):
+        capped = int((group.stopped_at <= 0).sum())
+        first = int((group.best_iteration == config.val_every).sum())
+        said = []
+        if capped:
+            said.append(f"{capped} ran to the cap of {config.iterations} steps (compared at the cap, not at "
+                        "convergence)")
+        if first:
+            said.append(f"{first} kept the parameters of their first validation, at step {config.val_every} "
+                        "(their best point may lie earlier, between validations)")
+        if said:
+            parts.append(f"of the {len(group)} networks of {pool_label(pool)}, " + " and ".join(said))
     if not parts:
-        return "Every setting stopped early in every seed, after its first validation."
+        return "Every network stopped early, after its first validation."
     text = "; ".join(parts) + "."
     return text[0].upper() + text[1:]
+
+
+def own_rate_text(frame: pd.DataFrame, chance: float) -> str:
+    """How the networks trained at negative rates do when adapted at their own rate (what
+    early stopping watched), and which sign of test rate serves them best."""
+    val = frame[(frame.part == "val") & (frame.view == "grid") & (frame.test_rate == frame.train_rate)]
+    own = val[val.train_rate < 0].groupby(["pool", "train_rate", "seed"]).accuracy.mean()
+    if own.empty:
+        return "No network was trained at a negative rate."
+    best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
+    best_rates = best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
+    below, positive = int((own < chance).sum()), int((best_rates > 0).sum())
+    return (f"Adapted at their own training rate, the {len(own)} networks trained at negative rates "
+            f"score {100 * own.min():.1f}% to {100 * own.max():.1f}% on the validation tasks (chance: "
+            f"{100 * chance:.0f}%), {below} of them below chance: systematically wrong, as a reversed "
+            f"classifier is. For {positive} of the {len(best_rates)} the test rate best on validation is "
+            "positive. Early stopping watched the accuracy at the training rate, so for these networks it "
+            "chose the checkpoint on a rate that is not the one they do best at.")
+
+
+def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
+    """The verdict over every view and pool size in one sentence."""
+    wins = {view: c[c.verdict == "negative wins"] for view, c in comparisons.items() if not c.empty}
+    open_ = {view: c[c.verdict.isin(["undecided", "too few seeds"])] for view, c in comparisons.items()
+             if not c.empty}
+    if not wins:
+        return "Nothing was compared."
+    if not any(len(w) for w in wins.values()):
+        text = ("A negative training rate beat the best non-negative one at no pool size in any of the "
+                f"{len(wins)} views")
+    else:
+        text = "A negative training rate beat the best non-negative one " + "; ".join(
+            f"for {VIEWS[view]} with {_pools_text(w.pool)}" for view, w in wins.items() if len(w))
+    undecided = [f"{VIEWS[view]} with {_pools_text(u.pool)}" for view, u in open_.items() if len(u)]
+    if undecided:
+        text += f"; the seeds could not resolve the difference for {'; '.join(undecided)}"
+    return text + "."
 
 
 def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:
@@ -399,8 +441,11 @@ def _numbers(values: Iterable[float]) -> str:
 def setup_text(config: Config, grid: Plan) -> str:
     """The experiment's setting in one paragraph, from the configs it trains."""
     task = f"{config.n_way}-way {config.k_shot}-shot with {config.n_query} queries per class"
-    return (f"Conv4 of width {config.width}, {task}, meta-batches of {config.meta_batch}, one inner step; "
-            f"pools of {_pools_text(grid.pools)}; training rates {_numbers(grid.rates)}; "
+    return (f"Conv4 of width {config.width} (the main sweep's is 32; narrower here to afford the grid), "
+            f"{task}, "
+            f"meta-batches of {config.meta_batch}, one inner step; pools of {_pools_text(grid.pools)} "
+            "(each seed draws its own pool; fresh tasks: a new task of the training classes at every step); "
+            f"training rates {_numbers(grid.rates)}; "
             f"seeds {_numbers(grid.seeds)}. Each network trains until {config.patience} validations in a row "
             f"(every {config.val_every} steps, on {config.val_tasks} tasks) bring no better accuracy, "
             f"at most "

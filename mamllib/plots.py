@@ -296,9 +296,12 @@ def linear_training_sweeps(sweeps: dict[str, pd.DataFrame], title: str = "") -> 
 
 
 def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | None = None,
-                pool_label=lambda pool: f"{pool} tasks") -> plt.Figure:
+                pool_label=lambda pool: f"{pool} tasks", reference: tuple[float, str] | None = None,
+                floor: float | None = None) -> plt.Figure:
     """One panel per table of :func:`mamllib.fewtask.rate_table`: a line per pool size
-    against the training rate, with its 95% band over seeds and tasks."""
+    against the training rate (symmetric-log axis), with its 95% band over seeds and
+    tasks; ``chance`` or ``reference`` (value, label) draw a dotted line, and ``floor``
+    cuts bands where values cannot go (a loss below 0)."""
     fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables) + 1.6, 3.8), sharey=True,
                              squeeze=False)
     palette = sns.color_palette("colorblind")
@@ -310,10 +313,13 @@ def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | No
             color = palette[k % len(palette)]
             ax.plot(rows.train_rate, rows["mean"], marker=markers[k % len(markers)], color=color,
                     label=pool_label(pool))
-            ax.fill_between(rows.train_rate, rows.low, rows.high, color=color, alpha=0.2, lw=0)
+            low = rows.low if floor is None else rows.low.clip(lower=floor)
+            ax.fill_between(rows.train_rate, low, rows.high, color=color, alpha=0.2, lw=0)
         if chance is not None:
             ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
-        _rate_axis(ax, table.train_rate)
+        if reference is not None:
+            ax.axhline(reference[0], color="0.5", ls=":", lw=1, label=reference[1])
+        _rate_axis(ax, table.train_rate, "training inner rate (symmetric log scale)")
         ax.set_title(title, fontsize=10)
     axes[0][0].set_ylabel(ylabel)
     _legend_outside(axes[0][-1], title="meta-training pool")
@@ -330,6 +336,10 @@ def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> pl
     fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(summary) + 1.4))
     for y, row in enumerate(summary.itertuples()):
         color = palette[row.kind]
+        if row.sign == "unmoved":  # no inner gradient: its rate stayed where it started
+            ax.plot(row.mean, y, marker="o", mfc="white", color="0.6", ls="",
+                    label="unmoved (no inner gradient)")
+            continue
         ax.errorbar(row.mean, y, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt="o", color=color,
                     capsize=3, label=row.kind)
         seeds = rates[rates.tensor == row.tensor]["rate"]

@@ -48,7 +48,9 @@ def test_the_verdict_says_where_a_negative_rate_wins_and_where_it_loses():
     assert (comparison.level == 1 - 0.05 / 2).all()  # simultaneous over the two pool sizes
     text = fewtask.verdict_text(comparison, "fixed")
     assert "with 4 tasks the best negative rate (-0.1) beats the best non-negative one (0.1)" in text
-    assert "simultaneous over the 2 pool sizes" in text
+    assert "simultaneous over the experiment's 2 pool sizes" in text
+    alone = fewtask.negative_versus_rest(frame[frame.pool == 4], "fixed", compared=2)
+    assert alone.level.iloc[0] == comparison.level.iloc[0]  # a page of one pool: the same interval
     assert "worse" in text and "fresh tasks" in text.split("worse")[1]
 
 
@@ -157,14 +159,24 @@ def test_an_unknown_tier_is_refused():
         fewtask.plan("quick", "huge")
 
 
-def test_the_stopping_text_names_capped_settings_and_those_kept_at_their_first_validation():
+def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_first_validation():
     frame = _frame(lambda *_: 0.6)
     capped = (frame.pool == 0) & (frame.train_rate == 0.1) & (frame.seed == 1)
     frame.loc[capped, "stopped_at"] = -1  # ran to the cap
-    frame.loc[frame.pool == 4, "best_iteration"] = 100
+    frame.loc[(frame.pool == 4) & (frame.seed < 2), "best_iteration"] = 100
     config = fewtask.experiment_config("quick", 0, 0.1, 0)
-    text = fewtask.stopping_text(fewtask.stopping_table(frame), config)
-    assert text.startswith("1 of the 4 settings reached the cap of 2000 steps in at least one seed "
-                           "(fresh tasks at 0.1)")
-    assert ("2 kept the parameters of their first validation (step 100) in every seed "
-            "(4 tasks at -0.1, 0.1)") in text
+    text = fewtask.stopping_text(frame, config)
+    assert text.startswith("Of the 6 networks of 4 tasks, 4 kept the parameters of their first validation, "
+                           "at step 100")
+    assert "of the 6 networks of fresh tasks, 1 ran to the cap of 2000 steps" in text
+    table = fewtask.stopping_table(frame)
+    assert table.loc[(4, -0.1), "step kept, per seed"] == "100, 100, 200"
+    assert table.loc[(0, 0.1), "seeds that ran to the cap"] == 1
+
+
+def test_networks_trained_at_negative_rates_are_described_at_their_own_rate():
+    frame = _frame(lambda pool, rate, part: 0.1 if rate < 0 else 0.6)
+    frame.loc[frame.view == "grid", "test_rate"] = frame.loc[frame.view == "grid", "train_rate"]
+    text = fewtask.own_rate_text(frame, chance=0.2)
+    assert "the 6 networks trained at negative rates" in text and "6 of them below chance" in text
+    assert "For 6 of the 6 the test rate best on validation is positive" in text  # 0.1 in _frame
