@@ -413,7 +413,7 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
             f"for {VIEWS[view]} with {_pools_text(w.pool)}" for view, w in wins.items() if len(w))
     undecided = [f"{VIEWS[view]} with {_pools_text(u.pool)}" for view, u in open_.items() if len(u)]
     if undecided:
-        text += f"; the seeds could not resolve the difference for {'; '.join(undecided)}"
+        text += f"; the seeds could not resolve the difference for {' and for '.join(undecided)}"
     return text + "."
 
 

@@ -78,6 +78,9 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
     assert text.startswith("For MAML at the best test rate, the best negative training rate beats the best "
                            "non-negative one at no pool size")
     assert fewtask.summary_numbers(comparison)["wins"] == 0
+    overall = fewtask.overall_text({"best": comparison, "fixed": comparison})
+    assert overall.startswith("A negative training rate beat the best non-negative one at no pool size in any "
+                              "of the 2 views")
 
 
 def test_rates_are_chosen_on_validation_and_reported_on_test():
