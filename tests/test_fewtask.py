@@ -79,8 +79,8 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
                            "non-negative one at no pool size")
     assert fewtask.summary_numbers(comparison)["wins"] == 0
     overall = fewtask.overall_text({"best": comparison, "fixed": comparison})
-    assert overall.startswith("A negative training rate beat the best non-negative one at no pool size in any "
-                              "of the 2 views")
+    assert overall.startswith("A negative training rate beat the best non-negative one at no pool size "
+                              "in any of the 2 views")
 
 
 def test_rates_are_chosen_on_validation_and_reported_on_test():
