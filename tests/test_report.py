@@ -85,6 +85,19 @@ def test_a_second_report_reexecutes_nothing(smoke_report):
             == {k: v for k, v in results.items() if k != "failed"})
 
 
+def test_a_page_that_glues_from_a_notebook_executed_again_is_rebuilt(smoke_report):
+    """Sphinx rebuilds only pages whose own source changed; the conclusions glue numbers
+    from notebooks, so when one runs again every page is rebuilt."""
+    root, _, results = smoke_report
+    conclusions = root / "book" / "_build" / "html" / "book" / "conclusions.html"
+    before = conclusions.stat().st_mtime_ns
+    (root / "book" / "generated" / "negative_rates.ipynb").unlink()
+    again = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)[1]
+    assert again["negative_rates"]["wall_time_s"] != results["negative_rates"]["wall_time_s"] or \
+        again["negative_rates"] is not results["negative_rates"]
+    assert conclusions.stat().st_mtime_ns > before
+
+
 @pytest.mark.skipif(not browser_available(), reason="Debian's chromium and chromium-driver are not installed")
 def test_the_report_renders_offline_in_a_browser(smoke_report, tmp_path):
     root, _, _ = smoke_report

@@ -20,7 +20,8 @@ from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
-from mamllib.pipeline.sweep import DEFAULT_RATES, Execution, rate_order, run_executions, sweep_settings
+from mamllib.pipeline.sweep import (DEFAULT_RATES, RECORD, Execution, rate_order, run_executions,
+                                    sweep_settings)
 from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
 GENERATED = Path("book") / "generated"
@@ -106,10 +107,15 @@ def ordered_toc(root: Path, settings: list[Execution], few_tasks: list[Execution
     return path
 
 
-def build_book(root: Path, toc: Path | None = None) -> Path:
-    """``jupyter-book build`` with warnings as errors; returns the HTML index."""
+def build_book(root: Path, toc: Path | None = None, every_page: bool = False) -> Path:
+    """``jupyter-book build`` with warnings as errors; returns the HTML index. With
+    ``every_page`` every page is rebuilt: Sphinx rebuilds only pages whose own source
+    changed, so a hand-written page that glues a number from a notebook executed again
+    (the conclusions) would keep the old number."""
     command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(root),
                "--path-output", str(root / "book"), "-W", "--keep-going"]
+    if every_page:
+        command.append("--all")
     if toc is not None:
         command += ["--toc", str(toc)]
     done = subprocess.run(command, cwd=root, capture_output=True, text=True)
@@ -129,6 +135,8 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     # Notebooks run in the repository root and name paths relative to it: no path of the
     # machine that built the book appears in it.
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
+    record = out_dir / RECORD
+    recorded = record.read_bytes() if record.exists() else b""
     # Every run first (in populations where they pay); the notebooks then only analyse.
     grid = fewtask.plan(profile, tier)
     learned = learned_signs.learned_configs(profile, grid.seeds)  # the learned setting at every seed
@@ -153,7 +161,8 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
     appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})
     results.update(run_executions([appendix], out_dir, 1, cwd=root, desc="appendix"))
     failed = [name for name, entry in results.items() if entry["status"] == "failed"]
-    index = build_book(root, ordered_toc(root, settings, few_tasks))
+    executed = (record.read_bytes() if record.exists() else b"") != recorded
+    index = build_book(root, ordered_toc(root, settings, few_tasks), every_page=executed)
     return index, {"failed": failed, **results}
 
 
