@@ -88,13 +88,11 @@ def test_a_second_report_reexecutes_nothing(smoke_report):
 def test_a_page_that_glues_from_a_notebook_executed_again_is_rebuilt(smoke_report):
     """Sphinx rebuilds only pages whose own source changed; the conclusions glue numbers
     from notebooks, so when one runs again every page is rebuilt."""
-    root, _, results = smoke_report
+    root = smoke_report[0]
     conclusions = root / "book" / "_build" / "html" / "book" / "conclusions.html"
     before = conclusions.stat().st_mtime_ns
-    (root / "book" / "generated" / "negative_rates.ipynb").unlink()
-    again = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)[1]
-    assert again["negative_rates"]["wall_time_s"] != results["negative_rates"]["wall_time_s"] or \
-        again["negative_rates"] is not results["negative_rates"]
+    (root / "book" / "generated" / "negative_rates.ipynb").unlink()  # so that it runs again
+    build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)
     assert conclusions.stat().st_mtime_ns > before
 
 
