@@ -362,7 +362,8 @@ def stopping_text(frame: pd.DataFrame, config: Config) -> str:
     their first validation (their best point may lie earlier, between validations)."""
     runs = frame.drop_duplicates(["pool", "train_rate", "seed"])
     parts = []
-    for pool, group in runs.groupby("pool"):
+    for pool in sorted(runs.pool.unique(), key=lambda p: (p == 0, p)):  # fresh tasks last
+        group = runs[runs.pool == pool]
         capped = int((group.stopped_at <= 0).sum())
         first = int((group.best_iteration == config.val_every).sum())
         said = []
