@@ -71,13 +71,22 @@ def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tas
     return _score_tasks(config, maml, tasks, n_tasks, f"scoring {split} tasks", device, lrs, steps)
 
 
+def task_pool(config: Config, dataset: FewShotDataset) -> TaskPool | None:
+    """The run's fixed pool of meta-training tasks, or None when it trains on fresh tasks."""
+    if not config.train_tasks:
+        return None
+    return TaskPool(dataset.splits["train"], config.n_way, config.k_shot, config.n_query, config.train_tasks,
+                    config.seed, config.label_noise)
+
+
 def training_tasks(config: Config, dataset: FewShotDataset) -> TaskPool:
     """The meta-training tasks a run reports its meta-training accuracy on, with their query
     labels as it trained on them: its own pool, or (fresh tasks) a fixed set of training
     tasks as large as the meta-test set."""
+    pool = task_pool(config, dataset)
+    if pool is not None:
+        return pool
     split, shape = dataset.splits["train"], (config.n_way, config.k_shot, config.n_query)
-    if config.train_tasks:
-        return TaskPool(split, *shape, config.train_tasks, config.seed, config.label_noise)
     size = min(config.test_tasks, distinct_task_count(split, *shape))
     return TaskPool(split, *shape, size, TRAIN_SCORE_SEED, config.label_noise)
 

@@ -148,9 +148,10 @@ def evaluate_network(run_dir: Path, fixed_rate: float = FIXED_TEST_RATE,
     shape = (config.n_way, config.k_shot, config.n_query)
     steps = config.test_inner_steps
 
+    pool = training_tasks(config, run.dataset)  # drawn once, iterated by each scoring below
+
     def split_tasks(part: str):
         if part == "train":
-            pool = training_tasks(config, run.dataset)
             return pool.chunks(min(pool.size, config.test_tasks), config.eval_chunk)
         n_tasks = config.val_tasks if part == "val" else config.test_tasks
         return fixed_tasks(run.dataset.splits[part], part, *shape, n_tasks, config.eval_chunk)

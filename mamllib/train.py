@@ -25,8 +25,8 @@ from tqdm import tqdm
 from mamllib import checkpoint as ckpt
 from mamllib.config import TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
-from mamllib.data.sampler import TaskPool, TrainingSampler
-from mamllib.evaluate import Score, adaptation_rates, score, training_score
+from mamllib.data.sampler import TrainingSampler
+from mamllib.evaluate import Score, adaptation_rates, score, task_pool, training_score
 from mamllib.files import atomic_write_json
 from mamllib.maml import MAML, Adapted, build_maml
 from mamllib.models import resolve_device
@@ -193,11 +193,8 @@ def open_run(config: Config, run_dir: Path, dataset: FewShotDataset, device: tor
 
 def training_sampler(config: Config, dataset: FewShotDataset) -> TrainingSampler:
     """The run's meta-training task stream: fresh tasks, or draws from its fixed pool."""
-    split, shape = dataset.splits["train"], (config.n_way, config.k_shot, config.n_query)
-    pool = None
-    if config.train_tasks:
-        pool = TaskPool(split, *shape, config.train_tasks, config.seed, config.label_noise)
-    return TrainingSampler(split, *shape, config.seed, pool, config.label_noise)
+    return TrainingSampler(dataset.splits["train"], config.n_way, config.k_shot, config.n_query, config.seed,
+                           task_pool(config, dataset), config.label_noise)
 
 
 def finish_run(run: OpenRun, dataset: FewShotDataset, device: torch.device, log=print) -> dict[str, Any]:

@@ -80,7 +80,8 @@ fewtask.gap_percent_table(gap)
 #
 # Training ends after `patience` validations in a row without a better validation
 # accuracy (or at the cap), and keeps the parameters of the best one; the setup above
-# gives both numbers. `stopped_early` counts the seeds that stopped before the cap.
+# gives both numbers. The table gives the step each seed kept, and how many seeds ran to
+# the cap instead of stopping early.
 
 # %%
 stopping = fewtask.stopping_table(frame)
