@@ -167,7 +167,7 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DE
 
 
 def _fingerprint(results: dict[str, dict[str, Any]]) -> str:
-    """Changes whenever any notebook was re-executed (its wall time changes)."""
+    """Changes whenever any notebook was re-executed (its entry's ``finished`` changes)."""
     import hashlib
     import json
 

@@ -19,6 +19,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -189,6 +190,13 @@ def parallel_env(jobs: int) -> dict[str, str] | None:
     return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
+def finished_now() -> str:
+    """When a record entry was made. Its wall time, rounded, can repeat; this cannot, so an
+    entry made again always differs from the one it replaces and what fingerprints the
+    record (the summary, the book's rebuild) sees that something ran."""
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path,
                 jobs: int = 1) -> dict[str, Any]:
     """Run one notebook in a subprocess (one of ``jobs`` at a time), its output in
@@ -208,7 +216,8 @@ def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path,
         finish_page(notebook, execution.title, execution.notebook)
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),
-            "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1)}
+            "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1),
+            "finished": finished_now()}
 
 
 def run_executions(executions: list[Execution], out_dir: Path, jobs: int = 1, cwd: Path | None = None,

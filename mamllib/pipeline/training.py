@@ -22,7 +22,7 @@ from mamllib.checkpoint import run_folder
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.files import atomic_write_json
-from mamllib.pipeline.sweep import RECORD, Execution, parallel_env, setting_config
+from mamllib.pipeline.sweep import RECORD, Execution, finished_now, parallel_env, setting_config
 from mamllib.train import is_trained
 
 STAGE = "training"  # the stage's entry in the sweep's record
@@ -111,7 +111,7 @@ def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, 
     log = out_dir / "logs" / _log_name(0)
     entry = {"parameters": {"runs": len(pending), "population": population, "processes": len(shares)},
              "status": "completed" if not any(codes) else "incomplete", "log": str(log),
-             "wall_time_s": round(time.perf_counter() - started, 1)}
+             "wall_time_s": round(time.perf_counter() - started, 1), "finished": finished_now()}
     # before any notebook runs: nothing else writes the record now
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
     atomic_write_json(record_path, {**record, STAGE: entry})
