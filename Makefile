@@ -25,7 +25,7 @@ test: $(STAMP)
 # The whole report: the sweep of training rates (one executed notebook each), the
 # theory notebooks, the summary, and the Jupyter Book in book/_build/html/.
 # Re-running skips every notebook that is current. JOBS=2 runs two settings at once.
-# TIER=full runs the whole few-task grid (more pool sizes, rates and seeds; for a cluster).
+# TIER=full trains every setting of every experiment (mamllib/tiers.py; for a cluster).
 JOBS ?= 1
 TIER ?= default
 report: $(STAMP)

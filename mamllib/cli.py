@@ -184,13 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="the whole report: sweep, theory notebooks, summary, book",
                                  description="Execute every notebook that is not current and build the "
                                              "Jupyter Book into book/_build/html.")
-    _add_sweep_flags(report)
+    _add_sweep_flags(report, by_tier=True)
     report.add_argument("--root", default=".", help="repository root holding _toc.yml (default: %(default)s)")
     report.add_argument("--small", action="store_true", help="small theory notebooks (a smoke report)")
     report.add_argument("--tier", choices=REPORT_TIERS, default="default",
-                        help="default: the few-task experiment's smaller grid (3 pool sizes, 8 rates, "
-                             "3 seeds); full: every pool size, rate and seed of it, meant for a cluster "
-                             "(default: %(default)s)")
+                        help="what the report trains (mamllib/tiers.py): default: what fits the time of a "
+                             "laptop's report (fewer sweep rates and few-task settings, no surrogate "
+                             "training); full: every setting, meant for a cluster (default: %(default)s)")
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
                                    description="Execute notebooks/NAME.py (jupytext) with papermill into "
@@ -304,12 +304,15 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_sweep_flags(parser: argparse.ArgumentParser) -> None:
+def _add_sweep_flags(parser: argparse.ArgumentParser, by_tier: bool = False) -> None:
+    """The sweep's settings; ``by_tier``: their defaults are the report tier's."""
     parser.add_argument("--profile", default="quick", help=f"one of {', '.join(PROFILES)} (default: quick)")
-    parser.add_argument("--rates", type=_finite_number, nargs="+", default=list(DEFAULT_RATES),
-                        metavar="RATE", help="training inner rates (default: %(default)s)")
-    parser.add_argument("--seeds", type=_integer, nargs="+", default=[0], metavar="SEED",
-                        help="seeds (default: 0)")
+    rates, seeds = (None, None) if by_tier else (list(DEFAULT_RATES), [0])
+    default = "the tier's" if by_tier else "%(default)s"
+    parser.add_argument("--rates", type=_finite_number, nargs="+", default=rates, metavar="RATE",
+                        help=f"training inner rates of the main sweep (default: {default})")
+    parser.add_argument("--seeds", type=_integer, nargs="+", default=seeds, metavar="SEED",
+                        help=f"seeds of the main sweep (default: {default})")
     parser.add_argument("--no-learned", action="store_true", help="leave out the learned-rate setting")
     parser.add_argument("-j", "--jobs", type=_integer, default=1,
                         help="settings run in parallel (default: 1)")

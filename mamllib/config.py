@@ -15,9 +15,10 @@ DATASETS = ("glyphs", "omniglot", "miniimagenet")
 DEVICES = ("auto", "cpu", "cuda")
 OBJECTIVES = ("maml", "surrogate")
 FLOAT32_MAX = 3.4028234663852886e38
-# The training inner rates of the report's sweep. Every analysis re-scores each trained
-# network at the same rates at test time (RATE_GRID), which makes the train x test grid
-# square. Kept here so that the command line starts without importing torch.
+# The training inner rates of the full tier's main sweep (and of `sweep` by default). Every
+# analysis re-scores each trained network at these rates at test time (RATE_GRID), so the
+# full tier's train x test grid is square. Kept here so that the command line starts
+# without importing torch.
 DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 RATE_GRID = DEFAULT_RATES
 # Settings trained as one batched computation (mamllib.population) by `train --rates`
@@ -26,9 +27,9 @@ RATE_GRID = DEFAULT_RATES
 # batches outgrow the caches, so there each setting trains alone. On a GPU, which a Conv4
 # on 28x28 images leaves idle, batching is the point; 8 is not measured here (no GPU).
 DEFAULT_POPULATION = {"cpu": 1, "cuda": 8}
-# The report's tiers: the default runs the few-task experiment's smaller grid, the full one
-# all of it, for a cluster (their grids: mamllib.fewtask.TIERS). Kept here so that the
-# command line starts without torch.
+# The report's tiers: the default fits a laptop's budget, the full one runs every setting,
+# for a cluster (what each trains: mamllib.tiers.TIERS). Kept here so that the command
+# line starts without torch.
 REPORT_TIERS = ("default", "full")
 # Fields that change a finished run's meta-test result without changing its training.
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")

@@ -33,13 +33,13 @@ import torch
 import torch.nn.functional as F
 
 from mamllib import checkpoint as ckpt
-from mamllib.config import REPORT_TIERS, Config
+from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.data import FewShotDataset
 from mamllib.data.sampler import Episodes, fixed_tasks
-from mamllib.errors import UserError
 from mamllib.evaluate import training_tasks
 from mamllib.files import atomic_write_bytes, atomic_write_json
+from mamllib.findings import rate_list, word_list
 from mamllib.latent import prototype_predictions
 from mamllib.maml import MAML
 from mamllib.runs import load_run
@@ -73,17 +73,6 @@ class Plan:
         pools = self.pools if pool is None else (pool,)
         return [experiment_config(profile, p, rate, seed)
                 for p in pools for seed in self.seeds for rate in self.rates]
-
-
-# The default tier's grid costs about 50 minutes on 2 cores (72 networks, ~2,400 s of training
-# and meta-testing, ~340 s of scoring), the full tier's is meant for a cluster.
-TIERS: dict[str, Plan] = {
-    "default": Plan(pools=(4, 32, 0), rates=(-0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4), seeds=(0, 1, 2)),
-    "full": Plan(pools=(4, 16, 32, 64, 256, 1024, 0),
-                 rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4), seeds=(0, 1, 2, 3, 4)),
-}
-assert tuple(TIERS) == REPORT_TIERS
-SMOKE_PLAN = Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1))
 
 
 def experiment_config(profile: str, pool: int, rate: float, seed: int) -> Config:
@@ -301,9 +290,9 @@ def negative_versus_rest(frame: pd.DataFrame, view: str, compared: int | None = 
     return pd.DataFrame(rows)
 
 
-def _pools_text(pools: Iterable[int]) -> str:
-    labels = [pool_label(p) for p in sorted(pools, key=lambda p: (p == 0, p))]
-    return labels[0] if len(labels) == 1 else ", ".join(labels[:-1]) + " and " + labels[-1]
+def pools_text(pools: Iterable[int]) -> str:
+    """``4 tasks, 32 tasks and fresh tasks``: pool sizes for a sentence, in the book's order."""
+    return word_list(pool_label(p) for p in sorted(pools, key=lambda p: (p == 0, p)))
 
 
 def verdict_text(comparison: pd.DataFrame, view: str) -> str:
@@ -332,7 +321,7 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
                                             "so nothing is concluded, with")):
         rows = comparison[comparison.verdict == verdict]
         if len(rows):
-            text += f" {says} {_pools_text(rows.pool)}."
+            text += f" {says} {pools_text(rows.pool)}."
     return text
 
 
@@ -412,8 +401,8 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
                 f"{len(wins)} views")
     else:
         text = "A negative training rate beat the best non-negative one " + "; ".join(
-            f"for {VIEWS[view]} with {_pools_text(w.pool)}" for view, w in wins.items() if len(w))
-    undecided = [f"{VIEWS[view]} with {_pools_text(u.pool)}" for view, u in open_.items() if len(u)]
+            f"for {VIEWS[view]} with {pools_text(w.pool)}" for view, w in wins.items() if len(w))
+    undecided = [f"{VIEWS[view]} with {pools_text(u.pool)}" for view, u in open_.items() if len(u)]
     if undecided:
         text += f"; the seeds could not resolve the difference for {' and for '.join(undecided)}"
     return text + "."
@@ -429,46 +418,19 @@ def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:
 
 # --- what the pages print ------------------------------------------------------------
 
-def plan(profile: str, tier: str = "default") -> Plan:
-    """The grid a report of ``profile`` runs: the tier's, or a tiny one for the smoke profile."""
-    if tier not in TIERS:
-        raise UserError(f"tier={tier!r} is unknown; choose one of {', '.join(TIERS)}")
-    return SMOKE_PLAN if profile == "smoke" else TIERS[tier]
-
-
-def _numbers(values: Iterable[float]) -> str:
-    return ", ".join(f"{v:g}" for v in values)
-
-
 def setup_text(config: Config, grid: Plan) -> str:
     """The experiment's setting in one paragraph, from the configs it trains."""
     task = f"{config.n_way}-way {config.k_shot}-shot with {config.n_query} queries per class"
     return (f"Conv4 of width {config.width} (the main sweep's is 32; narrower here to afford the grid), "
             f"{task}, "
-            f"meta-batches of {config.meta_batch}, one inner step; pools of {_pools_text(grid.pools)} "
+            f"meta-batches of {config.meta_batch}, one inner step; pools of {pools_text(grid.pools)} "
             "(each seed draws its own pool; fresh tasks: a new task of the training classes at every step); "
-            f"training rates {_numbers(grid.rates)}; "
-            f"seeds {_numbers(grid.seeds)}. Each network trains until {config.patience} validations in a row "
+            f"training rates {rate_list(grid.rates)}; "
+            f"seeds {rate_list(grid.seeds)}. Each network trains until {config.patience} validations "
+            "in a row "
             f"(every {config.val_every} steps, on {config.val_tasks} tasks) bring no better accuracy, "
             f"at most "
             f"{config.iterations} steps, and keeps the parameters of its best validation.")
-
-
-def tier_text(profile: str, tier: str) -> str:
-    """Which tier built the book, and what the other tier adds."""
-    if profile == "smoke":
-        return "This is a smoke build: the few-task experiment ran on a tiny grid, for testing only."
-    built, full = TIERS[tier], TIERS["full"]
-    text = (f"This book was built by the {tier} tier: the few-task experiment has pools of "
-            f"{_pools_text(built.pools)}, training rates {_numbers(built.rates)} "
-            f"and {len(built.seeds)} seeds.")
-    if tier != "full":
-        extra_pools = [p for p in full.pools if p not in built.pools]
-        extra_rates = [r for r in full.rates if r not in built.rates]
-        text += (f" The full tier (`make report TIER=full`, meant for a cluster) adds pools of "
-                 f"{_pools_text(extra_pools)}, rates {_numbers(extra_rates)}, "
-                 f"and {len(full.seeds)} seeds in all.")
-    return text
 
 
 def missing_text(missing: list[str], total: int) -> str:

@@ -78,7 +78,8 @@ def sign_text(summary: pd.DataFrame) -> str:
         return "No learned-rate run has completed, so there is no sign pattern to report."
     seeds = int(summary.seeds.min())
     if seeds < 2:
-        return "Only one learned-rate run has completed, so whether its signs are stable is not known."
+        return ("This report has one completed learned-rate run, so whether its signs are stable across "
+                "seeds is not known here.")
     moved = summary[summary.sign != "unmoved"]
 
     def names(sign: str) -> str:

@@ -25,19 +25,19 @@
 profile = "quick"
 runs_root = "runs"
 pool = 4  # meta-training tasks in the pool; 0: a fresh task every time
-tier = "default"  # which grid of rates and seeds (mamllib.fewtask.TIERS)
+tier = "default"  # which grid of rates and seeds (mamllib.tiers.TIERS)
 trained = ""  # changes when one of this pool's networks changed, so the report runs this page again
 
 # %%
 import matplotlib.pyplot as plt
 from myst_nb import glue
 
-from mamllib import fewtask, plots
+from mamllib import fewtask, plots, tiers
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
-plan = fewtask.plan(profile, tier)
+plan = tiers.tier(profile, tier).few_tasks
 configs = plan.configs(profile, pool)
 frame, missing = fewtask.load_experiment(configs, runs_root, profile)
 setup = fewtask.setup_text(configs[0], plan)

@@ -18,8 +18,9 @@
 # meta-training sees few distinct tasks and can overfit them. In this report's main
 # sweep every training task is new, which is not where that prediction applies. This
 # page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
-# tasks, of more tasks, and of fresh tasks, at training rates of both signs and fine near
-# zero, each trained until its validation accuracy stops improving.
+# tasks (and, in the full tier, of more) and on fresh tasks, at training rates of both
+# signs, each trained until its validation accuracy stops improving. The report's tier
+# sets the grid; the first cell prints it and what the full tier adds.
 #
 # Every rate is chosen on the validation tasks and reported on the fixed meta-test
 # tasks. Differences are paired (the same test tasks and seeds). Every interval covers
@@ -30,29 +31,34 @@
 # %% tags=["parameters"]
 profile = "quick"
 runs_root = "runs"
-tier = "default"  # which grid of rates, pool sizes and seeds (mamllib.fewtask.TIERS)
+tier = "default"  # which grid of rates, pool sizes and seeds (mamllib.tiers.TIERS)
 fingerprint = ""  # changes when any pool's notebook ran again, so this page runs again
 learned = ""  # changes when a learned-rate run changed, so this page runs again
+sweep_rates = None  # the main sweep's rates, seeds and learned setting where the report's
+sweep_seeds = None  # command line replaced the tier's (None: the tier's), for the first page
+sweep_learned = True
 
 # %%
 import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
-from mamllib import fewtask, learned_signs, plots
+from mamllib import fewtask, learned_signs, plots, tiers
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
-plan = fewtask.plan(profile, tier)
+built = tiers.tier(profile, tier)
+plan = built.few_tasks
 configs = plan.configs(profile)
 frame, missing = fewtask.load_experiment(configs, runs_root, profile)
 setup = fewtask.setup_text(configs[0], plan)
 glue("setup_text", setup, display=False)
-glue("tier_text", fewtask.tier_text(profile, tier), display=False)
+built_text = tiers.tier_text(profile, tier, sweep_rates, sweep_seeds, sweep_learned)
+glue("tier_text", built_text, display=False)
 glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
 print(setup)
-print(fewtask.tier_text(profile, tier))
+print(built_text)
 print(fewtask.missing_text(missing, len(configs)))
 
 # %% [markdown]
@@ -94,11 +100,13 @@ plt.show()
 #
 # Per pool size: the best negative training rate against the best non-negative one (zero
 # included), both chosen on the validation tasks, compared on the test tasks. The
-# intervals are simultaneous over the pool sizes, not over the three views. The grid's
-# negative rates end at -0.01: where -0.01 is chosen, a negative rate nearer zero might
-# do better, which this grid does not test.
+# intervals are simultaneous over the pool sizes, not over the three views. Where the
+# grid's negative rate nearest zero is chosen, one nearer still might do better, which
+# this grid does not test.
 
 # %%
+nearest = max(rate for rate in plan.rates if rate < 0)
+print(f"The grid's negative rate nearest zero: {nearest:g}.")
 comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
 overall = fewtask.overall_text(comparisons)
 own_rate = fewtask.own_rate_text(frame, chance)
@@ -144,15 +152,15 @@ stopping
 #
 # The sweep's learned-rate setting learns one inner rate per parameter tensor, of either
 # sign, starting from 0.1 (Meta-SGD style). These are the main sweep's networks (width 32,
-# 800 steps on fresh tasks, no early stopping), not the few-task ones, trained at every
-# seed of this experiment; the rates each tensor ends with show which signs are stable:
+# 800 steps on fresh tasks, no early stopping), not the few-task ones, trained at the
+# tier's learned-rate seeds; the rates each tensor ends with show which signs are stable:
 # a point per seed, and the mean with its 95% interval over seeds. Whether the sign
 # pattern alone carries the learned network's gain (fixed per-tensor rates with these
 # signs, against the best single fixed rate) is not tested on this page.
 
 # %%
 learned_rates, learned_missing = learned_signs.final_rates(
-    learned_signs.learned_configs(profile, plan.seeds), runs_root, profile)
+    learned_signs.learned_configs(profile, built.learned_seeds), runs_root, profile)
 signs = learned_signs.sign_summary(learned_rates)
 sign_text = learned_signs.sign_text(signs)
 if learned_missing:

@@ -152,14 +152,8 @@ def test_fresh_task_networks_are_the_profiles_runs_with_the_experiments_changes(
     fresh = fewtask.experiment_config("quick", 0, 0.1, 2)
     assert fresh == profile("quick", inner_lr=0.1, seed=2, **fewtask.CHANGES["quick"])
     assert fresh.training_hash() != fewtask.experiment_config("quick", 4, 0.1, 2).training_hash()
-    assert len(fewtask.TIERS["default"].configs("quick")) == 3 * 8 * 3
-
-
-def test_an_unknown_tier_is_refused():
-    from mamllib.errors import UserError
-
-    with pytest.raises(UserError, match="tier='huge'"):
-        fewtask.plan("quick", "huge")
+    grid = fewtask.Plan(pools=(4, 0), rates=(-0.1, 0.0, 0.1), seeds=(0, 1))
+    assert len(grid.configs("quick")) == 2 * 3 * 2 and len(grid.configs("quick", pool=4)) == 3 * 2
 
 
 def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_first_validation():

@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 
 from mamllib.pipeline.notebooks import execute, glued_values, notebook_source
+from mamllib.pipeline.report import SMALL_LINEAR, SMALL_PENALTY
 
 pytestmark = pytest.mark.slow
 
 
 def test_linear_regression_notebook(tmp_path, glyphs):
     out = tmp_path / "linear_regression.ipynb"
-    nb = execute(notebook_source("linear_regression"), out,
-                 {"runs": 60, "runs_adaptation": 40, "runs_under": 10, "task_counts": [3, 100]}, cwd=tmp_path)
+    nb = execute(notebook_source("linear_regression"), out, SMALL_LINEAR, cwd=tmp_path)
     glued = glued_values(nb)
     assert float(glued["linreg_best_alpha_t_over"]) < 0
     assert float(glued["linreg_best_alpha_r_over"]) > 0
@@ -22,7 +22,7 @@ def test_linear_regression_notebook(tmp_path, glyphs):
 
 def test_penalty_notebook(tmp_path, glyphs):
     nb = execute(notebook_source("penalty_check"), tmp_path / "penalty_check.ipynb",
-                 {"profile": "smoke", "runs_root": str(tmp_path / "runs"), "n_tasks": 2,
+                 {"profile": "smoke", "runs_root": str(tmp_path / "runs"), **SMALL_PENALTY,
                   "surrogate_rates": [-0.1]}, cwd=tmp_path)
     glued = glued_values(nb)
     assert abs(float(glued["slope_first_smooth"]) - 2) < 0.2

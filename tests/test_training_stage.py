@@ -14,7 +14,8 @@ def _configs_of(command):
 
 
 def test_the_commands_train_exactly_the_runs_asked_for():
-    settings, others = report_executions("smoke", [-0.1, 0.4], [0, 1], True, "runs", small=False)
+    settings, others = report_executions("smoke", [-0.1, 0.4], [0, 1], True, "runs", small=False,
+                                         surrogate_rates=(-0.1, 0.1))
     wanted = stage_runs(settings, theory_runs(others))
     # 2 rates x 2 seeds, learned x 2 seeds, and the penalty check's surrogate at -0.1 and 0.1
     # with MAML at 0.1 (MAML at -0.1 seed 0 is a setting already).

@@ -15,28 +15,32 @@ from typing import Any, Iterable
 
 import yaml
 
-from mamllib import fewtask, learned_signs
+from mamllib import fewtask, learned_signs, tiers
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
-from mamllib.pipeline.sweep import (DEFAULT_RATES, RECORD, Execution, rate_order, run_executions,
-                                    sweep_settings)
+from mamllib.pipeline.sweep import RECORD, Execution, rate_order, run_executions, sweep_settings
 from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
 GENERATED = Path("book") / "generated"
+# The theory notebooks' parameters in a smoke report: seconds per notebook.
+SMALL_PENALTY = {"n_tasks": 2}
+SMALL_LINEAR = {"runs": 60, "runs_adaptation": 40, "runs_under": 10, "task_counts": [3, 100],
+                "runs_figure_3": 50}
 
 
 def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int], learned: bool,
-                      runs_root: str, small: bool) -> tuple[list[Execution], list[Execution]]:
+                      runs_root: str, small: bool,
+                      surrogate_rates: Iterable[float] = ()) -> tuple[list[Execution], list[Execution]]:
     """The sweep settings, and the notebooks that read them or stand alone."""
     overrides: dict[str, Any] = {}
     settings = sweep_settings(profile, rates, seeds, learned, runs_root, overrides)
-    theory = {"profile": profile, "runs_root": runs_root, "surrogate_rates": list(SURROGATE_RATES)}
+    theory = {"profile": profile, "runs_root": runs_root, "surrogate_rates": list(surrogate_rates)}
     linear: dict[str, Any] = {}
     if small:  # a smoke report: seconds per notebook
-        theory.update(n_tasks=2, surrogate_rates=[-0.1])
-        linear.update(runs=60, runs_adaptation=40, runs_under=10, task_counts=[3, 100])
+        theory.update(SMALL_PENALTY)
+        linear.update(SMALL_LINEAR)
     others = [
         Execution("penalty_check", "penalty_check", theory),
         Execution("linear_regression", "linear_regression", linear),
@@ -47,13 +51,12 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
 SETTINGS_GLOB = "book/generated/run_*"
 FEW_TASKS_GLOB = "book/generated/few_tasks_*"
 FEW_TASKS_PREFIX = "few_tasks_"
-SURROGATE_RATES = (-0.1, 0.1)  # the penalty check's surrogate-versus-MAML comparison
 
 
 def few_task_executions(profile: str, tier: str, runs_root: str, cwd: Path) -> list[Execution]:
     """One ``few_tasks`` page per pool size of the tier's grid, in the book's order (small
     pools first, fresh tasks last); each re-runs when one of its networks changes."""
-    grid = fewtask.plan(profile, tier)
+    grid = tiers.tier(profile, tier).few_tasks
     pools = sorted(grid.pools, key=lambda p: (p == 0, p))
     executions = []
     for pool in pools:
@@ -124,32 +127,37 @@ def build_book(root: Path, toc: Path | None = None, every_page: bool = False) ->
     return root / "book" / "_build" / "html" / "index.html"
 
 
-def build_report(root: Path, profile: str = "quick", rates: Iterable[float] = DEFAULT_RATES,
-                 seeds: Iterable[int] = (0,), learned: bool = True, jobs: int = 1,
+def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | None = None,
+                 seeds: Iterable[int] | None = None, learned: bool = True, jobs: int = 1,
                  small: bool = False, tier: str = "default") -> tuple[Path, dict[str, dict[str, Any]]]:
-    """Run every notebook that is not current, then build the book."""
+    """Run every notebook that is not current, then build the book. The tier sets what
+    the report trains (:mod:`mamllib.tiers`); ``rates`` and ``seeds`` replace its main sweep's."""
     root = Path(root).resolve()
     if not (root / "_toc.yml").exists():
         raise UserError(f"{root} has no _toc.yml; run the report from the repository root")
     out_dir = root / GENERATED
     # Notebooks run in the repository root and name paths relative to it: no path of the
     # machine that built the book appears in it.
-    settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small)
+    built = tiers.tier(profile, tier)
+    rates = built.sweep_rates if rates is None else rates
+    seeds = built.sweep_seeds if seeds is None else seeds
+    settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small,
+                                         built.surrogate_rates)
     record = out_dir / RECORD
     recorded = record.read_bytes() if record.exists() else b""
     # Every run first (in populations where they pay); the notebooks then only analyse.
-    grid = fewtask.plan(profile, tier)
-    learned = learned_signs.learned_configs(profile, grid.seeds)  # the learned setting at every seed
-    runs = stage_runs(settings, [*theory_runs(others), *grid.configs(profile), *learned])
+    learned_runs = learned_signs.learned_configs(profile, built.learned_seeds)
+    runs = stage_runs(settings, [*theory_runs(others), *built.few_tasks.configs(profile), *learned_runs])
     trained = train_stage(runs, profile, "runs", root, out_dir, jobs=jobs)
     results = {STAGE: trained} if trained is not None else {}
     results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
     few_tasks = few_task_executions(profile, tier, "runs", root)  # after training: it fingerprints the runs
     results.update(run_executions(few_tasks, out_dir, jobs, cwd=root, desc="few-task pools"))
     negative = Execution("negative_rates", "negative_rates",
-                         {"profile": profile, "runs_root": "runs", "tier": tier,
+                         {"profile": profile, "runs_root": "runs", "tier": tier, "sweep_rates": list(rates),
+                          "sweep_seeds": list(seeds), "sweep_learned": learned,
                           "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks}),
-                          "learned": fewtask.runs_fingerprint(learned, "runs", profile, root)})
+                          "learned": fewtask.runs_fingerprint(learned_runs, "runs", profile, root)})
     results.update(run_executions([negative], out_dir, 1, cwd=root, desc="few-task summary"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
     # The summary reads the sweep's runs, so it runs whenever one of their pages or the

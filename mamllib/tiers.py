@@ -1,0 +1,103 @@
+"""What a report tier builds: the settings of every experiment of the book, in one place.
+
+Training is most of a report's time, and on 2 CPU cores every network costs what it
+costs (benchmarks/RESULTS.md). The default tier therefore builds the book a reader
+regenerates on a laptop, in no more time than the report of commit d266885 took before
+the seeds and the few-task experiment came in; it says on the book's first page what it
+leaves out. The full tier runs everything, and is meant for a cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+from mamllib.config import DEFAULT_RATES, REPORT_TIERS
+from mamllib.errors import UserError
+from mamllib.fewtask import Plan, pools_text
+from mamllib.findings import rate_list
+
+
+@dataclass(frozen=True)
+class Tier:
+    """The settings of one report: the main sweep's training rates and seeds (each with
+    its learned-rate setting), the seeds of the learned-rate runs whose signs are
+    compared, the few-task grid, and the rates at which the penalty check trains the
+    surrogate objective (none: not trained)."""
+
+    sweep_rates: tuple[float, ...]
+    sweep_seeds: tuple[int, ...]
+    learned_seeds: tuple[int, ...]
+    few_tasks: Plan
+    surrogate_rates: tuple[float, ...]
+
+
+# Costs on a 2-core CPU (benchmarks/REPORT_TIME.md has the measured report): a main-sweep
+# setting ~130 s with its page, a surrogate run ~290 s, a few-task network ~20 s on 4
+# tasks and ~55 s on fresh tasks (which train longer before they stop).
+TIERS: dict[str, Tier] = {
+    "default": Tier(sweep_rates=(-0.1, 0.0, 0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0,),
+                    few_tasks=Plan(pools=(4, 0), rates=(-0.1, 0.0, 0.1), seeds=(0, 1, 2)),
+                    surrogate_rates=()),
+    "full": Tier(sweep_rates=DEFAULT_RATES, sweep_seeds=(0,), learned_seeds=(0, 1, 2),
+                 few_tasks=Plan(pools=(4, 16, 32, 64, 256, 1024, 0),
+                                rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
+                                seeds=(0, 1, 2, 3, 4)),
+                 # inside the surrogate's faithful range (~0.02: the penalty check's cosines) and outside it
+                 surrogate_rates=(-0.1, -0.02, 0.02, 0.1)),
+}
+assert tuple(TIERS) == REPORT_TIERS
+# The smoke profile's: every part present, each as small as it can be.
+SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1),
+             few_tasks=Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1)), surrogate_rates=(-0.1,))
+
+
+def tier(profile: str, name: str = "default") -> Tier:
+    """The settings a report of ``profile`` builds: the tier's, or tiny ones for smoke."""
+    if name not in TIERS:
+        raise UserError(f"tier={name!r} is unknown; choose one of {', '.join(TIERS)}")
+    return SMOKE if profile == "smoke" else TIERS[name]
+
+
+def _added(built: tuple, full: tuple) -> list:
+    return [value for value in full if value not in built]
+
+
+def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = None,
+              sweep_seeds: Sequence[int] | None = None, learned: bool = True) -> str:
+    """Which tier built the book, what it holds, and what the full tier adds; the main
+    sweep's rates, seeds and learned-rate setting as the report ran them, where its
+    command line replaced the tier's."""
+    if profile == "smoke":
+        return "This is a smoke build: every experiment ran on a tiny grid, for testing only."
+    built, full = TIERS[name], TIERS["full"]
+    built = replace(built, sweep_rates=tuple(built.sweep_rates if sweep_rates is None else sweep_rates),
+                    sweep_seeds=tuple(built.sweep_seeds if sweep_seeds is None else sweep_seeds))
+    grid = built.few_tasks
+    signs = (f"the learned rates' signs are compared over {len(built.learned_seeds)} seeds"
+             if len(built.learned_seeds) > 1 else "the learned rates come from one seed")
+    surrogates = rate_list(built.surrogate_rates)
+    surrogate = "the penalty check " + (f"trains the surrogate objective at rates {surrogates}" if surrogates
+                                        else "does not train the surrogate objective")
+    text = (f"This book was built by the {name} tier: the main sweep trains at rates "
+            f"{rate_list(built.sweep_rates)}{' and with learned rates' if learned else ''}, "
+            f"{_seeds(built.sweep_seeds)}; {signs}; "
+            f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
+            f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {surrogate}.")
+    if name == "full":
+        return text
+    additions = [("main-sweep rates", rate_list(_added(built.sweep_rates, full.sweep_rates))),
+                 ("learned-rate seeds", rate_list(_added(built.learned_seeds, full.learned_seeds))),
+                 ("few-task pools of", pools_text(_added(grid.pools, full.few_tasks.pools))),
+                 ("few-task rates", rate_list(_added(grid.rates, full.few_tasks.rates))),
+                 ("few-task seeds", rate_list(_added(grid.seeds, full.few_tasks.seeds))),
+                 ("surrogate training at rates",
+                  rate_list(_added(built.surrogate_rates, full.surrogate_rates)))]
+    listed = "; ".join(f"{what} {values}" for what, values in additions if values)
+    return (f"{text} It is sized to build in no more time than the report took before these "
+            "experiments came in (benchmarks/REPORT_TIME.md). The full tier (`make report TIER=full`, meant "
+            f"for a cluster) adds {listed}.")
+
+
+def _seeds(seeds: tuple[int, ...]) -> str:
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"

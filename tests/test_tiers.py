@@ -1,0 +1,54 @@
+"""What each report tier builds, and what the book's first page says about it."""
+
+import re
+
+import pytest
+
+from mamllib import tiers
+from mamllib.errors import UserError
+
+
+def test_an_unknown_tier_is_refused():
+    with pytest.raises(UserError, match="tier='huge'.*default, full"):
+        tiers.tier("quick", "huge")
+
+
+def test_the_default_tier_is_part_of_the_full_one():
+    """Every default number is one the full tier computes too, on the same networks."""
+    default, full = tiers.TIERS["default"], tiers.TIERS["full"]
+    for field in ("sweep_rates", "sweep_seeds", "learned_seeds", "surrogate_rates"):
+        assert set(getattr(default, field)) <= set(getattr(full, field)), field
+    assert set(default.few_tasks.configs("quick")) <= set(full.few_tasks.configs("quick"))
+
+
+def _numbers(clause: str) -> set[float]:
+    return {float(n) for n in re.findall(r"-?\d+(?:\.\d+)?", clause)}
+
+
+def test_the_first_page_names_every_setting_the_default_leaves_out():
+    text = tiers.tier_text("quick", "default")
+    default, full = tiers.TIERS["default"], tiers.TIERS["full"]
+    clauses = dict(re.match(r"([a-z -]+?) (-?\d.*)", clause).groups()
+                   for clause in text.split("adds ", 1)[1].rstrip(".").split("; "))
+    assert _numbers(clauses["main-sweep rates"]) == set(full.sweep_rates) - set(default.sweep_rates)
+    assert _numbers(clauses["learned-rate seeds"]) == set(full.learned_seeds) - set(default.learned_seeds)
+    assert _numbers(clauses["few-task pools of"]) == set(full.few_tasks.pools) - set(default.few_tasks.pools)
+    assert _numbers(clauses["few-task rates"]) == set(full.few_tasks.rates) - set(default.few_tasks.rates)
+    assert _numbers(clauses["few-task seeds"]) == set(full.few_tasks.seeds) - set(default.few_tasks.seeds)
+    assert _numbers(clauses["surrogate training at rates"]) == set(full.surrogate_rates)
+    assert "does not train the surrogate" in text and "with learned rates, seed 0" in text
+    assert "adds" not in tiers.tier_text("quick", "full")
+
+
+def test_the_first_page_describes_the_main_sweep_the_report_ran():
+    text = tiers.tier_text("quick", "default", sweep_rates=[0.4], sweep_seeds=[0, 1], learned=False)
+    assert "the main sweep trains at rates 0.4, 2 seeds;" in text
+    assert re.search(r"main-sweep rates -0.4, -0.1, -0.01, 0, 0.01 and 0.1;", text)
+
+
+def test_the_smoke_tier_exercises_every_part_and_other_profiles_use_the_named_tier():
+    smoke = tiers.tier("smoke", "full")
+    assert smoke is tiers.SMOKE
+    assert smoke.sweep_rates and len(smoke.learned_seeds) > 1 and smoke.surrogate_rates
+    assert len(smoke.few_tasks.pools) > 1 and 0 in smoke.few_tasks.pools
+    assert tiers.tier("quick", "full") is tiers.TIERS["full"]
