@@ -14,6 +14,7 @@ from mamllib.data.dataset import FewShotDataset
 from mamllib.data.sampler import (TRAIN_SCORE_SEED, Episodes, TaskPool, distinct_task_count,
                                   fixed_tasks)
 from mamllib.maml import MAML
+from mamllib.penalty import taylor_terms
 from mamllib.stats import ci95
 
 
@@ -69,6 +70,23 @@ def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tas
     tasks = fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
                         n_tasks, config.eval_chunk)
     return _score_tasks(config, maml, tasks, n_tasks, f"scoring {split} tasks", device, lrs, steps)
+
+
+PENALTY_TASKS = 8  # the fixed validation tasks on which training logs the expansion's terms
+PENALTY_TERMS = ("query_loss", "inner_product", "support_grad_norm_sq", "query_grad_norm_sq", "curvature")
+
+
+def penalty_terms(config: Config, maml: MAML, dataset: FewShotDataset,
+                  device: torch.device) -> dict[str, float]:
+    """The terms of the one-step expansion at the current meta-parameters
+    (:func:`mamllib.penalty.taylor_terms`: ``L_q``, ``<g_q, g_s>``, ``|g_s|^2``,
+    ``|g_q|^2``, ``g_s^T H_q g_s``), means over the first :data:`PENALTY_TASKS` fixed
+    validation tasks. They do not depend on the rate, so runs of every rate log the same
+    quantities, on the same tasks."""
+    tasks = next(fixed_tasks(dataset.splits["val"], "val", config.n_way, config.k_shot, config.n_query,
+                             PENALTY_TASKS, PENALTY_TASKS)).to(device)
+    terms = taylor_terms(maml, tasks)
+    return {name: float(np.mean(getattr(terms, name))) for name in PENALTY_TERMS}
 
 
 def task_pool(config: Config, dataset: FewShotDataset) -> TaskPool | None:

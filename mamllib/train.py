@@ -26,7 +26,7 @@ from mamllib import checkpoint as ckpt
 from mamllib.config import TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
 from mamllib.data.sampler import TrainingSampler
-from mamllib.evaluate import Score, adaptation_rates, score, task_pool, training_score
+from mamllib.evaluate import Score, adaptation_rates, penalty_terms, score, task_pool, training_score
 from mamllib.files import atomic_write_json
 from mamllib.maml import MAML, Adapted, build_maml
 from mamllib.models import resolve_device
@@ -45,7 +45,8 @@ def _fresh_metrics(config: Config, device: torch.device) -> dict[str, Any]:
         "iterations_done": 0, "diverged_at": None, "best_iteration": None, "stopped_at": None,
         "wall_time_s": 0.0,
         "history": {"iteration": [], "loss": [], "accuracy": []},
-        "validation": [], "inner_lr_trajectory": {"iteration": [], "lrs": []}, "test": None,
+        "validation": [], "penalty_terms": [], "inner_lr_trajectory": {"iteration": [], "lrs": []},
+        "test": None,
         "environment": {"torch": str(torch.__version__), "python": platform.python_version(),
                         "machine": platform.machine(), "device": _device_name(device)},
     }
@@ -239,13 +240,17 @@ def due(done: int, every: int, config: Config) -> bool:
 
 
 def validate(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
-    """Score the validation tasks; with early stopping, keep the parameters of the best."""
+    """Score the validation tasks; with early stopping, keep the parameters of the best.
+    Log the terms of the penalty expansion on a few of them too (``penalty_terms``): how
+    training at each rate moves the gradient norms and their alignment."""
     val = score(run.config, run.maml, dataset, "val", run.config.val_tasks, device)
     history = run.metrics["validation"]
     if run.config.patience and all(val.accuracy > v["accuracy"] for v in history):
         run.best = {name: t.detach().clone() for name, t in run.maml.state_dict().items()}
         run.metrics["best_iteration"] = run.metrics["iterations_done"]
     history.append({"iteration": run.metrics["iterations_done"], **val.to_dict()})
+    run.metrics.setdefault("penalty_terms", []).append(
+        {"iteration": run.metrics["iterations_done"], **penalty_terms(run.config, run.maml, dataset, device)})
 
 
 def stops_early(run: OpenRun) -> bool:

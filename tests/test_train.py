@@ -39,6 +39,26 @@ def test_smoke_run_writes_checkpoint_and_metrics(tmp_path, glyphs):
     assert train(config, tmp_path / "run", glyphs, log=quiet)["test"] == stored["test"]
 
 
+def test_each_validation_logs_the_penalty_terms_of_the_parameters_it_validates(tmp_path, glyphs):
+    from mamllib.data.sampler import fixed_tasks
+    from mamllib.evaluate import PENALTY_TASKS, PENALTY_TERMS
+    from mamllib.penalty import taylor_terms
+    from mamllib.runs import load_run
+
+    config = profile("smoke", inner_lr=-0.1)
+    metrics = train(config, tmp_path / "run", glyphs, log=quiet)
+    logged = metrics["penalty_terms"]
+    assert [entry["iteration"] for entry in logged] == [v["iteration"] for v in metrics["validation"]]
+    assert logged[0] != logged[-1]  # the parameters moved between validations
+    # The last validation is at the end: the terms of the final parameters, on those tasks.
+    maml = load_run(tmp_path / "run", glyphs).maml
+    tasks = next(fixed_tasks(glyphs.splits["val"], "val", config.n_way, config.k_shot, config.n_query,
+                             PENALTY_TASKS, PENALTY_TASKS))
+    terms = taylor_terms(maml, tasks)
+    for name in PENALTY_TERMS:
+        assert logged[-1][name] == pytest.approx(float(getattr(terms, name).mean()), rel=1e-4, abs=1e-6)
+
+
 def test_a_finished_run_asked_for_other_test_settings_is_meta_tested_again(tmp_path, glyphs):
     run = tmp_path / "run"
     train(profile("smoke"), run, glyphs, log=quiet)
