@@ -232,15 +232,15 @@ def expansion_residuals(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     return fig
 
 
-def surrogate_cosines(cosines: pd.DataFrame) -> plt.Figure:
-    """Cosine between the true and the surrogate meta-gradient against the signed rate,
-    one line per network (the columns after ``rate``)."""
+def surrogate_cosines(cosines: pd.DataFrame, ylabel: str = "cos(exact, surrogate gradient)") -> plt.Figure:
+    """Cosine between the true meta-gradient and an approximation of it against the signed
+    rate, one line per column after ``rate`` (a network, or a network and approximation)."""
     fig, ax = plt.subplots(figsize=(6.5, 3.8))
     for column in cosines.columns.drop("rate"):
         ax.plot(cosines["rate"], cosines[column], "o-", label=column)
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_xlabel("inner rate a")
-    ax.set_ylabel("cos(exact, surrogate gradient)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     return fig
@@ -291,6 +291,48 @@ def linear_training_sweeps(sweeps: dict[str, pd.DataFrame], title: str = "") -> 
     for label, table in sweeps.items():
         _linear_panel(ax, table, label, title)
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
+    """Each term of the penalty expansion against the training iteration, one panel per
+    term and one line per training rate (:func:`mamllib.findings.penalty_trajectories`)."""
+    terms = list(dict.fromkeys(frame["term"]))
+    fig, axes = plt.subplots(1, max(1, len(terms)), figsize=(3.2 * max(1, len(terms)), 3.4), squeeze=False)
+    for ax, term in zip(axes[0], terms):
+        rows = frame[frame["term"] == term]
+        sns.lineplot(data=rows, x="iteration", y="value", hue="train_inner_lr", style="train_inner_lr",
+                     markers=True, dashes=False, errorbar=None, palette="coolwarm", ax=ax,
+                     legend=term == terms[-1])
+        ax.set_title(term)
+        ax.set_ylabel("")
+        if (rows["value"] > 0).all():
+            ax.set_yscale("log")
+    if terms:
+        axes[0][-1].legend(title="training rate", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
+                           frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def linear_mechanism(table: pd.DataFrame) -> plt.Figure:
+    """The linear model taken apart per training rate (:func:`mamllib.linreg.mechanism`):
+    the meta-parameters' squared norm with its CI, and the meta-test loss as the sum of
+    its three parts, of which only the adaptation term moves."""
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    rates = table["alpha_t"]
+    axes[0].errorbar(rates, table["|omega|^2"], yerr=table["|omega|^2 ci95"], marker="o", capsize=3)
+    axes[0].set_ylabel(r"$|\omega - w_0|^2$ of the meta-parameters")
+    parts = ["noise floor", "step noise", "adaptation term"]
+    axes[1].stackplot(rates, *(table[part] for part in parts), labels=parts, alpha=0.8)
+    axes[1].plot(rates, table["loss"], color="black", marker="o", ms=3, lw=1, label="meta-test loss")
+    axes[1].set_ylim(0, None)
+    axes[1].set_ylabel("meta-test loss and its parts")
+    axes[1].legend(fontsize=8, loc="lower left")
+    for ax in axes:
+        ax.axvline(0, color="0.8", lw=1, zorder=0)
+        ax.set_xlabel(_LINEAR_RATES["alpha_t"])
     fig.tight_layout()
     return fig
 

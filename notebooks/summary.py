@@ -30,6 +30,7 @@ import matplotlib.pyplot as plt
 from myst_nb import glue
 
 from mamllib import findings, plots
+from mamllib.evaluate import PENALTY_TASKS
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import analysed_settings, read_record, settings_table
 from mamllib.runs import load_analyses, read_metrics
@@ -119,6 +120,26 @@ test_rate_text = findings.describe_sign_preference(signs)
 glue("test_rate_text", test_rate_text, display=False)
 print(test_rate_text)
 findings.sign_preference_table(signs)
+
+# %% [markdown]
+# (summary-penalty)=
+# ## The penalty along training
+#
+# At every validation, each run logs the terms of the one-step expansion on the same few
+# fixed validation tasks: the query loss, the support-query inner product $\langle g_q, g_s\rangle$
+# that a negative rate penalises, both squared gradient norms, and the curvature term.
+# The penalty reading predicts that training at a negative rate leaves smaller gradient
+# norms than training at rate 0. One network per rate and seed: no interval.
+
+# %%
+trajectories = findings.penalty_trajectories(metrics)
+print(f"terms logged on the first {PENALTY_TASKS} fixed validation tasks")
+if not trajectories.empty:
+    plots.penalty_trajectories(trajectories)
+    plt.show()
+penalty_text = findings.penalty_text(trajectories)
+glue("penalty_text", penalty_text, display=False)
+print(penalty_text)
 
 # %% [markdown]
 # ## Learned inner rates

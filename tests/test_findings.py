@@ -225,20 +225,44 @@ def test_penalty_findings():
     assert ("21.0% at rate -0.1" in text and "95.0%" in text and "chance is 20%" in text
             and "rate 0.1" not in text)
     assert "No surrogate-trained run" in findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5)
+    assert "does not train on the surrogate" in findings.surrogate_training_text(comparison.iloc[:0], [], 5)
 
 
 def test_linear_model_findings():
     assert "not bracketed" in findings.basin_text((-3.0, -0.5), [-3.0, 0.0, 1.0])
     assert "not bracketed" not in findings.basin_text((-2.75, -0.5), [-3.0, 0.0, 1.0])
     assert "as the paper finds" in findings.linear_sign_text(-1.0, 0.5)
-    assert "differs" in findings.linear_sign_text(0.25, 0.5)
+    assert "unlike the paper" in findings.linear_sign_text(0.25, 0.5)
     effects = pd.DataFrame({"m": [3, 300], "m n_v / p": [0.1, 10.0], "best alpha_t": [-1.0, -0.25],
-                            "relative gain": [0.2, 0.01]})
+                            "relative gain": [0.2, 0.01], "gain ci95": [0.05, 0.002]})
     text = findings.training_rate_effect_text(effects, runs=100)
-    assert "20.0% with m = 3" in text and "1.0% with m = 300" in text and "100 meta-trainings" in text
-    assert text.endswith("negative at every task count tried.")
+    assert "20.0% ± 5.0% with m = 3" in text and "1.0% ± 0.2% with m = 300" in text and "over 100" in text
+    assert text.endswith("negative at every task count tried.") and "threshold" not in text
+    threshold = effects.assign(**{"m n_v / p": [1.0, 10.0]})
+    assert "double descent" in findings.training_rate_effect_text(threshold, runs=100)
     mixed = findings.training_rate_effect_text(effects.assign(**{"best alpha_t": [-1.0, 0.25]}), runs=100)
     assert "not the same at every task count: -1, 0.25" in mixed
+
+
+def test_the_mechanism_sentences_state_what_the_table_shows():
+    table = pd.DataFrame({"alpha_t": [-1.0, 0.0, 0.5], "|omega|^2": [0.08, 0.14, 0.25],
+                          "|omega|^2 ci95": [0.003, 0.005, 0.009], "loss": [0.68, 0.70, 0.75],
+                          "|alpha_t| lambda_max(H_s)": [5.4, 0.0, 2.7],
+                          "surrogate bounded": [0.0, 1.0, 0.0], "best alpha_r": [0.07, 0.08, 0.09]})
+    text = findings.mechanism_text(table)
+    assert "best training rate, -1," in text and "5.4, outside the range" in text
+    assert "no minimum in any run" in text
+    small = table.assign(**{"|alpha_t| lambda_max(H_s)": [0.05, 0, 1]})
+    assert "inside the range" in findings.mechanism_text(small)
+    assert "0.140 at α_t = 0" in text and "0.080 at the best rate" in text and "0.250" in text
+    assert text.endswith("shrinking the meta-parameters.")
+    overlapping = table.assign(**{"|omega|^2 ci95": [0.05, 0.05, 0.05]})
+    assert not findings.mechanism_text(overlapping).endswith("shrinking the meta-parameters.")
+    sometimes = table.assign(**{"surrogate bounded": [0.3, 1.0, 0.0]})
+    assert "at most 30%" in findings.mechanism_text(sometimes)
+    assert "positive (0.070 to 0.090)" in findings.adaptation_rate_text(table)
+    assert "not positive at training rates -1" in findings.adaptation_rate_text(
+        table.assign(**{"best alpha_r": [-0.1, 0.08, 0.09]}))
 
 
 def test_completion_text_lists_what_did_not_complete():
@@ -263,3 +287,48 @@ def test_setting_page_numbers_and_texts():
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
     assert "97.0%" in findings.rate_grid_text(grid)
     assert "no rate grid" in findings.rate_grid_text(grid.iloc[:0])
+
+
+def test_the_expansion_verdict_compares_each_networks_slopes_with_the_theory():
+    text = findings.expansion_verdict({"smooth network": (2.02, 2.95), "trained ReLU Conv4": (1.9, 2.1),
+                                       "odd one": (1.2, 3.0)})
+    assert "the expansion holds on the smooth network (slopes 2.02 and 2.95)" in text
+    assert "holds to first order only on the trained ReLU Conv4" in text and "fails on the odd one" in text
+
+
+def test_the_optimum_side_follows_the_sign_of_the_paired_difference():
+    assert "negative side, as the paper finds" in findings.optimum_side_text(-0.05, 2e-5, 1e-5, 0.05)
+    assert "positive side" in findings.optimum_side_text(0.05, -2e-5, 1e-5, 0.05)
+    assert "cannot tell" in findings.optimum_side_text(-0.05, 2e-5, 3e-5, 0.05)
+
+
+def test_the_first_order_text_counts_the_rates_where_twice_the_rate_is_closer():
+    table = pd.DataFrame({"rate": [0.0, 0.01, 0.1, -0.1], "first order at a": [1.0, 0.9, 0.8, 0.7],
+                          "first order at 2a": [1.0, 0.95, 0.7, 0.9]})
+    text = findings.first_order_text({"smooth network": table})
+    assert "at 2 of 3 rates on the smooth network" in text
+
+
+def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_rate_zero():
+    def run(rate, norms, seed=0):
+        entries = [{"iteration": 100 * (k + 1), "query_loss": 1.0, "inner_product": norm / 2,
+                    "support_grad_norm_sq": 0.2, "query_grad_norm_sq": norm, "curvature": 0.0}
+                   for k, norm in enumerate(norms)]
+        return {"config": {"inner_lr": rate, "seed": seed, "learn_inner_lr": False}, "penalty_terms": entries}
+
+    metrics = {"a": run(-0.1, [0.5, 0.2]), "b": run(0.0, [0.5, 0.3]), "c": run(0.1, [0.5, 0.9]),
+               "learned": {"config": {"inner_lr": 0.1, "seed": 0, "learn_inner_lr": True},
+                           "penalty_terms": []}}
+    frame = findings.penalty_trajectories(metrics)
+    assert len(frame) == 3 * 2 * 5 and set(frame.train_inner_lr) == {-0.1, 0.0, 0.1}
+    text = findings.penalty_text(frame)
+    assert "|g_q|² is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 (lower than at rate 0 for" in text
+    assert "for every negative rate)" in text
+    assert "<g_q, g_s> is 0.1 at rate -0.1" in text and "consistent with the penalty reading" in text
+    metrics["a"] = run(-0.1, [0.5, 0.4])
+    assert "for 0 of the 1 negative rates" in findings.penalty_text(findings.penalty_trajectories(metrics))
+    # A seed that stopped earlier still counts with its own last values.
+    metrics["a2"] = run(-0.1, [0.0], seed=1)
+    assert "0.2 at rate -0.1" in findings.penalty_text(findings.penalty_trajectories(metrics))
+    assert "lacks one" in findings.penalty_text(frame[frame.train_inner_lr != 0.0])
+    assert "No run" in findings.penalty_text(frame.iloc[:0])

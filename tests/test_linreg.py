@@ -102,3 +102,80 @@ def test_near_optimal_stops_at_the_first_rate_outside():
     table = pd.DataFrame({"vary": "alpha_t", "alpha_t": [-2.0, -1.0, 0.0],
                           "loss": [0.69, 0.80, 0.68], "ci95": [0.02, 0.001, 0.005]})
     assert linreg.near_optimal(table) == (0.0, 0.0)
+
+
+def test_the_meta_loss_is_exactly_its_second_order_expansion_in_the_rate():
+    """The loss is quadratic, so the penalty expansion of linreg's meta-loss stops at a^2."""
+    setting = linreg.LinearSetting(n_t=5, n_v=3, m=1, p=8)
+    x_t, y_t, x_v, y_v = _instance(setting, 0.0)
+    omega = np.random.default_rng(5).standard_normal(setting.p)
+
+    def gradient(x, y):
+        return x.T @ (x @ omega - y) / len(y)
+
+    query_loss = 0.5 * ((x_v[0, 0] @ omega - y_v[0, 0]) ** 2).mean()
+    g_s, g_q = gradient(x_t[0, 0], y_t[0, 0]), gradient(x_v[0, 0], y_v[0, 0])
+    h_q = x_v[0, 0].T @ x_v[0, 0] / setting.n_v
+    for a in (-2.0, -0.3, 0.7):
+        design, target = linreg.meta_design(x_t, y_t, x_v, y_v, a)
+        meta_loss = 0.5 * ((design[0] @ omega - target[0]) ** 2).mean()
+        expansion = query_loss - a * g_q @ g_s + a ** 2 / 2 * g_s @ h_q @ g_s
+        assert meta_loss == pytest.approx(expansion, rel=1e-12)
+
+
+def test_the_surrogate_has_a_minimum_exactly_where_it_is_bounded_below():
+    setting = linreg.LinearSetting(n_t=5, n_v=2, m=2, p=6)
+    x_t, y_t, x_v, y_v = linreg.training_data(setting, runs=4, seed=7)
+
+    def surrogate(run, alpha, omega):
+        """The literal objective: sum over tasks of L_v - alpha <g_v, g_t>."""
+        total = 0.0
+        for xt, yt, xv, yv in zip(x_t[run], y_t[run], x_v[run], y_v[run]):
+            g_t, g_v = xt.T @ (xt @ omega - yt) / len(yt), xv.T @ (xv @ omega - yv) / len(yv)
+            total += 0.5 * ((xv @ omega - yv) ** 2).mean() - alpha * g_v @ g_t
+        return total
+
+    seen = set()
+    for alpha in (0.0, -0.5, 0.5):
+        for run, bounded in enumerate(linreg.surrogate_bounded(x_t, x_v, alpha)):
+            # The literal objective is quadratic: its Hessian from second differences, exactly.
+            def f(omega):
+                return surrogate(run, alpha, omega)
+
+            basis, zero = np.eye(setting.p), f(np.zeros(setting.p))
+            hessian = np.array([[f(basis[i] + basis[j]) - f(basis[i]) - f(basis[j]) + zero
+                                 for j in range(setting.p)] for i in range(setting.p)])
+            assert bounded == (np.linalg.eigvalsh(hessian)[0] >= -1e-9), (alpha, run)
+            seen.add(bool(bounded))
+    assert seen == {True, False}  # both cases occur
+
+
+def test_the_best_adaptation_rate_is_the_minimum_of_the_closed_form_loss():
+    setting = linreg.LinearSetting()
+    omega = linreg.train_meta_parameters(setting, -0.5, runs=20)
+    grid = np.linspace(-0.5, 1.0, 30001)
+    losses = [linreg.expected_test_loss(omega, setting, a).mean() for a in grid]
+    best = grid[int(np.argmin(losses))]
+    assert linreg.best_adaptation_rate(omega, setting) == pytest.approx(best, abs=1e-4)
+    parts = linreg.loss_parts(omega, setting, 0.3)
+    np.testing.assert_allclose(sum(parts.values()), linreg.expected_test_loss(omega, setting, 0.3))
+
+
+def test_the_mechanism_table_is_the_sweep_taken_apart():
+    setting, rates = linreg.LinearSetting(), np.array([-1.5, -1.0, -0.5, 0.0, 0.5])
+    table = linreg.mechanism(setting, rates, alpha_r=0.2, runs=60, seed=3)
+    sweep = linreg.sweep(setting, "alpha_t", rates, fixed=0.2, runs=60, seed=3)
+    np.testing.assert_allclose(table["loss"], sweep["loss"])
+    assert table.loc[table["loss"].idxmin(), "alpha_t"] == linreg.optimum(sweep)
+    parts = table[["noise floor", "adaptation term", "step noise"]].sum(axis=1)
+    np.testing.assert_allclose(parts, table["loss"])
+    assert (table["best alpha_r"] > 0).all()
+    assert table.loc[table["alpha_t"] == 0.0, "surrogate bounded"].item() == 1.0
+
+
+def test_the_figure_3_setting_puts_the_best_training_rate_on_the_negative_side():
+    """Bernacchia's Figure 3 (underparameterized) finds the optimum slightly below zero:
+    paired on the same tasks, a small positive rate loses to the same negative one."""
+    assert not linreg.FIGURE_3.overparameterized
+    difference, ci = linreg.paired_difference(linreg.FIGURE_3, 0.05, -0.05, alpha_r=0.2, runs=500)
+    assert difference - ci > 0

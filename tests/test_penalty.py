@@ -8,8 +8,9 @@ import torch
 from mamllib.data.sampler import Episodes
 from mamllib.maml import MAML
 from mamllib.models import Conv4
-from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, fitted_slopes, gradient_cosine,
-                             gradient_cosines, meta_gradients, residual_slopes, surrogate, taylor_terms)
+from mamllib.penalty import (exact_objective, expansion_table, faithful_up_to, first_order_cosines,
+                             fitted_slopes, gradient_cosine, gradient_cosines, meta_gradients,
+                             residual_slopes, surrogate, taylor_terms)
 
 
 def _smooth_maml(seed=0, rate=0.1) -> MAML:
@@ -96,3 +97,14 @@ def test_fitted_slopes_use_only_the_rates_up_to_the_limit():
     table = pd.DataFrame({"rate": rates, "exact": np.zeros(6), "first_order": first, "second_order": second})
     assert fitted_slopes(table, 0.02) == pytest.approx((2.0, 3.0))
     assert abs(fitted_slopes(table, 1.0)[0] - 2.0) > 0.1  # the wider fit reads another slope
+
+
+def test_first_order_maml_at_twice_the_rate_follows_the_exact_gradient_when_query_is_support(make_episodes):
+    """With the query set equal to the support set, H_q g_s = H_s g_q exactly: first-order
+    MAML keeps exactly half the penalty's gradient, so at 2a it differs from the exact
+    meta-gradient at a by O(a^2), and at a by O(a)."""
+    maml, ep = _smooth_maml(5), make_episodes(5)
+    same = Episodes(ep.support_x, ep.support_y, ep.support_x, ep.support_y)
+    table = first_order_cosines(maml, same, [0.0, 1e-2, -1e-2])
+    assert table.loc[0, "first order at a"] == pytest.approx(1, abs=1e-12)  # no step: all agree
+    assert (1 - table.loc[1:, "first order at 2a"] < (1 - table.loc[1:, "first order at a"]) / 20).all()
