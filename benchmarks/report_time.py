@@ -64,19 +64,20 @@ def commit_of(rev: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def record_timing(rev: str, wall: float, record: Path) -> dict:
+def record_timing(rev: str, wall: float, record: Path, note: str = "") -> dict:
     entry = {"rev": rev, "commit": commit_of(rev), "machine": machine(), "wall_s": round(wall, 1),
              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-             "stages": stages(record)}
+             "stages": stages(record), "note": note}
     timings = json.loads(TIMES.read_text()) if TIMES.exists() else []
     TIMES.write_text(json.dumps([*timings, entry], indent=1) + "\n")
     return entry
 
 
-def time_report(rev: str) -> dict:
-    """Clone this repository at ``rev`` into a temporary folder and time `make report` there."""
+def time_report(rev: str, keep: Path | None = None) -> dict:
+    """Clone this repository at ``rev`` into a temporary folder (or into ``keep``, left in
+    place to read the book it built) and time `make report` there."""
     with tempfile.TemporaryDirectory(prefix="report-time-") as folder:
-        clone = Path(folder) / "clone"
+        clone = keep / commit_of(rev) if keep else Path(folder) / "clone"
         subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True)
         subprocess.run(["git", "checkout", "--quiet", commit_of(rev)], cwd=clone, check=True)
         started = time.perf_counter()
@@ -109,6 +110,9 @@ def render(timings: list[dict]) -> str:
     lines.append("| venv, book build and the rest | " + " | ".join(
         f"{by_commit[c]['wall_s'] - sum(by_commit[c]['stages'].values()):.0f}" for c in commits) + " |")
     lines.append("| **total** | " + " | ".join(f"**{by_commit[c]['wall_s']:.0f}**" for c in commits) + " |")
+    notes = [f"- {c}: {by_commit[c]['note']}" for c in commits if by_commit[c].get("note")]
+    if notes:
+        lines += ["", *notes]
     baseline = next((c for c in commits if c.startswith(BASELINE)), None)
     if baseline:
         lines += ["", f"Against {baseline} on the same machine: " + "; ".join(
@@ -123,20 +127,22 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     timing = commands.add_parser("time", help="clone each REV, time `make report` there, record it")
     timing.add_argument("revs", nargs="+", metavar="REV")
+    timing.add_argument("--keep", type=Path, help="clone into KEEP/<commit> and leave it there")
     added = commands.add_parser("add", help="record a fresh clone's `make report` timed by hand")
     added.add_argument("rev", metavar="REV")
     added.add_argument("--wall", type=float, required=True, help="seconds `make report` took")
     added.add_argument("--record", type=Path, required=True,
                        help="that clone's book/generated/executions.json")
+    added.add_argument("--note", default="", help="how this timing was taken, if not as `time` takes it")
     commands.add_parser("table", help="write REPORT_TIME.md from the recorded timings")
     args = parser.parse_args()
     if args.command == "time":
         for rev in args.revs:
-            print(json.dumps(time_report(rev)))
+            print(json.dumps(time_report(rev, args.keep)))
     elif args.command == "add":
         if not args.record.exists():
             sys.exit(f"--record {args.record}: no such file; give the clone's book/generated/executions.json")
-        print(json.dumps(record_timing(args.rev, args.wall, args.record)))
+        print(json.dumps(record_timing(args.rev, args.wall, args.record, args.note)))
     TABLE.write_text(render(json.loads(TIMES.read_text()) if TIMES.exists() else []))
     print(f"wrote {TABLE}")
 
