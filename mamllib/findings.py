@@ -529,19 +529,26 @@ def penalty_text(trajectories: pd.DataFrame) -> str:
     if 0.0 not in final.index or not (final.index < 0).any():
         return ("The penalty reading needs networks trained at rate 0 and at a negative rate; "
                 "this build lacks one.")
-    clauses, everywhere = [], True
+    clauses, verdicts = [], []
     for name in ("query_grad_norm_sq", "inner_product"):
         values = final[PENALTY_LABELS[name]]
-        negative = values[values.index < 0]
-        lower = int((negative < values.loc[0.0]).sum())
-        everywhere &= lower == len(negative)
+        negative, positive = values[values.index < 0], values[values.index > 0]
+        below_zero = int((negative < values.loc[0.0]).sum())
+        below_positive = int((negative < positive.min()).sum()) if len(positive) else None
+        verdicts.append((below_zero == len(negative), below_positive == len(negative)))
         ends = ", ".join(f"{value:.3g} at rate {rate:g}" for rate, value in values.items())
-        share = ("every negative rate" if lower == len(negative)
-                 else f"{lower} of the {len(negative)} negative rates")
-        clauses.append(f"{PENALTY_LABELS[name]} is {ends} (lower than at rate 0 for {share})")
+        compared = f"lower than at rate 0 for {_share(below_zero, len(negative))}"
+        if below_positive is not None:
+            compared += f", lower than at every positive rate for {_share(below_positive, len(negative))}"
+        clauses.append(f"{PENALTY_LABELS[name]} is {ends} ({compared})")
     seeds = "one seed" if trajectories.seed.nunique() == 1 else "means over seeds"
     text = f"At the end of training, on the validation tasks, {'; '.join(clauses)}; {seeds}, no interval."
-    if everywhere:
-        return text + (" That is consistent with the penalty reading, though the network trained at rate 0 "
-                       "cannot adapt at all and is not a like-for-like baseline.")
-    return text + " The penalty reading predicts lower values at every negative rate."
+    against_zero, against_positive = (all(v[k] for v in verdicts) for k in (0, 1))
+    text += (" Against rate 0 the penalty reading " + ("holds" if against_zero else "fails")
+             + ", though a network trained at rate 0 cannot adapt and is not a like-for-like baseline; "
+             "against the positive rates it " + ("holds." if against_positive else "fails."))
+    return text
+
+
+def _share(count: int, total: int) -> str:
+    return "every negative rate" if count == total else f"{count} of the {total} negative rates"

@@ -33,10 +33,10 @@ class Tier:
 
 
 # Costs on a 2-core CPU (benchmarks/REPORT_TIME.md has the measured report): a main-sweep
-# setting ~130 s with its page, a surrogate run ~290 s, a few-task network ~20 s on 4
-# tasks and ~55 s on fresh tasks (which train longer before they stop).
+# or learned-rate run ~110 s of training and ~35 s of page, a surrogate run ~300 s, a
+# few-task network ~25 s on 4 tasks (they stop early) and ~60-120 s on fresh tasks.
 TIERS: dict[str, Tier] = {
-    "default": Tier(sweep_rates=(-0.1, 0.0, 0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0,),
+    "default": Tier(sweep_rates=(-0.1, 0.0, 0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1, 2),
                     few_tasks=Plan(pools=(4, 0), rates=(-0.1, 0.0, 0.1), seeds=(0, 1, 2)),
                     surrogate_rates=()),
     "full": Tier(sweep_rates=DEFAULT_RATES, sweep_seeds=(0,), learned_seeds=(0, 1, 2),

@@ -323,10 +323,14 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert len(frame) == 3 * 2 * 5 and set(frame.train_inner_lr) == {-0.1, 0.0, 0.1}
     text = findings.penalty_text(frame)
     assert "|g_q|² is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 (lower than at rate 0 for" in text
-    assert "for every negative rate)" in text
-    assert "<g_q, g_s> is 0.1 at rate -0.1" in text and "consistent with the penalty reading" in text
+    assert "every negative rate, lower than at every positive rate for every negative rate)" in text
+    assert "<g_q, g_s> is 0.1 at rate -0.1" in text
+    assert "Against rate 0 the penalty reading holds" in text
+    assert "against the positive rates it holds." in text
     metrics["a"] = run(-0.1, [0.5, 0.4])
-    assert "for 0 of the 1 negative rates" in findings.penalty_text(findings.penalty_trajectories(metrics))
+    mixed = findings.penalty_text(findings.penalty_trajectories(metrics))
+    assert "lower than at rate 0 for 0 of the 1 negative rates" in mixed
+    assert "reading fails" in mixed and "positive rates it holds." in mixed
     # A seed that stopped earlier still counts with its own last values.
     metrics["a2"] = run(-0.1, [0.0], seed=1)
     assert "0.2 at rate -0.1" in findings.penalty_text(findings.penalty_trajectories(metrics))
