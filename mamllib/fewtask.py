@@ -43,7 +43,7 @@ from mamllib.findings import rate_list, word_list
 from mamllib.latent import prototype_predictions
 from mamllib.maml import MAML
 from mamllib.runs import load_run
-from mamllib.stats import hierarchical_ci
+from mamllib.stats import ci95, hierarchical_ci
 
 FIXED_TEST_RATE = 0.1  # the quick sweep's best training rate, and a rate every sign is scored at
 TEST_RATE_GRID = (-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4)
@@ -361,8 +361,9 @@ def stopping_text(frame: pd.DataFrame, config: Config) -> str:
             said.append(f"{capped} ran to the cap of {config.iterations} steps (compared at the cap, not at "
                         "convergence)")
         if first:
-            said.append(f"{first} kept the parameters of their first validation, at step {config.val_every} "
-                        "(their best point may lie earlier, between validations)")
+            their = "its" if first == 1 else "their"
+            said.append(f"{first} kept the parameters of {their} first validation, at step "
+                        f"{config.val_every} ({their} best point may lie earlier, between validations)")
         if said:
             parts.append(f"of the {len(group)} networks of {pool_label(pool)}, " + " and ".join(said))
     if not parts:
@@ -375,17 +376,20 @@ def own_rate_text(frame: pd.DataFrame, chance: float) -> str:
     """How the networks trained at negative rates do when adapted at their own rate (what
     early stopping watched), and which sign of test rate serves them best."""
     val = frame[(frame.part == "val") & (frame.view == "grid") & (frame.test_rate == frame.train_rate)]
-    own = val[val.train_rate < 0].groupby(["pool", "train_rate", "seed"]).accuracy.mean()
+    by_network = val[val.train_rate < 0].groupby(["pool", "train_rate", "seed"]).accuracy
+    own = by_network.mean()
     if own.empty:
         return "No network was trained at a negative rate."
+    reversed_ = int((own + by_network.agg(ci95) < chance).sum())  # below chance beyond its interval
     best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
     best_rates = best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
-    below, positive = int((own < chance).sum()), int((best_rates > 0).sum())
+    positive = int((best_rates > 0).sum())
     return (f"Adapted at their own training rate, the {len(own)} networks trained at negative rates "
             f"score {100 * own.min():.1f}% to {100 * own.max():.1f}% on the validation tasks (chance: "
-            f"{100 * chance:.0f}%), {below} of them below chance: systematically wrong, as a reversed "
-            f"classifier is. For {positive} of the {len(best_rates)} the test rate best on validation is "
-            "positive. Early stopping watched the accuracy at the training rate, so for these networks it "
+            f"{100 * chance:.0f}%); {reversed_} of them are below chance beyond their 95% interval over "
+            "those tasks, systematically wrong as a reversed classifier is. For "
+            f"{positive} of the {len(best_rates)} the test rate best on validation is positive. Early "
+            "stopping watched the accuracy at the training rate, so for these networks it "
             "chose the checkpoint on a rate that is not the one they do best at.")
 
 

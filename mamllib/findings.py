@@ -120,8 +120,10 @@ def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
     for label, joiner, mask in (("higher", "than", above), ("lower", "than", below),
                                 ("within the 95% CI of the paired difference", "with", ~above & ~below)):
         if mask.any():  # the first part names the reference and says what the numbers are
-            lead = f" {joiner} {reference} at training rate(s)" if not parts else " at"
-            parts.append(f"{label}{lead} {rate_list(gaps.index[mask])}")
+            rates = gaps.index[mask]
+            lead = (f" {joiner} {reference} at training rate{'s' if len(rates) > 1 else ''}" if not parts
+                    else " at")
+            parts.append(f"{label}{lead} {rate_list(rates)}")
     return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
 
 
@@ -334,9 +336,10 @@ def faithful_range(cosines: pd.DataFrame, threshold: float) -> dict[str, float]:
             for side, on_side in sides.items()}
 
 
-def lowest_cosine_at(cosines: pd.DataFrame, magnitude: float) -> float:
-    """The lowest cosine of any network at rate ``magnitude`` or ``-magnitude``."""
-    at = cosines.loc[np.isclose(cosines["rate"].abs(), magnitude)]
+def lowest_cosine_at(cosines: pd.DataFrame, rate: float, both_signs: bool = True) -> float:
+    """The lowest cosine of any network at ``rate`` (and at ``-rate`` with ``both_signs``)."""
+    at = cosines.loc[np.isclose(cosines["rate"].abs(), abs(rate)) if both_signs
+                     else np.isclose(cosines["rate"], rate)]
     return float(at.drop(columns="rate").min().min())
 
 
@@ -492,13 +495,16 @@ def optimum_side_text(best: float, difference: float, ci: float, step: float) ->
 def first_order_text(tables: dict[str, pd.DataFrame]) -> str:
     """Per network, at how many nonzero rates first-order MAML at 2a follows the exact
     meta-gradient at a more closely (cosine) than first-order MAML at a does."""
-    clauses = []
+    clauses, verdicts = [], []
     for network, table in tables.items():
         rows = table[table["rate"] != 0]
-        closer = rows[rows["first order at 2a"] > rows["first order at a"]]
-        clauses.append(f"at {len(closer)} of {len(rows)} rates on the {network}")
+        share = float((rows["first order at 2a"] > rows["first order at a"]).mean()) if len(rows) else 0.0
+        clauses.append(f"at {round(share * len(rows))} of {len(rows)} rates on the {network}")
+        verdicts.append(f"{'supported' if share >= 0.75 else 'not supported' if share <= 0.25 else 'mixed'} "
+                        f"on the {network}")
     return ("First-order MAML at twice the rate follows the exact meta-gradient more closely than "
-            f"first-order MAML at the same rate {word_list(clauses)}.")
+            f"first-order MAML at the same rate {word_list(clauses)}: the half-penalty reading is "
+            f"{word_list(verdicts)} (supported: at three quarters of the rates or more).")
 
 
 PENALTY_LABELS = {"query_loss": "query loss L_q", "inner_product": "<g_q, g_s>",
@@ -551,4 +557,7 @@ def penalty_text(trajectories: pd.DataFrame) -> str:
 
 
 def _share(count: int, total: int) -> str:
-    return "every negative rate" if count == total else f"{count} of the {total} negative rates"
+    if total == 1:
+        return "the negative rate" if count else "no negative rate"
+    return "every negative rate" if count == total else "no negative rate" if not count else \
+        f"{count} of the {total} negative rates"

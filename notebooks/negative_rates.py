@@ -15,8 +15,9 @@
 # # When does a negative rate win?
 #
 # In Bernacchia's linear model the best training inner rate is negative when
-# meta-training sees few distinct tasks and can overfit them. In this report's main
-# sweep every training task is new, which is not where that prediction applies. This
+# meta-training sees a fixed, finite set of tasks (few in his Figure 2; the linear-model
+# page finds it negative at every task count tried). In this report's main sweep every
+# training task is new, which is not that setting. This
 # page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
 # tasks (and, in the full tier, of more) and on fresh tasks, at training rates of both
 # signs, each trained until its validation accuracy stops improving. The report's tier

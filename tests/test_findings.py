@@ -215,6 +215,8 @@ def test_penalty_findings():
     faithful = findings.faithful_range(cosines, 0.95)
     assert faithful == {"negative": 0.01, "positive": 0.01}  # each side limited by its worst network
     assert findings.lowest_cosine_at(cosines, 0.1) == 0.5
+    assert findings.lowest_cosine_at(cosines, 0.1, both_signs=False) == 0.9
+    assert findings.lowest_cosine_at(cosines, -0.1, both_signs=False) == 0.5
     assert "equally far" in findings.surrogate_side_text(faithful)
     assert "positive side" in findings.surrogate_side_text({"negative": 0.01, "positive": 0.1})
     comparison = pd.DataFrame({"model": ["maml -0.1", "surrogate -0.1", "surrogate -0.1"],
@@ -306,7 +308,9 @@ def test_the_first_order_text_counts_the_rates_where_twice_the_rate_is_closer():
     table = pd.DataFrame({"rate": [0.0, 0.01, 0.1, -0.1], "first order at a": [1.0, 0.9, 0.8, 0.7],
                           "first order at 2a": [1.0, 0.95, 0.7, 0.9]})
     text = findings.first_order_text({"smooth network": table})
-    assert "at 2 of 3 rates on the smooth network" in text
+    assert "at 2 of 3 rates on the smooth network" in text and "mixed on the smooth network" in text
+    always = table.assign(**{"first order at 2a": [1.0, 0.95, 0.9, 0.9]})
+    assert "supported on the ReLU" in findings.first_order_text({"ReLU": always})
 
 
 def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_rate_zero():
@@ -323,13 +327,13 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert len(frame) == 3 * 2 * 5 and set(frame.train_inner_lr) == {-0.1, 0.0, 0.1}
     text = findings.penalty_text(frame)
     assert "|g_q|² is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 (lower than at rate 0 for" in text
-    assert "every negative rate, lower than at every positive rate for every negative rate)" in text
+    assert "the negative rate, lower than at every positive rate for the negative rate)" in text
     assert "<g_q, g_s> is 0.1 at rate -0.1" in text
     assert "Against rate 0 the penalty reading holds" in text
     assert "against the positive rates it holds." in text
     metrics["a"] = run(-0.1, [0.5, 0.4])
     mixed = findings.penalty_text(findings.penalty_trajectories(metrics))
-    assert "lower than at rate 0 for 0 of the 1 negative rates" in mixed
+    assert "lower than at rate 0 for no negative rate" in mixed
     assert "reading fails" in mixed and "positive rates it holds." in mixed
     # A seed that stopped earlier still counts with its own last values.
     metrics["a2"] = run(-0.1, [0.0], seed=1)
