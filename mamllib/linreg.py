@@ -112,10 +112,7 @@ def expected_test_loss(omega: np.ndarray, setting: LinearSetting, alpha_r: float
     so ``E (sigma^2 + |theta_r - w|^2) / 2 = (sigma^2 + h_r (|omega - w0|^2 + nu^2)
     + a^2 sigma^2 p / n_r) / 2``: exact, with no test sampling noise.
     """
-    s = setting
-    h_r = adaptation_factor(alpha_r, s.n_r, s.p)
-    distance = ((omega - s.w0) ** 2).sum(-1) + s.nu ** 2
-    return 0.5 * (s.sigma ** 2 + h_r * distance + alpha_r ** 2 * s.sigma ** 2 * s.p / s.n_r)
+    return sum(loss_parts(omega, setting, alpha_r).values())
 
 
 def sampled_test_loss(rng: np.random.Generator, omega: np.ndarray, setting: LinearSetting, alpha_r: float,

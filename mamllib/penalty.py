@@ -108,9 +108,13 @@ def meta_gradients(maml: MAML, episodes: Episodes, a: float) -> tuple[torch.Tens
     return _flat_meta_gradient(maml, _exact, episodes, a), _flat_meta_gradient(maml, surrogate, episodes, a)
 
 
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
+
+
 def gradient_cosine(maml: MAML, episodes: Episodes, a: float) -> float:
     """Cosine between the exact meta-gradient and the surrogate's gradient at rate ``a``."""
-    return float(torch.nn.functional.cosine_similarity(*meta_gradients(maml, episodes, a), dim=0))
+    return _cosine(*meta_gradients(maml, episodes, a))
 
 
 def gradient_cosines(maml: MAML, episodes: Episodes, rates) -> np.ndarray:
@@ -121,16 +125,12 @@ def gradient_cosines(maml: MAML, episodes: Episodes, rates) -> np.ndarray:
     """
     at_zero = _flat_meta_gradient(maml, surrogate, episodes, 0.0)
     slope = _flat_meta_gradient(maml, surrogate, episodes, 1.0) - at_zero
-    return np.array([float(torch.nn.functional.cosine_similarity(
-        _flat_meta_gradient(maml, _exact, episodes, a), at_zero + float(a) * slope, dim=0)) for a in rates])
+    return np.array([_cosine(_flat_meta_gradient(maml, _exact, episodes, a), at_zero + float(a) * slope)
+                     for a in rates])
 
 
 def _first_order(maml: MAML, episodes: Episodes, rate: torch.Tensor) -> Adapted:
     return maml(episodes, 1, rate, first_order=True)
-
-
-def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
-    return float(torch.nn.functional.cosine_similarity(a, b, dim=0))
 
 
 def first_order_cosines(maml: MAML, episodes: Episodes, rates) -> pd.DataFrame:
