@@ -31,6 +31,15 @@ def _batches(config, glyphs, steps):
     return [sampler.sample(config.meta_batch).double() for _ in range(steps)]
 
 
+def _with_a_gradient(maml):
+    """Keeps, of a list aligned with ``maml.meta_parameters()``, the entries of tensors
+    whose gradient is not zero in exact arithmetic: all but the conv biases that batch
+    norm's mean subtraction cancels."""
+    names = ["inner_lrs"] * (len(maml.meta_parameters()) - len(list(maml.model.parameters())))
+    names += [name for name, _ in maml.model.named_parameters()]
+    return lambda tensors: [t for name, t in zip(names, tensors, strict=True) if not name.endswith("conv_bias")]
+
+
 def _relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """The largest difference, relative to the largest entry of ``a`` (over all its tensors:
     a tensor whose gradient is round-off, such as a bias before batch norm, has no scale
@@ -61,10 +70,14 @@ def test_members_end_with_the_parameters_of_lone_runs_in_float64(glyphs, changes
         assert not diverged and len(losses) == 3
     population.write_back()
     for (maml, optimizer), (lone, lone_optimizer) in zip(members, alone):
-        assert _relative_gap(lone.meta_parameters(), maml.meta_parameters()) < 1e-10
+        kept = _with_a_gradient(lone)
+        assert _relative_gap(kept(lone.meta_parameters()), kept(maml.meta_parameters())) < 1e-10
         for key in ("exp_avg", "exp_avg_sq"):
-            assert _relative_gap([lone_optimizer.state[p][key] for p in lone.meta_parameters()],
-                                 [optimizer.state[q][key] for q in maml.meta_parameters()]) < 1e-10
+            assert _relative_gap(kept([lone_optimizer.state[p][key] for p in lone.meta_parameters()]),
+                                 kept([optimizer.state[q][key] for q in maml.meta_parameters()])) < 1e-10
+        # A conv bias before batch norm has a gradient of zero up to round-off, which Adam
+        # scales by 1/eps: where the round-off differs, so do they, by far less than a step.
+        assert _relative_gap(lone.meta_parameters(), maml.meta_parameters()) < 1e-3 * configs[0].outer_lr
     assert not torch.equal(members[0][0].model.head_weight, members[2][0].model.head_weight)
 
 
