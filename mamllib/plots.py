@@ -20,9 +20,8 @@ from sklearn.decomposition import PCA
 
 from mamllib.findings import fixed_rate_rows
 from mamllib.latent import task_embedding
-from mamllib.stats import ci95_band
+from mamllib.stats import interval_table
 
-CI95 = ci95_band
 READOUT_LABELS = {
     "maml": "MAML (full adaptation)", "head_only": "head-only adaptation",
     "proto_unadapted": "prototypes, un-adapted features", "proto_adapted": "prototypes, adapted features",
@@ -48,17 +47,49 @@ def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
               frameon=False)
 
 
-def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
-                   xlabel: str = "training inner rate") -> plt.Figure:
-    """One line (with CI band) per readout against the training rate."""
-    fig, ax = plt.subplots(figsize=(9, 4.2))
-    sns.lineplot(data=data.replace({"readout": READOUT_LABELS}), x="train_inner_lr", y=y, hue="readout",
-                 style="readout", markers=True, dashes=False, errorbar=CI95, ax=ax)
+MARKERS = "osD^vP*X"
+
+
+def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
+                floor: float | None = None) -> None:
+    """A line per ``hue`` of ``table`` (rows of :func:`mamllib.stats.interval_table`:
+    ``mean``, ``low``, ``high``) against ``x``, each with its 95% band, in the colour-blind
+    palette with a marker of its own; ``floor`` cuts bands where values cannot go."""
+    palette = sns.color_palette("colorblind")
+    for k, (key, rows) in enumerate(table.groupby(hue, sort=False)):
+        rows = rows.sort_values(x)
+        color = palette[k % len(palette)]
+        ax.plot(rows[x], rows["mean"], marker=MARKERS[k % len(MARKERS)], color=color, label=label(key))
+        low = rows["low"] if floor is None else rows["low"].clip(lower=floor)
+        ax.fill_between(rows[x], low, rows["high"], color=color, alpha=0.2, lw=0)
+
+
+def _seed_note(table: pd.DataFrame) -> str:
+    """What a figure's bands cover, for its title: tasks, or seeds and tasks."""
+    seeds = int(table["units"].max()) if len(table) else 1
+    return "95% bands over tasks" if seeds == 1 else f"95% bands over {seeds} seeds and tasks"
+
+
+def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str = "training inner rate",
+                label=str, legend: str | None = None, figsize=(9, 4.2)) -> plt.Figure:
+    """One line (with its 95% band over seeds and tasks) per ``hue`` against the training rate."""
+    table = interval_table(data, y, ["train_inner_lr", hue])
+    order = list(dict.fromkeys(data[hue]))
+    table = table.sort_values(hue, key=lambda column: column.map(order.index), kind="stable")
+    fig, ax = plt.subplots(figsize=figsize)
+    _band_lines(ax, table, "train_inner_lr", hue, label)
     _rate_axis(ax, data["train_inner_lr"], xlabel)
     ax.set_ylabel(ylabel)
-    _legend_outside(ax)
+    ax.set_title(_seed_note(table), fontsize=8, loc="right")
+    _legend_outside(ax, legend)
     fig.tight_layout()
     return fig
+
+
+def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
+                   xlabel: str = "training inner rate") -> plt.Figure:
+    """One line (with its 95% band) per readout against the training rate."""
+    return _rate_lines(data, y, "readout", ylabel, xlabel, label=lambda r: READOUT_LABELS.get(r, r))
 
 
 def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
@@ -101,25 +132,17 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Linear CKA of each conv block before vs after adaptation, against the training rate."""
     data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
     data = fixed_rate_rows(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    sns.lineplot(data=data, x="train_inner_lr", y="value", hue="layer", marker="o", errorbar=CI95, ax=ax)
-    _rate_axis(ax, data["train_inner_lr"])
-    ax.set_ylabel("CKA(before, after adaptation)")
-    _legend_outside(ax, "layer")
-    fig.tight_layout()
-    return fig
+    return _rate_lines(data, "value", "layer", "CKA(before, after adaptation)", legend="layer",
+                       figsize=(8, 4.2))
 
 
 def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Cosine between the adapted head's centred rows and the centred prototypes."""
     data = fixed_rate_rows(relations[relations["measure"] == "head_proto_cosine"])
-    fig, ax = plt.subplots(figsize=(8, 4.2))
-    sns.lineplot(data=data, x="train_inner_lr", y="value", hue="model", marker="o", errorbar=CI95, ax=ax)
-    _rate_axis(ax, data["train_inner_lr"], "training inner rate (untrained: the rate it is adapted with)")
-    ax.axhline(0, color="0.8", lw=1, zorder=0)
-    ax.set_ylabel("cos(adapted head, prototypes)")
-    _legend_outside(ax, "network")
-    fig.tight_layout()
+    fig = _rate_lines(data, "value", "model", "cos(adapted head, prototypes)",
+                      "training inner rate (untrained: the rate it is adapted with)", legend="network",
+                      figsize=(8, 4.2))
+    fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
     return fig
 
 
@@ -346,17 +369,9 @@ def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | No
     cuts bands where values cannot go (a loss below 0)."""
     fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables) + 1.6, 3.8), sharey=True,
                              squeeze=False)
-    palette = sns.color_palette("colorblind")
-    markers = "osD^vP*X"
     for ax, (title, table) in zip(axes[0], tables.items()):
-        pools = sorted(table.pool.unique(), key=lambda p: (p == 0, p))
-        for k, pool in enumerate(pools):
-            rows = table[table.pool == pool].sort_values("train_rate")
-            color = palette[k % len(palette)]
-            ax.plot(rows.train_rate, rows["mean"], marker=markers[k % len(markers)], color=color,
-                    label=pool_label(pool))
-            low = rows.low if floor is None else rows.low.clip(lower=floor)
-            ax.fill_between(rows.train_rate, low, rows.high, color=color, alpha=0.2, lw=0)
+        fresh_last = table.sort_values("pool", key=lambda pools: pools.replace(0, np.inf), kind="stable")
+        _band_lines(ax, fresh_last, "train_rate", "pool", pool_label, floor)
         if chance is not None:
             ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
         if reference is not None:

@@ -2,16 +2,18 @@
 
 With one trained network per setting: the normal approximation of a mean over tasks.
 Accuracies over fixed tasks, paired differences over tasks and losses over independent
-meta-trainings use it, in tables (:func:`ci95`) and in seaborn's bands
-(:func:`ci95_band`), so a number in the text and the band of its figure always agree.
+meta-trainings use it (:func:`ci95`), in tables and in the bands of figures, so a number
+in the text and the band of its figure always agree.
 
 With several seeds per setting the tasks of one seed share its network, so the variation
-between seeds must enter the interval: :func:`hierarchical_ci`.
+between seeds must enter the interval: :func:`hierarchical_ci`, and for the bands of a
+figure, :func:`interval_table` (which falls back to :func:`ci95` with one seed).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 Z95 = 1.96  # two-sided 95% quantile of the standard normal
@@ -24,12 +26,6 @@ def ci95(values) -> float:
     if values.size < 2:
         return float("nan")
     return float(Z95 * values.std(ddof=1) / np.sqrt(values.size))
-
-
-def ci95_band(values) -> tuple[float, float]:
-    """``(mean - ci95, mean + ci95)``: the band seaborn draws (``errorbar=ci95_band``)."""
-    mean, half = float(np.mean(values)), ci95(values)
-    return mean - half, mean + half
 
 
 def hierarchical_ci(values, level: float = 0.95) -> tuple[float, float, float]:
@@ -76,3 +72,19 @@ def hierarchical_ci(values, level: float = 0.95) -> tuple[float, float, float]:
     df = total ** 2 / sum((c * ms) ** 2 / d for ms, d, c in kept if c)
     half = float(stats.t.ppf(0.5 + level / 2, df) * np.sqrt(total / (n_seeds * n_tasks)))
     return mean, mean - half, mean + half
+
+
+def interval_table(frame: pd.DataFrame, value: str, by: list[str], unit: str = "run",
+                   item: str = "task") -> pd.DataFrame:
+    """Per group of ``by``: the mean of ``value`` and its 95% interval (``mean``, ``low``,
+    ``high``, and ``units``: how many ``unit``s it rests on), as :func:`hierarchical_ci`
+    gives it over the ``unit``s (trained networks: seeds) and the ``item``s (fixed tasks)
+    that every unit of the group scores. With one unit per group, the interval over items
+    alone (:func:`ci95`)."""
+    rows = []
+    for key, group in frame.groupby(by, sort=True):
+        values = group.pivot_table(index=unit, columns=item, values=value, aggfunc="mean").to_numpy()
+        mean, low, high = hierarchical_ci(values)
+        rows.append({**dict(zip(by, key if isinstance(key, tuple) else (key,))),
+                     "mean": mean, "low": low, "high": high, "units": values.shape[0]})
+    return pd.DataFrame(rows, columns=[*by, "mean", "low", "high", "units"])

@@ -17,8 +17,9 @@
 # Every trained setting of the sweep, side by side: MAML and each readout against the
 # training inner rate, how often the readouts agree with MAML, how the adapted head
 # lines up with the prototypes, how much adaptation changes each layer, and the
-# train-rate x test-rate grid. Bands are 95% confidence intervals over the 600 fixed
-# meta-test tasks.
+# train-rate x test-rate grid. Bands and intervals are 95%: over the fixed meta-test tasks
+# where a setting has one seed, over seeds and tasks (`mamllib.stats.hierarchical_ci`)
+# where it has several; each figure says which at its top right.
 
 # %% tags=["parameters"]
 profile = "quick"

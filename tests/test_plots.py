@@ -23,16 +23,19 @@ def frames():
         for model in ("trained", "untrained"):
             for readout in READOUTS:
                 rows.append(pd.DataFrame({"part": "readouts", "readout": readout, "model": model,
-                                          "train_inner_lr": rate, "learned_inner_lr": False,
+                                          "run": f"lr{rate}", "train_inner_lr": rate,
+                                          "learned_inner_lr": False,
                                           "task": range(10), "accuracy": rng.uniform(0, 1, 10),
                                           "agreement": rng.uniform(0, 1, 10), "test_inner_lr": rate}))
             for measure in ("head_proto_cosine", "cka_conv1", "cka_conv2"):
-                relations.append(pd.DataFrame({"measure": measure, "model": model, "train_inner_lr": rate,
+                relations.append(pd.DataFrame({"measure": measure, "model": model, "run": f"lr{rate}",
+                                               "train_inner_lr": rate,
                                                "learned_inner_lr": False, "task": range(10),
                                                "value": rng.uniform(0, 1, 10)}))
         for test_rate in GRID:
             rows.append(pd.DataFrame({"part": "rate_grid", "readout": "maml", "model": "trained",
-                                      "train_inner_lr": rate, "learned_inner_lr": False, "task": range(10),
+                                      "run": f"lr{rate}", "train_inner_lr": rate, "learned_inner_lr": False,
+                                      "task": range(10),
                                       "accuracy": rate + test_rate, "agreement": 1.0,
                                       "test_inner_lr": test_rate}))
     return pd.concat(rows, ignore_index=True), pd.concat(relations, ignore_index=True)
@@ -93,19 +96,38 @@ def test_learned_rates_draw_each_tensor_distinguishably():
     assert len(looks) == len(names)
 
 
+def _band_at(ax, rate):
+    vertices = ax.collections[0].get_paths()[0].vertices
+    drawn = vertices[np.isclose(vertices[:, 0], rate), 1]
+    return drawn.min(), drawn.max()
+
+
 def test_ci_bands_are_the_tables_ci(frames):
-    # The band seaborn draws around each mean is the CI the tables print (mamllib.stats).
+    # The band drawn around each mean is the CI the tables print (mamllib.stats).
     from mamllib.stats import ci95
 
     readouts = frames[0][frames[0].readout == "maml"]
     ax = plots.accuracy_vs_rate(readouts).axes[0]
-    vertices = ax.collections[0].get_paths()[0].vertices
     for rate in RATES:
         accuracy = readouts[(readouts.part == "readouts") & (readouts.model == "trained")
                             & (readouts.train_inner_lr == rate)].accuracy
-        drawn = vertices[np.isclose(vertices[:, 0], rate), 1]
-        assert drawn.min() == pytest.approx(accuracy.mean() - ci95(accuracy))
-        assert drawn.max() == pytest.approx(accuracy.mean() + ci95(accuracy))
+        low, high = _band_at(ax, rate)
+        assert low == pytest.approx(accuracy.mean() - ci95(accuracy))
+        assert high == pytest.approx(accuracy.mean() + ci95(accuracy))
+    assert "over tasks" in ax.get_title(loc="right")
+
+
+def test_with_several_seeds_a_band_covers_seeds_and_tasks(frames):
+    from mamllib.stats import hierarchical_ci
+
+    one = frames[0][(frames[0].readout == "maml") & (frames[0].part == "readouts")]
+    seeds = pd.concat([one.assign(run=one.run + f"-seed{seed}", accuracy=one.accuracy + 0.1 * seed)
+                       for seed in range(3)], ignore_index=True)
+    ax = plots.accuracy_vs_rate(seeds).axes[0]
+    trained = seeds[(seeds.model == "trained") & (seeds.train_inner_lr == 0.4)]
+    _, low, high = hierarchical_ci(trained.pivot(index="run", columns="task", values="accuracy").to_numpy())
+    assert _band_at(ax, 0.4) == pytest.approx((low, high))
+    assert "3 seeds and tasks" in ax.get_title(loc="right")
 
 
 def test_training_curves_show_loss_accuracy_and_validation():

@@ -1,10 +1,11 @@
 """The one 95% confidence interval of the report."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
-from mamllib.stats import ci95, ci95_band, hierarchical_ci
+from mamllib.stats import ci95, hierarchical_ci, interval_table
 
 
 def test_ci95_is_1_96_standard_errors_of_the_mean():
@@ -22,9 +23,22 @@ def test_ci95_covers_the_true_mean_about_95_percent_of_the_time():
     assert np.mean(covered) == pytest.approx(0.95, abs=0.015)
 
 
-def test_band_is_centred_on_the_mean():
-    low, high = ci95_band([1.0, 2.0, 3.0])
-    assert (low + high) / 2 == pytest.approx(2.0) and high - low == pytest.approx(2 * ci95([1.0, 2.0, 3.0]))
+def test_a_figures_bands_cover_seeds_when_there_are_several_and_tasks_alone_otherwise():
+    rng = np.random.default_rng(0)
+    rows = [{"rate": rate, "run": f"seed{seed}", "task": task, "value": rate + shift + noise}
+            for rate in (0.1, 0.4) for seed, shift in enumerate((0.0, 0.5, -0.5))
+            for task, noise in enumerate(rng.normal(scale=0.1, size=40))]
+    frame = pd.DataFrame(rows)
+    table = interval_table(frame, "value", ["rate"]).set_index("rate")
+    for rate, group in frame.groupby("rate"):
+        by_seed = group.pivot(index="run", columns="task", values="value").to_numpy()
+        assert tuple(table.loc[rate, ["mean", "low", "high"]]) == pytest.approx(hierarchical_ci(by_seed))
+        assert table.loc[rate, "units"] == 3
+        # the seeds' spread (0.5) dominates: far wider than an interval over pooled tasks
+        assert table.loc[rate, "high"] - table.loc[rate, "low"] > 10 * ci95(group["value"])
+    one_seed = interval_table(frame[frame.run == "seed0"], "value", ["rate"]).set_index("rate")
+    values = frame[(frame.run == "seed0") & (frame.rate == 0.1)]["value"]
+    assert one_seed.loc[0.1, "high"] - one_seed.loc[0.1, "mean"] == pytest.approx(ci95(values))
 
 
 def test_the_interval_is_the_two_way_random_effects_one():
