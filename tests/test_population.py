@@ -37,7 +37,8 @@ def _with_a_gradient(maml):
     norm's mean subtraction cancels."""
     names = ["inner_lrs"] * (len(maml.meta_parameters()) - len(list(maml.model.parameters())))
     names += [name for name, _ in maml.model.named_parameters()]
-    return lambda tensors: [t for name, t in zip(names, tensors, strict=True) if not name.endswith("conv_bias")]
+    keep = [not name.endswith("conv_bias") for name in names]
+    return lambda tensors: [t for kept, t in zip(keep, tensors, strict=True) if kept]
 
 
 def _relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
