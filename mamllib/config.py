@@ -21,6 +21,14 @@ FLOAT32_MAX = 3.4028234663852886e38
 # without importing torch.
 DEFAULT_RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
 RATE_GRID = DEFAULT_RATES
+# The test rates of either sign among which a network's best is chosen on validation tasks:
+# by early stopping with stop_on="best_rate", and by the few-task experiment's "best" view.
+# The main sweep's rates and +-0.03, which the few-task experiment trains at.
+BEST_RATE_GRID = (-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4)
+# What early stopping watches: the validation accuracy at the test-time rate, or at the best
+# rate of BEST_RATE_GRID (a network trained at a rate <= 0 can score at chance, or below it,
+# at its own rate and well at another).
+STOP_ON = ("rate", "best_rate")
 # Settings trained as one batched computation (mamllib.population) by `train --rates`
 # and the report, by device. On 2 CPU cores a population is 7-18% slower than the same
 # settings one after another (benchmarks/RESULTS.md): the step is compute-bound and larger
@@ -39,7 +47,7 @@ LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0}
 # With early stopping, how validation scores decides where training stops: these fields
 # then shape training too, and enter the training hash when they differ from their
 # defaults (so that runs early-stopped at the defaults keep their hash).
-STOPPING_FIELDS = ("val_every", "val_tasks", "test_inner_lr", "test_inner_steps")
+STOPPING_FIELDS = ("val_every", "val_tasks", "test_inner_lr", "test_inner_steps", "stop_on")
 
 
 def _eval_only(default: Any, help: str) -> Any:
@@ -88,6 +96,10 @@ class Config:
     test_inner_lr: float | None = _eval_only(None, "test-time inner rate (default: the training rate, "
                                                    "or the learned rates)")
     test_inner_steps: int = _eval_only(1, "inner steps at validation and test time")
+    log_penalty: bool = _eval_only(True, "log the terms of the penalty expansion on a few fixed validation "
+                                         "tasks at every validation (metrics.json: penalty_terms)")
+    stop_on: str = _eval_only("rate", "what early stopping watches: the validation accuracy at the test-time "
+                                      "rate (rate) or at the best test rate of either sign (best_rate)")
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
     eval_chunk: int = _eval_only(10, "tasks adapted at once during evaluation (10: the fastest on a 2-core "
                                      "CPU, whose caches larger batches outgrow; benchmarks/RESULTS.md)")
@@ -201,5 +213,6 @@ def validate(config: Config) -> None:
              "use a fraction from 0 up to 1 (not 1)")
     _require(config.patience >= 0, "patience", config.patience,
              "use 0 (no early stopping) or a positive number of validations")
+    _require(config.stop_on in STOP_ON, "stop_on", config.stop_on, f"choose one of {', '.join(STOP_ON)}")
     _require(config.outer_lr > 0, "outer_lr", config.outer_lr, "use a positive Adam learning rate")
     _require(config.max_loss > 0, "max_loss", config.max_loss, "use a positive threshold")

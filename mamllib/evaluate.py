@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
-from mamllib.config import Config
+from mamllib.config import BEST_RATE_GRID, Config
 from mamllib.data.dataset import FewShotDataset
 from mamllib.data.sampler import (TRAIN_SCORE_SEED, Episodes, TaskPool, distinct_task_count,
                                   fixed_tasks)
@@ -70,6 +71,51 @@ def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tas
     tasks = fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
                         n_tasks, config.eval_chunk)
     return _score_tasks(config, maml, tasks, n_tasks, f"scoring {split} tasks", device, lrs, steps)
+
+
+def rate_scores(maml: MAML, tasks: Iterable[Episodes], rates: Sequence[float], steps: int,
+                device: torch.device) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per-task query accuracy and loss of MAML adapted at each of ``rates``. One inner
+    step's fast weights are ``theta - rate * g``: the support gradient is taken once."""
+    out: dict[float, list[tuple[np.ndarray, np.ndarray]]] = {rate: [] for rate in rates}
+    for episodes in tasks:
+        episodes = episodes.to(device)
+        sx, sy = episodes.support_x, episodes.support_y
+        gradients = maml.inner_gradients(sx, sy) if steps == 1 else None
+        for rate in rates:
+            lrs = torch.tensor(float(rate), device=device)
+            fast = (maml.one_step_weights(gradients, lrs) if gradients is not None
+                    else maml.adapt(sx, sy, steps, lrs, track_graph=False))
+            with torch.no_grad():
+                logits = maml.fmodel(episodes.query_x, params=fast)
+                loss = F.cross_entropy(logits.transpose(1, 2), episodes.query_y, reduction="none").mean(1)
+                accuracy = (logits.argmax(-1) == episodes.query_y).double().mean(1)
+            out[rate].append((accuracy.cpu().numpy(), loss.double().cpu().numpy()))
+    return {rate: tuple(np.concatenate(part) for part in zip(*parts)) for rate, parts in out.items()}
+
+
+def best_test_rate(validation: dict[float, tuple[np.ndarray, np.ndarray]]) -> float:
+    """The rate of highest mean validation accuracy; on a tie, the smallest magnitude."""
+    return max(validation, key=lambda rate: (validation[rate][0].mean(), -abs(rate), rate))
+
+
+def best_rate_score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tasks: int,
+                    device: torch.device,
+                    grid: Sequence[float] = BEST_RATE_GRID) -> tuple[Score, float, Score]:
+    """On the fixed tasks of ``split``: the score adapted as ``config`` says (as
+    :func:`score`), the test rate of ``grid`` (either sign) at which MAML scores best, and
+    its score there. One inner step's support gradient serves every rate."""
+    def tasks():
+        return fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
+                           n_tasks, config.eval_chunk)
+
+    own = adaptation_rates(config, maml)
+    rates = sorted(set(map(float, grid)) | ({float(own)} if own.dim() == 0 else set()))
+    scores = rate_scores(maml, tasks(), rates, config.test_inner_steps, device)
+    best = best_test_rate({rate: scores[rate] for rate in map(float, grid)})
+    adapted = (Score.from_tasks(scores[float(own)][0]) if own.dim() == 0  # learned rates: one per tensor
+               else _score_tasks(config, maml, tasks(), n_tasks, f"scoring {split} tasks", device))
+    return adapted, best, Score.from_tasks(scores[best][0])
 
 
 PENALTY_TASKS = 8  # the fixed validation tasks on which training logs the expansion's terms

@@ -7,7 +7,9 @@ an uninterrupted run), and a folder holding another configuration is refused.
 With ``patience`` > 0 training stops early once that many validations in a row have not
 beaten the best validation accuracy, and the run ends with the best validation's
 parameters (which its checkpoint then holds): networks are compared at convergence, not
-at a budget that favours the settings that learn fastest.
+at a budget that favours the settings that learn fastest. ``stop_on`` says which
+accuracy: at the test-time rate, or at the best test rate of either sign (which a
+network trained at a rate <= 0 needs: at its own rate it scores at or below chance).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from mamllib import checkpoint as ckpt
 from mamllib.config import TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
 from mamllib.data.sampler import TrainingSampler
-from mamllib.evaluate import Score, adaptation_rates, penalty_terms, score, task_pool, training_score
+from mamllib.evaluate import (Score, adaptation_rates, best_rate_score, penalty_terms, score, task_pool,
+                              training_score)
 from mamllib.files import atomic_write_json
 from mamllib.maml import MAML, Adapted, build_maml
 from mamllib.models import resolve_device
@@ -240,23 +243,39 @@ def due(done: int, every: int, config: Config) -> bool:
 
 
 def validate(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> None:
-    """Score the validation tasks; with early stopping, keep the parameters of the best.
-    Log the terms of the penalty expansion on a few of them too (``penalty_terms``): how
-    training at each rate moves the gradient norms and their alignment."""
-    val = score(run.config, run.maml, dataset, "val", run.config.val_tasks, device)
-    history = run.metrics["validation"]
-    if run.config.patience and all(val.accuracy > v["accuracy"] for v in history):
+    """Score the validation tasks; with early stopping, keep the parameters of the best
+    (by :func:`stopping_accuracy`). With ``stop_on="best_rate"`` also record the test rate
+    of either sign that scores best and its accuracy. With ``log_penalty``, log the terms
+    of the penalty expansion on a few of the tasks too (``penalty_terms``): how training
+    at each rate moves the gradient norms and their alignment."""
+    config, history = run.config, run.metrics["validation"]
+    if config.stop_on == "best_rate":
+        val, rate, best = best_rate_score(config, run.maml, dataset, "val", config.val_tasks, device)
+        entry = {"iteration": run.metrics["iterations_done"], **val.to_dict(),
+                 "best_rate": rate, "best_rate_accuracy": best.accuracy}
+    else:
+        val = score(config, run.maml, dataset, "val", config.val_tasks, device)
+        entry = {"iteration": run.metrics["iterations_done"], **val.to_dict()}
+    watched = stopping_accuracy(config, entry)
+    if config.patience and all(watched > stopping_accuracy(config, v) for v in history):
         run.best = {name: t.detach().clone() for name, t in run.maml.state_dict().items()}
         run.metrics["best_iteration"] = run.metrics["iterations_done"]
-    history.append({"iteration": run.metrics["iterations_done"], **val.to_dict()})
-    run.metrics.setdefault("penalty_terms", []).append(
-        {"iteration": run.metrics["iterations_done"], **penalty_terms(run.config, run.maml, dataset, device)})
+    history.append(entry)
+    if config.log_penalty:
+        run.metrics["penalty_terms"].append(
+            {"iteration": run.metrics["iterations_done"], **penalty_terms(config, run.maml, dataset, device)})
+
+
+def stopping_accuracy(config: Config, entry: dict[str, Any]) -> float:
+    """The validation accuracy early stopping watches: at the test-time rate, or at the best
+    rate of either sign (``stop_on``)."""
+    return entry["best_rate_accuracy"] if config.stop_on == "best_rate" else entry["accuracy"]
 
 
 def stops_early(run: OpenRun) -> bool:
     """Whether ``patience`` validations in a row have not beaten the best one (read from the
     recorded validations, so a resumed run decides as the uninterrupted one did)."""
-    accuracies = [v["accuracy"] for v in run.metrics["validation"]]
+    accuracies = [stopping_accuracy(run.config, v) for v in run.metrics["validation"]]
     if not run.config.patience or not accuracies:
         return False
     best = accuracies.index(max(accuracies))

@@ -104,5 +104,5 @@ for view, comparison in comparisons.items():
     text = fewtask.verdict_text(comparison, view)
     glue(f"verdict_{view}", text, display=False)
     print(text, "\n")
-print(fewtask.own_rate_text(frame, 1 / configs[0].n_way))
+print(fewtask.own_rate_text(frame, 1 / configs[0].n_way, configs[0]))
 fewtask.comparison_percent_table(comparisons)

@@ -19,9 +19,10 @@
 # page finds it negative at every task count tried). In this report's main sweep every
 # training task is new, which is not that setting. This
 # page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
-# tasks (and, in the full tier, of more) and on fresh tasks, at training rates of both
-# signs, each trained until its validation accuracy stops improving. The report's tier
-# sets the grid; the first cell prints it and what the full tier adds.
+# tasks (and, in the full tier, on larger pools and on fresh tasks), at training rates of
+# both signs, each trained until its validation accuracy at its best test rate of either
+# sign stops improving. The report's tier sets the grid; the first cell prints it and
+# what the full tier adds.
 #
 # Every rate is chosen on the validation tasks and reported on the fixed meta-test
 # tasks. Differences are paired (the same test tasks and seeds). Every interval covers
@@ -110,7 +111,7 @@ nearest = max(rate for rate in plan.rates if rate < 0)
 print(f"The grid's negative rate nearest zero: {nearest:g}.")
 comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
 overall = fewtask.overall_text(comparisons)
-own_rate = fewtask.own_rate_text(frame, chance)
+own_rate = fewtask.own_rate_text(frame, chance, configs[0])
 glue("overall_text", overall, display=False)
 glue("own_rate_text", own_rate, display=False)
 print(overall, "\n")

@@ -38,14 +38,16 @@ def test_with_early_stopping_the_validation_settings_shape_training():
     assert base.replace(val_every=50).training_hash() == base.training_hash()  # no stopping: evaluation only
     stopping = base.replace(patience=3)
     changed = [stopping.replace(**change).training_hash() for change in
-               ({"val_every": 50}, {"val_tasks": 20}, {"test_inner_lr": -0.4}, {"test_inner_steps": 2})]
-    assert len({stopping.training_hash(), *changed}) == 5
+               ({"val_every": 50}, {"val_tasks": 20}, {"test_inner_lr": -0.4}, {"test_inner_steps": 2},
+                {"stop_on": "best_rate"})]
+    assert len({stopping.training_hash(), *changed}) == 6
+    assert base.replace(stop_on="best_rate").training_hash() == base.training_hash()
     assert stopping.replace(device="cpu", test_tasks=10).training_hash() == stopping.training_hash()
 
 
 @pytest.mark.parametrize("field, value, message", [
     ("train_tasks", -1, "fresh task"), ("label_noise", 1.0, "up to 1"), ("label_noise", -0.1, "from 0"),
-    ("patience", -1, "no early stopping"),
+    ("patience", -1, "no early stopping"), ("stop_on", "loss", "rate, best_rate"),
     ("n_way", 1, "n_way=1"), ("k_shot", 0, "k_shot=0"), ("inner_lr", float("nan"), "finite"),
     ("dataset", "mnist", "glyphs, omniglot, miniimagenet"), ("iterations", 0, "positive"),
     ("inner_lr", "0.4", "wrong type"), ("first_order", 1, "wrong type"), ("device", "tpu", "auto, cpu, cuda"),

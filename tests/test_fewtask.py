@@ -160,23 +160,27 @@ def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_fir
     frame = _frame(lambda *_: 0.6)
     capped = (frame.pool == 0) & (frame.train_rate == 0.1) & (frame.seed == 1)
     frame.loc[capped, "stopped_at"] = -1  # ran to the cap
-    frame.loc[(frame.pool == 4) & (frame.seed < 2), "best_iteration"] = 100
     config = fewtask.experiment_config("quick", 0, 0.1, 0)
+    frame.loc[(frame.pool == 4) & (frame.seed < 2), "best_iteration"] = config.val_every
     text = fewtask.stopping_text(frame, config)
     assert text.startswith("Of the 6 networks of 4 tasks, 4 kept the parameters of their first validation, "
-                           "at step 100")
+                           f"at step {config.val_every}")
     assert "of the 6 networks of fresh tasks, 1 ran to the cap of 2000 steps" in text
     table = fewtask.stopping_table(frame)
-    assert table.loc[(4, -0.1), "step kept, per seed"] == "100, 100, 200"
+    assert table.loc[(4, -0.1), "step kept, per seed"] == f"{config.val_every}, {config.val_every}, 200"
     assert table.loc[(0, 0.1), "seeds that ran to the cap"] == 1
 
 
 def test_networks_trained_at_negative_rates_are_described_at_their_own_rate():
     frame = _frame(lambda pool, rate, part: 0.1 if rate < 0 else 0.6)
     frame.loc[frame.view == "grid", "test_rate"] = frame.loc[frame.view == "grid", "train_rate"]
-    text = fewtask.own_rate_text(frame, chance=0.2)
+    config = fewtask.experiment_config("quick", 4, -0.1, 0)
+    text = fewtask.own_rate_text(frame, 0.2, config)
     assert "the 6 networks trained at negative rates" in text and "6 of them are below chance beyond" in text
+    assert "watched the accuracy at the best test rate of either sign" in text
+    assert "watched the accuracy at the training rate" in fewtask.own_rate_text(
+        frame, 0.2, config.replace(stop_on="rate"))
     noisy = frame.copy()
     noisy.loc[(noisy.train_rate < 0) & (noisy.task % 2 == 0), "accuracy"] = 0.6  # mean 0.35, wide interval
-    assert "0 of them are below chance" in fewtask.own_rate_text(noisy, chance=0.2)
+    assert "0 of them are below chance" in fewtask.own_rate_text(noisy, 0.2, config)
     assert "For 6 of the 6 the test rate best on validation is positive" in text  # 0.1 in _frame

@@ -31,9 +31,12 @@ def test_the_first_page_names_every_setting_the_default_leaves_out():
     clauses = dict(re.match(r"([a-z -]+?) (-?\d.*)", clause).groups()
                    for clause in text.split("adds ", 1)[1].rstrip(".").split("; "))
     assert _numbers(clauses["main-sweep rates"]) == set(full.sweep_rates) - set(default.sweep_rates)
+    assert _numbers(clauses["main-sweep seeds"]) == set(full.sweep_seeds) - set(default.sweep_seeds)
     learned_added = set(full.learned_seeds) - set(default.learned_seeds)
     assert _numbers(clauses.get("learned-rate seeds", "")) == learned_added
-    assert _numbers(clauses["few-task pools of"]) == set(full.few_tasks.pools) - set(default.few_tasks.pools)
+    pools_added = set(full.few_tasks.pools) - set(default.few_tasks.pools)
+    assert _numbers(clauses["few-task pools of"]) == pools_added - {0}
+    assert ("fresh tasks" in clauses["few-task pools of"]) == (0 in pools_added)
     assert _numbers(clauses["few-task rates"]) == set(full.few_tasks.rates) - set(default.few_tasks.rates)
     assert _numbers(clauses["few-task seeds"]) == set(full.few_tasks.seeds) - set(default.few_tasks.seeds)
     assert _numbers(clauses["surrogate training at rates"]) == set(full.surrogate_rates)

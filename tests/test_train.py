@@ -189,6 +189,36 @@ def test_early_stopping_ends_after_patience_and_keeps_the_best_parameters(tmp_pa
     assert rising["iterations_done"] == 18 and rising["stopped_at"] is None and rising["best_iteration"] == 18
 
 
+def test_stopping_on_the_best_rate_watches_that_accuracy_not_the_own_rate_one(tmp_path, glyphs,
+                                                                             monkeypatch):
+    import mamllib.train as training
+    from mamllib.evaluate import Score
+
+    own, best = iter([0.1 * k for k in range(1, 7)]), iter([0.5, 0.7, 0.6, 0.65, 0.9, 0.9])  # own: rising
+    monkeypatch.setattr(training, "best_rate_score", lambda config, maml, data, split, n, device: (
+        Score(next(own), 0.0, n), -0.1, Score(next(best), 0.0, n)))
+    config = profile("smoke", iterations=18, patience=2, stop_on="best_rate")
+    metrics = train(config, tmp_path / "best", glyphs, log=quiet)
+    assert metrics["best_iteration"] == 6 and metrics["stopped_at"] == 12
+    assert [v["best_rate"] for v in metrics["validation"]] == [-0.1] * 4
+    assert [v["best_rate_accuracy"] for v in metrics["validation"]] == [0.5, 0.7, 0.6, 0.65]
+
+
+def test_the_best_rate_validation_is_the_best_of_the_grid_on_the_same_tasks(tmp_path, glyphs):
+    from mamllib.config import BEST_RATE_GRID
+
+    config = profile("smoke", inner_lr=-0.1, iterations=6, patience=5, stop_on="best_rate", log_penalty=False)
+    metrics = train(config, tmp_path / "run", glyphs, log=quiet)
+    plain = train(config.replace(stop_on="rate"), tmp_path / "plain", glyphs, log=quiet)
+    for entry, same in zip(metrics["validation"], plain["validation"], strict=True):
+        assert entry["best_rate"] in BEST_RATE_GRID and entry["best_rate_accuracy"] >= entry["accuracy"]
+        # the own-rate accuracy is the one a run stopping on it records (one step computed two
+        # ways: float rounding may flip one query at most)
+        one_query = 1 / (config.n_way * config.n_query * config.val_tasks)
+        assert entry["accuracy"] == pytest.approx(same["accuracy"], abs=one_query + 1e-9)
+    assert metrics["penalty_terms"] == []
+
+
 def test_an_interrupted_early_stopping_run_resumes_to_the_same_end(tmp_path, glyphs, monkeypatch,
                                                                    scripted_validation):
     import mamllib.train as training
