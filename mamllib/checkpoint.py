@@ -54,6 +54,13 @@ def load_checkpoint(run_dir: Path, expected_hash: str | None = None) -> dict[str
     return state
 
 
+def run_status(run_dir: Path) -> str | None:
+    """A run folder's recorded status (``completed``, ``diverged``, ...), or None when it
+    has no finished metrics yet."""
+    path = Path(run_dir) / METRICS
+    return read_json(path).get("status") if path.exists() else None
+
+
 def read_json(path: Path) -> dict[str, Any]:
     try:
         value = json.loads(path.read_text())
@@ -101,7 +108,8 @@ def write_run_config(run_dir: Path, config: Config) -> None:
 
 def run_name(config: Config) -> str:
     """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
-    rate = "learned" if config.learn_inner_lr else f"{config.inner_lr:g}"
+    rate = ("learned" if config.learn_inner_lr else "pertensor" if config.tensor_inner_lrs
+            else f"{config.inner_lr:g}")
     return f"{config.objective}-lr{rate}-seed{config.seed}"
 
 

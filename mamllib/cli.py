@@ -30,14 +30,15 @@ EVALUATION_FIELDS = (*TEST_FIELDS, "eval_chunk", "device", "data_root")
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is a single line (the message names the argument).
 
-    Negative rates are the point of this project, so ``-1e-3`` and ``-inf`` are values,
-    not options (argparse alone only takes ``-1`` and ``-0.5``).
+    Negative rates are the point of this project, so ``-1e-3``, ``-inf`` and a list of
+    per-tensor rates ``-0.05,0.1`` are values, not options (argparse alone only takes
+    ``-1`` and ``-0.5``).
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$|^-inf(inity)?$",
-                                                   re.I)
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?(,[^,]*)*$"
+                                                   r"|^-inf(inity)?$", re.I)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see --help)\n")
@@ -271,8 +272,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     n_tasks = config.test_tasks if args.split == "test" else config.val_tasks
     result = score(config, run.maml, run.dataset, args.split, n_tasks, run.device)
     rates = adaptation_rates(config, run.maml)
-    rate = "learned" if rates.numel() > 1 else f"{float(rates):g}"
-    print(f"{run.run_dir} (trained at inner rate {config.inner_lr:g}, iteration {run.state['iteration']}): "
+    per_tensor = "learned" if config.learn_inner_lr else "per tensor"
+    rate = per_tensor if rates.numel() > 1 else f"{float(rates):g}"
+    trained = "per-tensor rates" if config.tensor_inner_lrs else f"inner rate {config.inner_lr:g}"
+    print(f"{run.run_dir} (trained at {trained}, iteration {run.state['iteration']}): "
           f"{args.split} accuracy at test rate {rate} with {config.test_inner_steps} step(s): {result}")
     if config.learn_inner_lr:
         print("learned inner rates:", ", ".join(f"{r:.4f}" for r in run.maml.inner_lrs.tolist()))

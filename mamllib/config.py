@@ -43,7 +43,7 @@ REPORT_TIERS = ("default", "full")
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
 # Training fields added after runs were first recorded: at these defaults they stay out of
 # the training hash, so that the runs trained before them keep their hash and their folder.
-LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0}
+LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0, "tensor_inner_lrs": ""}
 # With early stopping, how validation scores decides where training stops: these fields
 # then shape training too, and enter the training hash when they differ from their
 # defaults (so that runs early-stopped at the defaults keep their hash).
@@ -72,6 +72,11 @@ class Config:
     width: int = _training(32, "filters per conv layer of the Conv4")
     inner_lr: float = _training(0.4, "training inner (adaptation) learning rate; any real value")
     learn_inner_lr: bool = _training(False, "learn one inner rate per parameter tensor (Meta-SGD style)")
+    tensor_inner_lrs: str = _training("", "fixed inner rates, one per parameter tensor in the network's "
+                                          "order (blocks.0.conv_weight, blocks.0.conv_bias, "
+                                          "blocks.0.bn_weight, ..., head_weight, head_bias), "
+                                          "comma-separated; they replace inner_lr (empty: inner_lr for "
+                                          "every tensor)")
     inner_steps: int = _training(1, "inner steps during meta-training")
     first_order: bool = _training(False, "first-order MAML (no second derivatives)")
     objective: str = _training("maml", "maml (the exact one-step-or-more objective) or surrogate "
@@ -110,6 +115,9 @@ class Config:
 
     def __post_init__(self) -> None:
         validate(self)
+        if self.tensor_inner_lrs:  # one spelling per list of rates: "1e-1, 0.2" is "0.1,0.2"
+            object.__setattr__(self, "tensor_inner_lrs",
+                               ",".join(repr(float(word)) for word in self.tensor_inner_lrs.split(",")))
 
     def replace(self, **changes: Any) -> "Config":
         return dataclasses.replace(self, **changes)
@@ -121,6 +129,8 @@ class Config:
         """Hash of the fields that shape training; a checkpoint is valid only for it."""
         training = {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["training"]
                     and not (f.name in LATER_FIELDS and getattr(self, f.name) == LATER_FIELDS[f.name])}
+        if self.tensor_inner_lrs:  # they replace inner_lr: it trains nothing
+            del training["inner_lr"]
         if self.patience:
             training.update({f.name: getattr(self, f.name) for f in fields(self)
                              if f.name in STOPPING_FIELDS and getattr(self, f.name) != f.default})
@@ -170,6 +180,18 @@ def field_kind(f: dataclasses.Field) -> str:
     return str(f.type).split(" ")[0]
 
 
+def tensor_rates(config: Config) -> list[float] | None:
+    """The fixed per-tensor inner rates of ``config``, or None when one rate serves all."""
+    return [float(word) for word in config.tensor_inner_lrs.split(",")] if config.tensor_inner_lrs else None
+
+
+def _is_finite_number(word: str) -> bool:
+    try:
+        return abs(float(word)) <= FLOAT32_MAX
+    except ValueError:
+        return False
+
+
 def _require(condition: bool, name: str, value: Any, allowed: str) -> None:
     if not condition:
         raise ConfigError(f"{name}={value!r} is not allowed; {allowed}")
@@ -207,6 +229,12 @@ def validate(config: Config) -> None:
         _require(getattr(config, name) >= 1, name, getattr(config, name), "use a positive integer")
     for name in ("inner_steps", "test_inner_steps"):
         _require(getattr(config, name) >= 0, name, getattr(config, name), "use 0 or more steps")
+    if config.tensor_inner_lrs:
+        _require(not config.learn_inner_lr, "tensor_inner_lrs", config.tensor_inner_lrs,
+                 "fixed per-tensor rates cannot be learned: leave it empty with learn_inner_lr")
+        _require(all(_is_finite_number(word) for word in config.tensor_inner_lrs.split(",")),
+                 "tensor_inner_lrs", config.tensor_inner_lrs,
+                 "use finite numbers separated by commas, one per parameter tensor")
     _require(config.train_tasks >= 0, "train_tasks", config.train_tasks,
              "use 0 (a fresh task every time) or a positive pool size")
     _require(0 <= config.label_noise < 1, "label_noise", config.label_noise,

@@ -59,7 +59,7 @@ def adaptation_rates(config: Config, maml: MAML) -> torch.Tensor:
     """The inner rate(s) used to adapt at validation and test time."""
     if config.test_inner_lr is not None:
         return torch.tensor(float(config.test_inner_lr))
-    if config.learn_inner_lr:
+    if config.learn_inner_lr or config.tensor_inner_lrs:
         return maml.inner_lrs.detach()
     return torch.tensor(float(config.inner_lr))
 
@@ -68,9 +68,16 @@ def score(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tas
           device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
     """Mean accuracy and 95% CI on the fixed tasks of ``split``, adapted as ``config``
     says unless ``lrs`` or ``steps`` are given."""
+    return Score.from_tasks(split_accuracy(config, maml, dataset, split, n_tasks, device, lrs, steps))
+
+
+def split_accuracy(config: Config, maml: MAML, dataset: FewShotDataset, split: str, n_tasks: int,
+                   device: torch.device, lrs: torch.Tensor | None = None,
+                   steps: int | None = None) -> np.ndarray:
+    """:func:`score`'s per-task accuracies, one per fixed task of ``split``."""
     tasks = fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
                         n_tasks, config.eval_chunk)
-    return _score_tasks(config, maml, tasks, n_tasks, f"scoring {split} tasks", device, lrs, steps)
+    return _task_accuracy(config, maml, tasks, n_tasks, f"scoring {split} tasks", device, lrs, steps)
 
 
 def rate_scores(maml: MAML, tasks: Iterable[Episodes], rates: Sequence[float], steps: int,
@@ -114,7 +121,8 @@ def best_rate_score(config: Config, maml: MAML, dataset: FewShotDataset, split: 
     scores = rate_scores(maml, tasks(), rates, config.test_inner_steps, device)
     best = best_test_rate({rate: scores[rate] for rate in map(float, grid)})
     adapted = (Score.from_tasks(scores[float(own)][0]) if own.dim() == 0  # learned rates: one per tensor
-               else _score_tasks(config, maml, tasks(), n_tasks, f"scoring {split} tasks", device))
+               else Score.from_tasks(_task_accuracy(config, maml, tasks(), n_tasks, f"scoring {split} tasks",
+                                                    device)))
     return adapted, best, Score.from_tasks(scores[best][0])
 
 
@@ -161,14 +169,14 @@ def training_score(config: Config, maml: MAML, dataset: FewShotDataset, device: 
     tasks, plus the change from training to test classes (a fresh-task run's gap)."""
     pool = training_tasks(config, dataset)
     n_tasks = min(pool.size, config.test_tasks)
-    return _score_tasks(config, maml, pool.chunks(n_tasks, config.eval_chunk), n_tasks,
-                        "scoring training tasks", device)
+    return Score.from_tasks(_task_accuracy(config, maml, pool.chunks(n_tasks, config.eval_chunk), n_tasks,
+                                           "scoring training tasks", device))
 
 
-def _score_tasks(config: Config, maml: MAML, tasks: Iterable[Episodes], n_tasks: int, desc: str,
-                 device: torch.device, lrs: torch.Tensor | None = None, steps: int | None = None) -> Score:
-    per_task = per_task_accuracy(
+def _task_accuracy(config: Config, maml: MAML, tasks: Iterable[Episodes], n_tasks: int, desc: str,
+                   device: torch.device, lrs: torch.Tensor | None = None,
+                   steps: int | None = None) -> np.ndarray:
+    return per_task_accuracy(
         maml, tasks, n_chunks=-(-n_tasks // config.eval_chunk), desc=desc,
         steps=config.test_inner_steps if steps is None else steps,
         lrs=(adaptation_rates(config, maml) if lrs is None else lrs).to(device), device=device)
-    return Score.from_tasks(per_task)

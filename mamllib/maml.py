@@ -27,9 +27,10 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mamllib.config import Config
+from mamllib.config import Config, tensor_rates
 from mamllib.data.dataset import FewShotDataset
 from mamllib.data.sampler import Episodes
+from mamllib.errors import ConfigError
 from mamllib.models import Conv4
 
 
@@ -160,14 +161,20 @@ class MAML(TaskBatched, nn.Module):
         learn_inner_lr: learn one rate per parameter tensor, with no sign constraint.
         recompute_steps: rebuild each inner step's graph in the backward pass instead of
             keeping it (only the fast weights between steps stay; results are identical).
+        tensor_rates: fixed rates, one per parameter tensor, in place of ``inner_lr``.
     """
 
     def __init__(self, model: Conv4, inner_lr: float, learn_inner_lr: bool = False,
-                 recompute_steps: bool = False) -> None:
+                 recompute_steps: bool = False, tensor_rates: list[float] | None = None) -> None:
         super().__init__()
         self.model = model
         self.recompute_steps = recompute_steps
-        rates = torch.full((len(list(model.parameters())),), float(inner_lr))
+        tensors = len(list(model.parameters()))
+        if tensor_rates is not None and len(tensor_rates) != tensors:
+            raise ConfigError(f"tensor_inner_lrs has {len(tensor_rates)} rates; this network has {tensors} "
+                              "parameter tensors: give one rate per tensor")
+        rates = (torch.tensor(tensor_rates, dtype=torch.float32) if tensor_rates is not None
+                 else torch.full((tensors,), float(inner_lr)))
         if learn_inner_lr:
             self.inner_lrs = nn.Parameter(rates)
         else:
@@ -203,4 +210,5 @@ def build_maml(config: Config, dataset: FewShotDataset, smooth: bool = False) ->
     and average pooling (a twice-differentiable network for checking expansions)."""
     torch.manual_seed(config.seed)
     model = Conv4(dataset.channels, config.n_way, config.width, dataset.image_size, smooth=smooth)
-    return MAML(model, config.inner_lr, config.learn_inner_lr, config.recompute_inner_steps)
+    return MAML(model, config.inner_lr, config.learn_inner_lr, config.recompute_inner_steps,
+                tensor_rates(config))

@@ -36,9 +36,9 @@ from mamllib.train import (OpenRun, diverges, due, finish_run, finished_run, met
 
 
 def population_key(config: Config) -> Config:
-    """What members of one population share: everything but the inner rate, the seed and
+    """What members of one population share: everything but the inner rate(s), the seed and
     the test-time rate (each member is scored at its own)."""
-    return config.replace(inner_lr=0.0, seed=0, test_inner_lr=None)
+    return config.replace(inner_lr=0.0, tensor_inner_lrs="", seed=0, test_inner_lr=None)
 
 
 class Population(TaskBatched):

@@ -67,3 +67,20 @@ def test_unknown_fields_and_profiles_are_refused():
 
 def test_integer_rates_are_accepted_as_floats():
     assert Config(inner_lr=0).inner_lr == 0
+
+
+@pytest.mark.parametrize("value, message", [
+    ("0.1,abc", "finite numbers separated by commas"), ("0.1,,0.2", "finite numbers"),
+    ("0.1,inf", "finite numbers")])
+def test_per_tensor_rates_must_be_numbers(value, message):
+    with pytest.raises(ConfigError, match=message) as info:
+        profile("smoke", tensor_inner_lrs=value)
+    assert "tensor_inner_lrs" in str(info.value)
+
+
+def test_per_tensor_rates_are_fixed_not_learned_and_keep_other_runs_hashes():
+    with pytest.raises(ConfigError, match="cannot be learned"):
+        profile("smoke", tensor_inner_lrs="0.1", learn_inner_lr=True)
+    base = profile("smoke")
+    assert base.replace(tensor_inner_lrs="").training_hash() == base.training_hash()
+    assert base.replace(tensor_inner_lrs="0.1,0.2").training_hash() != base.training_hash()

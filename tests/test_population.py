@@ -268,3 +268,28 @@ def test_a_member_that_stops_early_leaves_and_each_ends_as_it_would_alone(tmp_pa
         assert metrics["history"]["loss"] == pytest.approx(alone["history"]["loss"], rel=1e-4)
     for a, b in zip(_folders(tmp_path, "together"), _folders(tmp_path, "alone")):
         _assert_close_in_float32(_parameters(a), _parameters(b))
+
+
+def test_members_with_their_own_per_tensor_rates_end_as_they_would_alone(glyphs):
+    tensors = len(build_maml(profile("smoke"), glyphs).rate_names())
+    patterns = [[0.2 * (-1) ** k for k in range(tensors)], [0.05] * tensors]
+    configs = [profile("smoke", seed=seed, tensor_inner_lrs=",".join(map(str, rates)))
+               for seed, rates in enumerate(patterns)]
+    assert population_key(configs[0]) == population_key(configs[1])  # they may share a population
+    batches = [_batches(c, glyphs, 2) for c in configs]
+    alone = []
+    for config, stream in zip(configs, batches):
+        maml, optimizer = _member(config, glyphs)
+        for episodes in stream:
+            optimizer.zero_grad()
+            outer_objective(config, maml, episodes).query_loss.backward()
+            optimizer.step()
+        alone.append(maml)
+    members = [_member(c, glyphs) for c in configs]
+    population = Population(*zip(*members), outer_lr=configs[0].outer_lr)
+    for step in range(2):
+        population.outer_step(configs[0], [stream[step] for stream in batches])
+    population.write_back()
+    for (maml, _), lone in zip(members, alone):
+        kept = _with_a_gradient(lone)
+        assert _relative_gap(kept(lone.meta_parameters()), kept(maml.meta_parameters())) < 1e-10

@@ -12,7 +12,9 @@ import torch
 
 from mamllib import checkpoint as ckpt
 from mamllib.config import profile
+from mamllib.data.sampler import EpisodeSampler
 from mamllib.errors import CheckpointError
+from mamllib.maml import build_maml
 from mamllib.train import train
 
 
@@ -156,7 +158,6 @@ def test_a_pool_run_trains_on_its_pool_and_reports_its_training_accuracy(tmp_pat
 
 def test_label_noise_reaches_training_tasks_never_validation_or_test(glyphs):
     from mamllib.evaluate import score, training_score
-    from mamllib.maml import build_maml
 
     clean, noisy = profile("smoke"), profile("smoke", label_noise=0.8)
     maml = build_maml(clean, glyphs)
@@ -257,3 +258,36 @@ def test_an_early_stopped_learned_rate_run_ends_its_trajectory_at_the_rates_it_k
     assert metrics["best_iteration"] == 6 and trajectory["iteration"] == list(range(7))
     kept = _model(tmp_path / "run")["inner_lrs"]
     assert trajectory["lrs"][-1] == pytest.approx(kept.tolist())
+
+
+def test_fixed_per_tensor_rates_equal_to_one_rate_train_as_that_rate(tmp_path, glyphs):
+    one = profile("smoke", inner_lr=0.4, iterations=3, log_penalty=False)
+    tensors = len(build_maml(one, glyphs).rate_names())
+    same = one.replace(tensor_inner_lrs=",".join(["0.4"] * tensors))
+    a, b = train(one, tmp_path / "one", glyphs, log=quiet), train(same, tmp_path / "same", glyphs, log=quiet)
+    for name, tensor in _model(tmp_path / "one").items():
+        assert torch.allclose(tensor.double(), _model(tmp_path / "same")[name].double(), atol=1e-6), name
+    assert a["test"]["accuracy"] == pytest.approx(b["test"]["accuracy"], abs=0.05)
+    assert b["test"]["test_inner_lr"] == pytest.approx([0.4] * tensors)  # adapted at its own rates
+
+
+def test_per_tensor_rates_step_each_tensor_at_its_own_rate_and_stay_fixed(tmp_path, glyphs):
+    config = profile("smoke", iterations=3, log_penalty=False)
+    names = build_maml(config, glyphs).rate_names()
+    rates = [0.0 if name != "head_weight" else -0.2 for name in names]  # only the head adapts
+    pattern = config.replace(tensor_inner_lrs=",".join(map(str, rates)))
+    maml = build_maml(pattern, glyphs)
+    episodes = EpisodeSampler(glyphs.splits["train"], 5, 1, 2, 0).sample(2)
+    fast = maml.adapt(episodes.support_x, episodes.support_y, 1, track_graph=False)
+    for name, before, after in zip(names, maml.model.parameters(), fast):
+        moved = not torch.equal(before.expand_as(after), after)
+        assert moved == (name == "head_weight"), name
+    train(pattern, tmp_path / "run", glyphs, log=quiet)
+    assert _model(tmp_path / "run")["inner_lrs"].tolist() == pytest.approx(rates)
+
+
+def test_a_per_tensor_rate_count_that_does_not_fit_the_network_is_one_line(glyphs):
+    from mamllib.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="tensor_inner_lrs has 2 rates; this network has 18"):
+        build_maml(profile("smoke", tensor_inner_lrs="0.1,0.2"), glyphs)

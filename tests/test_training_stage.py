@@ -24,7 +24,7 @@ def test_the_commands_train_exactly_the_runs_asked_for():
     trained = [config for command in commands for config in _configs_of(command)]
     assert sorted(trained, key=repr) == sorted(wanted, key=repr)
     assert all(command[command.index("--population") + 1] == "3" for command in commands)
-    surrogate = [c for c in commands if "surrogate" in c]
+    surrogate = [c for c in commands if "--objective=surrogate" in c]
     assert len(surrogate) == 1 and _configs_of(surrogate[0])[0].objective == "surrogate"
     # Shared out over two processes, the same runs are trained, about half each.
     shares = split_commands(commands, 2)
@@ -61,3 +61,10 @@ def test_parallel_processes_share_the_cores_unless_the_user_chose(monkeypatch):
     assert parallel_env(2)["OMP_NUM_THREADS"] == "4" and parallel_env(16)["OMP_NUM_THREADS"] == "1"
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert parallel_env(2) is None  # inherited as the user set it
+
+
+def test_per_tensor_rates_reach_the_train_command_whatever_their_sign():
+    rates = ",".join(["-0.05", "0.1"] * 9)
+    wanted = [profile("smoke", inner_lr=0.1, seed=0, tensor_inner_lrs=rates)]
+    commands = train_commands(wanted, "smoke", "runs")
+    assert [config for command in commands for config in _configs_of(command)] == wanted

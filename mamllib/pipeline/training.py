@@ -60,10 +60,13 @@ def train_commands(configs: list[Config], profile: str, runs_root: str,
 
 
 def _flag_words(flags: dict[str, Any]) -> list[str]:
+    """``--name=value`` (``--name`` / ``--no-name`` for a flag): with ``=``, a value that
+    starts with a minus sign (per-tensor rates ``-0.05,0.1``) is not taken for an option."""
     words = []
     for name, value in flags.items():
         flag = "--" + name.replace("_", "-")
-        words += [flag if value else "--no-" + flag[2:]] if isinstance(value, bool) else [flag, str(value)]
+        words.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool)
+                     else f"{flag}={value}")
     return words
 
 
@@ -89,16 +92,16 @@ def split_commands(commands: list[list[str]], jobs: int) -> list[list[list[str]]
 
 
 def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, out_dir: Path,
-                population: int | None = None, jobs: int = 1) -> dict[str, Any] | None:
+                population: int | None = None, jobs: int = 1, stage: str = STAGE) -> dict[str, Any] | None:
     """Train what ``configs`` still need in ``jobs`` processes at once, with the output in
-    ``out_dir/logs/training*.log``; records and returns the stage's entry. With every run
+    ``out_dir/logs/<stage>*.log``; records and returns the entry ``stage``. With every run
     trained, nothing runs and the recorded entry (None if there is none) comes back as it
     is, so that what reads the record sees nothing new.
 
     A run the stage could not train leaves the entry ``incomplete`` (not ``failed``): its
     notebook trains it or fails on it, and that is what counts."""
     record_path = out_dir / RECORD
-    recorded = json.loads(record_path.read_text()).get(STAGE) if record_path.exists() else None
+    recorded = json.loads(record_path.read_text()).get(stage) if record_path.exists() else None
     pending = [c for c in configs if not is_trained(c, cwd / run_folder(runs_root, profile, c))]
     if not pending:
         return recorded
@@ -106,20 +109,20 @@ def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, 
     shares = split_commands(train_commands(pending, profile, runs_root, population), max(1, jobs))
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(shares)) as pool:
-        codes = list(pool.map(lambda k: _run_share(shares[k], cwd, out_dir / "logs" / _log_name(k),
+        codes = list(pool.map(lambda k: _run_share(shares[k], cwd, out_dir / "logs" / _log_name(stage, k),
                                                    len(shares)), range(len(shares))))
-    log = out_dir / "logs" / _log_name(0)
+    log = out_dir / "logs" / _log_name(stage, 0)
     entry = {"parameters": {"runs": len(pending), "population": population, "processes": len(shares)},
              "status": "completed" if not any(codes) else "incomplete", "log": str(log),
              "wall_time_s": round(time.perf_counter() - started, 1), "finished": finished_now()}
     # before any notebook runs: nothing else writes the record now
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
-    atomic_write_json(record_path, {**record, STAGE: entry})
+    atomic_write_json(record_path, {**record, stage: entry})
     return entry
 
 
-def _log_name(k: int) -> str:
-    return f"{STAGE}.log" if k == 0 else f"{STAGE}-{k + 1}.log"
+def _log_name(stage: str, k: int) -> str:
+    return f"{stage}.log" if k == 0 else f"{stage}-{k + 1}.log"
 
 
 def _run_share(commands: list[list[str]], cwd: Path, log: Path, jobs: int) -> int:
