@@ -57,32 +57,36 @@ EVALUATION_VERSION = 1
 # rate, so stopping on that accuracy would pick its checkpoint by noise. Validation every
 # 50 steps: with 100, every network on 4 tasks kept its first validation. The penalty terms
 # the main sweep logs at each validation are not read here.
+BEST_RATE_STOPPING = dict(stop_on="best_rate", log_penalty=False)
 CHANGES = {
     "quick": dict(width=16, meta_batch=4, iterations=2000, patience=4, val_every=50, checkpoint_every=100,
-                  stop_on="best_rate", log_penalty=False),
+                  **BEST_RATE_STOPPING),
     "smoke": dict(iterations=8, patience=1, val_every=2, checkpoint_every=2, val_tasks=4, test_tasks=10,
-                  stop_on="best_rate", log_penalty=False),
+                  **BEST_RATE_STOPPING),
 }
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The experiment's grid: pool sizes (0: fresh tasks), training rates and seeds."""
+    """The experiment's grid: pool sizes (0: fresh tasks), training rates and seeds, at one
+    fraction of label noise in the meta-training queries."""
 
     pools: tuple[int, ...]
     rates: tuple[float, ...]
     seeds: tuple[int, ...]
+    label_noise: float = 0.0
 
     def configs(self, profile: str, pool: int | None = None) -> list[Config]:
         """Every network of the grid (of one pool size, if given)."""
         pools = self.pools if pool is None else (pool,)
-        return [experiment_config(profile, p, rate, seed)
+        return [experiment_config(profile, p, rate, seed, self.label_noise)
                 for p in pools for seed in self.seeds for rate in self.rates]
 
 
-def experiment_config(profile: str, pool: int, rate: float, seed: int) -> Config:
+def experiment_config(profile: str, pool: int, rate: float, seed: int, label_noise: float = 0.0) -> Config:
     """One network of the experiment: the profile with :data:`CHANGES` and its setting."""
-    return make_profile(profile, **CHANGES.get(profile, {}), train_tasks=pool, inner_lr=rate, seed=seed)
+    return make_profile(profile, **CHANGES.get(profile, {}), train_tasks=pool, inner_lr=rate, seed=seed,
+                        label_noise=label_noise)
 
 
 def pool_label(pool: int) -> str:
@@ -176,8 +180,7 @@ def load_experiment(configs: Iterable[Config], runs_root: str | Path, profile: s
     frames, missing = [], []
     for config in configs:
         run_dir = ckpt.run_folder(runs_root, profile, config)
-        metrics_path = run_dir / ckpt.METRICS
-        status = ckpt.read_json(metrics_path).get("status") if metrics_path.exists() else None
+        status = ckpt.run_status(run_dir)
         if status != "completed":
             missing.append(f"{pool_label(config.train_tasks)}, rate {config.inner_lr:g}, seed {config.seed}: "
                            f"{status or 'not trained'}")
@@ -407,12 +410,13 @@ def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:
 def setup_text(config: Config, grid: Plan) -> str:
     """The experiment's setting in one paragraph, from the configs it trains."""
     task = f"{config.n_way}-way {config.k_shot}-shot with {config.n_query} queries per class"
+    fresh = "; fresh tasks: a new task of the training classes at every step" if 0 in grid.pools else ""
     watched = (f" at the best test rate of either sign (of {rate_list(BEST_RATE_GRID)})"
                if config.stop_on == "best_rate" else " at the training rate")
     return (f"Conv4 of width {config.width} (the main sweep's is 32; narrower here to afford the grid), "
             f"{task}, "
             f"meta-batches of {config.meta_batch}, one inner step; pools of {pools_text(grid.pools)} "
-            "(each seed draws its own pool; fresh tasks: a new task of the training classes at every step); "
+            f"(each seed draws its own pool{fresh}); "
             f"training rates {rate_list(grid.rates)}; "
             f"seeds {rate_list(grid.seeds)}. Each network trains until {config.patience} validations "
             f"in a row (every {config.val_every} steps, on {config.val_tasks} tasks) bring no better "

@@ -360,18 +360,17 @@ def linear_mechanism(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | None = None,
-                pool_label=lambda pool: f"{pool} tasks", reference: tuple[float, str] | None = None,
-                floor: float | None = None) -> plt.Figure:
-    """One panel per table of :func:`mamllib.fewtask.rate_table`: a line per pool size
-    against the training rate (symmetric-log axis), with its 95% band over seeds and
-    tasks; ``chance`` or ``reference`` (value, label) draw a dotted line, and ``floor``
-    cuts bands where values cannot go (a loss below 0)."""
+def _rate_panels(tables: dict[str, pd.DataFrame], hue: str, label, legend: str, ylabel: str,
+                 chance: float | None = None, reference: tuple[float, str] | None = None,
+                 floor: float | None = None) -> plt.Figure:
+    """One panel per table (rows of ``mean``, ``low``, ``high`` per ``hue`` and
+    ``train_rate``): a line per ``hue`` against the training rate (symmetric-log axis),
+    with its 95% band; ``chance`` or ``reference`` (value, label) draw a dotted line, and
+    ``floor`` cuts bands where values cannot go (a loss below 0)."""
     fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables) + 1.6, 3.8), sharey=True,
                              squeeze=False)
     for ax, (title, table) in zip(axes[0], tables.items()):
-        fresh_last = table.sort_values("pool", key=lambda pools: pools.replace(0, np.inf), kind="stable")
-        _band_lines(ax, fresh_last, "train_rate", "pool", pool_label, floor)
+        _band_lines(ax, table, "train_rate", hue, label, floor)
         if chance is not None:
             ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
         if reference is not None:
@@ -379,9 +378,29 @@ def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | No
         _rate_axis(ax, table.train_rate, "training inner rate (symmetric log scale)")
         ax.set_title(title, fontsize=10)
     axes[0][0].set_ylabel(ylabel)
-    _legend_outside(axes[0][-1], title="meta-training pool")
+    _legend_outside(axes[0][-1], title=legend)
     fig.tight_layout()
     return fig
+
+
+def pool_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | None = None,
+                pool_label=lambda pool: f"{pool} tasks", reference: tuple[float, str] | None = None,
+                floor: float | None = None) -> plt.Figure:
+    """One panel per table of :func:`mamllib.fewtask.rate_table`: a line per pool size
+    (fresh tasks last) against the training rate, with its 95% band over seeds and tasks."""
+    def by_pool(pools: pd.Series) -> pd.Series:
+        return pools.replace(0, np.inf)  # fresh tasks last
+
+    fresh_last = {title: table.sort_values("pool", key=by_pool, kind="stable")
+                  for title, table in tables.items()}
+    return _rate_panels(fresh_last, "pool", pool_label, "meta-training pool", ylabel, chance, reference,
+                        floor)
+
+
+def budget_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | None = None) -> plt.Figure:
+    """One panel per table of :func:`mamllib.convergence.budget_table`: a line per
+    training budget against the training rate, with its 95% band over seeds and tasks."""
+    return _rate_panels(tables, "budget", str, "training budget", ylabel, chance)
 
 
 def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> plt.Figure:

@@ -15,21 +15,46 @@ from typing import Sequence
 from mamllib.config import DEFAULT_RATES, REPORT_TIERS
 from mamllib.errors import UserError
 from mamllib.fewtask import Plan, pools_text
-from mamllib.findings import rate_list
+from mamllib.findings import rate_list, word_list
 
 
 @dataclass(frozen=True)
 class Tier:
     """The settings of one report: the main sweep's training rates and seeds (each with
     its learned-rate setting), the seeds of the learned-rate runs whose signs are
-    compared, the few-task grid, and the rates at which the penalty check trains the
-    surrogate objective (none: not trained)."""
+    compared, the few-task grid, the rates at which the penalty check trains the
+    surrogate objective (none: not trained), the seeds at which the learned sign
+    pattern is trained as fixed rates (:mod:`mamllib.sign_pattern`; each needs the main
+    sweep and a learned-rate run at that seed), and the seeds at which the main sweep's
+    rates are trained to convergence as well (:mod:`mamllib.convergence`), and the
+    few-task grids with label noise in the meta-training queries (a second axis: fewer
+    pools and rates, one grid per noise level)."""
 
     sweep_rates: tuple[float, ...]
     sweep_seeds: tuple[int, ...]
     learned_seeds: tuple[int, ...]
     few_tasks: Plan
     surrogate_rates: tuple[float, ...]
+    pattern_seeds: tuple[int, ...] = ()
+    converged_seeds: tuple[int, ...] = ()
+    noisy_tasks: tuple[Plan, ...] = ()
+
+    def __post_init__(self) -> None:
+        stray = set(self.pattern_seeds) - (set(self.sweep_seeds) & set(self.learned_seeds))
+        if stray:
+            raise ValueError(f"pattern_seeds {sorted(stray)} lack a main-sweep or learned-rate seed")
+        stray = set(self.converged_seeds) - set(self.sweep_seeds)
+        if stray:
+            raise ValueError(f"converged_seeds {sorted(stray)} lack a main-sweep seed")
+
+    def with_sweep(self, rates: Sequence[float] | None = None, seeds: Sequence[int] | None = None) -> "Tier":
+        """The tier with its main sweep's rates and seeds replaced (None: kept), and the
+        experiments that compare with the main sweep kept to the seeds it still trains."""
+        rates = self.sweep_rates if rates is None else tuple(rates)
+        seeds = self.sweep_seeds if seeds is None else tuple(seeds)
+        return replace(self, sweep_rates=rates, sweep_seeds=seeds,
+                       pattern_seeds=tuple(s for s in self.pattern_seeds if s in seeds),
+                       converged_seeds=tuple(s for s in self.converged_seeds if s in seeds))
 
 
 # Costs on a 2-core CPU (benchmarks/REPORT_TIME.md has the measured report): a main-sweep
@@ -47,12 +72,17 @@ TIERS: dict[str, Tier] = {
                                 rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
                                 seeds=(0, 1, 2, 3, 4)),
                  # inside the surrogate's faithful range (~0.02: the penalty check's cosines) and outside it
-                 surrogate_rates=(-0.1, -0.02, 0.02, 0.1)),
+                 surrogate_rates=(-0.1, -0.02, 0.02, 0.1), pattern_seeds=(0, 1, 2),
+                 converged_seeds=(0, 1, 2),
+                 noisy_tasks=tuple(Plan(pools=(4, 64, 0), rates=(-0.1, -0.01, 0.0, 0.01, 0.1),
+                                        seeds=(0, 1, 2), label_noise=noise) for noise in (0.2, 0.4))),
 }
 assert tuple(TIERS) == REPORT_TIERS
 # The smoke profile's: every part present, each as small as it can be.
 SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1),
-             few_tasks=Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1)), surrogate_rates=(-0.1,))
+             few_tasks=Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1)), surrogate_rates=(-0.1,),
+             pattern_seeds=(0,), converged_seeds=(0,),
+             noisy_tasks=(Plan(pools=(3,), rates=(-0.1, 0.1), seeds=(0, 1), label_noise=0.3),))
 
 
 def tier(profile: str, name: str = "default") -> Tier:
@@ -73,12 +103,17 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     command line replaced the tier's."""
     if profile == "smoke":
         return "This is a smoke build: every experiment ran on a tiny grid, for testing only."
-    built, full = TIERS[name], TIERS["full"]
-    built = replace(built, sweep_rates=tuple(built.sweep_rates if sweep_rates is None else sweep_rates),
-                    sweep_seeds=tuple(built.sweep_seeds if sweep_seeds is None else sweep_seeds))
+    built, full = TIERS[name].with_sweep(sweep_rates, sweep_seeds), TIERS["full"]
     grid = built.few_tasks
     signs = (f"the learned rates' signs are compared over {len(built.learned_seeds)} seeds"
              if len(built.learned_seeds) > 1 else "the learned rates come from one seed")
+    patterns = (f"the learned sign pattern is trained as fixed rates at {_seeds(built.pattern_seeds)}"
+                if built.pattern_seeds else "the learned sign pattern is not trained as fixed rates")
+    converged = (f"the main sweep is trained to convergence too at {_seeds(built.converged_seeds)}"
+                 if built.converged_seeds else "the main sweep is trained for a fixed budget only")
+    noise = (f"label noise of {_percents(built.noisy_tasks)} is tried on pools of "
+             f"{pools_text({p for plan in built.noisy_tasks for p in plan.pools})}"
+             if built.noisy_tasks else "no label noise is tried")
     surrogates = rate_list(built.surrogate_rates)
     surrogate = "the penalty check " + (f"trains the surrogate objective at rates {surrogates}" if surrogates
                                         else "does not train the surrogate objective")
@@ -86,7 +121,8 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
             f"{rate_list(built.sweep_rates)}{' and with learned rates' if learned else ''}, "
             f"{_seeds(built.sweep_seeds)}; {signs}; "
             f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
-            f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {surrogate}.")
+            f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {noise}; {patterns}; {converged}; "
+            f"{surrogate}.")
     if name == "full":
         return text
     additions = [("main-sweep rates", rate_list(_added(built.sweep_rates, full.sweep_rates))),
@@ -96,11 +132,20 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
                  ("few-task rates", rate_list(_added(grid.rates, full.few_tasks.rates))),
                  ("few-task seeds", rate_list(_added(grid.seeds, full.few_tasks.seeds))),
                  ("surrogate training at rates",
-                  rate_list(_added(built.surrogate_rates, full.surrogate_rates)))]
+                  rate_list(_added(built.surrogate_rates, full.surrogate_rates))),
+                 ("the sign-pattern test at seeds",
+                  rate_list(_added(built.pattern_seeds, full.pattern_seeds))),
+                 ("the main sweep at convergence at seeds",
+                  rate_list(_added(built.converged_seeds, full.converged_seeds))),
+                 ("few-task label noise of", _percents(_added(built.noisy_tasks, full.noisy_tasks)))]
     listed = "; ".join(f"{what} {values}" for what, values in additions if values)
     return (f"{text} It is sized to build in no more time than the report took before these "
             "experiments came in (benchmarks/REPORT_TIME.md). The full tier (`make report TIER=full`, meant "
             f"for a cluster) adds {listed}.")
+
+
+def _percents(plans: Sequence[Plan]) -> str:
+    return word_list(f"{100 * plan.label_noise:g}%" for plan in plans)
 
 
 def _seeds(seeds: tuple[int, ...]) -> str:

@@ -35,7 +35,7 @@ profile = "quick"
 runs_root = "runs"
 tier = "default"  # which grid of rates, pool sizes and seeds (mamllib.tiers.TIERS)
 fingerprint = ""  # changes when any pool's notebook ran again, so this page runs again
-learned = ""  # changes when a learned-rate run changed, so this page runs again
+other_runs = ""  # changes when a learned-rate, sign-pattern or converged run changed: this page runs again
 sweep_rates = None  # the main sweep's rates, seeds and learned setting where the report's
 sweep_seeds = None  # command line replaced the tier's (None: the tier's), for the first page
 sweep_learned = True
@@ -45,12 +45,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
-from mamllib import fewtask, learned_signs, plots, tiers
+from mamllib import convergence, fewtask, learned_signs, plots, sign_pattern, tiers
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
-built = tiers.tier(profile, tier)
+built = tiers.tier(profile, tier).with_sweep(sweep_rates, sweep_seeds)
 plan = built.few_tasks
 configs = plan.configs(profile)
 frame, missing = fewtask.load_experiment(configs, runs_root, profile)
@@ -126,6 +126,65 @@ glue("pools_compared", numbers["pools"], display=False)
 fewtask.comparison_percent_table(comparisons)
 
 # %% [markdown]
+# ## Fresh tasks: the main sweep at a fixed budget and at convergence
+#
+# The main sweep trains every rate for the same number of steps, which favours the rates
+# that learn fast. Where the tier trains them, the same settings (width 32, fresh tasks)
+# also train until their accuracy at their best test rate stops improving, and both are
+# scored as the few-task networks are. Each line is a budget; bands are 95% intervals
+# over seeds and test tasks.
+
+# %%
+budgets, budget_missing = convergence.load_budgets(profile, built.sweep_rates, built.converged_seeds,
+                                                   runs_root)
+if not built.converged_seeds:
+    budget_text = ("This tier trains the main sweep for a fixed budget only, so its rates are not compared "
+                   "at convergence in this build.")
+elif budgets["at convergence"].empty:
+    budget_text = f"No converged run has completed yet ({'; '.join(budget_missing)}), so nothing is compared."
+else:
+    converged_config = convergence.converged_configs(profile, built.sweep_rates, built.converged_seeds)[0]
+    budget_text = (convergence.verdict_text(budgets) + " Where the converged runs stopped: "
+                   + fewtask.stopping_text(budgets["at convergence"], converged_config))
+    if budget_missing:
+        budget_text += f" Missing: {'; '.join(budget_missing)}."
+    plots.budget_curves({fewtask.VIEWS[view]: convergence.budget_table(budgets, view)
+                         for view in ("best", "prototypes")}, "meta-test accuracy", chance=chance)
+    plt.show()
+glue("budget_text", budget_text, display=False)
+print(budget_text)
+
+# %% [markdown]
+# ## With label noise in the meta-training queries
+#
+# A second axis where the tier affords it: a fraction of each pool's meta-training query
+# labels replaced at random (drawn with the pool; validation and test tasks have none),
+# on fewer pools and rates. Noise makes a pool harder to fit honestly and easier to
+# memorise, which is where a regulariser should help if it helps anywhere. One verdict
+# per noise level, at the best test rate, as above; its intervals are simultaneous over
+# that level's pool sizes, not over the noise levels.
+
+# %%
+noise_texts = []
+for noisy in built.noisy_tasks:
+    noisy_frame, noisy_missing = fewtask.load_experiment(noisy.configs(profile), runs_root, profile)
+    level = f"With {100 * noisy.label_noise:g}% label noise"
+    if noisy_frame.empty:
+        noise_texts.append(f"{level}, no network is trained yet.")
+        continue
+    noisy_tables = {fewtask.VIEWS[view]: fewtask.rate_table(noisy_frame, view) for view in ("best", "fixed")}
+    plots.pool_curves(noisy_tables, f"meta-test accuracy, {100 * noisy.label_noise:g}% label noise",
+                      chance=chance, pool_label=fewtask.pool_label)
+    plt.show()
+    verdict = fewtask.verdict_text(fewtask.negative_versus_rest(noisy_frame, "best"), "best")
+    left_out = f" Left out of it (not trained): {'; '.join(noisy_missing)}." if noisy_missing else ""
+    noise_texts.append(f"{level}: {verdict[0].lower()}{verdict[1:]}{left_out}")
+noise_text = (" ".join(noise_texts) if noise_texts else
+              "This tier trains no network with label noise, so that axis is not tested in this build.")
+glue("noise_text", noise_text, display=False)
+print(noise_text)
+
+# %% [markdown]
 # ## Overfitting
 #
 # Accuracy on each network's meta-training tasks (its pool, with the labels it trained
@@ -156,9 +215,7 @@ stopping
 # sign, starting from 0.1 (Meta-SGD style). These are the main sweep's networks (width 32,
 # 800 steps on fresh tasks, no early stopping), not the few-task ones, trained at the
 # tier's learned-rate seeds; the rates each tensor ends with show which signs are stable:
-# a point per seed, and the mean with its 95% interval over seeds. Whether the sign
-# pattern alone carries the learned network's gain (fixed per-tensor rates with these
-# signs, against the best single fixed rate) is not tested on this page.
+# a point per seed, and the mean with its 95% interval over seeds.
 
 # %%
 learned_rates, learned_missing = learned_signs.final_rates(
@@ -172,3 +229,30 @@ print(sign_text)
 if not signs.empty:
     plots.learned_rates_across_seeds(signs, learned_rates)
     plt.show()
+
+# %% [markdown]
+# ## Does the sign pattern alone carry the gain?
+#
+# At each seed of the tier's sign-pattern test, two more networks train from the same
+# initialisation and task stream as the learned-rate one, with its final per-tensor rates
+# fixed from the first step: once with their signs, once with the same magnitudes all
+# positive. Each is compared on the fixed meta-test tasks, paired over seeds and tasks,
+# with the main sweep's best single fixed rate at that seed (chosen on its validation
+# tasks) and with the learned-rate network itself. This tests the pattern, not the path:
+# the learned rates move during training, the fixed ones do not. It relates to BOIL (Oh
+# et al. 2021), whose inner loop leaves the head fixed (a rate of zero for the head), and
+# to Meta-SGD (Li et al. 2017), whose learned per-parameter rates may turn negative; neither
+# is trained here.
+
+# %%
+comparison, pattern_missing = sign_pattern.load_comparison(profile, built.pattern_seeds, built.sweep_rates,
+                                                           runs_root)
+pattern_text = sign_pattern.pattern_text(comparison)
+if pattern_missing:
+    pattern_text += f" (Left out: {'; '.join(pattern_missing)}.)"
+if not built.pattern_seeds:
+    pattern_text = ("This tier does not train the sign-pattern networks, so whether the signs alone carry "
+                    "the learned network's gain is not tested in this build.")
+glue("pattern_text", pattern_text, display=False)
+print(pattern_text)
+sign_pattern.percent_table(sign_pattern.comparison_table(comparison))

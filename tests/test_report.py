@@ -48,6 +48,23 @@ def test_the_smoke_report_builds(smoke_report):
     assert "<title>MAML at training rate -0.1, seed 0" in page
 
 
+def test_the_sign_pattern_networks_train_after_the_learned_ones(smoke_report):
+    from mamllib import sign_pattern
+
+    root, _, results = smoke_report
+    page = (root / "book" / "_build" / "html" / "book" / "generated" / "negative_rates.html").read_text()
+    if sign_pattern.learned_patterns("smoke", [0], root / "runs"):  # seed 0 learned a negative rate
+        stage = results["training-patterns"]
+        assert stage["status"] == "completed" and stage["parameters"]["runs"] == 2  # signed and positive
+        assert "fixed from the first step" in page and "paired over one seed" in page
+    else:  # eight smoke steps from 0.1 may leave every rate positive: no sign to test
+        assert "training-patterns" not in results
+        assert "seed 0: no completed learned-rate run with a negative rate" in page
+    assert "After the fixed budget of the main sweep, the best negative rate" in page
+    assert "At convergence, the best negative rate" in page
+    assert "With 30% label noise: for MAML at the best test rate" in page
+
+
 def test_no_page_shows_a_python_object_instead_of_its_content(smoke_report):
     # A glued rich object pasted with the wrong role shows up as its repr, e.g.
     # "<IPython.core.display.Markdown object>", and the build does not warn about it;

@@ -16,7 +16,8 @@ def test_an_unknown_tier_is_refused():
 def test_the_default_tier_is_part_of_the_full_one():
     """Every default number is one the full tier computes too, on the same networks."""
     default, full = tiers.TIERS["default"], tiers.TIERS["full"]
-    for field in ("sweep_rates", "sweep_seeds", "learned_seeds", "surrogate_rates"):
+    for field in ("sweep_rates", "sweep_seeds", "learned_seeds", "surrogate_rates", "pattern_seeds",
+                  "converged_seeds"):
         assert set(getattr(default, field)) <= set(getattr(full, field)), field
     assert set(default.few_tasks.configs("quick")) <= set(full.few_tasks.configs("quick"))
 
@@ -40,6 +41,13 @@ def test_the_first_page_names_every_setting_the_default_leaves_out():
     assert _numbers(clauses["few-task rates"]) == set(full.few_tasks.rates) - set(default.few_tasks.rates)
     assert _numbers(clauses["few-task seeds"]) == set(full.few_tasks.seeds) - set(default.few_tasks.seeds)
     assert _numbers(clauses["surrogate training at rates"]) == set(full.surrogate_rates)
+    pattern_added = set(full.pattern_seeds) - set(default.pattern_seeds)
+    assert _numbers(clauses.get("the sign-pattern test at seeds", "")) == pattern_added
+    noise_added = {100 * plan.label_noise for plan in full.noisy_tasks} - {
+        100 * plan.label_noise for plan in default.noisy_tasks}
+    assert _numbers(clauses.get("few-task label noise of", "")) == noise_added
+    converged_added = set(full.converged_seeds) - set(default.converged_seeds)
+    assert _numbers(clauses.get("the main sweep at convergence at seeds", "")) == converged_added
     assert "does not train the surrogate" in text and "with learned rates, seed 0" in text
     assert "signs are compared over 3 seeds" in text
     assert "adds" not in tiers.tier_text("quick", "full")
@@ -57,3 +65,20 @@ def test_the_smoke_tier_exercises_every_part_and_other_profiles_use_the_named_ti
     assert smoke.sweep_rates and len(smoke.learned_seeds) > 1 and smoke.surrogate_rates
     assert len(smoke.few_tasks.pools) > 1 and 0 in smoke.few_tasks.pools
     assert tiers.tier("quick", "full") is tiers.TIERS["full"]
+
+
+def test_the_sign_pattern_is_trained_only_where_its_comparisons_exist():
+    with pytest.raises(ValueError, match=r"pattern_seeds \[1\]"):
+        tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0, 1),
+                   few_tasks=tiers.TIERS["default"].few_tasks, surrogate_rates=(), pattern_seeds=(0, 1))
+
+
+def test_a_sweep_replaced_on_the_command_line_keeps_only_the_comparisons_it_can_make():
+    full = tiers.TIERS["full"]
+    replaced = full.with_sweep(rates=[0.4], seeds=[1, 5])
+    assert replaced.sweep_rates == (0.4,) and replaced.sweep_seeds == (1, 5)
+    assert replaced.pattern_seeds == (1,) and replaced.converged_seeds == (1,)
+    assert full.with_sweep() == full
+    with pytest.raises(ValueError, match=r"converged_seeds \[3\]"):
+        tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,),
+                   few_tasks=full.few_tasks, surrogate_rates=(), converged_seeds=(3,))

@@ -15,7 +15,7 @@ from typing import Any, Iterable
 
 import yaml
 
-from mamllib import fewtask, learned_signs, tiers
+from mamllib import convergence, fewtask, learned_signs, sign_pattern, tiers
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
@@ -24,6 +24,7 @@ from mamllib.pipeline.sweep import RECORD, Execution, rate_order, run_executions
 from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
 GENERATED = Path("book") / "generated"
+PATTERN_STAGE = "training-patterns"  # the record's entry of the sign-pattern networks' training
 # The theory notebooks' parameters in a smoke report: seconds per notebook.
 SMALL_PENALTY = {"n_tasks": 2}
 SMALL_LINEAR = {"runs": 60, "runs_adaptation": 40, "runs_under": 10, "task_counts": [3, 100],
@@ -138,26 +139,37 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | No
     out_dir = root / GENERATED
     # Notebooks run in the repository root and name paths relative to it: no path of the
     # machine that built the book appears in it.
-    built = tiers.tier(profile, tier)
-    rates = built.sweep_rates if rates is None else rates
-    seeds = built.sweep_seeds if seeds is None else seeds
+    built = tiers.tier(profile, tier).with_sweep(rates, seeds)
+    rates, seeds = built.sweep_rates, built.sweep_seeds
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small,
                                          built.surrogate_rates)
     record = out_dir / RECORD
     recorded = record.read_bytes() if record.exists() else b""
     # Every run first (in populations where they pay); the notebooks then only analyse.
     learned_runs = learned_signs.learned_configs(profile, built.learned_seeds)
-    runs = stage_runs(settings, [*theory_runs(others), *built.few_tasks.configs(profile), *learned_runs])
+    converged = convergence.converged_configs(profile, rates, built.converged_seeds)
+    noisy = [config for plan in built.noisy_tasks for config in plan.configs(profile)]
+    runs = stage_runs(settings, [*theory_runs(others), *built.few_tasks.configs(profile), *learned_runs,
+                                 *converged, *noisy])
     trained = train_stage(runs, profile, "runs", root, out_dir, jobs=jobs)
     results = {STAGE: trained} if trained is not None else {}
+    # The sign-pattern networks train with the rates the learned runs ended with: after them.
+    patterns = sign_pattern.all_pattern_configs(profile, built.pattern_seeds, root / "runs")
+    trained = train_stage(patterns, profile, "runs", root, out_dir, jobs=jobs, stage=PATTERN_STAGE)
+    results.update({PATTERN_STAGE: trained} if trained is not None else {})
     results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
     few_tasks = few_task_executions(profile, tier, "runs", root)  # after training: it fingerprints the runs
     results.update(run_executions(few_tasks, out_dir, jobs, cwd=root, desc="few-task pools"))
+    # The page compares the pattern and converged runs with the main sweep's at their seeds.
+    seeds_compared = sorted({*built.pattern_seeds, *built.converged_seeds})
+    sweep_runs = convergence.budget_configs(profile, rates, seeds_compared)["fixed budget"]
+    other_runs = fewtask.runs_fingerprint([*learned_runs, *patterns, *noisy, *converged, *sweep_runs], "runs",
+                                          profile, root)
     negative = Execution("negative_rates", "negative_rates",
                          {"profile": profile, "runs_root": "runs", "tier": tier, "sweep_rates": list(rates),
                           "sweep_seeds": list(seeds), "sweep_learned": learned,
                           "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks}),
-                          "learned": fewtask.runs_fingerprint(learned_runs, "runs", profile, root)})
+                          "other_runs": other_runs})
     results.update(run_executions([negative], out_dir, 1, cwd=root, desc="few-task summary"))
     results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
     # The summary reads the sweep's runs, so it runs whenever one of their pages or the
