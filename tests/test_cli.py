@@ -186,6 +186,11 @@ BAD_INPUTS = {
     "negative patience": (_plain("train", "--profile", "smoke", "--patience", "-2", "--out", "OUT"),
                           "patience=-2"),
     "pool larger than the split can make": (_small_omniglot_pool, "train_tasks=1000000 is more than"),
+    "per-tensor rates not numbers": (_plain("train", "--profile", "smoke", "--tensor-inner-lrs", "-0.1,x",
+                                            "--out", "OUT"), "tensor_inner_lrs='-0.1,x'"),
+    "per-tensor rates that do not fit the network": (
+        _plain("train", "--profile", "smoke", "--tensor-inner-lrs", "-0.1,0.2", "--out", "OUT"),
+        "tensor_inner_lrs has 2 rates; this network has 18"),
     "notebook parameters not an object": (_plain("notebook", "maml_run", "--out", "OUT/x.ipynb",
                                                  "--parameters", "[1]"),
                                           "expected a JSON object"),
@@ -253,6 +258,7 @@ def test_negative_rates_in_any_notation_are_values_not_options():
     assert parser.parse_args(["train", "--inner-lr", "-1e-3"]).inner_lr == -1e-3
     assert parser.parse_args(["analyze", "RUN", "--grid", "-1E-2", "-.5", "0"]).grid == [-0.01, -0.5, 0.0]
     assert parser.parse_args(["sweep", "--rates", "-4e-1", "0.1"]).rates == [-0.4, 0.1]
+    assert parser.parse_args(["train", "--tensor-inner-lrs", "-0.05,0.1"]).tensor_inner_lrs == "-0.05,0.1"
 
 
 def test_result_files_follow_the_umask_at_write_time(tmp_path, capsys, glyphs):
