@@ -49,13 +49,10 @@ def _relative_gap(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).detach().abs().max()) for x, y in zip(a, b)) / scale
 
 
-@pytest.mark.parametrize("changes", [
-    {}, {"first_order": True}, {"learn_inner_lr": True}, {"inner_steps": 2}, {"objective": "surrogate"}])
-def test_members_end_with_the_parameters_of_lone_runs_in_float64(glyphs, changes):
-    """Three outer steps, in double precision: each member's meta-parameters and Adam state
-    equal those of the same setting trained alone, to 1e-10 of their scale."""
-    configs = [profile("smoke", inner_lr=rate, seed=seed, **changes) for rate, seed in SETTINGS]
-    batches = [_batches(c, glyphs, 3) for c in configs]
+def _alone_and_together(configs, glyphs, steps):
+    """Each config's MAML and optimiser after ``steps`` outer steps trained alone, and the
+    same trained as one population on the same meta-batches (written back), in float64."""
+    batches = [_batches(c, glyphs, steps) for c in configs]
     alone = []
     for config, stream in zip(configs, batches):
         maml, optimizer = _member(config, glyphs)
@@ -66,10 +63,20 @@ def test_members_end_with_the_parameters_of_lone_runs_in_float64(glyphs, changes
         alone.append((maml, optimizer))
     members = [_member(c, glyphs) for c in configs]
     population = Population(*zip(*members), outer_lr=configs[0].outer_lr)
-    for step in range(3):
+    for step in range(steps):
         losses, _, diverged = population.outer_step(configs[0], [stream[step] for stream in batches])
-        assert not diverged and len(losses) == 3
+        assert not diverged and len(losses) == len(configs)
     population.write_back()
+    return alone, members
+
+
+@pytest.mark.parametrize("changes", [
+    {}, {"first_order": True}, {"learn_inner_lr": True}, {"inner_steps": 2}, {"objective": "surrogate"}])
+def test_members_end_with_the_parameters_of_lone_runs_in_float64(glyphs, changes):
+    """Three outer steps, in double precision: each member's meta-parameters and Adam state
+    equal those of the same setting trained alone, to 1e-10 of their scale."""
+    configs = [profile("smoke", inner_lr=rate, seed=seed, **changes) for rate, seed in SETTINGS]
+    alone, members = _alone_and_together(configs, glyphs, steps=3)
     for (maml, optimizer), (lone, lone_optimizer) in zip(members, alone):
         kept = _with_a_gradient(lone)
         assert _relative_gap(kept(lone.meta_parameters()), kept(maml.meta_parameters())) < 1e-10
@@ -276,20 +283,7 @@ def test_members_with_their_own_per_tensor_rates_end_as_they_would_alone(glyphs)
     configs = [profile("smoke", seed=seed, tensor_inner_lrs=",".join(map(str, rates)))
                for seed, rates in enumerate(patterns)]
     assert population_key(configs[0]) == population_key(configs[1])  # they may share a population
-    batches = [_batches(c, glyphs, 2) for c in configs]
-    alone = []
-    for config, stream in zip(configs, batches):
-        maml, optimizer = _member(config, glyphs)
-        for episodes in stream:
-            optimizer.zero_grad()
-            outer_objective(config, maml, episodes).query_loss.backward()
-            optimizer.step()
-        alone.append(maml)
-    members = [_member(c, glyphs) for c in configs]
-    population = Population(*zip(*members), outer_lr=configs[0].outer_lr)
-    for step in range(2):
-        population.outer_step(configs[0], [stream[step] for stream in batches])
-    population.write_back()
-    for (maml, _), lone in zip(members, alone):
+    alone, members = _alone_and_together(configs, glyphs, steps=2)
+    for (maml, _), (lone, _) in zip(members, alone):
         kept = _with_a_gradient(lone)
         assert _relative_gap(kept(lone.meta_parameters()), kept(maml.meta_parameters())) < 1e-10
