@@ -21,6 +21,7 @@ LAYERS = [
     {"evaluate", "penalty", "prototypes", "softmax_regression", "linreg", "checkpoint"},
     {"train", "latent"},
     {"runs", "findings", "population", "fewtask", "learned_signs"},
+    {"sign_pattern", "convergence"},
     {"plots", "tiers"},
     {"pipeline"},
     {"cli", "__main__", "__init__"},
