@@ -349,7 +349,8 @@ def stopping_text(frame: pd.DataFrame, config: Config) -> str:
         if said:
             parts.append(f"of the {len(group)} networks of {pool_label(pool)}, " + " and ".join(said))
     if not parts:
-        return "Every network stopped early, after its first validation."
+        return ("Every network stopped early, before the cap, and none kept the parameters of its first "
+                "validation.")
     text = "; ".join(parts) + "."
     return text[0].upper() + text[1:]
 

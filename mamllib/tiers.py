@@ -139,8 +139,9 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
                   rate_list(_added(built.converged_seeds, full.converged_seeds))),
                  ("few-task label noise of", _percents(_added(built.noisy_tasks, full.noisy_tasks)))]
     listed = "; ".join(f"{what} {values}" for what, values in additions if values)
-    return (f"{text} It is sized to build in no more time than the report took before these "
-            "experiments came in (benchmarks/REPORT_TIME.md). The full tier (`make report TIER=full`, meant "
+    return (f"{text} It is sized so that a 2-core machine builds it in about the time the report took "
+            "before these experiments came in (benchmarks/REPORT_TIME.md has the timings measured). The full "
+            "tier (`make report TIER=full`, meant "
             f"for a cluster) adds {listed}.")
 
 

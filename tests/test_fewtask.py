@@ -169,6 +169,8 @@ def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_fir
     table = fewtask.stopping_table(frame)
     assert table.loc[(4, -0.1), "step kept, per seed"] == f"{config.val_every}, {config.val_every}, 200"
     assert table.loc[(0, 0.1), "seeds that ran to the cap"] == 1
+    assert fewtask.stopping_text(_frame(lambda *_: 0.6), config) == (
+        "Every network stopped early, before the cap, and none kept the parameters of its first validation.")
 
 
 def test_networks_trained_at_negative_rates_are_described_at_their_own_rate():
