@@ -66,8 +66,10 @@ def commit_of(rev: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def record_timing(rev: str, wall: float, record: Path, note: str = "") -> dict:
-    entry = {"rev": rev, "commit": commit_of(rev), "machine": machine(), "wall_s": round(wall, 1),
+def record_timing(rev: str, wall: float, record: Path, note: str = "", commit: str | None = None) -> dict:
+    """Record a timing of ``commit`` (by default what ``rev`` names now: pass the commit
+    resolved when the clone was made, since a branch may move while a report runs)."""
+    entry = {"rev": rev, "commit": commit or commit_of(rev), "machine": machine(), "wall_s": round(wall, 1),
              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "stages": stages(record), "note": note}
     timings = json.loads(TIMES.read_text()) if TIMES.exists() else []
@@ -78,17 +80,18 @@ def record_timing(rev: str, wall: float, record: Path, note: str = "") -> dict:
 def time_report(rev: str, keep: Path | None = None) -> dict:
     """Clone this repository at ``rev`` into a temporary folder (or into ``keep``, left in
     place to read the book it built) and time `make report` there."""
+    commit = commit_of(rev)  # now: HEAD may move while the report runs
     with tempfile.TemporaryDirectory(prefix="report-time-") as folder:
-        clone = keep / commit_of(rev) if keep else Path(folder) / "clone"
+        clone = keep / commit if keep else Path(folder) / "clone"
         subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True)
-        subprocess.run(["git", "checkout", "--quiet", commit_of(rev)], cwd=clone, check=True)
+        subprocess.run(["git", "checkout", "--quiet", commit], cwd=clone, check=True)
         started = time.perf_counter()
         done = subprocess.run(["make", "report"], cwd=clone, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"`make report` failed at {rev} (exit status {done.returncode}); nothing recorded")
-        return record_timing(rev, wall, clone / "book" / "generated" / "executions.json")
+        return record_timing(rev, wall, clone / "book" / "generated" / "executions.json", commit=commit)
 
 
 def render(timings: list[dict]) -> str:
