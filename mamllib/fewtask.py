@@ -286,7 +286,7 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
     level = comparison.level.iloc[0]
     pools = round(0.05 / (1 - level))
     how = (f"rates chosen on the validation tasks, compared on the test tasks, paired over seeds and tasks, "
-           f"{100 * level:.1f}% intervals" + (f", simultaneous over the experiment's {pools} pool sizes"
+           f"{100 * level:.3g}% intervals" + (f", simultaneous over the experiment's {pools} pool sizes"
                                               if pools > 1 else ""))
     wins = comparison[comparison.verdict == "negative wins"]
     parts = [f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats the best "
@@ -367,16 +367,45 @@ def own_rate_text(frame: pd.DataFrame, chance: float, config: Config) -> str:
     best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
     best_rates = best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
     positive = int((best_rates > 0).sum())
-    stopping = ("Early stopping watched the accuracy at the best test rate of either sign, so each "
-                "checkpoint was chosen on the rate its network does best at."
+    stopping = ("Early stopping watched the accuracy at the best test rate of either sign (the best of "
+                "nine rates on the same validation tasks, so small differences decide), not at the "
+                "training rate."
                 if config.stop_on == "best_rate" else
                 "Early stopping watched the accuracy at the training rate, so for these networks it "
                 "chose the checkpoint on a rate that is not the one they do best at.")
     return (f"Adapted at their own training rate, the {len(own)} networks trained at negative rates "
             f"score {100 * own.min():.1f}% to {100 * own.max():.1f}% on the validation tasks (chance: "
             f"{100 * chance:.0f}%); {reversed_} of them are below chance beyond their 95% interval over "
-            "those tasks, systematically wrong as a reversed classifier is. For "
+            "those tasks: on new tasks their own step makes them systematically wrong. For "
             f"{positive} of the {len(best_rates)} the test rate best on validation is positive. {stopping}")
+
+
+def own_rate_fit_text(configs: Iterable[Config], runs_root: str | Path, profile: str) -> str:
+    """How well the networks fit their own meta-training tasks and the test tasks when
+    adapted at their own training rate, as training recorded them (``train_tasks_score``
+    and the meta-test result): what the table at the fixed rate does not show."""
+    rows = []
+    for config in configs:
+        run_dir = ckpt.run_folder(runs_root, profile, config)
+        if ckpt.run_status(run_dir) == "completed":
+            metrics = ckpt.read_json(run_dir / ckpt.METRICS)
+            scores = metrics["train_tasks_score"]["accuracy"], metrics["test"]["accuracy"]
+            rows.append((config.inner_lr, *scores))
+    if not rows:
+        return "No network is trained."
+    parts = []
+    for rate in sorted({rate for rate, _, _ in rows}):
+        train = [t for r, t, _ in rows if r == rate]
+        test = [t for r, _, t in rows if r == rate]
+        parts.append(f"trained at {rate:g}, {_span(train)} on their meta-training tasks and {_span(test)} "
+                     "on the test tasks")
+    return ("Adapted at their own training rate (as training scored them, one value per seed), the "
+            "networks score: " + "; ".join(parts) + ". The table below is at the fixed test rate instead.")
+
+
+def _span(values: list[float]) -> str:
+    low, high = 100 * min(values), 100 * max(values)
+    return f"{low:.1f}%" if round(low, 1) == round(high, 1) else f"{low:.1f}% to {high:.1f}%"
 
 
 def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:

@@ -73,6 +73,7 @@ plots.pool_curves({"meta-training tasks": fewtask.rate_table(frame, "fixed", par
                    "meta-test tasks": tables[fewtask.VIEWS["fixed"]]}, "accuracy at the fixed test rate",
                   chance=1 / configs[0].n_way, pool_label=fewtask.pool_label)
 plt.show()
+print(fewtask.own_rate_fit_text(configs, runs_root, profile))
 fewtask.gap_percent_table(gap)
 
 # %% [markdown]

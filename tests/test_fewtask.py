@@ -186,3 +186,17 @@ def test_networks_trained_at_negative_rates_are_described_at_their_own_rate():
     noisy.loc[(noisy.train_rate < 0) & (noisy.task % 2 == 0), "accuracy"] = 0.6  # mean 0.35, wide interval
     assert "0 of them are below chance" in fewtask.own_rate_text(noisy, 0.2, config)
     assert "For 6 of the 6 the test rate best on validation is positive" in text  # 0.1 in _frame
+
+
+def test_the_fit_at_the_own_rate_is_read_from_what_training_recorded(tmp_path):
+    configs = [fewtask.experiment_config("smoke", 3, rate, seed) for rate in (-0.1, 0.1) for seed in (0, 1)]
+    recorded = [(1.0, 0.08), (1.0, 0.09), (1.0, 0.45), (0.9, 0.5)]  # (meta-training, test) per network
+    for config, (train_score, test_score) in zip(configs, recorded):
+        folder = run_folder(tmp_path, "smoke", config)
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({
+            "status": "completed", "train_tasks_score": {"accuracy": train_score},
+            "test": {"accuracy": test_score}}))
+    text = fewtask.own_rate_fit_text(configs, tmp_path, "smoke")
+    assert ("trained at -0.1, 100.0% on their meta-training tasks and 8.0% to 9.0% on the test tasks; "
+            "trained at 0.1, 90.0% to 100.0% on their meta-training tasks and 45.0% to 50.0%") in text
