@@ -400,7 +400,8 @@ def own_rate_fit_text(configs: Iterable[Config], runs_root: str | Path, profile:
         parts.append(f"trained at {rate:g}, {_span(train)} on their meta-training tasks and {_span(test)} "
                      "on the test tasks")
     return ("Adapted at their own training rate (as training scored them, one value per seed), the "
-            "networks score: " + "; ".join(parts) + ". The table below is at the fixed test rate instead.")
+            "networks score: " + "; ".join(parts)
+            + ". The overfitting table is at the fixed test rate instead.")
 
 
 def _span(values: list[float]) -> str:
