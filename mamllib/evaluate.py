@@ -112,17 +112,14 @@ def best_rate_score(config: Config, maml: MAML, dataset: FewShotDataset, split: 
     """On the fixed tasks of ``split``: the score adapted as ``config`` says (as
     :func:`score`), the test rate of ``grid`` (either sign) at which MAML scores best, and
     its score there. One inner step's support gradient serves every rate."""
-    def tasks():
-        return fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
-                           n_tasks, config.eval_chunk)
-
     own = adaptation_rates(config, maml)
     rates = sorted(set(map(float, grid)) | ({float(own)} if own.dim() == 0 else set()))
-    scores = rate_scores(maml, tasks(), rates, config.test_inner_steps, device)
+    tasks = fixed_tasks(dataset.splits[split], split, config.n_way, config.k_shot, config.n_query,
+                        n_tasks, config.eval_chunk)
+    scores = rate_scores(maml, tasks, rates, config.test_inner_steps, device)
     best = best_test_rate({rate: scores[rate] for rate in map(float, grid)})
     adapted = (Score.from_tasks(scores[float(own)][0]) if own.dim() == 0  # learned rates: one per tensor
-               else Score.from_tasks(_task_accuracy(config, maml, tasks(), n_tasks, f"scoring {split} tasks",
-                                                    device)))
+               else score(config, maml, dataset, split, n_tasks, device))
     return adapted, best, Score.from_tasks(scores[best][0])
 
 
