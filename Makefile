@@ -24,7 +24,8 @@ test: $(STAMP)
 
 # The whole report: the sweep of training rates (one executed notebook each), the
 # theory notebooks, the summary, and the Jupyter Book in book/_build/html/.
-# Re-running skips every notebook that is current. JOBS=2 runs two settings at once.
+# Re-running skips every notebook that is current. JOBS=2: a local Dask cluster of two
+# workers (two settings at once); MAMLLIB_SCHEDULER=tcp://HOST:8786 uses a running cluster.
 # TIER=full trains every setting of every experiment (mamllib/tiers.py; for a cluster).
 JOBS ?= 1
 TIER ?= default

@@ -10,7 +10,9 @@ import errno
 import json
 import math
 import re
+import signal
 import sys
+import threading
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
@@ -318,13 +320,47 @@ def _add_sweep_flags(parser: argparse.ArgumentParser, by_tier: bool = False) -> 
                         help=f"seeds of the main sweep (default: {default})")
     parser.add_argument("--no-learned", action="store_true", help="leave out the learned-rate setting")
     parser.add_argument("-j", "--jobs", type=_integer, default=1,
-                        help="settings run in parallel (default: 1)")
+                        help="worker processes of the local cluster: settings run at once, the cores "
+                             "shared out among them (default: 1)")
+    where = parser.add_argument_group(
+        "where the work runs (a Dask cluster; default: a local one started here)")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="a running Dask scheduler, e.g. tcp://HOST:8786 (default: $MAMLLIB_SCHEDULER)")
+    where.add_argument("--cluster", choices=("local", "slurm"), default="local",
+                       help="local, or Slurm jobs through dask-jobqueue (the --slurm-* options)")
+    where.add_argument("--gpu", action="store_true",
+                       help="training and settings only on workers with the Dask resource GPU "
+                            "(`dask worker ... --resources GPU=1`)")
+    slurm = parser.add_argument_group("Slurm (with --cluster slurm)")
+    slurm.add_argument("--slurm-queue", metavar="PARTITION", help="partition (default: Slurm's)")
+    slurm.add_argument("--slurm-walltime", metavar="HH:MM:SS",
+                       help="time limit of each worker job (default: 04:00:00)")
+    slurm.add_argument("--slurm-memory", metavar="SIZE", help="memory of each worker job (default: 16GB)")
+    slurm.add_argument("--slurm-cpus", type=_integer, metavar="N",
+                       help="cores of each worker job (default: 4)")
+    slurm.add_argument("--slurm-gpus", type=_integer, metavar="N",
+                       help="GPUs of each worker job, offered as the resource GPU (default: 0)")
+    slurm.add_argument("--slurm-workers", type=_integer, metavar="N", help="worker jobs (default: 2)")
 
 
 def _check_sweep(args: argparse.Namespace) -> None:
     profile(args.profile)  # refuses an unknown profile
     if args.jobs < 1:
         raise ConfigError(f"jobs={args.jobs} is not allowed; use 1 or more")
+    if args.cluster == "slurm" and args.scheduler:
+        raise ConfigError("--cluster slurm starts its own scheduler; leave out --scheduler")
+
+
+def _cluster(args: argparse.Namespace, root: Path) -> Any:
+    """The Dask cluster the command's work runs on (see ``--help``), closed when the block ends."""
+    from mamllib.pipeline.cluster import open_cluster
+    from mamllib.pipeline.slurm import check_options
+
+    slurm = None
+    if args.cluster == "slurm":
+        slurm = check_options({name: getattr(args, f"slurm_{name}")
+                               for name in ("queue", "walltime", "memory", "cpus", "gpus", "workers")})
+    return open_cluster(root, args.jobs, args.scheduler, slurm, args.gpu)
 
 
 def _sweep(args: argparse.Namespace) -> int:
@@ -339,9 +375,10 @@ def _sweep(args: argparse.Namespace) -> int:
     settings = sweep_settings(args.profile, args.rates, args.seeds, not args.no_learned, args.runs_root)
     out = Path(args.out).resolve()
     # Every setting's run first, in populations; the notebooks then analyse them.
-    trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, jobs=args.jobs)
-    results = {STAGE: trained} if trained is not None else {}
-    results.update(run_executions(settings, out, args.jobs, cwd=base))
+    with _cluster(args, base) as cluster:
+        trained = train_stage(stage_runs(settings), args.profile, args.runs_root, base, out, cluster=cluster)
+        results = {STAGE: trained} if trained is not None else {}
+        results.update(run_executions(settings, out, cluster, cwd=base))
     return _print_results(results)
 
 
@@ -360,8 +397,9 @@ def _report(args: argparse.Namespace) -> int:
     from mamllib.pipeline.report import build_report
 
     _check_sweep(args)
-    index, results = build_report(Path(args.root), args.profile, args.rates, args.seeds,
-                                  not args.no_learned, args.jobs, args.small, args.tier)
+    with _cluster(args, Path(args.root).resolve()) as cluster:
+        index, results = build_report(Path(args.root), args.profile, args.rates, args.seeds,
+                                      not args.no_learned, args.jobs, args.small, args.tier, cluster)
     code = _print_results(results)
     print(f"report: {index}")
     return code
@@ -391,8 +429,14 @@ def _notebook(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops the command as Ctrl-C does: the cluster closes, the record stays
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in ("sweep", "report") and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _interrupt)
     handlers = {"train": _train, "evaluate": _evaluate, "analyze": _analyze, "sweep": _sweep,
                 "report": _report, "notebook": _notebook, "data": _data}
     try:

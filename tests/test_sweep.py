@@ -146,14 +146,14 @@ def test_settings_table_and_a_missing_record(tmp_path):
         read_record(tmp_path / "executions.json")
 
 
-def test_an_execution_run_again_in_the_same_wall_time_gets_a_new_entry(tmp_path, monkeypatch):
+def test_an_execution_run_again_in_the_same_wall_time_gets_a_new_entry(tmp_path):
     """What runs after a notebook (the summary, the book's rebuild) learns that it ran again
     from its record entry; the wall time, rounded to 0.1 s, can come out the same."""
-    import subprocess
-    from mamllib.pipeline import sweep
+    from mamllib.pipeline.cluster import Outcome
+    from mamllib.pipeline.sweep import record_entry
 
-    monkeypatch.setattr(sweep.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 1))
-    monkeypatch.setattr(sweep.time, "perf_counter", lambda: 5.0)
     execution = sweep_settings("smoke", rates=(0.4,), learned=False, runs_root="r")[0]
-    first, second = (sweep.execute_one(execution, tmp_path, tmp_path / "logs", tmp_path) for _ in range(2))
+    failed = Outcome([1], worker="tcp://w:1", seconds=5.0)
+    first, second = (record_entry(execution, failed, tmp_path, tmp_path) for _ in range(2))
     assert first["wall_time_s"] == second["wall_time_s"] and first != second
+    assert first["status"] == "failed" and first["log"] == f"logs/{execution.output}.log"

@@ -20,6 +20,7 @@ from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
+from mamllib.pipeline.cluster import Cluster, maybe_cluster
 from mamllib.pipeline.sweep import RECORD, Execution, rate_order, run_executions, sweep_settings
 from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
@@ -130,8 +131,10 @@ def build_book(root: Path, toc: Path | None = None, every_page: bool = False) ->
 
 def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | None = None,
                  seeds: Iterable[int] | None = None, learned: bool = True, jobs: int = 1,
-                 small: bool = False, tier: str = "default") -> tuple[Path, dict[str, dict[str, Any]]]:
-    """Run every notebook that is not current, then build the book. The tier sets what
+                 small: bool = False, tier: str = "default",
+                 cluster: Cluster | None = None) -> tuple[Path, dict[str, dict[str, Any]]]:
+    """Run every notebook that is not current on ``cluster`` (else a local one of ``jobs``
+    workers, started only if something runs), then build the book. The tier sets what
     the report trains (:mod:`mamllib.tiers`); ``rates`` and ``seeds`` replace its main sweep's."""
     root = Path(root).resolve()
     if not (root / "_toc.yml").exists():
@@ -145,21 +148,38 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | No
                                          built.surrogate_rates)
     record = out_dir / RECORD
     recorded = record.read_bytes() if record.exists() else b""
+    with maybe_cluster(cluster, root, jobs) as cluster:
+        results, few_tasks = _run_report(root, out_dir, profile, tier, built, settings, others, learned,
+                                         cluster)
+    failed = [name for name, entry in results.items() if entry["status"] == "failed"]
+    executed = (record.read_bytes() if record.exists() else b"") != recorded
+    index = build_book(root, ordered_toc(root, settings, few_tasks), every_page=executed)
+    return index, {"failed": failed, **results}
+
+
+def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers.Tier,
+                settings: list[Execution], others: list[Execution], learned: bool,
+                cluster: Cluster) -> tuple[dict[str, dict[str, Any]], list[Execution]]:
+    """Every training stage and notebook of the report, in order, on ``cluster``; returns
+    the record's entries and the executions' results by name, and the few-task pages."""
+    rates, seeds = built.sweep_rates, built.sweep_seeds
     # Every run first (in populations where they pay); the notebooks then only analyse.
     learned_runs = learned_signs.learned_configs(profile, built.learned_seeds)
     converged = convergence.converged_configs(profile, rates, built.converged_seeds)
     noisy = [config for plan in built.noisy_tasks for config in plan.configs(profile)]
     runs = stage_runs(settings, [*theory_runs(others), *built.few_tasks.configs(profile), *learned_runs,
                                  *converged, *noisy])
-    trained = train_stage(runs, profile, "runs", root, out_dir, jobs=jobs)
+    trained = train_stage(runs, profile, "runs", root, out_dir, cluster=cluster)
     results = {STAGE: trained} if trained is not None else {}
     # The sign-pattern networks train with the rates the learned runs ended with: after them.
     patterns = sign_pattern.all_pattern_configs(profile, built.pattern_seeds, root / "runs")
-    trained = train_stage(patterns, profile, "runs", root, out_dir, jobs=jobs, stage=PATTERN_STAGE)
+    trained = train_stage(patterns, profile, "runs", root, out_dir, cluster=cluster, stage=PATTERN_STAGE)
     results.update({PATTERN_STAGE: trained} if trained is not None else {})
-    results.update(run_executions(settings, out_dir, jobs, cwd=root, desc="settings"))
+    # The pages that need only the runs go to the cluster together (the theory notebooks
+    # too: the penalty check's runs are trained), so that every worker has work.
     few_tasks = few_task_executions(profile, tier, "runs", root)  # after training: it fingerprints the runs
-    results.update(run_executions(few_tasks, out_dir, jobs, cwd=root, desc="few-task pools"))
+    results.update(run_executions([*settings, *few_tasks, *others], out_dir, cluster, cwd=root,
+                                  desc="notebooks"))
     # The page compares the pattern and converged runs with the main sweep's at their seeds.
     seeds_compared = sorted({*built.pattern_seeds, *built.converged_seeds})
     sweep_runs = convergence.budget_configs(profile, rates, seeds_compared)["fixed budget"]
@@ -170,20 +190,16 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | No
                           "sweep_seeds": list(seeds), "sweep_learned": learned,
                           "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks}),
                           "other_runs": other_runs})
-    results.update(run_executions([negative], out_dir, 1, cwd=root, desc="few-task summary"))
-    results.update(run_executions(others, out_dir, jobs, cwd=root, desc="theory notebooks"))
+    results.update(run_executions([negative], out_dir, cluster, cwd=root, desc="few-task summary"))
     # The summary reads the sweep's runs, so it runs whenever one of their pages or the
     # training just did; the appendix lists every notebook's wall time, the summary's
     # included, so it runs last, whenever anything ran.
     sweep = {name: results[name] for name in [STAGE, *(e.output for e in settings)] if name in results}
     summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(sweep)})
-    results.update(run_executions([summary], out_dir, 1, cwd=root, desc="summary"))
+    results.update(run_executions([summary], out_dir, cluster, cwd=root, desc="summary"))
     appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})
-    results.update(run_executions([appendix], out_dir, 1, cwd=root, desc="appendix"))
-    failed = [name for name, entry in results.items() if entry["status"] == "failed"]
-    executed = (record.read_bytes() if record.exists() else b"") != recorded
-    index = build_book(root, ordered_toc(root, settings, few_tasks), every_page=executed)
-    return index, {"failed": failed, **results}
+    results.update(run_executions([appendix], out_dir, cluster, cwd=root, desc="appendix"))
+    return results, few_tasks
 
 
 def _fingerprint(results: dict[str, dict[str, Any]]) -> str:

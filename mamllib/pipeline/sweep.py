@@ -1,8 +1,9 @@
 """The papermill sweep: one executed ``maml_run`` notebook per training-rate setting.
 
-Each setting runs in its own process (``python -m mamllib notebook ...``) with its
-output in a log file, so a failing setting keeps its partial notebook (papermill's
-error notebook), is recorded as failed, and does not stop the others. A record of
+Each setting is a job of the Dask cluster (:mod:`mamllib.pipeline.cluster`) that runs
+``python -m mamllib notebook ...`` in a subprocess with its output in a log file, so a
+failing setting keeps its partial notebook (papermill's error notebook), is recorded as
+failed, and does not stop the others. A record of
 finished executions (``executions.json`` beside the notebooks) makes the sweep
 resumable: a setting whose notebook completed with the same parameters is skipped, and
 anything interrupted is simply run again (training itself resumes from its checkpoint,
@@ -13,11 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +26,7 @@ from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
 from mamllib.errors import UserError
 from mamllib.findings import setting_label
+from mamllib.pipeline.cluster import OUT, Cluster, Job, Outcome, maybe_cluster, root_path
 from mamllib.pipeline.notebooks import glued_values, notebook_source
 from mamllib.checkpoint import run_folder, run_name
 from mamllib.runs import analysis_is_current
@@ -180,16 +177,6 @@ def finish_page(path: Path, title: str = "", source: str = "") -> None:
     atomic_write_bytes(path, json.dumps(notebook, indent=1, ensure_ascii=False).encode())
 
 
-def parallel_env(jobs: int) -> dict[str, str] | None:
-    """The environment of one of ``jobs`` processes that run at once: this machine's cores
-    shared out as torch threads (more threads than cores slow every process down). None,
-    the inherited environment, for one job or where the user set OMP_NUM_THREADS."""
-    if jobs <= 1 or "OMP_NUM_THREADS" in os.environ:
-        return None
-    threads = str(max(1, (os.cpu_count() or 1) // jobs))
-    return {**os.environ, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
-
-
 def finished_now() -> str:
     """When a record entry was made. Its wall time, rounded, can repeat; this cannot, so an
     entry made again always differs from the one it replaces and what fingerprints the
@@ -197,43 +184,44 @@ def finished_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="microseconds")
 
 
-def execute_one(execution: Execution, out_dir: Path, log_dir: Path, cwd: Path,
-                jobs: int = 1) -> dict[str, Any]:
-    """Run one notebook in a subprocess (one of ``jobs`` at a time), its output in
-    ``log_dir``; returns its record entry."""
+def notebook_job(execution: Execution, out_dir: Path, root: Path) -> Job:
+    """The cluster job that executes one notebook into ``out_dir``, with its log in
+    ``out_dir/logs``. It reads the runs and the record (a worker without this machine's
+    files is sent them); a setting's page may go to a GPU worker."""
+    out = root_path(out_dir, root)
+    reads = (root_path(execution.parameters.get("runs_root", "runs"), root), f"{out}/{RECORD}")
+    command = ("notebook", execution.notebook, "--out", OUT, "--parameters", json.dumps(execution.parameters))
+    return Job(execution.output, (command,), log=f"{out}/logs/{execution.output}.log",
+               notebook=f"{out}/{execution.output}.ipynb", title=execution.title, source=execution.notebook,
+               reads=reads, wants_gpu=execution.notebook == "maml_run")
+
+
+def record_entry(execution: Execution, outcome: Outcome, out_dir: Path, root: Path) -> dict[str, Any]:
+    """The record's entry of an execution that ran with ``outcome``."""
     notebook = out_dir / f"{execution.output}.ipynb"
-    log = log_dir / f"{execution.output}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with log.open("w") as handle:
-        done = subprocess.run(
-            [sys.executable, "-m", "mamllib", "notebook", execution.notebook, "--out",
-             str(notebook.resolve()), "--parameters", json.dumps(execution.parameters)],
-            cwd=cwd, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=parallel_env(jobs))
-    status = _status_of(notebook) if done.returncode == 0 else "failed"
-    if notebook.exists():  # a failed one too: papermill's partial notebook may be in the book
-        finish_page(notebook, execution.title, execution.notebook)
+    status = _status_of(notebook) if outcome.code == 0 else "failed"
     return {"parameters": execution.parameters, "status": status, "notebook": notebook.name,
             "source": source_hash(execution.notebook),
-            "log": str(log), "wall_time_s": round(time.perf_counter() - started, 1),
-            "finished": finished_now()}
+            "log": root_path(out_dir / "logs" / f"{execution.output}.log", root),
+            "wall_time_s": outcome.seconds, "worker": outcome.worker, "finished": finished_now()}
 
 
-def run_executions(executions: list[Execution], out_dir: Path, jobs: int = 1, cwd: Path | None = None,
-                   desc: str = "sweep") -> dict[str, dict[str, Any]]:
-    """Execute what is not current yet, ``jobs`` at a time; returns the entry of every execution."""
+def run_executions(executions: list[Execution], out_dir: Path, cluster: Cluster | None = None,
+                   cwd: Path | None = None, desc: str = "sweep") -> dict[str, dict[str, Any]]:
+    """Execute what is not current yet on ``cluster`` (else a local one of one worker),
+    recording each as it finishes; returns the entry of every execution."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    cwd = cwd or Path.cwd()
+    cwd = (cwd or Path.cwd()).resolve()
     pending = [e for e in executions if not is_current(e, out_dir, cwd)]
-    bar = tqdm(total=len(executions), initial=len(executions) - len(pending), desc=desc, disable=None)
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = {pool.submit(execute_one, e, out_dir, out_dir / "logs", cwd, jobs): e for e in pending}
-        for future in as_completed(futures):
-            record = _record(out_dir)
-            record[futures[future].output] = future.result()
-            atomic_write_json(out_dir / RECORD, record)
-            bar.update()
-    bar.close()
+    if pending:
+        bar = tqdm(total=len(executions), initial=len(executions) - len(pending), desc=desc, disable=None)
+        with maybe_cluster(cluster, cwd) as cluster:
+            jobs = {notebook_job(e, out_dir, cwd): e for e in pending}
+            for job, outcome in cluster.run(jobs):
+                record = _record(out_dir)
+                record[jobs[job].output] = record_entry(jobs[job], outcome, out_dir, cwd)
+                atomic_write_json(out_dir / RECORD, record)
+                bar.update()
+        bar.close()
     record = _record(out_dir)
     return {e.output: record[e.output] for e in executions}

@@ -3,7 +3,8 @@
 Left to themselves, the setting pages and the penalty check would each train their own
 run, one after another. Trained first, settings that differ only in rate and seed run
 as one batched computation (:mod:`mamllib.population`), one ``python -m mamllib train
---rates ... --seeds ...`` per kind of run; the notebooks then find their runs trained.
+--rates ... --seeds ...`` per kind of run, shared out over as many cluster jobs as run at
+once; the notebooks then find their runs trained.
 A run the stage could not train (a damaged checkpoint) is left to its notebook, which
 fails on it as before and is recorded as failed.
 """
@@ -11,10 +12,7 @@ fails on it as before and is recorded as failed.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -22,7 +20,8 @@ from mamllib.checkpoint import run_folder
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.files import atomic_write_json
-from mamllib.pipeline.sweep import RECORD, Execution, finished_now, parallel_env, setting_config
+from mamllib.pipeline.cluster import Cluster, Job, maybe_cluster, root_path
+from mamllib.pipeline.sweep import RECORD, Execution, finished_now, setting_config
 from mamllib.train import is_trained
 
 STAGE = "training"  # the stage's entry in the sweep's record
@@ -36,7 +35,8 @@ def stage_runs(settings: list[Execution], extra: Iterable[Config] = ()) -> list[
 
 def train_commands(configs: list[Config], profile: str, runs_root: str,
                    population: int | None = None) -> list[list[str]]:
-    """``python -m mamllib train --rates ... --seeds ...`` commands that train exactly
+    """``python -m mamllib train --rates ... --seeds ...`` commands (the words after
+    ``python -m mamllib``) that train exactly
     ``configs``: one per kind of run (what :func:`mamllib.population.population_key`
     groups) and set of rates, covering the seeds trained at those rates."""
     rates_by_seed: dict[str, dict[int, set[float]]] = {}
@@ -53,7 +53,7 @@ def train_commands(configs: list[Config], profile: str, runs_root: str,
             seeds_by_rates.setdefault(tuple(sorted(rates)), []).append(seed)
         for rates, seeds in seeds_by_rates.items():
             size = ["--population", str(population)] if population else []  # else: the device's default
-            commands.append([sys.executable, "-m", "mamllib", "train", "--profile", profile,
+            commands.append(["train", "--profile", profile,
                              "--runs-root", runs_root, *size, "--rates", *map(repr, rates),
                              "--seeds", *map(str, seeds), *_flag_words(flags_of[key])])
     return commands
@@ -92,11 +92,13 @@ def split_commands(commands: list[list[str]], jobs: int) -> list[list[list[str]]
 
 
 def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, out_dir: Path,
-                population: int | None = None, jobs: int = 1, stage: str = STAGE) -> dict[str, Any] | None:
-    """Train what ``configs`` still need in ``jobs`` processes at once, with the output in
-    ``out_dir/logs/<stage>*.log``; records and returns the entry ``stage``. With every run
-    trained, nothing runs and the recorded entry (None if there is none) comes back as it
-    is, so that what reads the record sees nothing new.
+                population: int | None = None, cluster: Cluster | None = None,
+                stage: str = STAGE) -> dict[str, Any] | None:
+    """Train what ``configs`` still need on ``cluster`` (else a local one), in as many jobs
+    as it runs at once, with the output in ``out_dir/logs/<stage>*.log``; records and
+    returns the entry ``stage``. With every run trained, nothing runs and the recorded
+    entry (None if there is none) comes back as it is, so that what reads the record sees
+    nothing new.
 
     A run the stage could not train leaves the entry ``incomplete`` (not ``failed``): its
     notebook trains it or fails on it, and that is what counts."""
@@ -105,15 +107,16 @@ def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, 
     pending = [c for c in configs if not is_trained(c, cwd / run_folder(runs_root, profile, c))]
     if not pending:
         return recorded
-    out_dir.joinpath("logs").mkdir(parents=True, exist_ok=True)
-    shares = split_commands(train_commands(pending, profile, runs_root, population), max(1, jobs))
+    cwd = Path(cwd).resolve()
     started = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(shares)) as pool:
-        codes = list(pool.map(lambda k: _run_share(shares[k], cwd, out_dir / "logs" / _log_name(stage, k),
-                                                   len(shares)), range(len(shares))))
-    log = out_dir / "logs" / _log_name(stage, 0)
+    with maybe_cluster(cluster, cwd) as cluster:
+        shares = split_commands(train_commands(pending, profile, runs_root, population), cluster.slots)
+        logs = [root_path(out_dir / "logs" / _log_name(stage, k), cwd) for k in range(len(shares))]
+        jobs = [Job(f"{stage}-{k + 1}", tuple(map(tuple, share)), log=logs[k],
+                    reads=(root_path(runs_root, cwd),), wants_gpu=True) for k, share in enumerate(shares)]
+        codes = [outcome.code for _, outcome in cluster.run(jobs)]
     entry = {"parameters": {"runs": len(pending), "population": population, "processes": len(shares)},
-             "status": "completed" if not any(codes) else "incomplete", "log": str(log),
+             "status": "completed" if not any(codes) else "incomplete", "log": logs[0],
              "wall_time_s": round(time.perf_counter() - started, 1), "finished": finished_now()}
     # before any notebook runs: nothing else writes the record now
     record = json.loads(record_path.read_text()) if record_path.exists() else {}
@@ -123,15 +126,3 @@ def train_stage(configs: list[Config], profile: str, runs_root: str, cwd: Path, 
 
 def _log_name(stage: str, k: int) -> str:
     return f"{stage}.log" if k == 0 else f"{stage}-{k + 1}.log"
-
-
-def _run_share(commands: list[list[str]], cwd: Path, log: Path, jobs: int) -> int:
-    """Run one process's commands one after another; the first failing exit status, or 0."""
-    codes = []
-    with log.open("w") as handle:
-        for command in commands:
-            handle.write(" ".join(command[1:]) + "\n")
-            handle.flush()
-            codes.append(subprocess.run(command, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, env=parallel_env(jobs)).returncode)
-    return next((code for code in codes if code), 0)
