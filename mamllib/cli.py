@@ -360,6 +360,8 @@ def _cluster(args: argparse.Namespace, root: Path) -> Any:
     if args.cluster == "slurm":
         slurm = check_options({name: getattr(args, f"slurm_{name}")
                                for name in ("queue", "walltime", "memory", "cpus", "gpus", "workers")})
+        if args.gpu and not slurm["gpus"]:
+            raise ConfigError("--gpu needs workers with GPUs: give --slurm-gpus N (N >= 1)")
     return open_cluster(root, args.jobs, args.scheduler, slurm, args.gpu)
 
 

@@ -18,8 +18,9 @@ import psutil
 import pytest
 
 from mamllib.cli import main
-from mamllib.pipeline import cluster
-from mamllib.pipeline.cluster import Job, identity_mismatch, local_threads, root_path
+from mamllib.pipeline import cluster, worker
+from mamllib.pipeline.cluster import Cluster, local_threads
+from mamllib.pipeline.jobs import THREADS_ENV, ClusterError, Job, identity_mismatch, root_path
 from mamllib.pipeline.notebooks import glued_values
 
 DASK = str(Path(sys.executable).with_name("dask"))
@@ -37,9 +38,58 @@ def test_a_worker_of_other_code_or_torch_is_named_with_the_difference():
 def test_local_jobs_share_the_cores_unless_the_user_chose(monkeypatch):
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 8)
-    assert local_threads(1) == 8 and local_threads(2) == 4 and local_threads(16) == 1
+    assert local_threads(1) is None  # one job: torch's own default, as before the cluster
+    assert local_threads(2) == 4 and local_threads(16) == 1
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert local_threads(2) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "three")
+    with pytest.raises(ClusterError, match="OMP_NUM_THREADS='three' is not allowed"):
+        local_threads(1)
+
+
+def test_a_worker_gives_each_job_its_share_of_the_cores(monkeypatch):
+    monkeypatch.delenv(THREADS_ENV, raising=False)
+    monkeypatch.setattr(worker, "cores", lambda: 8)
+    assert worker.worker_threads(1) is None and worker.worker_threads(4) == 2
+    monkeypatch.setenv(THREADS_ENV, "3")
+    assert worker.worker_threads(4) == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what Dask's nanny sets for the worker process itself
+    assert "OMP_NUM_THREADS" not in worker._thread_env(None)
+    assert worker._thread_env(3)["OMP_NUM_THREADS"] == worker._thread_env(3)["OPENBLAS_NUM_THREADS"] == "3"
+
+
+def test_a_private_root_is_one_jobs_alone_and_mirrors_what_the_client_has(tmp_path, monkeypatch):
+    monkeypatch.setenv(worker.WORKER_ROOT_ENV, str(tmp_path))
+    with worker._private_slot("/book") as first, worker._private_slot("/book") as second:
+        assert first != second  # two jobs at once on one machine never share a folder
+    with worker._private_slot("/book") as again:
+        assert again == first  # kept between jobs
+        stale = again / "runs" / "smoke" / "old" / "checkpoint.pt"
+        stale.parent.mkdir(parents=True)
+        stale.write_bytes(b"an earlier job's")
+        worker._mirror(again, {"runs/smoke/new/config.json": b"{}"}, ("runs",))
+        assert not stale.exists() and (again / "runs" / "smoke" / "new" / "config.json").read_bytes() == b"{}"
+
+
+def test_workers_of_other_code_are_refused_before_any_job(tmp_path):
+    local = Cluster(tmp_path)
+    local.identity = {**local.identity, "torch": "0.0"}
+    try:
+        with pytest.raises(ClusterError, match=r"worker tcp://127\.0\.0\.1:\d+ differs .*torch"):
+            local.client
+    finally:
+        local.close()
+    assert not (tmp_path / worker.MARKER_DIR).exists()
+
+
+def test_gpu_jobs_without_a_gpu_worker_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(cluster, "_has_cuda", lambda: False)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sweep", *SETTINGS, "--gpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no worker offers the Dask resource GPU" in err
+    assert main(["sweep", *SETTINGS, "--gpu", "--cluster", "slurm"]) == 2  # --slurm-gpus 0
+    assert "--slurm-gpus" in capsys.readouterr().err
 
 
 def test_jobs_name_paths_inside_the_root_relatively(tmp_path):
@@ -47,7 +97,7 @@ def test_jobs_name_paths_inside_the_root_relatively(tmp_path):
     assert root_path(tmp_path / "book" / "generated", tmp_path) == "book/generated"
     assert root_path("/elsewhere/runs", tmp_path) == "/elsewhere/runs"
     outside = Job("x", (("train",),), log="/elsewhere/x.log")
-    with pytest.raises(cluster.ClusterError, match="outside the book's root"):
+    with pytest.raises(ClusterError, match="outside the book's root"):
         cluster._refuse_outside_paths([outside])
 
 
@@ -116,46 +166,75 @@ def local_sweep(tmp_path_factory):
     return folder
 
 
+def _running(client, prefix):
+    """The workers running a task whose key starts with ``prefix``."""
+    return [w for w, keys in client.processing().items() if any(str(key).startswith(prefix) for key in keys)]
+
+
 @pytest.mark.slow
-def test_a_worker_killed_mid_setting_costs_nothing_on_a_cluster_without_shared_files(local_sweep, tmp_path):
-    """A scheduler and two workers that each keep their own root (no shared filesystem):
-    one is SIGKILLed while it runs a setting; the setting runs again on the other and
-    the sweep ends with the numbers of the local sweep."""
+def test_killed_workers_cost_nothing_on_a_cluster_without_shared_files(local_sweep, tmp_path):
+    """A scheduler and three workers that each keep their own root (no shared
+    filesystem), started with the dask command line. One is SIGKILLed while it trains
+    and one while it runs a setting: their jobs run again on the others, and the sweep
+    ends with the numbers of the local sweep. Then a sweep whose command is stopped has
+    its job's subprocess on the worker killed."""
     from distributed import Client
 
     port, started = _free_port(), []
     address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    threads = local_threads(1)  # the local sweep's: float sums depend on the thread count
     try:
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
         started.append(subprocess.Popen([DASK, "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                          "--no-dashboard"], **quiet))
-        for k in range(2):
-            # as many torch threads as the local sweep's: float sums depend on the thread count
-            env = {**os.environ, cluster.WORKER_ROOT_ENV: str(tmp_path / f"worker{k}"),
-                   cluster.THREADS_ENV: str(local_threads(1))}
+        for k in range(3):
+            env = {**os.environ, worker.WORKER_ROOT_ENV: str(tmp_path / f"worker{k}"),
+                   **({THREADS_ENV: str(threads)} if threads else {})}
             started.append(subprocess.Popen([DASK, "worker", address, "--nthreads", "1", "--no-nanny",
                                              "--no-dashboard", "--name", f"w{k}"], env=env, **quiet))
         with Client(address, timeout=30) as client:
-            client.wait_for_workers(2, timeout=60)
+            client.wait_for_workers(3, timeout=60)
             pids = client.run(os.getpid)
-            (tmp_path / "sweep").mkdir()
-            command = [sys.executable, "-m", "mamllib", "sweep", *SETTINGS, "--scheduler", address]
-            sweep = subprocess.Popen(command, cwd=tmp_path / "sweep", stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+            sweep = _sweep_process(tmp_path / "sweep", address)
             started.append(sweep)
-            running = lambda: [w for w, keys in client.processing().items()  # noqa: E731
-                               if any(str(key).startswith("run_") for key in keys)]
-            _wait_for(running, 300, "a worker running a setting")
-            victim = running()[0]
+            _wait_for(lambda: _running(client, "training"), 120, "a worker training")
+            killed = [_running(client, "training")[0]]
+            os.kill(pids[killed[0]], signal.SIGKILL)
+            _wait_for(lambda: _running(client, "run_"), 300, "a worker running a setting")
             time.sleep(3)  # well inside the setting's notebook
-            os.kill(pids[victim], signal.SIGKILL)
+            killed.append(_running(client, "run_")[0])
+            os.kill(pids[killed[1]], signal.SIGKILL)
             output, _ = sweep.communicate(timeout=600)
-        assert sweep.returncode == 0, output[-3000:]
-        record = json.loads((tmp_path / "sweep" / "gen" / "executions.json").read_text())
-        assert {record[name]["worker"] for name in PAGES} == {w for w in pids if w != victim}
-        assert _numbers(tmp_path / "sweep") == _numbers(local_sweep)
+            assert sweep.returncode == 0, output[-3000:]
+            record = json.loads((tmp_path / "sweep" / "gen" / "executions.json").read_text())
+            survivor = next(w for w in pids if w not in killed)
+            assert {record[name]["worker"] for name in PAGES} == {survivor}
+            assert _numbers(tmp_path / "sweep") == _numbers(local_sweep)
+            assert not (tmp_path / "sweep" / worker.MARKER_DIR).exists()
+            # The command stopped while the survivor runs its job: the job's subprocess goes too.
+            stopped = _sweep_process(tmp_path / "stopped", address)
+            started.append(stopped)
+            _wait_for(lambda: psutil.Process(pids[survivor]).children(), 120, "the survivor's job")
+            jobs = psutil.Process(pids[survivor]).children(recursive=True)
+            stopped.send_signal(signal.SIGTERM)
+            assert stopped.wait(timeout=60) == 130
+            _wait_for(lambda: not any(_alive(job) for job in jobs), 30, "the stopped job's processes to end")
+            assert not list((tmp_path / "stopped").rglob("*.ipynb"))
     finally:
         _stop(started)
+
+
+def _sweep_process(folder: Path, address: str) -> subprocess.Popen:
+    folder.mkdir()
+    return subprocess.Popen([sys.executable, "-m", "mamllib", "sweep", *SETTINGS, "--scheduler", address],
+                            cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _alive(process: psutil.Process) -> bool:
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
 
 
 @pytest.mark.slow
@@ -177,8 +256,7 @@ def test_a_sweep_stopped_by_sigterm_keeps_what_finished_and_resumes(local_sweep,
     finally:
         _stop([sweep])
     assert sweep.returncode == 130, output[-3000:]
-    _wait_for(lambda: not any(child.is_running() and child.status() != psutil.STATUS_ZOMBIE
-                              for child in children), 30, "the sweep's processes to stop")
+    _wait_for(lambda: not any(_alive(child) for child in children), 30, "the sweep's processes to stop")
     first = json.loads(record.read_text())
     assert list(first) == ["training", first_done]
     assert [p.stem for p in (tmp_path / "gen").glob("*.ipynb")] == [first_done]

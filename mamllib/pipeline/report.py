@@ -175,11 +175,9 @@ def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers
     patterns = sign_pattern.all_pattern_configs(profile, built.pattern_seeds, root / "runs")
     trained = train_stage(patterns, profile, "runs", root, out_dir, cluster=cluster, stage=PATTERN_STAGE)
     results.update({PATTERN_STAGE: trained} if trained is not None else {})
-    # The pages that need only the runs go to the cluster together (the theory notebooks
-    # too: the penalty check's runs are trained), so that every worker has work.
+    # The pages of trained runs go to the cluster together, so that every worker has work.
     few_tasks = few_task_executions(profile, tier, "runs", root)  # after training: it fingerprints the runs
-    results.update(run_executions([*settings, *few_tasks, *others], out_dir, cluster, cwd=root,
-                                  desc="notebooks"))
+    results.update(run_executions([*settings, *few_tasks], out_dir, cluster, cwd=root, desc="setting pages"))
     # The page compares the pattern and converged runs with the main sweep's at their seeds.
     seeds_compared = sorted({*built.pattern_seeds, *built.converged_seeds})
     sweep_runs = convergence.budget_configs(profile, rates, seeds_compared)["fixed budget"]
@@ -190,7 +188,10 @@ def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers
                           "sweep_seeds": list(seeds), "sweep_learned": learned,
                           "fingerprint": _fingerprint({e.output: results[e.output] for e in few_tasks}),
                           "other_runs": other_runs})
-    results.update(run_executions([negative], out_dir, cluster, cwd=root, desc="few-task summary"))
+    # After the settings: the penalty check reads (and, had the stage failed, would train)
+    # some of their runs.
+    results.update(run_executions([negative, *others], out_dir, cluster, cwd=root,
+                                  desc="summaries and theory"))
     # The summary reads the sweep's runs, so it runs whenever one of their pages or the
     # training just did; the appendix lists every notebook's wall time, the summary's
     # included, so it runs last, whenever anything ran.

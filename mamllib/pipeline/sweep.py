@@ -26,7 +26,8 @@ from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
 from mamllib.errors import UserError
 from mamllib.findings import setting_label
-from mamllib.pipeline.cluster import OUT, Cluster, Job, Outcome, maybe_cluster, root_path
+from mamllib.pipeline.cluster import Cluster, maybe_cluster
+from mamllib.pipeline.jobs import OUT, Job, Outcome, root_path
 from mamllib.pipeline.notebooks import glued_values, notebook_source
 from mamllib.checkpoint import run_folder, run_name
 from mamllib.runs import analysis_is_current

@@ -20,7 +20,8 @@ from mamllib.checkpoint import run_folder
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.files import atomic_write_json
-from mamllib.pipeline.cluster import Cluster, Job, maybe_cluster, root_path
+from mamllib.pipeline.cluster import Cluster, maybe_cluster
+from mamllib.pipeline.jobs import Job, root_path
 from mamllib.pipeline.sweep import RECORD, Execution, finished_now, setting_config
 from mamllib.train import is_trained
 
