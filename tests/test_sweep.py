@@ -64,7 +64,7 @@ def test_the_notebook_and_the_sweep_agree_on_a_settings_folder(tmp_path):
 def test_a_finished_page_is_titled_by_its_setting_with_its_code_folded(tmp_path):
     import json
 
-    from mamllib.pipeline.sweep import finish_page
+    from mamllib.pipeline.pages import finish_page
 
     notebook = tmp_path / "n.ipynb"
     cells = [{"cell_type": "code", "source": ["# a comment\n"], "metadata": {}, "outputs": []},

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 
 from mamllib.pipeline.jobs import (OUT, PACKAGE, RETURN_LIMIT, THREADS_ENV, ClusterError, Job, Outcome, cores,
                                    identity, identity_mismatch, threads_setting, write_file)
+from mamllib.pipeline.pages import finish_page
 
 WORKER_ROOT_ENV = "MAMLLIB_WORKER_ROOT"  # set on a worker: it works there and files are copied
 MARKER_DIR = ".mamllib-cluster"  # in the root: a file the workers look for to tell a shared filesystem
@@ -141,8 +142,6 @@ def _snapshot(here: Path) -> dict[Path, tuple[int, int]]:
 def _run_commands(job: Job, here: Path, threads: int | None) -> list[int]:
     """Run the job's commands in ``here``, the output in its log; a notebook is written
     to a temporary folder, finished as a page and moved into place at the end."""
-    from mamllib.pipeline.sweep import finish_page
-
     env = _thread_env(threads)
     log = here / job.log
     log.parent.mkdir(parents=True, exist_ok=True)
