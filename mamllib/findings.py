@@ -12,11 +12,13 @@ over tasks, paired where two readouts or rates score the same tasks.
 
 from __future__ import annotations
 
+import html
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
+from mamllib.formats import percent
 from mamllib.penalty import faithful_up_to
 from mamllib.stats import ci95, hierarchical_ci
 
@@ -209,6 +211,21 @@ def sign_preference_table(signs: pd.DataFrame) -> pd.DataFrame:
     return table.assign(best_negative=signs["best_negative"], best_positive=signs["best_positive"])
 
 
+def settings_links(index: pd.DataFrame, folder: str = "generated/") -> str:
+    """The settings table of the book (rows of :func:`mamllib.pipeline.sweep.settings_index`)
+    as HTML: each setting linked to its page under ``folder`` (relative to the page that
+    shows the table), its status and its meta-test accuracy with its 95% interval."""
+    def cell(row) -> str:
+        return "–" if pd.isna(row.accuracy) else percent(row.accuracy, row.ci95)
+
+    rows = "".join(f'<tr><td><a href="{folder}{html.escape(row.page)}.html">'
+                   f"{html.escape(row.setting)}</a></td><td>{row.seed}</td><td>{html.escape(row.status)}</td><td>{cell(row)}</td></tr>"
+                   for row in index.itertuples())
+    return ('<table class="table settings-table"><thead><tr><th>setting</th><th>seed</th><th>status</th>'
+            "<th>meta-test accuracy (95% interval over tasks)</th></tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
+
+
 def still_rising(validation: list[dict[str, Any]], lookback: int = 2) -> bool | None:
     """Whether validation accuracy rose over the last ``lookback`` validations by more than
     the 95% CI of the last one: the run had not converged when training stopped. None
@@ -289,20 +306,22 @@ def setting_numbers(metrics: dict[str, Any], summary: pd.DataFrame) -> dict[str,
 
 
 def score_text(metrics: dict[str, Any]) -> str:
-    """``meta-test accuracy 97.30% +- 0.50% (95% CI, 600 tasks)``, or why there is none."""
+    """``Adapted at its own rate, MAML scores 97.3% ± 0.5% on the 600 fixed meta-test
+    tasks (95% interval over tasks).``, or why there is no score."""
     if metrics["status"] != "completed":
-        return f"no meta-test accuracy: the run {metrics['status']}"
+        return f"There is no meta-test accuracy: the run {metrics['status']}."
     test = metrics["test"]
-    return (f"meta-test accuracy {100 * test['accuracy']:.2f}% +- {100 * test['ci95']:.2f}% "
-            f"(95% CI, {test['n_tasks']} tasks)")
+    return (f"Adapted at its own rate, MAML scores {percent(test['accuracy'], test['ci95'])} on the "
+            f"{test['n_tasks']} fixed meta-test tasks (95% interval over tasks).")
 
 
 def rate_grid_text(grid: pd.Series) -> str:
-    """MAML's accuracy at each test-time rate of the grid, one line per rate."""
+    """MAML's accuracy at each test-time rate of the grid, as a sentence."""
     if grid.empty:
-        return "no rate grid: the run has no trained model"
-    return "MAML accuracy when re-adapted at each test-time rate:\n" + grid.to_string(
-        float_format=lambda v: f"{100 * v:.1f}%")
+        return "There is no test-rate grid: the run has no trained model."
+    scores = ", ".join(f"{percent(accuracy)} at {rate:g}" for rate, accuracy in grid.items())
+    return (f"Re-adapted at other test-time rates, it scores {scores}; its best test rate here is "
+            f"{grid.idxmax():g}.")
 
 
 def setting_label(learn_inner_lr: bool, inner_lr: float) -> str:
@@ -312,12 +331,11 @@ def setting_label(learn_inner_lr: bool, inner_lr: float) -> str:
 
 def run_status_text(metrics: dict[str, Any]) -> str:
     """How one run ended: its status and wall time, and why a diverged run has no analysis."""
-    text = f"status: {metrics['status']}; wall time {metrics['wall_time_s']:.0f} s"
-    if metrics["status"] == "diverged":
-        text += (f"\ndiverged at iteration {metrics['diverged_at']}: the loss exceeded "
-                 f"{metrics['config']['max_loss']:g} nats or stopped being finite, so there is no trained "
-                 "model to analyse.")
-    return text
+    if metrics["status"] != "diverged":
+        return f"The run {metrics['status']} in {metrics['wall_time_s']:.0f} s of training."
+    return (f"The run diverged at iteration {metrics['diverged_at']}, after {metrics['wall_time_s']:.0f} s: "
+            f"the loss exceeded {metrics['config']['max_loss']:g} nats or stopped being finite, so there is "
+            "no trained model to analyse.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -507,9 +525,11 @@ def first_order_text(tables: dict[str, pd.DataFrame]) -> str:
             f"{word_list(verdicts)} (supported: at three quarters of the rates or more).")
 
 
-PENALTY_LABELS = {"query_loss": "query loss L_q", "inner_product": "<g_q, g_s>",
-                  "support_grad_norm_sq": "|g_s|²", "query_grad_norm_sq": "|g_q|²",
-                  "curvature": "g_s^T H_q g_s"}
+# In words: the sentences that name them are glued as plain text, where no math typesets.
+PENALTY_LABELS = {"query_loss": "the query loss", "inner_product": "the support-query inner product",
+                  "support_grad_norm_sq": "the squared support-gradient norm",
+                  "query_grad_norm_sq": "the squared query-gradient norm",
+                  "curvature": "the curvature term"}
 
 
 def penalty_trajectories(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:

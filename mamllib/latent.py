@@ -35,6 +35,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from mamllib import softmax_regression
 from mamllib.config import RATE_GRID
+from mamllib.formats import READOUT_LABELS, percent
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.maml import MAML
@@ -241,10 +242,12 @@ def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
 
 
 def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """:func:`summarize` for a page: accuracy and CI in % (2 decimals), agreement in % (1)."""
-    return summary.assign(accuracy=(100 * summary["accuracy"]).round(2),
-                          ci95=(100 * summary["ci95"]).round(2),
-                          agreement=(100 * summary["agreement"]).round(1))
+    """:func:`summarize` for a page: each network's readouts by name, accuracy with its
+    95% interval over tasks and agreement with MAML, in the book's percent format."""
+    return pd.DataFrame({
+        "network": summary["model"], "readout": summary["readout"].map(lambda r: READOUT_LABELS.get(r, r)),
+        "meta-test accuracy (95% interval)": list(map(percent, summary["accuracy"], summary["ci95"])),
+        "agrees with MAML": summary["agreement"].map(percent)})
 
 
 def rate_grid_accuracy(readouts: pd.DataFrame) -> pd.Series:

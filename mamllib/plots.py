@@ -5,29 +5,80 @@ over runs, so with a ``train_inner_lr`` column); the theory figures take the tab
 :mod:`mamllib.penalty` and :mod:`mamllib.linreg`. Each returns a matplotlib Figure. Inner
 rates span negative values and several orders of magnitude, so rate axes are
 symmetric-log. Confidence bands are the 95% CIs of :mod:`mamllib.stats`, as in the tables.
+
+Every figure of the book takes its look from here: :data:`STYLE` (type sizes no smaller
+than the book's body text at the page's width, Okabe & Ito's colour-blind-safe palette),
+applied when this module is imported, and vector (SVG) output in a notebook.
 """
 
 from __future__ import annotations
 
 from typing import Iterable
 
+import matplotlib as mpl
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
+from cycler import cycler
 import numpy as np
 import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
 from mamllib.findings import fixed_rate_rows
+from mamllib.formats import READOUT_LABELS
 from mamllib.latent import task_embedding
 from mamllib.stats import interval_table
 
-READOUT_LABELS = {
-    "maml": "MAML (full adaptation)", "head_only": "head-only adaptation",
-    "proto_unadapted": "prototypes, un-adapted features", "proto_adapted": "prototypes, adapted features",
-    "logreg": "logistic regression", "cosine_nn": "cosine nearest neighbour",
-}
 LINTHRESH = 0.01
+
+# Okabe & Ito (2008), "Color Universal Design": distinguishable with every common form of
+# colour blindness. Black is last: it is also the colour of guides and text.
+PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
+MARKERS = "osD^vP*X"
+SMALLEST_TEXT = 10  # points; tick labels and legends, the smallest text of any figure
+# The book's text column is about 7 inches wide at 1280 px: a figure no wider is shown at
+# (nearly) its own size, so its type stays as large as set here. Panels stack vertically.
+WIDTH = 7.0
+STYLE = {
+    "font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "figure.titlesize": 12,
+    "xtick.labelsize": SMALLEST_TEXT, "ytick.labelsize": SMALLEST_TEXT,
+    "legend.fontsize": SMALLEST_TEXT, "legend.title_fontsize": SMALLEST_TEXT,
+    "axes.prop_cycle": cycler(color=PALETTE),
+    "axes.spines.top": False, "axes.spines.right": False,
+    "image.cmap": "viridis", "figure.dpi": 100, "savefig.dpi": 200, "savefig.bbox": "tight",
+}
+
+
+def _stacked(n: int, height: float = 3.0, **shared) -> tuple[plt.Figure, list[plt.Axes]]:
+    """``n`` panels one above the other, the book's column wide."""
+    fig, axes = plt.subplots(n, 1, figsize=(WIDTH, height * n), squeeze=False, **shared)
+    return fig, list(axes[:, 0])
+
+
+def use_book_style() -> None:
+    """The book's look for every later figure, and SVG output when run in a notebook (crisp
+    at any zoom, on a laptop and a phone)."""
+    mpl.rcParams.update(STYLE)
+    try:
+        from IPython import get_ipython
+        from matplotlib_inline.backend_inline import set_matplotlib_formats
+    except ImportError:  # plain Python: nothing displays figures inline
+        return
+    if get_ipython() is not None:
+        set_matplotlib_formats("svg")
+
+
+use_book_style()
+
+
+def glue_figure(name: str, fig: plt.Figure) -> None:
+    """Show ``fig`` in the notebook and glue it as ``name`` for the book, where a Markdown
+    cell's ``{glue:figure}`` places it as a numbered figure with its caption (the code cell
+    that makes it is tagged ``remove-output``, so the book shows it once)."""
+    from myst_nb import glue
+
+    glue(name, fig)
+    plt.close(fig)  # else the inline backend shows it a second time at the cell's end
 
 
 def _rate_axis(ax: plt.Axes, rates: Iterable[float], label: str = "training inner rate") -> None:
@@ -36,18 +87,14 @@ def _rate_axis(ax: plt.Axes, rates: Iterable[float], label: str = "training inne
     ax.set_xscale("symlog", linthresh=LINTHRESH)
     ax.axvline(0, color="0.8", lw=1, zorder=0)
     ticks = sorted(set(map(float, rates)))
-    ax.set_xticks(ticks, [f"{rate:g}" for rate in ticks], fontsize=8)
+    ax.set_xticks(ticks, [f"{rate:g}" for rate in ticks])
     ax.xaxis.set_minor_locator(mticker.NullLocator())
     ax.set_xlabel(label)
 
 
 def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
     """The legend to the right of the axes, where it cannot hide a line."""
-    ax.legend(title=title, fontsize=8, title_fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
-              frameon=False)
-
-
-MARKERS = "osD^vP*X"
+    ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 
 
 def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
@@ -55,7 +102,7 @@ def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
     """A line per ``hue`` of ``table`` (rows of :func:`mamllib.stats.interval_table`:
     ``mean``, ``low``, ``high``) against ``x``, each with its 95% band, in the colour-blind
     palette with a marker of its own; ``floor`` cuts bands where values cannot go."""
-    palette = sns.color_palette("colorblind")
+    palette = PALETTE
     for k, (key, rows) in enumerate(table.groupby(hue, sort=False)):
         rows = rows.sort_values(x)
         color = palette[k % len(palette)]
@@ -71,7 +118,7 @@ def _seed_note(table: pd.DataFrame) -> str:
 
 
 def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str = "training inner rate",
-                label=str, legend: str | None = None, figsize=(9, 4.2)) -> plt.Figure:
+                label=str, legend: str | None = None, figsize=(WIDTH, 4.2)) -> plt.Figure:
     """One line (with its 95% band over seeds and tasks) per ``hue`` against the training rate."""
     table = interval_table(data, y, ["train_inner_lr", hue])
     order = list(dict.fromkeys(data[hue]))
@@ -80,7 +127,8 @@ def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str =
     _band_lines(ax, table, "train_inner_lr", hue, label)
     _rate_axis(ax, data["train_inner_lr"], xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(_seed_note(table), fontsize=8, loc="right")
+    # What the bands cover depends on the seeds run: the figure says it, not its fixed caption.
+    ax.set_title(_seed_note(table), fontsize=SMALLEST_TEXT, loc="left")
     _legend_outside(ax, legend)
     fig.tight_layout()
     return fig
@@ -95,15 +143,10 @@ def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
 def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
     """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
     data = fixed_rate_rows(readouts)
-    if model == "untrained":  # no training rate: each run's initial network, adapted at the run's rate
-        xlabel, title = ("inner rate it is adapted with",
-                         "Readouts of the untrained network versus the adaptation rate")
-    else:
-        xlabel, title = "training inner rate", f"Readouts of the {model} network versus the training rate"
-    fig = _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
-                         "accuracy", "meta-test accuracy", xlabel)
-    fig.axes[0].set_title(title)
-    return fig
+    # The untrained network has no training rate: each run's initial network, adapted at the run's rate.
+    xlabel = "inner rate it is adapted with" if model == "untrained" else "training inner rate"
+    return _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
+                          "accuracy", "meta-test accuracy", xlabel)
 
 
 def agreement_vs_rate(readouts: pd.DataFrame) -> plt.Figure:
@@ -120,8 +163,10 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
     table = data.pivot_table(index="train_inner_lr", columns="test_inner_lr", values="accuracy",
                              aggfunc="mean")
     fig, ax = plt.subplots(figsize=(7, 4.8))
-    sns.heatmap(table.sort_index(ascending=False), annot=True, fmt=".2f", vmin=0, vmax=1,
-                cmap="viridis", cbar_kws={"label": "meta-test accuracy"}, ax=ax)
+    table = 100 * table.sort_index(ascending=False)
+    table.index, table.columns = [f"{r:g}" for r in table.index], [f"{r:g}" for r in table.columns]
+    sns.heatmap(table, annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis",
+                cbar_kws={"label": "meta-test accuracy (%)"}, ax=ax)
     ax.set_xlabel("test-time inner rate")
     ax.set_ylabel("training inner rate")
     fig.tight_layout()
@@ -133,7 +178,7 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
     data = fixed_rate_rows(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
     return _rate_lines(data, "value", "layer", "CKA(before, after adaptation)", legend="layer",
-                       figsize=(8, 4.2))
+                       figsize=(WIDTH, 4.2))
 
 
 def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
@@ -141,7 +186,7 @@ def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     data = fixed_rate_rows(relations[relations["measure"] == "head_proto_cosine"])
     fig = _rate_lines(data, "value", "model", "cos(adapted head, prototypes)",
                       "training inner rate (untrained: the rate it is adapted with)", legend="network",
-                      figsize=(8, 4.2))
+                      figsize=(WIDTH, 4.2))
     fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
     return fig
 
@@ -151,7 +196,16 @@ def _tensor_block_and_kind(name: str) -> tuple[str, str]:
     return tuple(name.rsplit(".", 1)) if "." in name else tuple(name.split("_", 1))
 
 
-def learned_rates(trajectory: dict, title: str = "") -> plt.Figure:
+TENSOR_KINDS = {"weight": "-", "bias": ":", "batch-norm scale": "--", "batch-norm shift": "-."}
+
+
+def _tensor_kind(kind: str) -> str:
+    """``bn_bias`` -> ``batch-norm shift``, ``conv_weight`` -> ``weight``."""
+    names = list(TENSOR_KINDS)
+    return names[2 * kind.startswith("bn") + kind.endswith("bias")]
+
+
+def learned_rates(trajectory: dict, title: str = "", axes: plt.Axes | None = None) -> plt.Figure:
     """Each tensor's learned inner rate against the outer iteration (``inner_lr_trajectory``).
 
     Colour tells the block; line style the kind of tensor (solid: weights, dotted:
@@ -160,20 +214,44 @@ def learned_rates(trajectory: dict, title: str = "") -> plt.Figure:
     rates = np.asarray(trajectory["lrs"])
     names = trajectory.get("names") or [f"tensor{i}.weight" for i in range(rates.shape[1])]
     blocks = list(dict.fromkeys(_tensor_block_and_kind(name)[0] for name in names))
-    palette = dict(zip(blocks, sns.color_palette("tab10", len(blocks))))
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    palette = dict(zip(blocks, PALETTE))
+    fig, ax = (plt.subplots(figsize=(WIDTH, 4.2)) if axes is None else (axes.figure, axes))
     for column, name in enumerate(names):
         block, kind = _tensor_block_and_kind(name)
-        style = {(False, False): "-", (False, True): ":", (True, False): "--", (True, True): "-."}[
-            (kind.startswith("bn"), kind.endswith("bias"))]
-        ax.plot(trajectory["iteration"], rates[:, column], color=palette[block], linestyle=style, lw=1.3,
-                label=name)
+        ax.plot(trajectory["iteration"], rates[:, column], color=palette[block],
+                linestyle=TENSOR_KINDS[_tensor_kind(kind)], lw=1.5, label=name)
     ax.axhline(0, color="0.8", lw=1, zorder=0)
     ax.set_xlabel("outer iteration")
     ax.set_ylabel("learned inner rate")
-    ax.set_title(title or "Learned inner rate of each parameter tensor")
-    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.set_title(title, loc="left")
+    # Two short legends (block by colour, kind by line style), not one entry per tensor.
+    blocks_legend = ax.legend([plt.Line2D([], [], color=palette[b], lw=2) for b in blocks], blocks,
+                              title="block", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.add_artist(blocks_legend)
+    ax.legend([plt.Line2D([], [], color="0.3", linestyle=style) for style in TENSOR_KINDS.values()],
+              TENSOR_KINDS, title="tensor", loc="lower left", bbox_to_anchor=(1.01, 0), frameon=False)
+    if axes is None:
+        fig.tight_layout()
+    return fig
+
+
+def learned_rate_panels(trajectories: dict[str, dict]) -> plt.Figure:
+    """:func:`learned_rates` of several runs (title -> trajectory), one panel each; a
+    sweep with no learned-rate run gets a figure that says so."""
+    if not trajectories:
+        return message_figure("no run of this sweep learned its rates")
+    fig, axes = _stacked(len(trajectories), 3.6)
+    for ax, (title, trajectory) in zip(axes, trajectories.items()):
+        learned_rates(trajectory, title, axes=ax)
     fig.tight_layout()
+    return fig
+
+
+def message_figure(message: str) -> plt.Figure:
+    """A figure that says why there is nothing to draw (a page keeps its numbered figure)."""
+    fig, ax = plt.subplots(figsize=(6, 1.2))
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    ax.set_axis_off()
     return fig
 
 
@@ -181,10 +259,7 @@ def task_features(run, task: int = 0, title: str = "") -> plt.Figure:
     """:func:`embedding_pca` of fixed test task ``task`` of a trained run (a
     :class:`mamllib.runs.TrainedRun`); a run without a trained model (None) says so."""
     if run is None:
-        fig, ax = plt.subplots(figsize=(6, 1.2))
-        ax.text(0.5, 0.5, "no trained model: the run diverged", ha="center", va="center")
-        ax.set_axis_off()
-        return fig
+        return message_figure("no trained model: the run diverged")
     config = run.config
     features = task_embedding(run.maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot,
                               n_query=config.n_query, task=task, device=run.device)
@@ -196,15 +271,16 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
     """Queries of one task in the first two principal components, prototypes as stars."""
     pca = PCA(n_components=2).fit(np.concatenate([query_features, prototypes]))
     points, centres = pca.transform(query_features), pca.transform(prototypes)
-    palette = sns.color_palette("tab10", len(prototypes))
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for k, colour in enumerate(palette):
-        ax.scatter(*points[query_labels == k].T, color=colour, s=25, alpha=0.8, label=f"class {k}")
+    for k in range(len(prototypes)):
+        colour, marker = PALETTE[k % len(PALETTE)], MARKERS[k % len(MARKERS)]
+        ax.scatter(*points[query_labels == k].T, color=colour, marker=marker, s=25, alpha=0.8,
+                   label=f"class {k}")
         ax.scatter(*centres[k], color=colour, marker="*", s=300, edgecolor="black", linewidth=1)
     explained = 100 * pca.explained_variance_ratio_
     ax.set_xlabel(f"PC1 ({explained[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC2 ({explained[1]:.0f}% of variance)")
-    ax.set_title(title or "Query features (dots) and prototypes (stars)")
+    ax.set_title(title, loc="left")
     _legend_outside(ax)
     fig.tight_layout()
     return fig
@@ -212,9 +288,13 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
 
 def training_curves(metrics: dict) -> plt.Figure:
     """Query loss and accuracy of each meta-batch (and a running mean), with the
-    validation accuracy on fixed tasks (``metrics.json`` of a run)."""
+    validation accuracy on fixed tasks (``metrics.json`` of a run); a run that learned its
+    rates gets a lower panel of :func:`learned_rates`."""
     history = pd.DataFrame(metrics["history"])
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    learned = metrics.get("config", {}).get("learn_inner_lr") and metrics.get("inner_lr_trajectory")
+    fig, axes = _stacked(3 if learned else 2, 2.6)
+    if learned:
+        learned_rates(learned, axes=axes.pop())
     window = max(1, len(history) // 40)
     for ax, column in zip(axes, ("loss", "accuracy")):
         ax.plot(history["iteration"], history[column], alpha=0.3, label="meta-batch")
@@ -226,9 +306,9 @@ def training_curves(metrics: dict) -> plt.Figure:
     if len(validation):
         axes[1].errorbar(validation["iteration"], validation["accuracy"], yerr=validation["ci95"], fmt="o-",
                          label="validation (fixed tasks)")
-    # Below the panels: inside, the legend would hide the noisy early iterations.
-    fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    # Above the panels: inside, the legend would hide the noisy early iterations.
+    fig.legend(*axes[1].get_legend_handles_labels(), loc="upper center", ncol=3, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.93 if learned else 0.9))
     return fig
 
 
@@ -241,15 +321,15 @@ def _residual_panel(ax: plt.Axes, table: pd.DataFrame, title: str) -> None:
     ax.set_xlabel("inner rate a")
     ax.set_ylabel("absolute residual")
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend()
 
 
 def expansion_residuals(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Residuals of the first- and second-order expansions against the rate (log-log),
     one panel per network (:func:`mamllib.penalty.expansion_table`), with slope-2 and
     slope-3 guides."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(5.5 * len(tables), 4), squeeze=False)
-    for ax, (title, table) in zip(axes[0], tables.items()):
+    fig, axes = _stacked(len(tables), 3.6)
+    for ax, (title, table) in zip(axes, tables.items()):
         _residual_panel(ax, table, title)
     fig.tight_layout()
     return fig
@@ -258,9 +338,9 @@ def expansion_residuals(tables: dict[str, pd.DataFrame]) -> plt.Figure:
 def surrogate_cosines(cosines: pd.DataFrame, ylabel: str = "cos(exact, surrogate gradient)") -> plt.Figure:
     """Cosine between the true meta-gradient and an approximation of it against the signed
     rate, one line per column after ``rate`` (a network, or a network and approximation)."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.8))
-    for column in cosines.columns.drop("rate"):
-        ax.plot(cosines["rate"], cosines[column], "o-", label=column)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
+    for k, column in enumerate(cosines.columns.drop("rate")):
+        ax.plot(cosines["rate"], cosines[column], marker=MARKERS[k % len(MARKERS)], label=column)
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_xlabel("inner rate a")
     ax.set_ylabel(ylabel)
@@ -272,15 +352,18 @@ def surrogate_cosines(cosines: pd.DataFrame, ylabel: str = "cos(exact, surrogate
 def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
     """Accuracy of each readout (rows) of each network (colours), with chance marked
     (the output of :func:`mamllib.latent.summarize`)."""
-    fig, ax = plt.subplots(figsize=(8.5, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4))
     if len(summary):
         summary.pivot(index="readout", columns="model", values="accuracy").plot.barh(ax=ax)
+        for bars, hatch in zip(ax.containers, ("", "//", "..", "xx")):  # told apart in grey too
+            for bar in bars:
+                bar.set_hatch(hatch)
     else:
         ax.text(0.5, 0.5, "no network to show", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlim(0, 1)
     ax.set_xlabel("meta-test accuracy")
     ax.axvline(chance, color="0.5", lw=1, ls=":", label="chance")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
     fig.tight_layout()
     return fig
 
@@ -288,10 +371,11 @@ def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
 _LINEAR_RATES = {"alpha_t": r"training rate $\alpha_t$", "alpha_r": r"test rate $\alpha_r$"}
 
 
-def _linear_panel(ax: plt.Axes, table: pd.DataFrame, label: str = "", title: str = "") -> None:
+def _linear_panel(ax: plt.Axes, table: pd.DataFrame, label: str = "", title: str = "",
+                  marker: str = "o") -> None:
     """Meta-test loss with its CI against the varied rate of a :func:`mamllib.linreg.sweep` table."""
     rate = table["vary"].iloc[0]
-    ax.errorbar(table[rate], table["loss"], yerr=table["ci95"], marker="o", capsize=3, label=label)
+    ax.errorbar(table[rate], table["loss"], yerr=table["ci95"], marker=marker, capsize=3, label=label)
     ax.axvline(0, color="0.8", lw=1, zorder=0)
     ax.set_xlabel(_LINEAR_RATES[rate])
     ax.set_ylabel("meta-test loss")
@@ -301,7 +385,7 @@ def _linear_panel(ax: plt.Axes, table: pd.DataFrame, label: str = "", title: str
 def linear_rate_sweeps(adaptation: pd.DataFrame, training: pd.DataFrame, fixed: float) -> plt.Figure:
     """Bernacchia's Figure 2: loss against the test-time rate (training rate ``fixed``)
     and against the training rate (test-time rate ``fixed``)."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _stacked(2, 3.2)
     _linear_panel(axes[0], adaptation, title=rf"adaptation, $\alpha_t$ = {fixed}")
     _linear_panel(axes[1], training, title=rf"training, $\alpha_r$ = {fixed}")
     fig.tight_layout()
@@ -311,31 +395,64 @@ def linear_rate_sweeps(adaptation: pd.DataFrame, training: pd.DataFrame, fixed: 
 def linear_training_sweeps(sweeps: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
     """Several training-rate sweeps (label -> table) on one axes."""
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    for label, table in sweeps.items():
-        _linear_panel(ax, table, label, title)
+    for k, (label, table) in enumerate(sweeps.items()):
+        _linear_panel(ax, table, label, title, MARKERS[k % len(MARKERS)])
     ax.legend()
     fig.tight_layout()
     return fig
 
 
+def _rate_palette(rows: pd.DataFrame) -> dict:
+    """A colour per training rate of ``rows``, the same rate always the same colour."""
+    rates = sorted(set(rows["train_inner_lr"]))
+    return {rate: PALETTE[k % len(PALETTE)] for k, rate in enumerate(rates)}
+
+
+# The terms of :data:`mamllib.findings.PENALTY_LABELS` as the derivation writes them.
+PENALTY_SYMBOLS = {"the query loss": "query loss $L_q$",
+                   "the support-query inner product": r"$\langle g_q, g_s\rangle$",
+                   "the squared support-gradient norm": r"$\|g_s\|^2$",
+                   "the squared query-gradient norm": r"$\|g_q\|^2$",
+                   "the curvature term": r"$g_s^\top H_q\, g_s$"}
+
+
+def _plain_log(ax: plt.Axes) -> None:
+    """A log-scaled y axis labelled in plain numbers (0.5, 20), not powers of ten."""
+    ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+
+
 def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
     """Each term of the penalty expansion against the training iteration, one panel per
     term and one line per training rate (:func:`mamllib.findings.penalty_trajectories`)."""
+    if frame.empty:
+        return message_figure("no run of this build logged the expansion's terms")
     terms = list(dict.fromkeys(frame["term"]))
-    fig, axes = plt.subplots(1, max(1, len(terms)), figsize=(3.2 * max(1, len(terms)), 3.4), squeeze=False)
-    for ax, term in zip(axes[0], terms):
+    palette = _rate_palette(frame)
+    rows = -(-len(terms) // 2)
+    fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 2.8 * rows), squeeze=False)
+    for ax in axes.flat[len(terms):]:
+        ax.set_axis_off()
+    for ax, term in zip(axes.flat, terms):
         rows = frame[frame["term"] == term]
         sns.lineplot(data=rows, x="iteration", y="value", hue="train_inner_lr", style="train_inner_lr",
-                     markers=True, dashes=False, errorbar=None, palette="coolwarm", ax=ax,
+                     markers=True, dashes=False, errorbar=None, palette=palette, ax=ax,
                      legend=term == terms[-1])
-        ax.set_title(term)
+        ax.set_title(PENALTY_SYMBOLS.get(term, term))
         ax.set_ylabel("")
         if (rows["value"] > 0).all():
-            ax.set_yscale("log")
-    if terms:
-        axes[0][-1].legend(title="training rate", fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
-                           frameon=False)
-    fig.tight_layout()
+            _plain_log(ax)
+    last = axes.flat[len(terms) - 1]
+    handles, labels = last.get_legend_handles_labels()
+    last.get_legend().remove()
+    if len(terms) % 2:  # in the empty panel
+        axes.flat[-1].legend(handles, labels, title="training rate", loc="center", frameon=False)
+        fig.tight_layout()
+    else:  # below the panels
+        fig.legend(handles, labels, title="training rate", loc="lower center", ncol=len(labels),
+                   frameon=False)
+        fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -343,7 +460,7 @@ def linear_mechanism(table: pd.DataFrame) -> plt.Figure:
     """The linear model taken apart per training rate (:func:`mamllib.linreg.mechanism`):
     the meta-parameters' squared norm with its CI, and the meta-test loss as the sum of
     its three parts, of which only the adaptation term moves."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = _stacked(2, 3.2)
     rates = table["alpha_t"]
     axes[0].errorbar(rates, table["|omega|^2"], yerr=table["|omega|^2 ci95"], marker="o", capsize=3)
     axes[0].set_ylabel(r"$|\omega - w_0|^2$ of the meta-parameters")
@@ -352,7 +469,7 @@ def linear_mechanism(table: pd.DataFrame) -> plt.Figure:
     axes[1].plot(rates, table["loss"], color="black", marker="o", ms=3, lw=1, label="meta-test loss")
     axes[1].set_ylim(0, None)
     axes[1].set_ylabel("meta-test loss and its parts")
-    axes[1].legend(fontsize=8, loc="lower left")
+    axes[1].legend(loc="lower left")
     for ax in axes:
         ax.axvline(0, color="0.8", lw=1, zorder=0)
         ax.set_xlabel(_LINEAR_RATES["alpha_t"])
@@ -367,18 +484,18 @@ def _rate_panels(tables: dict[str, pd.DataFrame], hue: str, label, legend: str, 
     ``train_rate``): a line per ``hue`` against the training rate (symmetric-log axis),
     with its 95% band; ``chance`` or ``reference`` (value, label) draw a dotted line, and
     ``floor`` cuts bands where values cannot go (a loss below 0)."""
-    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables) + 1.6, 3.8), sharey=True,
-                             squeeze=False)
-    for ax, (title, table) in zip(axes[0], tables.items()):
+    fig, axes = _stacked(len(tables), 3.2, sharex=True, sharey=True)
+    for ax, (title, table) in zip(axes, tables.items()):
         _band_lines(ax, table, "train_rate", hue, label, floor)
         if chance is not None:
             ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
         if reference is not None:
             ax.axhline(reference[0], color="0.5", ls=":", lw=1, label=reference[1])
         _rate_axis(ax, table.train_rate, "training inner rate (symmetric log scale)")
-        ax.set_title(title, fontsize=10)
-    axes[0][0].set_ylabel(ylabel)
-    _legend_outside(axes[0][-1], title=legend)
+        ax.set_title(title)
+    for ax in axes:
+        ax.set_ylabel(ylabel)
+    _legend_outside(axes[0], title=legend)
     fig.tight_layout()
     return fig
 
@@ -408,8 +525,8 @@ def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> pl
     95% interval as a bar, coloured by the kind of tensor (rows of
     :func:`mamllib.learned_signs.sign_summary` and :func:`mamllib.learned_signs.final_rates`)."""
     kinds = list(dict.fromkeys(summary["kind"]))
-    palette = dict(zip(kinds, sns.color_palette("colorblind", len(kinds))))
-    fig, ax = plt.subplots(figsize=(8.5, 0.28 * len(summary) + 1.4))
+    palette = dict(zip(kinds, PALETTE))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(summary) + 1.4))
     for y, row in enumerate(summary.itertuples()):
         color = palette[row.kind]
         if row.sign == "unmoved":  # no inner gradient: its rate stayed where it started
@@ -421,12 +538,12 @@ def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> pl
         seeds = rates[rates.tensor == row.tensor]["rate"]
         ax.scatter(seeds, [y] * len(seeds), marker="x", s=18, color=color, alpha=0.7, lw=1)
     ax.axvline(0, color="0.5", lw=1)
-    ax.set_yticks(range(len(summary)), summary["tensor"], fontsize=8)
+    ax.set_yticks(range(len(summary)), summary["tensor"])
     ax.invert_yaxis()
     ax.set_xlabel("learned inner rate at the end of training (x: each seed; o: mean, 95% CI over seeds)")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1),
-              frameon=False, title="tensor", title_fontsize=8)
+    ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1),
+              frameon=False, title="tensor")
     fig.tight_layout()
     return fig

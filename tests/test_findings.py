@@ -200,10 +200,10 @@ def test_tables_of_the_sweep():
 
 def test_run_status_and_setting_label():
     diverged = {"status": "diverged", "wall_time_s": 12.4, "diverged_at": 7, "config": {"max_loss": 100.0}}
-    assert findings.run_status_text(diverged).splitlines()[0] == "status: diverged; wall time 12 s"
-    assert ("iteration 7" in findings.run_status_text(diverged)
-            and "100 nats" in findings.run_status_text(diverged))
-    assert "\n" not in findings.run_status_text({**diverged, "status": "completed"})
+    text = findings.run_status_text(diverged)
+    assert text.startswith("The run diverged at iteration 7, after 12 s") and "100 nats" in text
+    completed = findings.run_status_text({**diverged, "status": "completed"})
+    assert completed == "The run completed in 12 s of training."
     assert findings.setting_label(False, -0.01) == "training rate -0.01"
     assert findings.setting_label(True, 0.1) == "learned rates from 0.1"
 
@@ -284,11 +284,12 @@ def test_setting_page_numbers_and_texts():
         "test_accuracy": 0.973, "test_ci95": 0.005, "acc_maml": 0.97, "acc_logreg": 0.9}
     assert findings.setting_numbers({"status": "diverged"}, summary) == {}
     text = findings.score_text(completed)
-    assert "97.30% +- 0.50%" in text and "600 tasks" in text
+    assert "97.3% ± 0.5%" in text and "600 fixed meta-test tasks" in text
     assert "diverged" in findings.score_text({"status": "diverged"})
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
-    assert "97.0%" in findings.rate_grid_text(grid)
-    assert "no rate grid" in findings.rate_grid_text(grid.iloc[:0])
+    assert findings.rate_grid_text(grid) == ("Re-adapted at other test-time rates, it scores 50.0% at -0.4, "
+                                             "97.0% at 0.4; its best test rate here is 0.4.")
+    assert "no test-rate grid" in findings.rate_grid_text(grid.iloc[:0])
 
 
 def test_the_expansion_verdict_compares_each_networks_slopes_with_the_theory():
@@ -326,9 +327,10 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     frame = findings.penalty_trajectories(metrics)
     assert len(frame) == 3 * 2 * 5 and set(frame.train_inner_lr) == {-0.1, 0.0, 0.1}
     text = findings.penalty_text(frame)
-    assert "|g_q|² is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 (lower than at rate 0 for" in text
+    assert ("the squared query-gradient norm is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 "
+            "(lower than at rate 0 for") in text
     assert "the negative rate, lower than at every positive rate for the negative rate)" in text
-    assert "<g_q, g_s> is 0.1 at rate -0.1" in text
+    assert "the support-query inner product is 0.1 at rate -0.1" in text
     assert "Against rate 0 the penalty reading holds" in text
     assert "against the positive rates it holds." in text
     metrics["a"] = run(-0.1, [0.5, 0.4])

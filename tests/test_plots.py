@@ -1,9 +1,11 @@
 """The figure helpers draw what the tidy frames hold."""
 
 import matplotlib
+import matplotlib.legend
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
@@ -55,9 +57,10 @@ def test_agreement_plot_leaves_maml_out(frames):
 def test_heatmap_cells_are_the_mean_accuracies(frames):
     ax = plots.rate_heatmap(frames[0]).axes[0]
     cells = [float(t.get_text()) for t in ax.texts]
-    # Rows from the highest training rate down, columns in test-rate order.
-    expected = [round(r + t, 2) for r in sorted(RATES, reverse=True) for t in GRID]
+    # Rows from the highest training rate down, columns in test-rate order; percent.
+    expected = [round(100 * (r + t)) for r in sorted(RATES, reverse=True) for t in GRID]
     assert cells == pytest.approx(expected)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["0.4", "0", "-0.4"]  # as the sweep writes them
 
 
 def test_cka_and_alignment_plots(frames):
@@ -114,7 +117,7 @@ def test_ci_bands_are_the_tables_ci(frames):
         low, high = _band_at(ax, rate)
         assert low == pytest.approx(accuracy.mean() - ci95(accuracy))
         assert high == pytest.approx(accuracy.mean() + ci95(accuracy))
-    assert "over tasks" in ax.get_title(loc="right")
+    assert "over tasks" in ax.get_title(loc="left")
 
 
 def test_with_several_seeds_a_band_covers_seeds_and_tasks(frames):
@@ -127,7 +130,7 @@ def test_with_several_seeds_a_band_covers_seeds_and_tasks(frames):
     trained = seeds[(seeds.model == "trained") & (seeds.train_inner_lr == 0.4)]
     _, low, high = hierarchical_ci(trained.pivot(index="run", columns="task", values="accuracy").to_numpy())
     assert _band_at(ax, 0.4) == pytest.approx((low, high))
-    assert "3 seeds and tasks" in ax.get_title(loc="right")
+    assert "3 seeds and tasks" in ax.get_title(loc="left")
 
 
 def test_training_curves_show_loss_accuracy_and_validation():
@@ -184,3 +187,47 @@ def test_linear_figures_label_the_rate_they_vary():
     ax = plots.linear_training_sweeps({"m = 3": _linear_sweep("alpha_t", [-1.0, 0.0]),
                                        "m = 300": _linear_sweep("alpha_t", [-1.0, 0.0])}).axes[0]
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m = 3", "m = 300"]
+
+
+def _texts(fig):
+    return [t for t in fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+            if t.get_text().strip() and t.get_visible()]
+
+
+def test_no_text_of_any_figure_is_smaller_than_the_books_smallest(frames):
+    readouts, relations = frames
+    trajectory = {"iteration": [0, 1], "names": ["head_weight", "blocks.0.bn_bias"], "lrs": [[0.1, 0.1]] * 2}
+    figures = [plots.accuracy_vs_rate(readouts), plots.agreement_vs_rate(readouts),
+               plots.rate_heatmap(readouts), plots.cka_vs_rate(relations), plots.alignment_vs_rate(relations),
+               plots.learned_rate_panels({"run": trajectory}), plots.learned_rate_panels({}),
+               plots.embedding_pca(np.random.default_rng(0).normal(size=(10, 4)), np.arange(10) % 5,
+                                   np.random.default_rng(1).normal(size=(5, 4))),
+               plots.penalty_trajectories(pd.DataFrame(
+                   [{"train_inner_lr": rate, "seed": 0, "iteration": it, "term": term, "value": 1.0 + it}
+                    for rate in (-0.1, 0.1) for it in (0, 10) for term in "abcde"])),
+               plots.pool_curves({view: pd.DataFrame({"pool": [4, 4, 0, 0], "train_rate": [-0.1, 0.1] * 2,
+                                                      "mean": 0.5, "low": 0.4, "high": 0.6})
+                                  for view in ("fixed", "best")}, "accuracy", chance=0.2)]
+    for fig in figures:
+        sizes = {t.get_text(): t.get_fontsize() for t in _texts(fig)}
+        assert min(sizes.values()) >= plots.SMALLEST_TEXT, sizes
+        plt.close(fig)
+
+
+def test_learned_rates_have_a_legend_per_block_and_per_kind_not_per_tensor():
+    names = ["head_weight", "head_bias"] + [f"blocks.{b}.{k}" for b in range(4)
+                                            for k in ("conv_weight", "conv_bias", "bn_weight", "bn_bias")]
+    trajectory = {"iteration": [0, 1], "names": names, "lrs": [[0.1] * 18, [0.2] * 18]}
+    ax = plots.learned_rates(trajectory).axes[0]
+    legends = [child for child in ax.get_children() if isinstance(child, matplotlib.legend.Legend)]
+    entries = sorted(len(legend.get_texts()) for legend in legends)
+    assert entries == [4, 5]  # four kinds of tensor, five blocks: nine entries for 18 lines
+
+
+def test_a_learned_run_shows_its_rates_under_its_training_curves():
+    metrics = {"history": {"iteration": [0, 1, 2], "loss": [2, 1.5, 1], "accuracy": [0.2, 0.4, 0.6]},
+               "validation": [], "config": {"learn_inner_lr": True},
+               "inner_lr_trajectory": {"iteration": [0, 2], "names": ["head_weight"], "lrs": [[0.1], [0.2]]}}
+    fig = plots.training_curves(metrics)
+    labels = sorted(ax.get_ylabel() for ax in fig.axes)
+    assert labels == ["learned inner rate", "query accuracy", "query loss"]

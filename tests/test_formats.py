@@ -1,0 +1,24 @@
+"""One format per kind of number, and tables as the book shows them."""
+
+import pandas as pd
+
+from mamllib import formats
+
+
+def test_percentages_have_one_decimal_and_intervals_a_plus_minus():
+    assert formats.percent(0.97312) == "97.3%"
+    assert formats.percent(0.97312, 0.00491) == "97.3% ± 0.5%"
+
+
+def test_rates_are_written_as_the_sweep_writes_them():
+    assert [formats.rate(r) for r in (-0.01, 0.0, 0.4, 1e-3)] == ["-0.01", "0", "0.4", "0.001"]
+
+
+def test_a_table_has_no_positional_index_readable_headers_and_one_number_format():
+    frame = pd.DataFrame({"train_inner_lr": [-0.01, 0.1], "maml": [97.3456, None], "seed": [0, 1]})
+    html = formats.table(frame.set_index("train_inner_lr")).to_html()
+    assert ">training rate<" in html
+    assert ">-0.01<" in html and ">0.1<" in html and ">-1.000000e-02<" not in html  # rates as written
+    assert ">97.3<" in html and ">–<" in html  # one decimal; a dash where there is no number
+    assert ">MAML (full adaptation)<" in html
+    assert "row_heading" not in html  # no 0, 1, ... column
