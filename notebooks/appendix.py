@@ -26,14 +26,15 @@ record = "book/generated/executions.json"
 fingerprint = ""  # changes when any notebook was re-executed
 
 # %%
+from mamllib import formats
 from mamllib.pipeline import provenance
 from mamllib.pipeline.paths import work_in_book_root
 
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
-provenance.package_versions()
+formats.table(provenance.package_versions())
 
 # %%
-provenance.machine()
+formats.table(provenance.machine())
 
 # %% [markdown]
 # ## Runs
@@ -42,10 +43,10 @@ provenance.machine()
 # charged its share of the population's wall time.
 
 # %%
-provenance.runs_table(runs_root, profile)
+formats.table(provenance.runs_table(runs_root, profile))
 
 # %% [markdown]
 # ## Stages: the training and the executed notebooks
 
 # %%
-provenance.executions_table(record)
+formats.table(provenance.executions_table(record))

@@ -29,10 +29,9 @@ tier = "default"  # which grid of rates and seeds (mamllib.tiers.TIERS)
 trained = ""  # changes when one of this pool's networks changed, so the report runs this page again
 
 # %%
-import matplotlib.pyplot as plt
 from myst_nb import glue
 
-from mamllib import fewtask, plots, tiers
+from mamllib import fewtask, formats, plots, tiers
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
@@ -42,8 +41,10 @@ configs = plan.configs(profile, pool)
 frame, missing = fewtask.load_experiment(configs, runs_root, profile)
 setup = fewtask.setup_text(configs[0], plan)
 glue("setup_text", setup, display=False)
-print(setup)
-print(fewtask.missing_text(missing, len(configs)))
+glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
+
+# %% [markdown]
+# {glue:text}`setup_text` {glue:text}`missing_text`
 
 # %% [markdown]
 # ## Meta-test accuracy against the training rate
@@ -51,11 +52,24 @@ print(fewtask.missing_text(missing, len(configs)))
 # Each line is the mean over seeds and test tasks; the band is its 95% interval over
 # seeds and tasks (`mamllib.stats.hierarchical_ci`).
 
-# %%
+# %% tags=["remove-output"]
 tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in fewtask.VIEWS}
-plots.pool_curves(tables, "meta-test accuracy", chance=1 / configs[0].n_way, pool_label=fewtask.pool_label)
-plt.show()
-fewtask.percent_table(tables)
+chance = 1 / configs[0].n_way
+plots.glue_figure("pool_accuracy", plots.pool_curves(tables, "meta-test accuracy", chance=chance,
+                                                     pool_label=fewtask.pool_label))
+
+# %% [markdown]
+# ```{glue:figure} pool_accuracy
+# :name: fig-pool-accuracy-{page}
+#
+# Meta-test accuracy of this pool's networks against their training rate, one panel per
+# view (MAML at the fixed test rate, MAML at its best test rate of either sign, the
+# un-adapted prototypes), mean over seeds and test tasks with 95% bands over both; the
+# dotted line is chance.
+# ```
+
+# %%
+formats.table(fewtask.percent_table(tables))
 
 # %% [markdown]
 # ## Overfitting the pool
@@ -67,14 +81,27 @@ fewtask.percent_table(tables)
 # meta-training fitted to its pool with the change from training to test classes; the
 # fresh-task networks' gap is the second alone.
 
-# %%
+# %% tags=["remove-output"]
 gap = fewtask.overfitting_table(frame)
-plots.pool_curves({"meta-training tasks": fewtask.rate_table(frame, "fixed", part="train"),
-                   "meta-test tasks": tables[fewtask.VIEWS["fixed"]]}, "accuracy at the fixed test rate",
-                  chance=1 / configs[0].n_way, pool_label=fewtask.pool_label)
-plt.show()
-print(fewtask.own_rate_fit_text(configs, runs_root, profile))
-fewtask.gap_percent_table(gap)
+plots.glue_figure("pool_overfitting", plots.pool_curves(
+    {"meta-training tasks": fewtask.rate_table(frame, "fixed", part="train"),
+     "meta-test tasks": tables[fewtask.VIEWS["fixed"]]}, "accuracy at the fixed test rate",
+    chance=chance, pool_label=fewtask.pool_label))
+glue("own_rate_fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile), display=False)
+
+# %% [markdown]
+# ```{glue:figure} pool_overfitting
+# :name: fig-pool-overfitting-{page}
+#
+# Accuracy on the networks' own meta-training tasks (left) and on the meta-test tasks
+# (right), both at the fixed test rate, against the training rate, with 95% bands over
+# seeds and tasks.
+# ```
+#
+# {glue:text}`own_rate_fit_text`
+
+# %%
+formats.table(fewtask.gap_percent_table(gap))
 
 # %% [markdown]
 # ## Where each network stopped
@@ -86,10 +113,13 @@ fewtask.gap_percent_table(gap)
 
 # %%
 stopping = fewtask.stopping_table(frame)
-stop_text = fewtask.stopping_text(frame, configs[0])
-glue("stopping_text", stop_text, display=False)
-print(stop_text)
-stopping
+glue("stopping_text", fewtask.stopping_text(frame, configs[0]), display=False)
+
+# %% [markdown]
+# {glue:text}`stopping_text`
+
+# %%
+formats.table(stopping)
 
 # %% [markdown]
 # ## Does a negative training rate win with this pool?
@@ -102,8 +132,17 @@ stopping
 comparisons = {view: fewtask.negative_versus_rest(frame, view, compared=len(plan.pools))
                for view in fewtask.VIEWS}
 for view, comparison in comparisons.items():
-    text = fewtask.verdict_text(comparison, view)
-    glue(f"verdict_{view}", text, display=False)
-    print(text, "\n")
-print(fewtask.own_rate_text(frame, 1 / configs[0].n_way, configs[0]))
-fewtask.comparison_percent_table(comparisons)
+    glue(f"verdict_{view}", fewtask.verdict_text(comparison, view), display=False)
+glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=False)
+
+# %% [markdown]
+# {glue:text}`verdict_fixed`
+#
+# {glue:text}`verdict_best`
+#
+# {glue:text}`verdict_prototypes`
+#
+# {glue:text}`own_rate_text` The table gives each view's comparison.
+
+# %%
+formats.table(fewtask.comparison_percent_table(comparisons))

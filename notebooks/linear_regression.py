@@ -14,7 +14,7 @@
 # %% [markdown]
 # # The linear model: where the optimal training rate is exactly computable
 #
-# Bernacchia (2021) studies MAML on *mixed linear regression*, where the meta-parameters
+# {cite:t}`bernacchia2021negative` studies MAML on *mixed linear regression*, where the meta-parameters
 # can be solved exactly, and finds that the optimal inner rate at **training** time is
 # negative while the optimal rate at **test** time (adaptation) is positive. This
 # notebook reproduces that setting with `mamllib.linreg`: for each training rate
@@ -37,11 +37,10 @@ step_figure_3 = 0.05    # the paired check compares alpha_t = +step with -step
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
-from mamllib import findings, linreg, plots
+from mamllib import findings, formats, linreg, plots
 
 over = linreg.LinearSetting()  # n_t=30, n_v=2, n_r=20, m=3, p=60, sigma=1, nu=0.5, w0=0
 under = over.replace(m=m_under)
@@ -54,19 +53,12 @@ print(under, "overparameterized:", under.overparameterized)
 # Left: the training rate is held at `alpha_fixed` (0.2, as in the paper) and the
 # test-time rate varies. Right: the test-time rate is held there and the training rate varies.
 
-# %%
+# %% tags=["remove-output"]
 alpha_r_values = np.round(np.linspace(-0.2, 1.0, 13), 3)
 alpha_t_values = np.round(np.linspace(-3.0, 1.0, 17), 3)
 adaptation = linreg.sweep(over, "alpha_r", alpha_r_values, alpha_fixed, runs_adaptation, seed)
 training = linreg.sweep(over, "alpha_t", alpha_t_values, alpha_fixed, runs, seed)
-plots.linear_rate_sweeps(adaptation, training, alpha_fixed)
-plt.show()
-
-# %% [markdown]
-# The optimal rates of the two sweeps, and how sharply the training sweep locates its
-# optimum: the training rates whose 95% CI reaches the best one's.
-
-# %%
+plots.glue_figure("linear_figure_2", plots.linear_rate_sweeps(adaptation, training, alpha_fixed))
 best_train_over, best_test_over = linreg.optimum(training), linreg.optimum(adaptation)
 basin = linreg.near_optimal(training)
 glue("linreg_best_alpha_t_over", best_train_over, display=False)
@@ -74,9 +66,20 @@ glue("linreg_basin_text", findings.basin_text(basin, alpha_t_values), display=Fa
 glue("linreg_alpha_fixed", alpha_fixed, display=False)
 glue("linreg_sign_text", findings.linear_sign_text(best_train_over, best_test_over), display=False)
 glue("linreg_best_alpha_r_over", best_test_over, display=False)
-print(f"optimal training rate (overparameterized): {best_train_over:g}; "
-      f"within the 95% CI of the optimum: {basin[0]:g} .. {basin[1]:g}")
-print(f"optimal test-time rate: {best_test_over:g}")
+
+# %% [markdown]
+# ```{glue:figure} linear_figure_2
+# :name: fig-linear-figure-2
+#
+# Bernacchia's Figure 2 in our conventions: the linear model's meta-test loss (95%
+# interval over independent meta-trainings) against the test-time rate $\alpha_r$ with the
+# training rate held at {glue:text}`linreg_alpha_fixed` (left), and against the training
+# rate $\alpha_t$ with the test-time rate held there (right).
+# ```
+#
+# The best training rate of the sweep is $\alpha_t$ = {glue:text}`linreg_best_alpha_t_over:g`
+# and the best test-time rate $\alpha_r$ = {glue:text}`linreg_best_alpha_r_over:g`.
+# {glue:text}`linreg_basin_text` {glue:text}`linreg_sign_text`
 
 # %% [markdown]
 # (linreg-mechanism)=
@@ -91,19 +94,29 @@ print(f"optimal test-time rate: {best_test_over:g}")
 # floor, the noise the adaptation step picks up, and the adaptation term, the only one
 # that depends on $\omega$.
 
-# %%
+# %% tags=["remove-output"]
 mechanism = linreg.mechanism(over, alpha_t_values, alpha_fixed, runs, seed)
-plots.linear_mechanism(mechanism)
-plt.show()
-mechanism_text = findings.mechanism_text(mechanism)
-adaptation_text = findings.adaptation_rate_text(mechanism)
+plots.glue_figure("linear_mechanism", plots.linear_mechanism(mechanism))
 best_row = mechanism.loc[mechanism["loss"].idxmin()]
-glue("linreg_mechanism_text", mechanism_text, display=False)
-glue("linreg_adaptation_rate_text", adaptation_text, display=False)
+glue("linreg_mechanism_text", findings.mechanism_text(mechanism), display=False)
+glue("linreg_adaptation_rate_text", findings.adaptation_rate_text(mechanism), display=False)
 glue("linreg_curvature_at_best", float(best_row["|alpha_t| lambda_max(H_s)"]), display=False)
-print(mechanism_text, "\n")
-print(adaptation_text)
-mechanism.round(4)
+
+# %% [markdown]
+# ```{glue:figure} linear_mechanism
+# :name: fig-linear-mechanism
+#
+# The linear model taken apart per training rate $\alpha_t$: the squared distance of the
+# meta-parameters from the mean task weights with its 95% interval (left), and the
+# meta-test loss (black) as the stacked sum of its three parts (right).
+# ```
+#
+# {glue:text}`linreg_mechanism_text`
+#
+# {glue:text}`linreg_adaptation_rate_text` The table lists every quantity per training rate.
+
+# %%
+formats.table(mechanism, decimals=4)
 
 # %% [markdown]
 # ## An underparameterized contrast
@@ -117,25 +130,35 @@ mechanism.round(4)
 # $m$, how much the best training rate gains over $\alpha_t = 0$; nothing says the gain
 # falls monotonically on the way.
 
-# %%
+# %% tags=["remove-output"]
 training_under = linreg.sweep(under, "alpha_t", alpha_t_values, alpha_fixed, runs_under, seed)
-plots.linear_training_sweeps({f"m = {over.m} (overparameterized)": training,
-                              f"m = {under.m} (underparameterized)": training_under},
-                             rf"training rate sweep, $\alpha_r$ = {alpha_fixed}")
-plt.show()
-
+plots.glue_figure("linear_task_count", plots.linear_training_sweeps(
+    {f"m = {over.m} (overparameterized)": training, f"m = {under.m} (underparameterized)": training_under},
+    rf"$\alpha_r$ = {alpha_fixed:g}"))
 effects = linreg.training_rate_effect(over, task_counts, alpha_t_values, alpha_fixed, runs_under, seed)
-effects
-
-# %%
 best_train_under = linreg.optimum(training_under)
+glue("linreg_m_over", over.m, display=False)
+glue("linreg_m_under", under.m, display=False)
 glue("linreg_best_alpha_t_under", best_train_under, display=False)
 glue("linreg_gain_over", float(effects["relative gain"].iloc[0]), display=False)
 glue("linreg_gain_under", float(effects["relative gain"].iloc[-1]), display=False)
-effect_text = findings.training_rate_effect_text(effects, runs_under)
-glue("linreg_effect_text", effect_text, display=False)
-print(effect_text)
-print(f"optimal training rate with m = {under.m}: {best_train_under:g}")
+glue("linreg_effect_text", findings.training_rate_effect_text(effects, runs_under), display=False)
+
+# %% [markdown]
+# ```{glue:figure} linear_task_count
+# :name: fig-linear-task-count
+#
+# Meta-test loss against the training rate with {glue:text}`linreg_m_over` training tasks
+# (overparameterized) and with {glue:text}`linreg_m_under` (underparameterized), 95%
+# intervals over meta-trainings.
+# ```
+#
+# With $m$ = {glue:text}`linreg_m_under` the best training rate is
+# {glue:text}`linreg_best_alpha_t_under:g`. {glue:text}`linreg_effect_text` The table
+# gives the gain of the best training rate over $\alpha_t = 0$ per task count.
+
+# %%
+formats.table(effects, decimals=3)
 
 # %% [markdown]
 # (linreg-figure-3)=
@@ -157,20 +180,28 @@ print(f"optimal training rate with m = {under.m}: {best_train_under:g}")
 # this offline machine, so whether it reports the loss in units of the noise or uses
 # unit noise is not established here; the location of the optimum is the same either way.
 
-# %%
+# %% tags=["remove-output"]
 figure_3 = linreg.sweep(linreg.FIGURE_3, "alpha_t", np.round(np.linspace(-0.3, 0.3, 13), 3),
                         alpha_r_figure_3, runs_figure_3, seed)
 in_noise_units = figure_3.assign(loss=figure_3["loss"] / linreg.FIGURE_3.sigma ** 2,
                                  ci95=figure_3["ci95"] / linreg.FIGURE_3.sigma ** 2)
-fig = plots.linear_training_sweeps({"m = 40, p = 30": in_noise_units},
-                                   rf"training rate sweep, $\alpha_r$ = {alpha_r_figure_3}")
+fig = plots.linear_training_sweeps({"m = 40, p = 30": in_noise_units}, rf"$\alpha_r$ = {alpha_r_figure_3:g}")
 fig.axes[0].set_ylabel(r"meta-test loss / $\sigma^2$")
-plt.show()
+plots.glue_figure("linear_figure_3", fig)
 difference, difference_ci = linreg.paired_difference(linreg.FIGURE_3, step_figure_3, -step_figure_3,
                                                      alpha_r_figure_3, runs_figure_3, seed)
 figure_3_text = findings.optimum_side_text(linreg.optimum(figure_3), difference, difference_ci, step_figure_3)
 glue("linreg_figure_3_text", figure_3_text, display=False)
-print(figure_3_text)
+
+# %% [markdown]
+# ```{glue:figure} linear_figure_3
+# :name: fig-linear-figure-3
+#
+# Bernacchia's Figure 3 setting in our conventions: meta-test loss in units of
+# $\sigma^2$ against the training rate, 95% intervals over meta-trainings.
+# ```
+#
+# {glue:text}`linreg_figure_3_text`
 
 # %% [markdown]
 # ## Our conventions, and where they may differ from the paper's

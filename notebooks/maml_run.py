@@ -30,11 +30,9 @@ runs_root = "runs"       # run folders live in <runs_root>/<profile>/<run name>
 overrides = {}           # any other config field, e.g. {"iterations": 200}
 
 # %%
-import matplotlib.pyplot as plt
-from IPython.display import display
 from myst_nb import glue
 
-from mamllib import findings, latent, plots
+from mamllib import findings, formats, latent, plots
 from mamllib.data import load_dataset
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import setting_config, setting_folder
@@ -60,13 +58,22 @@ glue("status", metrics["status"], display=False)
 # %% [markdown]
 # ## Training
 
-# %%
-plots.training_curves(metrics)
-plt.show()
-for trajectory in findings.learned_runs({run_dir.name: metrics}).values():
-    plots.learned_rates(trajectory)
-    plt.show()
-print(findings.run_status_text(metrics))
+# %% tags=["remove-output"]
+plots.glue_figure("training_curves", plots.training_curves(metrics))
+glue("run_status_text", findings.run_status_text(metrics), display=False)
+
+# %% [markdown]
+# ```{glue:figure} training_curves
+# :name: fig-training-{page}
+#
+# Meta-training of this setting. Query loss (left) and query accuracy (right) of each
+# meta-batch after adaptation, faint, with their running mean; the points with error bars
+# are the accuracy on the fixed validation tasks (95% interval over tasks), the measure
+# that picked the checkpoint. A run that learns its rates has a lower panel: each tensor's
+# inner rate along training, coloured by block, line style by kind of tensor.
+# ```
+#
+# {glue:text}`run_status_text`
 
 # %% [markdown]
 # ## Meta-test accuracy and the readouts
@@ -80,16 +87,28 @@ run, readouts, relations = page_analysis(metrics, run_dir, dataset)  # a current
 summary = latent.summarize(readouts)
 for name, value in findings.setting_numbers(metrics, summary).items():
     glue(name, value, display=False)
-print(findings.score_text(metrics))
-display(latent.percent_table(summary))
+glue("score_text", findings.score_text(metrics), display=False)
+glue("rate_grid_text", findings.rate_grid_text(latent.rate_grid_accuracy(readouts)), display=False)
+
+# %% [markdown]
+# {glue:text}`score_text` The table gives each readout's accuracy and its agreement with
+# MAML, in percent with 95% intervals over the test tasks. {glue:text}`rate_grid_text`
+
+# %%
+formats.table(latent.percent_table(summary))
 
 # %% [markdown]
 # ## Features of one meta-test task
-#
-# The un-adapted features of the queries of fixed test task 0, in their first two
-# principal components; stars are the class prototypes (mean support features).
 
-# %%
-plots.task_features(run, title=f"MAML at {findings.setting_label(learn_inner_lr, inner_lr)}")
-plt.show()
-print(findings.rate_grid_text(latent.rate_grid_accuracy(readouts)))
+# %% tags=["remove-output"]
+plots.glue_figure("task_features", plots.task_features(run))
+
+# %% [markdown]
+# ```{glue:figure} task_features
+# :name: fig-task-features-{page}
+#
+# The un-adapted features of the queries of fixed test task 0 (a colour and marker per
+# class), in their first two principal components; stars are the class
+# prototypes, the mean support features. Where a class's queries cluster around its own
+# star, the nearest-prototype readout classifies them correctly.
+# ```

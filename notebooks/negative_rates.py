@@ -14,15 +14,15 @@
 # %% [markdown]
 # # When does a negative rate win?
 #
-# In Bernacchia's linear model the best training inner rate is negative when
+# In the linear model of {cite:t}`bernacchia2021negative` the best training inner rate is negative when
 # meta-training sees a fixed, finite set of tasks (few in his Figure 2; the linear-model
 # page finds it negative at every task count tried). In this report's main sweep every
 # training task is new, which is not that setting. This
 # page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
 # tasks (and, in the full tier, on larger pools and on fresh tasks), at training rates of
 # both signs, each trained until its validation accuracy at its best test rate of either
-# sign stops improving. The report's tier sets the grid; the first cell prints it and
-# what the full tier adds.
+# sign stops improving. The report's tier sets the grid; the paragraph below says which
+# grid built this page, and what the full tier adds.
 #
 # Every rate is chosen on the validation tasks and reported on the fixed meta-test
 # tasks. Differences are paired (the same test tasks and seeds). Every interval covers
@@ -41,12 +41,11 @@ sweep_seeds = None  # command line replaced the tier's (None: the tier's), for t
 sweep_learned = True
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 from myst_nb import glue
 
-from mamllib import convergence, fewtask, learned_signs, plots, sign_pattern, tiers
+from mamllib import convergence, fewtask, formats, learned_signs, plots, sign_pattern, tiers
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
@@ -60,9 +59,11 @@ glue("setup_text", setup, display=False)
 built_text = tiers.tier_text(profile, tier, sweep_rates, sweep_seeds, sweep_learned)
 glue("tier_text", built_text, display=False)
 glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
-print(setup)
-print(built_text)
-print(fewtask.missing_text(missing, len(configs)))
+
+# %% [markdown]
+# {glue:text}`setup_text` {glue:text}`missing_text`
+#
+# {glue:text}`tier_text`
 
 # %% [markdown]
 # ## The deep analogue of Bernacchia's Figure 2b
@@ -76,17 +77,35 @@ print(fewtask.missing_text(missing, len(configs)))
 # the best test rate, further down, lets each network use the rate it does best at on
 # the validation tasks.
 
-# %%
+# %% tags=["remove-output"]
 chance = 1 / configs[0].n_way
 uniform = (float(np.log(configs[0].n_way)), f"uniform guess (ln {configs[0].n_way})")
-plots.pool_curves({"meta-test loss": fewtask.rate_table(frame, "fixed", column="loss")},
-                  f"query loss (nats) at test rate {fewtask.FIXED_TEST_RATE:g}",
-                  pool_label=fewtask.pool_label, reference=uniform, floor=0.0)
-plt.show()
+plots.glue_figure("figure_2b_loss", plots.pool_curves(
+    {"meta-test loss": fewtask.rate_table(frame, "fixed", column="loss")},
+    f"query loss (nats) at test rate {fewtask.FIXED_TEST_RATE:g}",
+    pool_label=fewtask.pool_label, reference=uniform, floor=0.0))
 fixed = fewtask.rate_table(frame, "fixed")
-plots.pool_curves({"meta-test accuracy": fixed}, f"accuracy at test rate {fewtask.FIXED_TEST_RATE:g}",
-                  chance=chance, pool_label=fewtask.pool_label)
-plt.show()
+plots.glue_figure("figure_2b_accuracy", plots.pool_curves(
+    {"meta-test accuracy": fixed}, f"accuracy at test rate {fewtask.FIXED_TEST_RATE:g}",
+    chance=chance, pool_label=fewtask.pool_label))
+glue("fixed_test_rate", fewtask.FIXED_TEST_RATE, display=False)
+
+# %% [markdown]
+# ```{glue:figure} figure_2b_loss
+# :name: fig-figure-2b-loss
+#
+# The deep analogue of Bernacchia's Figure 2b: meta-test query loss of the few-task
+# networks adapted at test rate {glue:text}`fixed_test_rate`, against their training rate,
+# a line per pool size (mean over seeds and test tasks, 95% bands over both). The dotted
+# line is the loss of a uniform guess.
+# ```
+#
+# ```{glue:figure} figure_2b_accuracy
+# :name: fig-figure-2b-accuracy
+#
+# The same networks' meta-test accuracy at test rate {glue:text}`fixed_test_rate`; the
+# dotted line is chance.
+# ```
 
 # %% [markdown]
 # ## With the best test rate, and without adaptation
@@ -95,10 +114,20 @@ plt.show()
 # network is adapted at the test rate of either sign that is best on the validation
 # tasks. The un-adapted prototype readout asks the same question of the features alone.
 
-# %%
+# %% tags=["remove-output"]
 tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in ("best", "prototypes")}
-plots.pool_curves(tables, "meta-test accuracy", chance=chance, pool_label=fewtask.pool_label)
-plt.show()
+plots.glue_figure("best_and_prototypes", plots.pool_curves(tables, "meta-test accuracy", chance=chance,
+                                                           pool_label=fewtask.pool_label))
+
+# %% [markdown]
+# ```{glue:figure} best_and_prototypes
+# :name: fig-best-and-prototypes
+#
+# Meta-test accuracy against the training rate with each network adapted at its best test
+# rate of either sign, chosen on the validation tasks (left), and of the un-adapted
+# prototype readout (right); a line per pool size, 95% bands over seeds and tasks, chance
+# dotted.
+# ```
 
 # %% [markdown]
 # ## The verdict
@@ -110,23 +139,30 @@ plt.show()
 # this grid does not test.
 
 # %%
-nearest = max(rate for rate in plan.rates if rate < 0)
-print(f"The grid's negative rate nearest zero: {nearest:g}.")
+glue("nearest_negative", max(rate for rate in plan.rates if rate < 0), display=False)
 comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
-overall = fewtask.overall_text(comparisons)
-own_rate = fewtask.own_rate_text(frame, chance, configs[0])
-glue("overall_text", overall, display=False)
-glue("own_rate_text", own_rate, display=False)
-print(overall, "\n")
-print(own_rate, "\n")
+glue("overall_text", fewtask.overall_text(comparisons), display=False)
+glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=False)
 for view, comparison in comparisons.items():
-    text = fewtask.verdict_text(comparison, view)
-    glue(f"verdict_{view}", text, display=False)
-    print(text, "\n")
+    glue(f"verdict_{view}", fewtask.verdict_text(comparison, view), display=False)
 numbers = fewtask.summary_numbers(comparisons["best"])
 glue("pools_negative_wins", numbers["wins"], display=False)
 glue("pools_compared", numbers["pools"], display=False)
-fewtask.comparison_percent_table(comparisons)
+
+# %% [markdown]
+# The grid's negative rate nearest zero is {glue:text}`nearest_negative:g`.
+# {glue:text}`overall_text`
+#
+# {glue:text}`verdict_fixed`
+#
+# {glue:text}`verdict_best`
+#
+# {glue:text}`verdict_prototypes`
+#
+# {glue:text}`own_rate_text` The table gives each view's comparison per pool size.
+
+# %%
+formats.table(fewtask.comparison_percent_table(comparisons))
 
 # %% [markdown]
 # ## Fresh tasks: the main sweep at a fixed budget and at convergence
@@ -137,9 +173,10 @@ fewtask.comparison_percent_table(comparisons)
 # scored as the few-task networks are. Each line is a budget; bands are 95% intervals
 # over seeds and test tasks.
 
-# %%
+# %% tags=["remove-output"]
 budgets, budget_missing = convergence.load_budgets(profile, built.sweep_rates, built.converged_seeds,
                                                    runs_root)
+budget_figure = plots.message_figure("this tier compares no rates at convergence")
 if not built.converged_seeds:
     budget_text = ("This tier trains the main sweep for a fixed budget only, so its rates are not compared "
                    "at convergence in this build.")
@@ -151,11 +188,23 @@ else:
                    + fewtask.stopping_text(budgets["at convergence"], converged_config))
     if budget_missing:
         budget_text += f" Missing: {'; '.join(budget_missing)}."
-    plots.budget_curves({fewtask.VIEWS[view]: convergence.budget_table(budgets, view)
-                         for view in ("best", "prototypes")}, "meta-test accuracy", chance=chance)
-    plt.show()
+    budget_tables = {fewtask.VIEWS[view]: convergence.budget_table(budgets, view)
+                     for view in ("best", "prototypes")}
+    budget_figure = plots.budget_curves(budget_tables, "meta-test accuracy", chance=chance)
+plots.glue_figure("budgets", budget_figure)
 glue("budget_text", budget_text, display=False)
-print(budget_text)
+
+# %% [markdown]
+# ```{glue:figure} budgets
+# :name: fig-budgets
+#
+# The main sweep's rates on fresh tasks at the fixed budget and trained to convergence, a
+# line per budget: meta-test accuracy at the best test rate (left) and of the un-adapted
+# prototypes (right), 95% bands over seeds and tasks, chance dotted. A tier that does not
+# train to convergence shows no curve here.
+# ```
+#
+# {glue:text}`budget_text`
 
 # %% [markdown]
 # ## With label noise in the meta-training queries
@@ -167,25 +216,35 @@ print(budget_text)
 # per noise level, at the best test rate, as above; its intervals are simultaneous over
 # that level's pool sizes, not over the noise levels.
 
-# %%
-noise_texts = []
+# %% tags=["remove-output"]
+noise_texts, noisy_tables = [], {}
 for noisy in built.noisy_tasks:
     noisy_frame, noisy_missing = fewtask.load_experiment(noisy.configs(profile), runs_root, profile)
     level = f"With {100 * noisy.label_noise:g}% label noise"
     if noisy_frame.empty:
         noise_texts.append(f"{level}, no network is trained yet.")
         continue
-    noisy_tables = {fewtask.VIEWS[view]: fewtask.rate_table(noisy_frame, view) for view in ("best", "fixed")}
-    plots.pool_curves(noisy_tables, f"meta-test accuracy, {100 * noisy.label_noise:g}% label noise",
-                      chance=chance, pool_label=fewtask.pool_label)
-    plt.show()
+    noisy_tables[f"{100 * noisy.label_noise:g}% label noise"] = fewtask.rate_table(noisy_frame, "best")
     verdict = fewtask.verdict_text(fewtask.negative_versus_rest(noisy_frame, "best"), "best")
     left_out = f" Left out of it (not trained): {'; '.join(noisy_missing)}." if noisy_missing else ""
     noise_texts.append(f"{level}: {verdict[0].lower()}{verdict[1:]}{left_out}")
 noise_text = (" ".join(noise_texts) if noise_texts else
               "This tier trains no network with label noise, so that axis is not tested in this build.")
 glue("noise_text", noise_text, display=False)
-print(noise_text)
+plots.glue_figure("label_noise", plots.pool_curves(noisy_tables, "meta-test accuracy at the best test rate",
+                                                   chance=chance, pool_label=fewtask.pool_label)
+                  if noisy_tables else plots.message_figure("this tier trains no network with label noise"))
+
+# %% [markdown]
+# ```{glue:figure} label_noise
+# :name: fig-label-noise
+#
+# Meta-test accuracy at the best test rate against the training rate with a share of the
+# meta-training query labels replaced at random, a panel per noise level and a line per
+# pool size, 95% bands over seeds and tasks, chance dotted.
+# ```
+#
+# {glue:text}`noise_text`
 
 # %% [markdown]
 # ## Overfitting
@@ -199,20 +258,26 @@ print(noise_text)
 
 # %%
 gap = fewtask.overfitting_table(frame)
-fit_text = fewtask.own_rate_fit_text(configs, runs_root, profile)
-glue("fit_text", fit_text, display=False)
-print(fit_text)
-fewtask.gap_percent_table(gap)
+glue("fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile), display=False)
+
+# %% [markdown]
+# {glue:text}`fit_text` The table gives the accuracies on both sets of tasks and their gap.
+
+# %%
+formats.table(fewtask.gap_percent_table(gap))
 
 # %% [markdown]
 # ## Where training stopped
 
 # %%
 stopping = fewtask.stopping_table(frame)
-stop_text = fewtask.stopping_text(frame, configs[0])
-glue("stopping_text", stop_text, display=False)
-print(stop_text)
-stopping
+glue("stopping_text", fewtask.stopping_text(frame, configs[0]), display=False)
+
+# %% [markdown]
+# {glue:text}`stopping_text`
+
+# %%
+formats.table(stopping)
 
 # %% [markdown]
 # ## Negative rates a network chooses itself
@@ -223,7 +288,7 @@ stopping
 # tier's learned-rate seeds; the rates each tensor ends with show which signs are stable:
 # a point per seed, and the mean with its 95% interval over seeds.
 
-# %%
+# %% tags=["remove-output"]
 learned_rates, learned_missing = learned_signs.final_rates(
     learned_signs.learned_configs(profile, built.learned_seeds), runs_root, profile)
 signs = learned_signs.sign_summary(learned_rates)
@@ -231,10 +296,19 @@ sign_text = learned_signs.sign_text(signs)
 if learned_missing:
     sign_text += f" (Seeds without a completed learned-rate run: {', '.join(map(str, learned_missing))}.)"
 glue("learned_sign_text", sign_text, display=False)
-print(sign_text)
-if not signs.empty:
-    plots.learned_rates_across_seeds(signs, learned_rates)
-    plt.show()
+plots.glue_figure("learned_signs", plots.learned_rates_across_seeds(signs, learned_rates) if not signs.empty
+                  else plots.message_figure("no learned-rate run has completed"))
+
+# %% [markdown]
+# ```{glue:figure} learned_signs
+# :name: fig-learned-signs
+#
+# Each tensor's learned inner rate at the end of training: a cross per seed, and the mean
+# over seeds with its 95% interval (circle and bar), coloured by the kind of tensor; a
+# hollow grey circle marks a tensor whose rate never moved (it has no inner gradient).
+# ```
+#
+# {glue:text}`learned_sign_text`
 
 # %% [markdown]
 # ## Does the sign pattern alone carry the gain?
@@ -247,7 +321,7 @@ if not signs.empty:
 # tasks) and with the learned-rate network itself. This tests the pattern, not the path:
 # the learned rates move during training, the fixed ones do not. It relates to BOIL (Oh
 # et al. 2021), whose inner loop leaves the head fixed (a rate of zero for the head), and
-# to Meta-SGD (Li et al. 2017), whose learned per-parameter rates may turn negative; neither
+# to Meta-SGD {cite}`li2017metasgd`, whose learned per-parameter rates may turn negative; neither
 # is trained here.
 
 # %%
@@ -260,6 +334,10 @@ if not built.pattern_seeds:
     pattern_text = ("This tier does not train the sign-pattern networks, so whether the signs alone carry "
                     "the learned network's gain is not tested in this build.")
 glue("pattern_text", pattern_text, display=False)
-print(pattern_text)
+
+# %% [markdown]
+# {glue:text}`pattern_text`
+
+# %%
 if not comparison.empty:
-    display(sign_pattern.percent_table(sign_pattern.comparison_table(comparison)))
+    display(formats.table(sign_pattern.percent_table(sign_pattern.comparison_table(comparison))))

@@ -35,7 +35,6 @@ faithful_cosine = 0.95   # a surrogate gradient at least this close to the true 
 seed = 0
 
 # %%
-import matplotlib.pyplot as plt
 import numpy as np
 from myst_nb import glue
 
@@ -43,7 +42,6 @@ from mamllib import findings, penalty, plots
 from mamllib.config import profile as make_profile
 from mamllib.data import load_dataset
 from mamllib.data.sampler import EpisodeSampler
-from mamllib.latent import format_summary
 from mamllib.maml import build_maml
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.runs import compare_objectives, trained_run
@@ -66,15 +64,13 @@ rates = np.logspace(-3, 0, 13)
 #
 # Residuals of the first- and second-order approximations against $a$ on log-log axes:
 # the theory predicts slopes 2 and 3 as $a \to 0$. The slopes are fitted over small
-# rates only (the printed line says up to which $a$): further out the higher-order terms
+# rates only (the text under the figure says up to which $a$): further out the higher-order terms
 # take over, and where a residual changes sign a wider fit would read a shallower slope.
 
 # %%
 smooth = build_maml(config.replace(inner_lr=0.0), dataset, smooth=True).double()
 smooth_table = penalty.expansion_table(smooth, episodes64, rates)
 smooth_slopes = penalty.fitted_slopes(smooth_table, fit_upto)
-print(f"smooth network, fitted slopes for a <= {fit_upto:g}: first order %.2f, "
-      f"second order %.2f" % smooth_slopes)
 glue("fit_upto", fit_upto, display=False)
 glue("slope_first_smooth", smooth_slopes[0], display=False)
 glue("slope_second_smooth", smooth_slopes[1], display=False)
@@ -85,25 +81,38 @@ glue("slope_second_smooth", smooth_slopes[1], display=False)
 # The same measurement on the network the sweep meta-trained at `trained_rate` (0.4 by
 # default; trained here if the sweep has not trained it yet). ReLU and max-pooling make
 # the loss only piecewise smooth, so the slopes may miss 2 and 3 here; the verdict
-# printed below says which match. Where the $a^3$ law fails, the curvature at $\theta$
+# under the figure says which match. Where the $a^3$ law fails, the curvature at $\theta$
 # cannot see the kinks a step may cross (ReLU signs, max-pooling winners): a plausible
 # reason, though we do not count the crossings here.
 
-# %%
+# %% tags=["remove-output"]
 trained = trained_run(config.replace(inner_lr=trained_rate), runs_root, profile, dataset).maml.double()
 trained_table = penalty.expansion_table(trained, episodes64, rates)
 trained_slopes = penalty.fitted_slopes(trained_table, fit_upto)
-print(f"trained ReLU Conv4, fitted slopes for a <= {fit_upto:g}: first order %.2f, second order %.2f"
-      % trained_slopes)
 glue("slope_first_trained", trained_slopes[0], display=False)
 glue("slope_second_trained", trained_slopes[1], display=False)
 expansion_verdict = findings.expansion_verdict({"smooth network": smooth_slopes,
                                                 "trained ReLU Conv4": trained_slopes})
 glue("expansion_verdict", expansion_verdict, display=False)
-print(expansion_verdict)
-plots.expansion_residuals({"smooth network at initialisation": smooth_table,
-                           f"ReLU Conv4 trained at rate {trained_rate}": trained_table})
-plt.show()
+glue("trained_rate", trained_rate, display=False)
+plots.glue_figure("expansion_residuals", plots.expansion_residuals(
+    {"smooth network at initialisation": smooth_table, f"ReLU Conv4 trained at rate {trained_rate:g}":
+     trained_table}))
+
+# %% [markdown]
+# ```{glue:figure} expansion_residuals
+# :name: fig-expansion-residuals
+#
+# Residuals of the first-order (circles) and second-order (squares) expansions of the
+# one-step objective against the true value, against the rate $a$ on log-log axes, for the
+# smooth network (left) and the ReLU Conv4 trained at rate {glue:text}`trained_rate`
+# (right). The grey guides have slopes 2 and 3, what the expansion predicts as $a \to 0$.
+# ```
+#
+# Fitted for $a \le$ {glue:text}`fit_upto`, the slopes are
+# {glue:text}`slope_first_smooth:.2f` and {glue:text}`slope_second_smooth:.2f` on the
+# smooth network and {glue:text}`slope_first_trained:.2f` and
+# {glue:text}`slope_second_trained:.2f` on the trained one. {glue:text}`expansion_verdict`
 
 # %% [markdown]
 # (penalty-surrogate)=
@@ -114,21 +123,12 @@ plt.show()
 # small-rate statement: the question is how far out it still points the way the true
 # meta-gradient does.
 
-# %%
+# %% tags=["remove-output"]
 cosines = penalty.cosine_table({"smooth, initial": smooth, "ReLU, trained": trained}, episodes64,
                                np.concatenate([-rates[::-1], rates]))
-plots.surrogate_cosines(cosines)
-plt.show()
-
-# %% [markdown]
-# How far from zero, on each side, the surrogate's gradient keeps a cosine of at least
-# `faithful_cosine` with the true one on both networks.
-
-# %%
+plots.glue_figure("surrogate_cosines", plots.surrogate_cosines(cosines))
 faithful = findings.faithful_range(cosines, faithful_cosine)  # how far out, per side of zero
 at_tenth = findings.lowest_cosine_at(cosines, 0.1)
-print(f"cosine >= {faithful_cosine} on both networks for -{faithful['negative']:.3g} <= a <= "
-      f"{faithful['positive']:.3g}; lowest cosine at |a| = 0.1: {at_tenth:.3f}")
 glue("surrogate_cosine_at_tenth", at_tenth, display=False)
 for name, rate in (("minus", -0.1), ("plus", 0.1)):  # per sign: the surrogate reaches further on one
     glue(f"surrogate_cosine_at_{name}_tenth", findings.lowest_cosine_at(cosines, rate, both_signs=False),
@@ -137,6 +137,22 @@ glue("surrogate_faithful_cosine", faithful_cosine, display=False)
 glue("surrogate_faithful_negative", -faithful["negative"], display=False)  # the range is [negative, positive]
 glue("surrogate_faithful_positive", faithful["positive"], display=False)
 glue("surrogate_side_text", findings.surrogate_side_text(faithful), display=False)
+
+# %% [markdown]
+# ```{glue:figure} surrogate_cosines
+# :name: fig-surrogate-cosines
+#
+# Cosine between the true one-step meta-gradient and the surrogate's gradient against the
+# signed rate $a$ (symmetric-log axis), on the smooth network at initialisation and the
+# trained ReLU Conv4. A cosine of 1 means the surrogate points exactly where MAML does.
+# ```
+#
+# The surrogate's gradient keeps a cosine of at least {glue:text}`surrogate_faithful_cosine`
+# with the true one on both networks for {glue:text}`surrogate_faithful_negative:.3g`
+# $\le a \le$ {glue:text}`surrogate_faithful_positive:.3g`; the lower cosine of the two
+# networks is {glue:text}`surrogate_cosine_at_minus_tenth:.2f` at $a = -0.1$ and
+# {glue:text}`surrogate_cosine_at_plus_tenth:.2f` at $a = 0.1$.
+# {glue:text}`surrogate_side_text`
 
 # %% [markdown]
 # (penalty-first-order)=
@@ -149,18 +165,26 @@ glue("surrogate_side_text", findings.surrogate_side_text(faithful), display=Fals
 # rate. Cosines with the exact meta-gradient at $a$, on the same meta-batch, at the rates
 # of the grid up to 0.3 in size, of both signs.
 
-# %%
+# %% tags=["remove-output"]
 first_order_rates = np.concatenate([-rates[rates <= 0.3][::-1], rates[rates <= 0.3]])
 first_order = {name: penalty.first_order_cosines(network, episodes64, first_order_rates)
                for name, network in {"smooth network": smooth, "trained ReLU Conv4": trained}.items()}
-plots.surrogate_cosines(
+plots.glue_figure("first_order_cosines", plots.surrogate_cosines(
     first_order["smooth network"].set_index("rate").add_prefix("smooth: ")
     .join(first_order["trained ReLU Conv4"].set_index("rate").add_prefix("ReLU: ")).reset_index(),
-    ylabel="cos(exact at a, first-order MAML)")
-plt.show()
-first_order_text = findings.first_order_text(first_order)
-glue("first_order_text", first_order_text, display=False)
-print(first_order_text)
+    ylabel="cos(exact at a, first-order MAML)"))
+glue("first_order_text", findings.first_order_text(first_order), display=False)
+
+# %% [markdown]
+# ```{glue:figure} first_order_cosines
+# :name: fig-first-order-cosines
+#
+# Cosine between the exact meta-gradient at $a$ and first-order MAML's at $a$ and at $2a$,
+# against the signed rate, on both networks. The half-penalty reading predicts the
+# $2a$ line above the $a$ line near zero.
+# ```
+#
+# {glue:text}`first_order_text`
 
 # %% [markdown]
 # ## 5. Training on the surrogate
@@ -168,17 +192,24 @@ print(first_order_text)
 # Models trained on the surrogate objective and on true MAML at the same rates, scored
 # by the same readouts on the same fixed meta-test tasks (test rate = training rate).
 
-# %%
+# %% tags=["remove-output"]
 comparison = compare_objectives(config, surrogate_rates, runs_root, profile, dataset)
-if len(comparison):
-    print(format_summary(comparison))
-    plots.readout_bars(comparison, chance=1 / config.n_way)
-    plt.show()
+plots.glue_figure("surrogate_training", plots.readout_bars(comparison, chance=1 / config.n_way))
 for name, value in findings.surrogate_accuracies(comparison).items():
     glue(name, value, display=False)
-surrogate_text = findings.surrogate_training_text(comparison, surrogate_rates, config.n_way)
-glue("surrogate_training_text", surrogate_text, display=False)
-print(surrogate_text)
+glue("surrogate_training_text", findings.surrogate_training_text(comparison, surrogate_rates, config.n_way),
+     display=False)
+
+# %% [markdown]
+# ```{glue:figure} surrogate_training
+# :name: fig-surrogate-training
+#
+# Meta-test accuracy of each readout of the networks trained on the surrogate objective
+# and on MAML at the same rates (bars; the dotted line is chance). The tier that built
+# this book may train none, and the figure then says so.
+# ```
+#
+# {glue:text}`surrogate_training_text`
 
 # %% [markdown]
 # The surrogate keeps the inner-product term of the expansion and drops everything of

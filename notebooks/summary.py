@@ -19,7 +19,7 @@
 # lines up with the prototypes, how much adaptation changes each layer, and the
 # train-rate x test-rate grid. Bands and intervals are 95%: over the fixed meta-test tasks
 # where a setting has one seed, over seeds and tasks (`mamllib.stats.hierarchical_ci`)
-# where it has several; each figure says which at its top right.
+# where it has several; each figure says which at its top left.
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -27,13 +27,13 @@ sweep_status = "book/generated/executions.json"  # written by the sweep: one ent
 fingerprint = ""  # changes when any run changed, so the report re-executes this summary
 
 # %%
-import matplotlib.pyplot as plt
+from IPython.display import HTML
 from myst_nb import glue
 
-from mamllib import findings, plots
+from mamllib import findings, formats, plots
 from mamllib.evaluate import PENALTY_TASKS
 from mamllib.pipeline.paths import work_in_book_root
-from mamllib.pipeline.sweep import analysed_settings, read_record, settings_table
+from mamllib.pipeline.sweep import analysed_settings, read_record, settings_index, settings_table
 from mamllib.runs import load_analyses, read_metrics
 
 # %% [markdown]
@@ -58,15 +58,15 @@ print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the swe
 # %%
 glue("n_settings", len(settings), display=False)
 glue("n_completed", findings.completed_count(settings), display=False)
-print(findings.completion_text(settings))
-
-# %% [markdown]
-# A fixed training budget: runs still improving when it ends are compared before convergence.
-
-# %%
+glue("completion_text", findings.completion_text(settings), display=False)
+# HTML crosses to the settings page, which lists every setting with a link to its page.
+glue("settings_table", HTML(findings.settings_links(settings_index(record, profile))), display=False)
 convergence_text = findings.convergence_text(metrics.values())
 glue("convergence_text", convergence_text, display=False)
-print(convergence_text)
+
+# %% [markdown]
+# {glue:text}`completion_text` Every run trains for a fixed budget, so runs still
+# improving when it ends are compared before convergence: {glue:text}`convergence_text`
 
 # %% [markdown]
 # ## Accuracy of every readout against the training rate
@@ -75,52 +75,98 @@ print(convergence_text)
 # network for every rate), adapted at that run's rate: the baseline that tells what
 # meta-training added to the features and to the adaptation.
 
-# %%
-plots.accuracy_vs_rate(readouts)
-plt.show()
-plots.accuracy_vs_rate(readouts, model="untrained")
-plt.show()
-
-# %% [markdown]
-# Mean accuracy (%) per network, rate and readout; "learned" rows start from their rate.
-
-# %%
-findings.readout_accuracy_table(readouts)
-
-# %%
+# %% tags=["remove-output"]
+plots.glue_figure("accuracy_trained", plots.accuracy_vs_rate(readouts))
+plots.glue_figure("accuracy_untrained", plots.accuracy_vs_rate(readouts, model="untrained"))
 versus_untrained = findings.describe_gap(
     findings.paired_gap(readouts, ("trained", "proto_unadapted"), ("untrained", "proto_unadapted")),
     "the un-adapted prototypes of the trained networks", "those of the untrained network")
 glue("trained_vs_untrained_text", versus_untrained, display=False)
-print(versus_untrained)
+
+# %% [markdown]
+# ```{glue:figure} accuracy_trained
+# :name: fig-summary-accuracy
+#
+# Meta-test accuracy of MAML and of each readout of the trained networks against the
+# training inner rate (symmetric-log axis, a tick at each rate trained), with 95% bands
+# (what they cover is written at the top left). Each readout reads the same network on
+# the same 600 tasks: where a readout's line meets MAML's, it does what MAML's adaptation does.
+# ```
+#
+# ```{glue:figure} accuracy_untrained
+# :name: fig-summary-untrained
+#
+# The same readouts of the untrained network (each run's initialisation) against the rate
+# it is adapted with: what the features and the adaptation do before any meta-training.
+# ```
+#
+# {glue:text}`trained_vs_untrained_text` The table gives the mean accuracy (%) per
+# network, rate and readout; "learned" rows start from their rate.
+
+# %%
+formats.table(findings.readout_accuracy_table(readouts))
 
 # %% [markdown]
 # ## Agreement with MAML, and the head against the prototypes
 
-# %%
-plots.agreement_vs_rate(readouts)
-plt.show()
-plots.alignment_vs_rate(relations)
-plt.show()
+# %% tags=["remove-output"]
+plots.glue_figure("agreement", plots.agreement_vs_rate(readouts))
+plots.glue_figure("alignment", plots.alignment_vs_rate(relations))
+
+# %% [markdown]
+# ```{glue:figure} agreement
+# :name: fig-summary-agreement
+#
+# Share of the test queries on which each readout predicts the class MAML predicts,
+# against the training rate, with 95% bands. Agreement near 100% means the readout is
+# a description of what MAML computes, not only a classifier as good as it.
+# ```
+#
+# ```{glue:figure} alignment
+# :name: fig-summary-alignment
+#
+# Cosine between the adapted head's rows and the class prototypes of the support
+# features (both centred over classes), per network, against the training rate. A cosine
+# of 1 means the adapted head is a map of the prototypes.
+# ```
 
 # %% [markdown]
 # ## Representation change: CKA before versus after adaptation
 
-# %%
-plots.cka_vs_rate(relations)
-plt.show()
+# %% tags=["remove-output"]
+plots.glue_figure("cka", plots.cka_vs_rate(relations))
+
+# %% [markdown]
+# ```{glue:figure} cka
+# :name: fig-summary-cka
+#
+# Linear CKA between each block's features before and after adaptation, against the
+# training rate. A value of 1 means adaptation left that block's representation unchanged
+# (up to rotation and scale): only the head moved.
+# ```
 
 # %% [markdown]
 # ## Training rate x test-time rate
 
-# %%
-plots.rate_heatmap(readouts)
-plt.show()
+# %% tags=["remove-output"]
+plots.glue_figure("rate_grid", plots.rate_heatmap(readouts))
 signs = findings.sign_preference(readouts)
-test_rate_text = findings.describe_sign_preference(signs)
-glue("test_rate_text", test_rate_text, display=False)
-print(test_rate_text)
-findings.sign_preference_table(signs)
+glue("test_rate_text", findings.describe_sign_preference(signs), display=False)
+
+# %% [markdown]
+# ```{glue:figure} rate_grid
+# :name: fig-summary-rate-grid
+#
+# MAML's meta-test accuracy (%) when each trained network (rows: its training rate) is
+# adapted at each test-time rate (columns) instead of its own, one seed, mean over the
+# 600 test tasks.
+# ```
+#
+# {glue:text}`test_rate_text` The table gives, per training rate, the best negative and
+# the best positive test rate of the grid and the paired difference of their accuracies.
+
+# %%
+formats.table(findings.sign_preference_table(signs))
 
 # %% [markdown]
 # (summary-penalty)=
@@ -132,28 +178,41 @@ findings.sign_preference_table(signs)
 # The penalty reading predicts that training at a negative rate leaves smaller gradient
 # norms than training at rate 0. One network per rate and seed: no interval.
 
-# %%
+# %% tags=["remove-output"]
 trajectories = findings.penalty_trajectories(metrics)
-print(f"terms logged on the first {PENALTY_TASKS} fixed validation tasks")
-if not trajectories.empty:
-    plots.penalty_trajectories(trajectories)
-    plt.show()
-penalty_text = findings.penalty_text(trajectories)
-glue("penalty_text", penalty_text, display=False)
-print(penalty_text)
+plots.glue_figure("penalty_terms", plots.penalty_trajectories(trajectories))
+glue("penalty_text", findings.penalty_text(trajectories), display=False)
+glue("penalty_tasks", PENALTY_TASKS, display=False)
+
+# %% [markdown]
+# ```{glue:figure} penalty_terms
+# :name: fig-summary-penalty
+#
+# The terms of the expansion along training, one panel per term and a line (colour and
+# marker) per training rate, each on the first {glue:text}`penalty_tasks` fixed
+# validation tasks (log scale where a term stays positive).
+# ```
+#
+# {glue:text}`penalty_text`
 
 # %% [markdown]
 # ## Learned inner rates
 
-# %%
-for name, trajectory in findings.learned_runs(metrics).items():
-    plots.learned_rates(trajectory, title=name)
-    plt.show()
+# %% tags=["remove-output"]
+plots.glue_figure("learned_rates", plots.learned_rate_panels(findings.learned_runs(metrics)))
 # Plain text: the book pastes it into another page, where only text/plain, HTML and
 # images cross documents (a Markdown object would show as its repr).
-learned_text = findings.learned_rates_text(readouts, metrics)
-glue("learned_rates_text", learned_text, display=False)
-print(learned_text)
+glue("learned_rates_text", findings.learned_rates_text(readouts, metrics), display=False)
+
+# %% [markdown]
+# ```{glue:figure} learned_rates
+# :name: fig-summary-learned-rates
+#
+# Each parameter tensor's learned inner rate along training, a panel per run that learns
+# its rates: colour gives the block, line style the kind of tensor.
+# ```
+#
+# {glue:text}`learned_rates_text`
 
 # %% [markdown]
 # ## Headline numbers
@@ -161,10 +220,14 @@ print(learned_text)
 # %%
 for name, value in findings.headline_numbers(readouts).items():
     glue(name, value, display=False)
-gap_text = findings.describe_gap(findings.readout_gap(readouts))
-adapted_gap_text = findings.describe_gap(findings.readout_gap(readouts, "proto_adapted"),
-                                         "the prototypes of the adapted features")
-glue("proto_gap_text", gap_text, display=False)
-glue("proto_adapted_gap_text", adapted_gap_text, display=False)
-print(gap_text, adapted_gap_text, sep="\n")
-findings.gap_table(readouts)
+glue("proto_gap_text", findings.describe_gap(findings.readout_gap(readouts)), display=False)
+glue("proto_adapted_gap_text", findings.describe_gap(findings.readout_gap(readouts, "proto_adapted"),
+                                                     "the prototypes of the adapted features"), display=False)
+
+# %% [markdown]
+# {glue:text}`proto_gap_text` {glue:text}`proto_adapted_gap_text` The table gives each
+# readout's accuracy (%) per fixed training rate, and the paired gap of the un-adapted
+# prototypes to MAML with its 95% interval.
+
+# %%
+formats.table(findings.gap_table(readouts))

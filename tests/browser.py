@@ -40,6 +40,7 @@ class PageCheck:
     broken_images: int = 0
     wide_equations: int = 0  # display equations wider than the text column
     cut_equations: int = 0  # ... of which neither scroll nor wrap: their right side is cut off
+    bold_pasted: int = 0  # glued numbers and sentences set in bold, unlike the prose around them
     screenshot: str = ""
 
 
@@ -77,13 +78,16 @@ def _driver(profile_dir: Path):
     return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
 
 
-def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: float = 20.0) -> list[PageCheck]:
-    """Load each page (path relative to ``html_dir``) and report what happened."""
+def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: float = 20.0,
+                width: int = 1280) -> list[PageCheck]:
+    """Load each page (path relative to ``html_dir``) in a window ``width`` pixels wide
+    and report what happened."""
     screenshots.mkdir(parents=True, exist_ok=True)
     results = []
     with serve(html_dir) as base, _tmp_profile() as profile_dir:
         driver = _driver(profile_dir)
         try:
+            driver.set_window_size(width, 1000)
             driver.get("about:blank")  # let the browser's own start-up requests fail first
             time.sleep(1.0)
             for page in pages:
@@ -109,6 +113,9 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                     "  .filter(e => e.scrollWidth > e.clientWidth + 1);"
                     "return [wide.length, wide.filter(e => !['auto', 'scroll']"
                     "  .includes(getComputedStyle(e).overflowX)).length];")
+                result.bold_pasted = driver.execute_script(
+                    "return [...document.querySelectorAll('span.pasted-text')]"
+                    "  .filter(e => parseInt(getComputedStyle(e).fontWeight) >= 600).length;")
                 images = driver.execute_script(
                     "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
                 result.images = len(images)
@@ -124,7 +131,7 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                         result.failed_requests.append(f"{url}: {params.get('errorText', 'failed')}")
                 result.console_errors = [e["message"] for e in driver.get_log("browser")
                                          if e["level"] == "SEVERE"]
-                shot = screenshots / (page.replace("/", "_").replace(".html", ".png"))
+                shot = screenshots / (page.replace("/", "_").replace(".html", f"-{width}.png"))
                 driver.save_screenshot(str(shot))
                 result.screenshot = str(shot)
                 results.append(result)

@@ -86,6 +86,55 @@ def test_a_finished_page_is_titled_by_its_setting_with_its_code_folded(tmp_path)
     assert cells[2]["metadata"]["tags"] == ["parameters", "hide-input"]
 
 
+def test_a_finished_page_owns_its_labels_keeps_tracebacks_and_says_how_to_rerun_it(tmp_path):
+    import json
+
+    from mamllib.pipeline.pages import finish_page
+
+    notebook = tmp_path / "run_maml-lr0p1-seed0.ipynb"
+    error = {"output_type": "error", "ename": "ValueError", "evalue": "x", "traceback": []}
+    cells = [{"cell_type": "code", "source": "plots.glue_figure('f', fig)", "outputs": [],
+              "metadata": {"tags": ["remove-output"]}},
+             {"cell_type": "markdown", "metadata": {},
+              "source": "```{glue:figure} f\n:name: fig-f-{page}\n```"},
+             {"cell_type": "code", "source": "raise ValueError", "outputs": [error],
+              "metadata": {"tags": ["remove-output"]}}]
+    parameters = {"inner_lr": 0.1, "runs_root": "runs"}
+    notebook.write_text(json.dumps({"cells": cells, "metadata": {"papermill": {"parameters": parameters}},
+                                    "nbformat": 4, "nbformat_minor": 5}))
+    finish_page(notebook, source="maml_run")
+    finish_page(notebook, source="maml_run")  # finishing twice adds no second note
+    cells = json.loads(notebook.read_text())["cells"]
+    assert cells[0]["metadata"]["tags"] == ["remove-output", "hide-input"]
+    assert cells[1]["source"] == "```{glue:figure} f\n:name: fig-f-run_maml-lr0p1-seed0\n```"
+    assert "remove-output" not in cells[2]["metadata"]["tags"]  # a failed page shows why
+    notes = [c for c in cells if "source-note" in c["metadata"].get("tags", [])]
+    assert len(notes) == 1 and cells[-1] == notes[0]
+    assert "Source: `notebooks/maml_run.py`" in notes[0]["source"]
+    assert ("python -m mamllib notebook maml_run --out book/generated/run_maml-lr0p1-seed0.ipynb "
+            f"--parameters '{json.dumps(parameters)}'") in notes[0]["source"]
+
+
+def test_the_settings_index_lists_each_setting_with_its_score_in_rate_order(tmp_path):
+    import json
+
+    from mamllib.findings import settings_links
+    from mamllib.pipeline.sweep import settings_index, setting_folder
+
+    settings = sweep_settings("smoke", rates=(0.4, -0.1), seeds=(0,), learned=True, runs_root=str(tmp_path))
+    record = {e.output: {"parameters": e.parameters, "status": "completed", "wall_time_s": 1.0}
+              for e in settings}
+    scored = setting_folder(settings[1].parameters)  # -0.1
+    scored.mkdir(parents=True)
+    (scored / "metrics.json").write_text(json.dumps({"test": {"accuracy": 0.5, "ci95": 0.0123}}))
+    index = settings_index(record, "smoke")
+    assert list(index["setting"]) == ["training rate -0.1", "training rate 0.4", "learned rates from 0.1"]
+    table = settings_links(index)
+    for execution in settings:
+        assert f'href="generated/{execution.output}.html"' in table
+    assert "50.0% ± 1.2%" in table and table.count("–") == 2  # runs without a score say so
+
+
 def test_a_repeated_rate_or_seed_is_one_setting():
     settings = sweep_settings("smoke", rates=(0.1, 0.10, -0.4), seeds=(0, 0), learned=False, runs_root="r")
     assert [e.parameters["inner_lr"] for e in settings] == [0.1, -0.4]

@@ -29,7 +29,7 @@ from mamllib.findings import setting_label
 from mamllib.pipeline.cluster import Cluster, maybe_cluster
 from mamllib.pipeline.jobs import OUT, Job, Outcome, root_path
 from mamllib.pipeline.notebooks import glued_values, notebook_source
-from mamllib.checkpoint import run_folder, run_name
+from mamllib.checkpoint import METRICS, run_folder, run_name
 from mamllib.runs import analysis_is_current
 
 RECORD = "executions.json"
@@ -120,6 +120,22 @@ def settings_table(record: dict[str, dict[str, Any]], profile: str) -> pd.DataFr
                           "wall_time_s": entry["wall_time_s"]}
                          for name, entry in recorded_settings(record, profile).items()],
                         columns=["setting", "inner_lr", "learn_inner_lr", "seed", "status", "wall_time_s"])
+
+
+def settings_index(record: dict[str, dict[str, Any]], profile: str) -> pd.DataFrame:
+    """The sweep's settings in rate order (fixed rates in numeric order, then learned
+    ones): each one's page, its label, seed and status, and its run's meta-test accuracy
+    with the half-width of its 95% interval (missing where the run has no score)."""
+    rows = []
+    for name, entry in sorted(recorded_settings(record, profile).items(),
+                              key=lambda item: rate_order(item[1]["parameters"])):
+        parameters = entry["parameters"]
+        metrics_file = setting_folder(parameters) / METRICS
+        test = json.loads(metrics_file.read_text()).get("test") if metrics_file.exists() else None
+        label = setting_label(parameters["learn_inner_lr"], parameters["inner_lr"])
+        rows.append({"page": name, "setting": label, "seed": parameters["seed"], "status": entry["status"],
+                     "accuracy": test["accuracy"] if test else None, "ci95": test["ci95"] if test else None})
+    return pd.DataFrame(rows, columns=["page", "setting", "seed", "status", "accuracy", "ci95"])
 
 
 def source_hash(notebook: str) -> str:
