@@ -374,7 +374,7 @@ def own_rate_text(frame: pd.DataFrame, chance: float, config: Config) -> str:
                 "Early stopping watched the accuracy at the training rate, so for these networks it "
                 "chose the checkpoint on a rate that is not the one they do best at.")
     return (f"Adapted at their own training rate, the {len(own)} networks trained at negative rates "
-            f"score {100 * own.min():.1f}% to {100 * own.max():.1f}% on the validation tasks (chance: "
+            f"score {_span(list(own))} on the validation tasks (chance: "
             f"{100 * chance:.0f}%); {reversed_} of them are below chance beyond their 95% interval over "
             "those tasks: on new tasks their own step makes them systematically wrong. For "
             f"{positive} of the {len(best_rates)} the test rate best on validation is positive. {stopping}")
@@ -449,10 +449,14 @@ def setup_text(config: Config, grid: Plan) -> str:
             f"meta-batches of {config.meta_batch}, one inner step; pools of {pools_text(grid.pools)} "
             f"(each seed draws its own pool{fresh}); "
             f"training rates {rate_list(grid.rates)}; "
-            f"seeds {rate_list(grid.seeds)}. Each network trains until {config.patience} validations "
-            f"in a row (every {config.val_every} steps, on {config.val_tasks} tasks) bring no better "
-            f"accuracy{watched}, at most {config.iterations} steps, and keeps the parameters of its best "
-            "validation.")
+            f"seeds {rate_list(grid.seeds)}. Each network trains until {_validations(config.patience)} in "
+            f"a row (every {config.val_every} steps, on {config.val_tasks} tasks) "
+            f"{'bring' if config.patience != 1 else 'brings'} no better accuracy{watched}, at most "
+            f"{config.iterations} steps, and keeps the parameters of its best validation.")
+
+
+def _validations(count: int) -> str:
+    return f"{count} validation{'' if count == 1 else 's'}"
 
 
 def missing_text(missing: list[str], total: int) -> str:

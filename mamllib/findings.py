@@ -330,10 +330,11 @@ def setting_label(learn_inner_lr: bool, inner_lr: float) -> str:
 
 
 def run_status_text(metrics: dict[str, Any]) -> str:
-    """How one run ended: its status and wall time, and why a diverged run has no analysis."""
+    """How one run ended, and why a diverged run has no analysis."""
+    # No wall time here: the page's numbers are the same on every machine (it is in the appendix).
     if metrics["status"] != "diverged":
-        return f"The run {metrics['status']} in {metrics['wall_time_s']:.0f} s of training."
-    return (f"The run diverged at iteration {metrics['diverged_at']}, after {metrics['wall_time_s']:.0f} s: "
+        return f"The run {metrics['status']} its {metrics['config']['iterations']} meta-training iterations."
+    return (f"The run diverged at iteration {metrics['diverged_at']}: "
             f"the loss exceeded {metrics['config']['max_loss']:g} nats or stopped being finite, so there is "
             "no trained model to analyse.")
 

@@ -35,6 +35,8 @@ HEADERS = {
     **READOUT_LABELS, "train_inner_lr": "training rate", "test_inner_lr": "test rate",
     "learned_inner_lr": "learned rates", "model": "network",
     "best_negative": "best negative test rate", "best_positive": "best positive test rate",
+    "index": "", "alpha_t": "α_t", "alpha_r": "α_r", "|omega|^2": "|ω − w₀|²", "|omega|^2 ci95": "± (95%)",
+    "|alpha_t| lambda_max(H_s)": "|α_t| λ_max(H_s)", "best alpha_t": "best α_t",
 }
 
 
@@ -47,7 +49,9 @@ def table(frame: pd.DataFrame, decimals: int = PERCENT_DECIMALS) -> Styler:
     """A table as the book shows it: index levels as ordinary columns and no positional
     index, readable headers, rates as the sweep writes them (columns named for a rate),
     other floats with ``decimals`` decimals, and a dash for a missing value."""
-    shown = frame.reset_index() if any(name is not None for name in frame.index.names) else frame.copy()
+    # A named or non-positional index holds what a row is: it becomes a column.
+    positional = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
+    shown = frame.copy() if positional else frame.reset_index()
     shown.columns = [header(column) for column in shown.columns]
     rates = [column for column in shown.columns
              if "rate" in column and pd.api.types.is_float_dtype(shown[column])]

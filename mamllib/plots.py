@@ -30,6 +30,9 @@ from mamllib.latent import task_embedding
 from mamllib.stats import interval_table
 
 LINTHRESH = 0.01
+# The book's notation (see its first page): the rate a network trains with and the one it
+# is adapted with at test time.
+TRAINING_RATE, TEST_RATE = r"training rate $\alpha_t$", r"test rate $\alpha_r$"
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common form of
 # colour blindness. Black is last: it is also the colour of guides and text.
@@ -81,7 +84,12 @@ def glue_figure(name: str, fig: plt.Figure) -> None:
     plt.close(fig)  # else the inline backend shows it a second time at the cell's end
 
 
-def _rate_axis(ax: plt.Axes, rates: Iterable[float], label: str = "training inner rate") -> None:
+def _percent_axis(axis) -> None:
+    """Accuracies and agreements as percentages, as the text and the tables give them."""
+    axis.set_major_formatter(mticker.PercentFormatter(1.0, decimals=0))
+
+
+def _rate_axis(ax: plt.Axes, rates: Iterable[float], label: str = TRAINING_RATE) -> None:
     """Symmetric-log rate axis with a tick at each rate of the data (the default ticks
     skip rates between decades, such as 0.4)."""
     ax.set_xscale("symlog", linthresh=LINTHRESH)
@@ -117,7 +125,7 @@ def _seed_note(table: pd.DataFrame) -> str:
     return "95% bands over tasks" if seeds == 1 else f"95% bands over {seeds} seeds and tasks"
 
 
-def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str = "training inner rate",
+def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str = TRAINING_RATE,
                 label=str, legend: str | None = None, figsize=(WIDTH, 4.2)) -> plt.Figure:
     """One line (with its 95% band over seeds and tasks) per ``hue`` against the training rate."""
     table = interval_table(data, y, ["train_inner_lr", hue])
@@ -127,6 +135,8 @@ def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str =
     _band_lines(ax, table, "train_inner_lr", hue, label)
     _rate_axis(ax, data["train_inner_lr"], xlabel)
     ax.set_ylabel(ylabel)
+    if "accuracy" in ylabel or "agreement" in ylabel:
+        _percent_axis(ax.yaxis)
     # What the bands cover depends on the seeds run: the figure says it, not its fixed caption.
     ax.set_title(_seed_note(table), fontsize=SMALLEST_TEXT, loc="left")
     _legend_outside(ax, legend)
@@ -135,7 +145,7 @@ def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str =
 
 
 def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
-                   xlabel: str = "training inner rate") -> plt.Figure:
+                   xlabel: str = TRAINING_RATE) -> plt.Figure:
     """One line (with its 95% band) per readout against the training rate."""
     return _rate_lines(data, y, "readout", ylabel, xlabel, label=lambda r: READOUT_LABELS.get(r, r))
 
@@ -144,7 +154,7 @@ def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figu
     """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
     data = fixed_rate_rows(readouts)
     # The untrained network has no training rate: each run's initial network, adapted at the run's rate.
-    xlabel = "inner rate it is adapted with" if model == "untrained" else "training inner rate"
+    xlabel = TEST_RATE + " it is adapted with" if model == "untrained" else TRAINING_RATE
     return _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
                           "accuracy", "meta-test accuracy", xlabel)
 
@@ -167,8 +177,8 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
     table.index, table.columns = [f"{r:g}" for r in table.index], [f"{r:g}" for r in table.columns]
     sns.heatmap(table, annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis",
                 cbar_kws={"label": "meta-test accuracy (%)"}, ax=ax)
-    ax.set_xlabel("test-time inner rate")
-    ax.set_ylabel("training inner rate")
+    ax.set_xlabel(TEST_RATE)
+    ax.set_ylabel(TRAINING_RATE)
     fig.tight_layout()
     return fig
 
@@ -185,7 +195,7 @@ def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Cosine between the adapted head's centred rows and the centred prototypes."""
     data = fixed_rate_rows(relations[relations["measure"] == "head_proto_cosine"])
     fig = _rate_lines(data, "value", "model", "cos(adapted head, prototypes)",
-                      "training inner rate (untrained: the rate it is adapted with)", legend="network",
+                      TRAINING_RATE + " (untrained: the rate it is adapted with)", legend="network",
                       figsize=(WIDTH, 4.2))
     fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
     return fig
@@ -298,10 +308,12 @@ def training_curves(metrics: dict) -> plt.Figure:
     window = max(1, len(history) // 40)
     for ax, column in zip(axes, ("loss", "accuracy")):
         ax.plot(history["iteration"], history[column], alpha=0.3, label="meta-batch")
-        ax.plot(history["iteration"], history[column].rolling(window, min_periods=1).mean(),
-                label=f"mean of {window}")
+        if window > 1:
+            ax.plot(history["iteration"], history[column].rolling(window, min_periods=1).mean(),
+                    label=f"running mean of {window} meta-batches")
         ax.set_xlabel("iteration")
         ax.set_ylabel(f"query {column}")
+    _percent_axis(axes[1].yaxis)
     validation = pd.DataFrame(metrics["validation"])
     if len(validation):
         axes[1].errorbar(validation["iteration"], validation["accuracy"], yerr=validation["ci95"], fmt="o-",
@@ -318,7 +330,7 @@ def _residual_panel(ax: plt.Axes, table: pd.DataFrame, title: str) -> None:
     for power, style, column in ((2, ":", "residual_first"), (3, "--", "residual_second")):
         reference = table[column].iloc[0] * (table["rate"] / table["rate"].iloc[0]) ** power
         ax.loglog(table["rate"], reference, style, color="0.5", label=f"slope {power}")
-    ax.set_xlabel("inner rate a")
+    ax.set_xlabel(r"inner rate $\alpha$")
     ax.set_ylabel("absolute residual")
     ax.set_title(title)
     ax.legend()
@@ -340,9 +352,10 @@ def surrogate_cosines(cosines: pd.DataFrame, ylabel: str = "cos(exact, surrogate
     rate, one line per column after ``rate`` (a network, or a network and approximation)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
     for k, column in enumerate(cosines.columns.drop("rate")):
-        ax.plot(cosines["rate"], cosines[column], marker=MARKERS[k % len(MARKERS)], label=column)
+        label = column.replace(" at 2a", " at 2α").replace(" at a", " at α")  # the derivation's symbol
+        ax.plot(cosines["rate"], cosines[column], marker=MARKERS[k % len(MARKERS)], label=label)
     ax.set_xscale("symlog", linthresh=1e-3)
-    ax.set_xlabel("inner rate a")
+    ax.set_xlabel(r"inner rate $\alpha$")
     ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
@@ -354,13 +367,16 @@ def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
     (the output of :func:`mamllib.latent.summarize`)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 4))
     if len(summary):
-        summary.pivot(index="readout", columns="model", values="accuracy").plot.barh(ax=ax)
+        table = summary.pivot(index="readout", columns="model", values="accuracy")
+        table.index = [READOUT_LABELS.get(readout, readout) for readout in table.index]
+        table.plot.barh(ax=ax)
         for bars, hatch in zip(ax.containers, ("", "//", "..", "xx")):  # told apart in grey too
             for bar in bars:
                 bar.set_hatch(hatch)
     else:
         ax.text(0.5, 0.5, "no network to show", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlim(0, 1)
+    _percent_axis(ax.xaxis)
     ax.set_xlabel("meta-test accuracy")
     ax.axvline(chance, color="0.5", lw=1, ls=":", label="chance")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
@@ -416,11 +432,14 @@ PENALTY_SYMBOLS = {"the query loss": "query loss $L_q$",
                    "the curvature term": r"$g_s^\top H_q\, g_s$"}
 
 
-def _plain_log(ax: plt.Axes) -> None:
-    """A log-scaled y axis labelled in plain numbers (0.5, 20), not powers of ten."""
+def _plain_log(ax: plt.Axes, values: pd.Series) -> None:
+    """A log-scaled y axis labelled in plain numbers (0.5, 20), not powers of ten; data
+    within one decade keep their minor ticks' labels, else the axis would have none."""
     ax.set_yscale("log")
-    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.yaxis.set_minor_formatter(mticker.NullFormatter())
+    plain = mticker.FuncFormatter(lambda value, _: f"{value:.3g}")
+    ax.yaxis.set_major_formatter(plain)
+    within_a_decade = values.max() < 10 * values.min()
+    ax.yaxis.set_minor_formatter(plain if within_a_decade else mticker.NullFormatter())
 
 
 def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
@@ -442,7 +461,7 @@ def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
         ax.set_title(PENALTY_SYMBOLS.get(term, term))
         ax.set_ylabel("")
         if (rows["value"] > 0).all():
-            _plain_log(ax)
+            _plain_log(ax, rows["value"])
     last = axes.flat[len(terms) - 1]
     handles, labels = last.get_legend_handles_labels()
     last.get_legend().remove()
@@ -491,10 +510,12 @@ def _rate_panels(tables: dict[str, pd.DataFrame], hue: str, label, legend: str, 
             ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
         if reference is not None:
             ax.axhline(reference[0], color="0.5", ls=":", lw=1, label=reference[1])
-        _rate_axis(ax, table.train_rate, "training inner rate (symmetric log scale)")
+        _rate_axis(ax, table.train_rate, TRAINING_RATE + " (symmetric log scale)")
         ax.set_title(title)
     for ax in axes:
         ax.set_ylabel(ylabel)
+        if "accuracy" in ylabel:
+            _percent_axis(ax.yaxis)
     _legend_outside(axes[0], title=legend)
     fig.tight_layout()
     return fig
@@ -525,7 +546,7 @@ def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> pl
     95% interval as a bar, coloured by the kind of tensor (rows of
     :func:`mamllib.learned_signs.sign_summary` and :func:`mamllib.learned_signs.final_rates`)."""
     kinds = list(dict.fromkeys(summary["kind"]))
-    palette = dict(zip(kinds, PALETTE))
+    palette, markers = dict(zip(kinds, PALETTE)), dict(zip(kinds, MARKERS))
     fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(summary) + 1.4))
     for y, row in enumerate(summary.itertuples()):
         color = palette[row.kind]
@@ -533,8 +554,8 @@ def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> pl
             ax.plot(row.mean, y, marker="o", mfc="white", color="0.6", ls="",
                     label="unmoved (no inner gradient)")
             continue
-        ax.errorbar(row.mean, y, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt="o", color=color,
-                    capsize=3, label=row.kind)
+        ax.errorbar(row.mean, y, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt=markers[row.kind],
+                    color=color, capsize=3, label=row.kind)
         seeds = rates[rates.tensor == row.tensor]["rate"]
         ax.scatter(seeds, [y] * len(seeds), marker="x", s=18, color=color, alpha=0.7, lw=1)
     ax.axvline(0, color="0.5", lw=1)

@@ -63,8 +63,8 @@ plots.glue_figure("pool_accuracy", plots.pool_curves(tables, "meta-test accuracy
 # :name: fig-pool-accuracy-{page}
 #
 # Meta-test accuracy of this pool's networks against their training rate, one panel per
-# view (MAML at the fixed test rate, MAML at its best test rate of either sign, the
-# un-adapted prototypes), mean over seeds and test tasks with 95% bands over both; the
+# view (from the top: MAML at the fixed test rate, MAML at its best test rate of either
+# sign, the un-adapted prototypes), mean over seeds and test tasks with 95% bands over both; the
 # dotted line is chance.
 # ```
 
@@ -93,8 +93,8 @@ glue("own_rate_fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile)
 # ```{glue:figure} pool_overfitting
 # :name: fig-pool-overfitting-{page}
 #
-# Accuracy on the networks' own meta-training tasks (left) and on the meta-test tasks
-# (right), both at the fixed test rate, against the training rate, with 95% bands over
+# Accuracy on the networks' own meta-training tasks (top) and on the meta-test tasks
+# (bottom), both at the fixed test rate, against the training rate, with 95% bands over
 # seeds and tasks.
 # ```
 #

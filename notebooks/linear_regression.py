@@ -44,8 +44,6 @@ from mamllib import findings, formats, linreg, plots
 
 over = linreg.LinearSetting()  # n_t=30, n_v=2, n_r=20, m=3, p=60, sigma=1, nu=0.5, w0=0
 under = over.replace(m=m_under)
-print(over, "overparameterized:", over.overparameterized)
-print(under, "overparameterized:", under.overparameterized)
 
 # %% [markdown]
 # ## Figure 2 of the paper, overparameterized ($m\,n_v = 6 < p = 60$)
@@ -73,13 +71,14 @@ glue("linreg_best_alpha_r_over", best_test_over, display=False)
 #
 # Bernacchia's Figure 2 in our conventions: the linear model's meta-test loss (95%
 # interval over independent meta-trainings) against the test-time rate $\alpha_r$ with the
-# training rate held at {glue:text}`linreg_alpha_fixed` (left), and against the training
-# rate $\alpha_t$ with the test-time rate held there (right).
+# training rate held at {glue:text}`linreg_alpha_fixed` (top), and against the training
+# rate $\alpha_t$ with the test-time rate held there (bottom).
 # ```
 #
 # The best training rate of the sweep is $\alpha_t$ = {glue:text}`linreg_best_alpha_t_over:g`
 # and the best test-time rate $\alpha_r$ = {glue:text}`linreg_best_alpha_r_over:g`.
-# {glue:text}`linreg_basin_text` {glue:text}`linreg_sign_text`
+# Within the sweep's noise, {glue:text}`linreg_basin_text`. The best rates are
+# {glue:text}`linreg_sign_text`.
 
 # %% [markdown]
 # (linreg-mechanism)=
@@ -107,8 +106,8 @@ glue("linreg_curvature_at_best", float(best_row["|alpha_t| lambda_max(H_s)"]), d
 # :name: fig-linear-mechanism
 #
 # The linear model taken apart per training rate $\alpha_t$: the squared distance of the
-# meta-parameters from the mean task weights with its 95% interval (left), and the
-# meta-test loss (black) as the stacked sum of its three parts (right).
+# meta-parameters from the mean task weights with its 95% interval (top), and the
+# meta-test loss (black) as the stacked sum of its three parts (bottom).
 # ```
 #
 # {glue:text}`linreg_mechanism_text`
@@ -176,9 +175,10 @@ formats.table(effects, decimals=3)
 # $\sigma^2$ or $\nu^2$, so scaling both by $c$ scales the loss by $c^2$ and moves no
 # optimum. At $\sigma = \nu = 0.2$ our loss is about 0.04; the figure plots it in units
 # of $\sigma^2$, which is the same as our loss at $\sigma = \nu = 1$, and that puts it
-# near 1, the level of the paper's figure. We could not check the paper's text from
-# this offline machine, so whether it reports the loss in units of the noise or uses
-# unit noise is not established here; the location of the optimum is the same either way.
+# near 1, the level of the paper's figure. Whether the paper reports the loss in units of
+# the noise or uses unit noise is not established here (its text beyond the abstract and
+# the Figure 2 caption was not available to this study); the location of the optimum is
+# the same either way.
 
 # %% tags=["remove-output"]
 figure_3 = linreg.sweep(linreg.FIGURE_3, "alpha_t", np.round(np.linspace(-0.3, 0.3, 13), 3),
@@ -212,8 +212,8 @@ glue("linreg_figure_3_text", figure_3_text, display=False)
 #   model output or the weight variance differently (for example $w^\top x/\sqrt p$);
 #   that would rescale the rates and the loss levels, not the sign of the optimal
 #   training rate. Our adaptation factor $h = (1-\alpha)^2 + \alpha^2 (p+1)/n$ is the one we
-#   recall from the paper's theorem, but we could not check the paper's text from this
-#   offline machine; only its abstract and Figure 2 caption were available.
+#   recall from the paper's theorem; its text beyond the abstract and the Figure 2 caption
+#   was not available to check it against.
 # * **Loss.** $\frac{1}{2n}\sum (\theta^\top x - y)^2$, one plain gradient step
 #   $\theta = \omega - \frac{\alpha}{n} X^\top (X\omega - y)$, no $1/p$ in the rate.
 # * **Meta-training.** Exact minimum-norm solution for $\omega$ (the paper's $\omega_0 = 0$

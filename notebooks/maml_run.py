@@ -15,7 +15,7 @@
 # # One setting of the inner learning rate
 #
 # This page trains (or loads from its run folder) one MAML at the inner rate given in
-# the parameters, shows how training went, scores it on the 600 fixed meta-test tasks,
+# the parameters, shows how training went, scores it on the fixed meta-test tasks,
 # and takes the trained network apart with the readouts of `mamllib.latent`. Change a
 # value in the parameters cell and re-run to explore another setting.
 
@@ -66,10 +66,10 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # ```{glue:figure} training_curves
 # :name: fig-training-{page}
 #
-# Meta-training of this setting. Query loss (left) and query accuracy (right) of each
+# Meta-training of this setting. Query loss (top) and query accuracy (middle) of each
 # meta-batch after adaptation, faint, with their running mean; the points with error bars
 # are the accuracy on the fixed validation tasks (95% interval over tasks), the measure
-# that picked the checkpoint. A run that learns its rates has a lower panel: each tensor's
+# that picked the checkpoint. A run that learns its rates has a third panel: each tensor's
 # inner rate along training, coloured by block, line style by kind of tensor.
 # ```
 #
@@ -78,7 +78,7 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # %% [markdown]
 # ## Meta-test accuracy and the readouts
 #
-# Every readout scores the same 600 fixed tasks; "agrees with MAML" is the share of
+# Every readout scores the same fixed test tasks; "agrees with MAML" is the share of
 # queries on which the readout predicts what the adapted MAML predicts. A run that
 # diverged has no trained model, so nothing to read out.
 

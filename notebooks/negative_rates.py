@@ -124,8 +124,8 @@ plots.glue_figure("best_and_prototypes", plots.pool_curves(tables, "meta-test ac
 # :name: fig-best-and-prototypes
 #
 # Meta-test accuracy against the training rate with each network adapted at its best test
-# rate of either sign, chosen on the validation tasks (left), and of the un-adapted
-# prototype readout (right); a line per pool size, 95% bands over seeds and tasks, chance
+# rate of either sign, chosen on the validation tasks (top), and of the un-adapted
+# prototype readout (bottom); a line per pool size, 95% bands over seeds and tasks, chance
 # dotted.
 # ```
 
@@ -199,8 +199,8 @@ glue("budget_text", budget_text, display=False)
 # :name: fig-budgets
 #
 # The main sweep's rates on fresh tasks at the fixed budget and trained to convergence, a
-# line per budget: meta-test accuracy at the best test rate (left) and of the un-adapted
-# prototypes (right), 95% bands over seeds and tasks, chance dotted. A tier that does not
+# line per budget: meta-test accuracy at the best test rate (top) and of the un-adapted
+# prototypes (bottom), 95% bands over seeds and tasks, chance dotted. A tier that does not
 # train to convergence shows no curve here.
 # ```
 #
@@ -319,8 +319,8 @@ plots.glue_figure("learned_signs", plots.learned_rates_across_seeds(signs, learn
 # positive. Each is compared on the fixed meta-test tasks, paired over seeds and tasks,
 # with the main sweep's best single fixed rate at that seed (chosen on its validation
 # tasks) and with the learned-rate network itself. This tests the pattern, not the path:
-# the learned rates move during training, the fixed ones do not. It relates to BOIL (Oh
-# et al. 2021), whose inner loop leaves the head fixed (a rate of zero for the head), and
+# the learned rates move during training, the fixed ones do not. It relates to BOIL
+# {cite}`oh2021boil`, whose inner loop leaves the head fixed (a rate of zero for the head), and
 # to Meta-SGD {cite}`li2017metasgd`, whose learned per-parameter rates may turn negative; neither
 # is trained here.
 

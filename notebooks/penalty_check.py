@@ -15,9 +15,14 @@
 # # Checking the expansion
 #
 # The derivation claims that the one-step objective expands as
-# $L_q(\theta - a g_s) = L_q - a\langle g_q, g_s\rangle + \tfrac{a^2}{2} g_s^\top H_q g_s + O(a^3)$,
-# and that the surrogate $L_q - a\langle g_q, g_s\rangle$ has nearly the true
-# meta-gradient for small $a$. Here `mamllib.penalty` measures both, in double
+#
+# $$
+# L_q(\theta - \alpha\, g_s) = L_q - \alpha\langle g_q, g_s\rangle
+#   + \tfrac{\alpha^2}{2} g_s^\top H_q g_s + O(\alpha^3),
+# $$
+#
+# and that the surrogate $L_q - \alpha\langle g_q, g_s\rangle$ has nearly the true
+# meta-gradient for small $\alpha$. Here `mamllib.penalty` measures both, in double
 # precision, on real meta-batches of the glyph data: first on a smooth network
 # (softplus, average pooling) where the theory applies as stated, then on the trained
 # ReLU Conv4 of the study. Then it compares first-order MAML's meta-gradient with the
@@ -48,7 +53,7 @@ from mamllib.runs import compare_objectives, trained_run
 
 # %% [markdown]
 # The meta-batch of fixed test tasks the expansion is measured on, in double precision,
-# and the rates $a$ (log-spaced from $10^{-3}$ to 1).
+# and the rates $\alpha$ (log-spaced from $10^{-3}$ to 1).
 
 # %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
@@ -62,9 +67,9 @@ rates = np.logspace(-3, 0, 13)
 # (penalty-expansion)=
 # ## 1. A smooth network at initialisation
 #
-# Residuals of the first- and second-order approximations against $a$ on log-log axes:
-# the theory predicts slopes 2 and 3 as $a \to 0$. The slopes are fitted over small
-# rates only (the text under the figure says up to which $a$): further out the higher-order terms
+# Residuals of the first- and second-order approximations against $\alpha$ on log-log axes:
+# the theory predicts slopes 2 and 3 as $\alpha \to 0$. The slopes are fitted over small
+# rates only (the text under the figure says up to which $\alpha$): further out the higher-order terms
 # take over, and where a residual changes sign a wider fit would read a shallower slope.
 
 # %%
@@ -81,7 +86,7 @@ glue("slope_second_smooth", smooth_slopes[1], display=False)
 # The same measurement on the network the sweep meta-trained at `trained_rate` (0.4 by
 # default; trained here if the sweep has not trained it yet). ReLU and max-pooling make
 # the loss only piecewise smooth, so the slopes may miss 2 and 3 here; the verdict
-# under the figure says which match. Where the $a^3$ law fails, the curvature at $\theta$
+# under the figure says which match. Where the $\alpha^3$ law fails, the curvature at $\theta$
 # cannot see the kinks a step may cross (ReLU signs, max-pooling winners): a plausible
 # reason, though we do not count the crossings here.
 
@@ -103,13 +108,14 @@ plots.glue_figure("expansion_residuals", plots.expansion_residuals(
 # ```{glue:figure} expansion_residuals
 # :name: fig-expansion-residuals
 #
-# Residuals of the first-order (circles) and second-order (squares) expansions of the
-# one-step objective against the true value, against the rate $a$ on log-log axes, for the
-# smooth network (left) and the ReLU Conv4 trained at rate {glue:text}`trained_rate`
-# (right). The grey guides have slopes 2 and 3, what the expansion predicts as $a \to 0$.
+# Residuals $|E - T_1|$ (circles) and $|E - T_2|$ (squares), where $E$ is the exact
+# one-step objective $L_q(\theta - \alpha\, g_s)$ and $T_1$, $T_2$ its first- and
+# second-order expansions, against the rate $\alpha$ on log-log axes, for the smooth
+# network (top) and the ReLU Conv4 trained at rate {glue:text}`trained_rate` (bottom).
+# The grey guides have slopes 2 and 3, what the expansion predicts as $\alpha \to 0$.
 # ```
 #
-# Fitted for $a \le$ {glue:text}`fit_upto`, the slopes are
+# Fitted for $\alpha \le$ {glue:text}`fit_upto`, the slopes are
 # {glue:text}`slope_first_smooth:.2f` and {glue:text}`slope_second_smooth:.2f` on the
 # smooth network and {glue:text}`slope_first_trained:.2f` and
 # {glue:text}`slope_second_trained:.2f` on the trained one. {glue:text}`expansion_verdict`
@@ -119,7 +125,7 @@ plots.glue_figure("expansion_residuals", plots.expansion_residuals(
 # ## 3. Exact versus surrogate meta-gradient
 #
 # Cosine between the true one-step meta-gradient and the gradient of the surrogate
-# $L_q - a\langle g_q, g_s\rangle$, for negative and positive rates. The surrogate is a
+# $L_q - \alpha\langle g_q, g_s\rangle$, for negative and positive rates. The surrogate is a
 # small-rate statement: the question is how far out it still points the way the true
 # meta-gradient does.
 
@@ -143,15 +149,15 @@ glue("surrogate_side_text", findings.surrogate_side_text(faithful), display=Fals
 # :name: fig-surrogate-cosines
 #
 # Cosine between the true one-step meta-gradient and the surrogate's gradient against the
-# signed rate $a$ (symmetric-log axis), on the smooth network at initialisation and the
+# signed rate $\alpha$ (symmetric-log axis), on the smooth network at initialisation and the
 # trained ReLU Conv4. A cosine of 1 means the surrogate points exactly where MAML does.
 # ```
 #
 # The surrogate's gradient keeps a cosine of at least {glue:text}`surrogate_faithful_cosine`
 # with the true one on both networks for {glue:text}`surrogate_faithful_negative:.3g`
-# $\le a \le$ {glue:text}`surrogate_faithful_positive:.3g`; the lower cosine of the two
-# networks is {glue:text}`surrogate_cosine_at_minus_tenth:.2f` at $a = -0.1$ and
-# {glue:text}`surrogate_cosine_at_plus_tenth:.2f` at $a = 0.1$.
+# $\le \alpha \le$ {glue:text}`surrogate_faithful_positive:.3g`; the lower cosine of the two
+# networks is {glue:text}`surrogate_cosine_at_minus_tenth:.2f` at $\alpha = -0.1$ and
+# {glue:text}`surrogate_cosine_at_plus_tenth:.2f` at $\alpha = 0.1$.
 # {glue:text}`surrogate_side_text`
 
 # %% [markdown]
@@ -162,7 +168,7 @@ glue("surrogate_side_text", findings.surrogate_side_text(faithful), display=Fals
 # the penalty's gradient; for support and query drawn from one task's distribution the
 # two halves are equal in expectation. If that is what matters, first-order MAML at
 # twice the rate should follow the exact meta-gradient more closely than at the same
-# rate. Cosines with the exact meta-gradient at $a$, on the same meta-batch, at the rates
+# rate. Cosines with the exact meta-gradient at $\alpha$, on the same meta-batch, at the rates
 # of the grid up to 0.3 in size, of both signs.
 
 # %% tags=["remove-output"]
@@ -172,16 +178,16 @@ first_order = {name: penalty.first_order_cosines(network, episodes64, first_orde
 plots.glue_figure("first_order_cosines", plots.surrogate_cosines(
     first_order["smooth network"].set_index("rate").add_prefix("smooth: ")
     .join(first_order["trained ReLU Conv4"].set_index("rate").add_prefix("ReLU: ")).reset_index(),
-    ylabel="cos(exact at a, first-order MAML)"))
+    ylabel="cos(exact at α, first-order MAML)"))
 glue("first_order_text", findings.first_order_text(first_order), display=False)
 
 # %% [markdown]
 # ```{glue:figure} first_order_cosines
 # :name: fig-first-order-cosines
 #
-# Cosine between the exact meta-gradient at $a$ and first-order MAML's at $a$ and at $2a$,
+# Cosine between the exact meta-gradient at $\alpha$ and first-order MAML's at $\alpha$ and at $2\alpha$,
 # against the signed rate, on both networks. The half-penalty reading predicts the
-# $2a$ line above the $a$ line near zero.
+# $2\alpha$ line above the $\alpha$ line near zero.
 # ```
 #
 # {glue:text}`first_order_text`
@@ -205,15 +211,15 @@ glue("surrogate_training_text", findings.surrogate_training_text(comparison, sur
 # :name: fig-surrogate-training
 #
 # Meta-test accuracy of each readout of the networks trained on the surrogate objective
-# and on MAML at the same rates (bars; the dotted line is chance). The tier that built
-# this book may train none, and the figure then says so.
+# and on MAML at the same rates, a bar per network (hatching tells them apart in grey);
+# the dotted line is chance.
 # ```
 #
 # {glue:text}`surrogate_training_text`
 
 # %% [markdown]
 # The surrogate keeps the inner-product term of the expansion and drops everything of
-# order $a^2$ and beyond; section 3 measures how far its gradient then is from the true
+# order $\alpha^2$ and beyond; section 3 measures how far its gradient then is from the true
 # one at each rate. Where a surrogate-trained network sits near chance (when this tier
 # trains any), the terms the surrogate drops are the ones that teach the network to
 # adapt, and the gradient-penalty reading describes MAML only at smaller rates.

@@ -47,7 +47,6 @@ settings = settings_table(record, profile)
 run_dirs = analysed_settings(record, profile)
 readouts, relations = load_analyses(run_dirs)
 metrics = read_metrics(run_dirs)
-print(f"{len(run_dirs)} analysed runs of the {len(settings)} settings of the sweep")
 
 # %% [markdown]
 # ## Settings that did not complete
@@ -66,7 +65,7 @@ glue("convergence_text", convergence_text, display=False)
 
 # %% [markdown]
 # {glue:text}`completion_text` Every run trains for a fixed budget, so runs still
-# improving when it ends are compared before convergence: {glue:text}`convergence_text`
+# improving when it ends are compared before convergence. {glue:text}`convergence_text`
 
 # %% [markdown]
 # ## Accuracy of every readout against the training rate
@@ -90,7 +89,8 @@ glue("trained_vs_untrained_text", versus_untrained, display=False)
 # Meta-test accuracy of MAML and of each readout of the trained networks against the
 # training inner rate (symmetric-log axis, a tick at each rate trained), with 95% bands
 # (what they cover is written at the top left). Each readout reads the same network on
-# the same 600 tasks: where a readout's line meets MAML's, it does what MAML's adaptation does.
+# the same fixed test tasks: where a readout's line meets MAML's, it scores what MAML scores
+# (whether it predicts what MAML predicts is the agreement of the next figure).
 # ```
 #
 # ```{glue:figure} accuracy_untrained
@@ -208,8 +208,8 @@ glue("learned_rates_text", findings.learned_rates_text(readouts, metrics), displ
 # ```{glue:figure} learned_rates
 # :name: fig-summary-learned-rates
 #
-# Each parameter tensor's learned inner rate along training, a panel per run that learns
-# its rates: colour gives the block, line style the kind of tensor.
+# Where the sweep has runs that learn their rates, each parameter tensor's learned inner
+# rate along training, a panel per run: colour gives the block, line style the kind of tensor.
 # ```
 #
 # {glue:text}`learned_rates_text`

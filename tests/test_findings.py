@@ -199,11 +199,12 @@ def test_tables_of_the_sweep():
 
 
 def test_run_status_and_setting_label():
-    diverged = {"status": "diverged", "wall_time_s": 12.4, "diverged_at": 7, "config": {"max_loss": 100.0}}
+    diverged = {"status": "diverged", "wall_time_s": 12.4, "diverged_at": 7,
+                "config": {"max_loss": 100.0, "iterations": 800}}
     text = findings.run_status_text(diverged)
-    assert text.startswith("The run diverged at iteration 7, after 12 s") and "100 nats" in text
+    assert text.startswith("The run diverged at iteration 7: ") and "100 nats" in text
     completed = findings.run_status_text({**diverged, "status": "completed"})
-    assert completed == "The run completed in 12 s of training."
+    assert completed == "The run completed its 800 meta-training iterations."
     assert findings.setting_label(False, -0.01) == "training rate -0.01"
     assert findings.setting_label(True, 0.1) == "learned rates from 0.1"
 

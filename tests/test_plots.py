@@ -141,7 +141,7 @@ def test_training_curves_show_loss_accuracy_and_validation():
     fig = plots.training_curves(metrics)
     assert [ax.get_ylabel() for ax in fig.axes] == ["query loss", "query accuracy"]
     labels = {t.get_text() for t in fig.legends[0].get_texts()}
-    assert labels == {"meta-batch", "mean of 2", "validation (fixed tasks)"}
+    assert labels == {"meta-batch", "running mean of 2 meta-batches", "validation (fixed tasks)"}
 
 
 def _expansion(rates):

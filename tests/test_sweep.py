@@ -111,8 +111,8 @@ def test_a_finished_page_owns_its_labels_keeps_tracebacks_and_says_how_to_rerun_
     notes = [c for c in cells if "source-note" in c["metadata"].get("tags", [])]
     assert len(notes) == 1 and cells[-1] == notes[0]
     assert "Source: `notebooks/maml_run.py`" in notes[0]["source"]
-    assert ("python -m mamllib notebook maml_run --out book/generated/run_maml-lr0p1-seed0.ipynb "
-            f"--parameters '{json.dumps(parameters)}'") in notes[0]["source"]
+    assert ("python -m mamllib notebook maml_run \\\n    --out book/generated/run_maml-lr0p1-seed0.ipynb \\\n"
+            f"    --parameters '{json.dumps(parameters)}'") in notes[0]["source"]
 
 
 def test_the_settings_index_lists_each_setting_with_its_score_in_rate_order(tmp_path):

@@ -15,7 +15,7 @@ def _surname(person) -> str:
 
 
 class AuthorYearLabels(BaseLabelStyle):
-    """``Finn et al. 2017``, ``Barrett and Dherin 2021``, ``Bernacchia 2021``."""
+    """``Finn et al., 2017``, ``Barrett and Dherin, 2021``: as the text cites them."""
 
     def format_labels(self, sorted_entries):
         for entry in sorted_entries:
@@ -23,7 +23,7 @@ class AuthorYearLabels(BaseLabelStyle):
             names = (_surname(authors[0]) if len(authors) == 1 else
                      f"{_surname(authors[0])} and {_surname(authors[1])}" if len(authors) == 2 else
                      f"{_surname(authors[0])} et al.")
-            yield f"{names} {entry.fields.get('year', '')}".strip()
+            yield f"{names}, {entry.fields.get('year', '')}"
 
 
 class AuthorYearStyle(UnsrtStyle):

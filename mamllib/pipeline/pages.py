@@ -58,8 +58,8 @@ def show_errors(notebook: dict[str, Any]) -> None:
 def source_note(source: str, page: str, parameters: dict[str, Any]) -> dict[str, Any]:
     """The Markdown cell that ends a page: its source, and the command that executes it
     again with this page's parameters."""
-    command = (f".venv/bin/python -m mamllib notebook {source} --out book/generated/{page}.ipynb "
-               f"--parameters '{json.dumps(parameters)}'")
+    command = (f".venv/bin/python -m mamllib notebook {source} \\\n    --out book/generated/{page}.ipynb \\\n"
+               f"    --parameters '{json.dumps(parameters)}'")
     text = (f"---\n\nSource: `notebooks/{source}.py`. This page executed again, with its parameters "
             f"(from the repository root):\n\n```bash\n{command}\n```\n")
     return {"cell_type": "markdown", "metadata": {"tags": ["source-note"]}, "source": text}
