@@ -191,24 +191,38 @@ def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str,
 
 
 def readout_accuracy_table(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy (%) per network, rate and readout; "learned" rows start from their rate."""
+    """Mean accuracy (%) per network, rate and readout; "learned" rows start from their rate
+    (the learned column is left out where no setting learned its rates)."""
     scored = readouts[readouts["part"] == "readouts"]
     keys = ["model", "learned_inner_lr", "train_inner_lr", "readout"]
-    return (100 * scored.groupby(keys)["accuracy"].mean().unstack("readout")).round(1)
+    table = (100 * scored.groupby(keys)["accuracy"].mean().unstack("readout")).round(1)
+    return table if scored["learned_inner_lr"].any() else table.droplevel("learned_inner_lr")
+
+
+GAP_COLUMN = "prototypes, un-adapted − MAML (points ± paired 95% interval)"
 
 
 def gap_table(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy (%) of each readout per fixed training rate, with the paired gap of the
-    un-adapted prototypes to MAML and its CI."""
-    gaps = readout_gap(readouts).rename(columns={"gap": "proto_unadapted - maml", "ci95": "paired CI95"})
-    return (100 * accuracy_by_training_rate(readouts).join(gaps)).round(1)
+    """MAML's accuracy (%) and the un-adapted prototypes' per fixed training rate, with
+    their paired gap and its 95% interval in points."""
+    accuracy = (100 * accuracy_by_training_rate(readouts)[["maml", "proto_unadapted"]]).round(1)
+    gaps = readout_gap(readouts)
+    return accuracy.assign(**{GAP_COLUMN: [_points(g, c) for g, c in zip(gaps["gap"], gaps["ci95"])]})
+
+
+def _points(difference: float, ci: float) -> str:
+    """A paired difference of two accuracies in percentage points, with its interval."""
+    return f"{100 * difference:+.1f} ± {100 * ci:.1f}"
+
+
+SIGN_COLUMN = "best negative − best positive (points ± paired 95% interval)"
 
 
 def sign_preference_table(signs: pd.DataFrame) -> pd.DataFrame:
-    """:func:`sign_preference` for the page: the gap and its CI in %, the best rates as they are."""
-    table = (100 * signs).round(1).rename(columns={"gap": "best negative - best positive",
-                                                   "ci95": "paired CI95"})
-    return table.assign(best_negative=signs["best_negative"], best_positive=signs["best_positive"])
+    """:func:`sign_preference` for the page: the best test rate of each sign, and the gap
+    with its interval in points."""
+    return signs[["best_negative", "best_positive"]].assign(
+        **{SIGN_COLUMN: [_points(g, c) for g, c in zip(signs["gap"], signs["ci95"])]})
 
 
 def settings_links(index: pd.DataFrame, folder: str = "generated/") -> str:

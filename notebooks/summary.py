@@ -163,7 +163,8 @@ glue("test_rate_text", findings.describe_sign_preference(signs), display=False)
 # ```
 #
 # {glue:text}`test_rate_text` The table gives, per training rate, the best negative and
-# the best positive test rate of the grid and the paired difference of their accuracies.
+# the best positive test rate of the grid and the paired difference of their accuracies in
+# percentage points, with its 95% interval over the test tasks.
 
 # %%
 formats.table(findings.sign_preference_table(signs))
@@ -225,9 +226,9 @@ glue("proto_adapted_gap_text", findings.describe_gap(findings.readout_gap(readou
                                                      "the prototypes of the adapted features"), display=False)
 
 # %% [markdown]
-# {glue:text}`proto_gap_text` {glue:text}`proto_adapted_gap_text` The table gives each
-# readout's accuracy (%) per fixed training rate, and the paired gap of the un-adapted
-# prototypes to MAML with its 95% interval.
+# {glue:text}`proto_gap_text` {glue:text}`proto_adapted_gap_text` The table gives MAML's
+# and the un-adapted prototypes' accuracy (%) per fixed training rate, and their paired gap
+# in percentage points with its 95% interval over the test tasks.
 
 # %%
 formats.table(findings.gap_table(readouts))

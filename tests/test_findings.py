@@ -189,13 +189,13 @@ def test_tables_of_the_sweep():
         rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
     readouts = pd.DataFrame(rows)
     table = findings.readout_accuracy_table(readouts)
-    assert table.loc[("trained", False, -0.4), "maml"] == 60.0
+    assert table.loc[("trained", -0.4), "maml"] == 60.0  # no learned setting: no learned column
     gaps = findings.gap_table(readouts)
-    assert gaps.loc[-0.4, "proto_unadapted - maml"] == 20.0 and gaps.loc[0.4, "maml"] == 95.0
+    assert gaps.loc[-0.4, findings.GAP_COLUMN].startswith("+20.0 ± ") and gaps.loc[0.4, "maml"] == 95.0
     signs = pd.DataFrame({"best_negative": [-0.1], "best_positive": [0.4], "gap": [-0.123], "ci95": [0.01]},
                          index=pd.Index([0.4], name="train_inner_lr"))
     shown = findings.sign_preference_table(signs)
-    assert shown.loc[0.4, "best negative - best positive"] == -12.3 and shown.loc[0.4, "best_positive"] == 0.4
+    assert shown.loc[0.4, findings.SIGN_COLUMN] == "-12.3 ± 1.0" and shown.loc[0.4, "best_positive"] == 0.4
 
 
 def test_run_status_and_setting_label():
