@@ -105,6 +105,16 @@ def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
     ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
 
 
+def _legend_below(fig: plt.Figure, ax: plt.Axes, title: str | None = None, columns: int = 2) -> None:
+    """The legend of ``ax`` below every panel, two entries a row, and the panels laid out
+    above it: beside the axes it would take a third of a phone's width from the data."""
+    handles, labels = ax.get_legend_handles_labels()
+    rows = -(-len(labels) // columns) + (title is not None)
+    height = (0.25 + 0.24 * rows) / fig.get_figheight()  # of the figure, in inches' share
+    fig.legend(handles, labels, title=title, loc="lower center", ncol=columns, frameon=False)
+    fig.tight_layout(rect=(0, height, 1, 1))
+
+
 def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
                 floor: float | None = None) -> None:
     """A line per ``hue`` of ``table`` (rows of :func:`mamllib.stats.interval_table`:
@@ -139,8 +149,7 @@ def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str =
         _percent_axis(ax.yaxis)
     # What the bands cover depends on the seeds run: the figure says it, not its fixed caption.
     ax.set_title(_seed_note(table), fontsize=SMALLEST_TEXT, loc="left")
-    _legend_outside(ax, legend)
-    fig.tight_layout()
+    _legend_below(fig, ax, legend)
     return fig
 
 
@@ -516,8 +525,7 @@ def _rate_panels(tables: dict[str, pd.DataFrame], hue: str, label, legend: str, 
         ax.set_ylabel(ylabel)
         if "accuracy" in ylabel:
             _percent_axis(ax.yaxis)
-    _legend_outside(axes[0], title=legend)
-    fig.tight_layout()
+    _legend_below(fig, axes[0], title=legend)
     return fig
 
 

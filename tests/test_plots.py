@@ -44,14 +44,14 @@ def frames():
 
 
 def test_accuracy_plot_has_one_line_per_readout(frames):
-    ax = plots.accuracy_vs_rate(frames[0]).axes[0]
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == set(plots.READOUT_LABELS.values())
-    assert ax.get_xscale() == "symlog"
+    fig = plots.accuracy_vs_rate(frames[0])
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == set(plots.READOUT_LABELS.values())
+    assert fig.axes[0].get_xscale() == "symlog"
 
 
 def test_agreement_plot_leaves_maml_out(frames):
-    ax = plots.agreement_vs_rate(frames[0]).axes[0]
-    assert plots.READOUT_LABELS["maml"] not in {t.get_text() for t in ax.get_legend().get_texts()}
+    fig = plots.agreement_vs_rate(frames[0])
+    assert plots.READOUT_LABELS["maml"] not in {t.get_text() for t in fig.legends[0].get_texts()}
 
 
 def test_heatmap_cells_are_the_mean_accuracies(frames):
@@ -64,8 +64,8 @@ def test_heatmap_cells_are_the_mean_accuracies(frames):
 
 
 def test_cka_and_alignment_plots(frames):
-    ax = plots.cka_vs_rate(frames[1]).axes[0]
-    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"conv1", "conv2"}
+    fig = plots.cka_vs_rate(frames[1])
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"conv1", "conv2"}
     assert len(plots.alignment_vs_rate(frames[1]).axes[0].lines) >= 2
 
 
@@ -83,10 +83,17 @@ def test_embedding_pca_marks_prototypes():
 
 
 def test_rate_axes_label_every_rate_of_the_data(frames):
-    ax = plots.accuracy_vs_rate(frames[0]).axes[0]
+    fig = plots.accuracy_vs_rate(frames[0])
+    ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["-0.4", "0", "0.4"]
-    legend = ax.get_legend()
-    assert legend is not None and legend.get_bbox_to_anchor().x0 > ax.bbox.x1 - 1  # beside the axes
+    panels = plots.pool_curves({view: pd.DataFrame({"pool": [4, 4, 0, 0], "train_rate": [-0.1, 0.1] * 2,
+                                                    "mean": 0.5, "low": 0.4, "high": 0.6})
+                                for view in ("fixed", "best", "prototypes")}, "accuracy", chance=0.2)
+    for figure in (fig, panels):
+        renderer = figure.canvas.get_renderer()
+        # Below the axes and their labels, not over the data and not beside it (a phone's width).
+        lowest = min(axes.get_tightbbox(renderer).y0 for axes in figure.axes)
+        assert figure.legends[0].get_window_extent(renderer).y1 <= lowest + 1
 
 
 def test_learned_rates_draw_each_tensor_distinguishably():
