@@ -60,9 +60,10 @@ def source_note(source: str, page: str, parameters: dict[str, Any]) -> dict[str,
     again with this page's parameters."""
     command = (f".venv/bin/python -m mamllib notebook {source} \\\n    --out book/generated/{page}.ipynb \\\n"
                f"    --parameters '{json.dumps(parameters)}'")
-    text = (f"---\n\nSource: `notebooks/{source}.py`. This page executed again, with its parameters "
-            f"(from the repository root):\n\n```bash\n{command}\n```\n")
-    return {"cell_type": "markdown", "metadata": {"tags": ["source-note"]}, "source": text}
+    text = (f"---\n\nSource: `notebooks/{source}.py`. To execute this page again with its parameters, "
+            f"from the repository root:\n\n```bash\n{command}\n```\n")
+    return {"cell_type": "markdown", "id": "source-note", "metadata": {"tags": ["source-note"]},
+            "source": text}
 
 
 def finish_page(path: Path, title: str = "", source: str = "") -> None:
