@@ -11,12 +11,15 @@ import pandas as pd
 from pandas.io.formats.style import Styler
 
 PERCENT_DECIMALS = 1
+# A no-break space after "±" keeps the half-width with its sign: a narrow table cell breaks
+# before it, "97.3%" above "± 0.5%", never between "±" and its number.
+PLUS_MINUS = " ±\u00a0"
 
 
 def percent(value: float, ci: float | None = None) -> str:
     """``0.9731`` -> ``97.3%``; with ``ci=0.0049``: ``97.3% ± 0.5%``."""
     text = f"{100 * value:.{PERCENT_DECIMALS}f}%"
-    return text if ci is None else f"{text} ± {100 * ci:.{PERCENT_DECIMALS}f}%"
+    return text if ci is None else f"{text}{PLUS_MINUS}{100 * ci:.{PERCENT_DECIMALS}f}%"
 
 
 def rate(value: float) -> str:
@@ -30,14 +33,57 @@ READOUT_LABELS = {
     "proto_unadapted": "prototypes, un-adapted features", "proto_adapted": "prototypes, adapted features",
     "logreg": "logistic regression", "cosine_nn": "cosine nearest neighbour",
 }
-# Column and index names of the library's frames, as a reader reads them.
+# Column and index names of the library's frames, as a reader reads them. A header that
+# names a rate formats its column as the sweep writes rates.
 HEADERS = {
     **READOUT_LABELS, "train_inner_lr": "training rate", "test_inner_lr": "test rate",
     "learned_inner_lr": "learned rates", "model": "network",
     "best_negative": "best negative test rate", "best_positive": "best positive test rate",
-    "index": "", "alpha_t": "α_t", "alpha_r": "α_r", "|omega|^2": "|ω − w₀|²", "|omega|^2 ci95": "± (95%)",
-    "|alpha_t| lambda_max(H_s)": "|α_t| λ_max(H_s)", "best alpha_t": "best α_t",
+    "index": "",
+    # The linear model (mamllib.linreg)
+    "alpha_t": "training rate", "best alpha_t": "best training rate", "best alpha_r": "best α_r",
+    "|omega|^2": "|ω − w₀|² ± 95%", "loss": "meta-test loss",
+    "|alpha_t| lambda_max(H_s)": "|rate| × largest eigenvalue of H_s", "m": "tasks",
+    "m n_v / p": "query points per parameter",
+    "loss at alpha_t = 0": "loss at rate 0", "relative gain": "gain over rate 0 ± 95%",
 }
+
+
+def with_interval(frame: pd.DataFrame, column: str, ci: str, digits: int | None = None) -> pd.DataFrame:
+    """``frame`` with ``column`` written as "value ± half-width" from its ``ci`` column
+    (dropped): one column per quantity, not a bare half-width beside it. Values are
+    percentages (:func:`percent`) unless ``digits`` are given."""
+    def written(value: float, half_width: float) -> str:
+        if digits is None:
+            return percent(value, half_width)
+        return f"{value:.{digits}f}{PLUS_MINUS}{half_width:.{digits}f}"
+
+    values = [written(value, half_width) for value, half_width in zip(frame[column], frame[ci])]
+    return frame.assign(**{column: values}).drop(columns=ci)
+
+
+# Parameter tensors as a reader names them (the network's blocks counted from 1).
+TENSOR_KIND_LABELS = {"weight": "weight", "bias": "bias", "conv_weight": "weight", "conv_bias": "bias",
+                      "bn_weight": "batch-norm scale", "bn_bias": "batch-norm shift"}
+
+
+def block_label(block: str) -> str:
+    """``blocks.0`` -> ``block 1``; ``head`` -> ``head``."""
+    return f"block {int(block.split('.')[1]) + 1}" if block.startswith("blocks.") else block
+
+
+def tensor_label(name: str) -> str:
+    """``blocks.0.bn_weight`` -> ``block 1 batch-norm scale``, ``head_bias`` -> ``head bias``."""
+    block, kind = name.rsplit(".", 1) if "." in name else name.split("_", 1)
+    return f"{block_label(block)} {TENSOR_KIND_LABELS.get(kind, kind)}"
+
+
+def lower_first(sentence: str) -> str:
+    """A sentence continued after a colon: ``Of the ...`` -> ``of the ...``, but ``MAML
+    at ...`` stays as it is (an acronym keeps its capitals)."""
+    if len(sentence) > 1 and sentence[1].isupper():
+        return sentence
+    return sentence[:1].lower() + sentence[1:]
 
 
 def header(name) -> str:

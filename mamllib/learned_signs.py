@@ -18,6 +18,7 @@ import pandas as pd
 from mamllib import checkpoint as ckpt
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
+from mamllib.formats import tensor_label
 from mamllib.stats import hierarchical_ci
 
 LEARNED_START = 0.1  # where the sweep's learned rates start
@@ -84,7 +85,7 @@ def sign_text(summary: pd.DataFrame) -> str:
 
     def names(sign: str) -> str:
         rows = moved[moved.sign == sign]
-        return f"{len(rows)} ({', '.join(rows.tensor)})" if len(rows) else "none"
+        return f"{len(rows)} ({', '.join(map(tensor_label, rows.tensor))})" if len(rows) else "none"
 
     text = (f"Over {seeds} seeds, of the {len(moved)} per-tensor rates that moved, "
             f"{names('negative in every seed')} end negative in every seed, "
@@ -93,6 +94,7 @@ def sign_text(summary: pd.DataFrame) -> str:
             f"toss would keep one sign in all {seeds} seeds with probability {0.5 ** (seeds - 1):.2g}).")
     unmoved = summary[summary.sign == "unmoved"]
     if len(unmoved):
-        text += (f" The rates of {len(unmoved)} tensors ({', '.join(unmoved.tensor)}) never moved: they have "
+        text += (f" The rates of {len(unmoved)} tensors ({', '.join(map(tensor_label, unmoved.tensor))}) "
+                 "never moved: they have "
                  "no inner gradient.")
     return text

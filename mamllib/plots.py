@@ -13,6 +13,7 @@ applied when this module is imported, and vector (SVG) output in a notebook.
 
 from __future__ import annotations
 
+import textwrap
 from typing import Iterable
 
 import matplotlib as mpl
@@ -25,8 +26,9 @@ import seaborn as sns
 from sklearn.decomposition import PCA
 
 from mamllib.findings import fixed_rate_rows
-from mamllib.formats import READOUT_LABELS
+from mamllib.formats import READOUT_LABELS, block_label, tensor_label
 from mamllib.latent import task_embedding
+from mamllib.pipeline.pages import NOT_DRAWN
 from mamllib.stats import interval_table
 
 LINTHRESH = 0.01
@@ -38,10 +40,13 @@ TRAINING_RATE, TEST_RATE = r"training rate $\alpha_t$", r"test rate $\alpha_r$"
 # colour blindness. Black is last: it is also the colour of guides and text.
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
 MARKERS = "osD^vP*X"
-SMALLEST_TEXT = 10  # points; tick labels and legends, the smallest text of any figure
-# The book's text column is about 7 inches wide at 1280 px: a figure no wider is shown at
-# (nearly) its own size, so its type stays as large as set here. Panels stack vertically.
-WIDTH = 7.0
+SMALLEST_TEXT = 11  # points; tick labels and legends, the smallest text of any figure
+# Figures are drawn for a phone first. The book's text column is about 700 px wide on a
+# laptop and 373 px on a phone (a 420 px screen; book/_static/custom.css lets a figure
+# fill it). A figure at most 4 in (384 px) wide is shown at its own size on a laptop and
+# scaled by at least 0.97 on a phone, so its smallest text (11 pt, 14.7 px) is never
+# smaller than the page's own smallest (14 px). Panels stack, legends go below them.
+WIDTH = 4.0
 STYLE = {
     "font.size": 12, "axes.titlesize": 12, "axes.labelsize": 12, "figure.titlesize": 12,
     "xtick.labelsize": SMALLEST_TEXT, "ytick.labelsize": SMALLEST_TEXT,
@@ -77,10 +82,13 @@ use_book_style()
 def glue_figure(name: str, fig: plt.Figure) -> None:
     """Show ``fig`` in the notebook and glue it as ``name`` for the book, where a Markdown
     cell's ``{glue:figure}`` places it as a numbered figure with its caption (the code cell
-    that makes it is tagged ``remove-output``, so the book shows it once)."""
+    that makes it is tagged ``remove-output``, so the book shows it once). A
+    :func:`message_figure` also glues its reason, which becomes the figure's caption."""
     from myst_nb import glue
 
     glue(name, fig)
+    if fig.get_label().startswith(_NOT_DRAWN):
+        glue(name + NOT_DRAWN, fig.get_label().removeprefix(_NOT_DRAWN), display=False)
     plt.close(fig)  # else the inline backend shows it a second time at the cell's end
 
 
@@ -91,28 +99,30 @@ def _percent_axis(axis) -> None:
 
 def _rate_axis(ax: plt.Axes, rates: Iterable[float], label: str = TRAINING_RATE) -> None:
     """Symmetric-log rate axis with a tick at each rate of the data (the default ticks
-    skip rates between decades, such as 0.4)."""
+    skip rates between decades, such as 0.4); more than five labels stand upright, since
+    side by side on a phone-wide axis -0.03 and -0.01 run into each other."""
     ax.set_xscale("symlog", linthresh=LINTHRESH)
     ax.axvline(0, color="0.8", lw=1, zorder=0)
     ticks = sorted(set(map(float, rates)))
-    ax.set_xticks(ticks, [f"{rate:g}" for rate in ticks])
+    ax.set_xticks(ticks, [f"{rate:g}" for rate in ticks], rotation=90 if len(ticks) > 5 else 0)
     ax.xaxis.set_minor_locator(mticker.NullLocator())
     ax.set_xlabel(label)
 
 
-def _legend_outside(ax: plt.Axes, title: str | None = None) -> None:
-    """The legend to the right of the axes, where it cannot hide a line."""
-    ax.legend(title=title, loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
+LEGEND_LINE = 0.24  # inches: one row of a legend at SMALLEST_TEXT
 
 
-def _legend_below(fig: plt.Figure, ax: plt.Axes, title: str | None = None, columns: int = 2) -> None:
-    """The legend of ``ax`` below every panel, two entries a row, and the panels laid out
-    above it: beside the axes it would take a third of a phone's width from the data."""
-    handles, labels = ax.get_legend_handles_labels()
+def _legend_below(fig: plt.Figure, ax: plt.Axes | None = None, title: str | None = None,
+                  handles: list | None = None, labels: list[str] | None = None) -> None:
+    """A legend (of ``ax``, or the ``handles`` and ``labels`` given) below every panel,
+    with the panels laid out above it: beside the axes it would take a third of a phone's
+    width from the data, inside them it hides some. Short labels go two to a row."""
+    if handles is None:
+        handles, labels = ax.get_legend_handles_labels()
+    columns = 2 if max(map(len, labels)) <= 22 else 1
     rows = -(-len(labels) // columns) + (title is not None)
-    height = (0.25 + 0.24 * rows) / fig.get_figheight()  # of the figure, in inches' share
     fig.legend(handles, labels, title=title, loc="lower center", ncol=columns, frameon=False)
-    fig.tight_layout(rect=(0, height, 1, 1))
+    fig.tight_layout(rect=(0, (0.15 + LEGEND_LINE * rows) / fig.get_figheight(), 1, 1))
 
 
 def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
@@ -136,12 +146,12 @@ def _seed_note(table: pd.DataFrame) -> str:
 
 
 def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str = TRAINING_RATE,
-                label=str, legend: str | None = None, figsize=(WIDTH, 4.2)) -> plt.Figure:
+                label=str, legend: str | None = None) -> plt.Figure:
     """One line (with its 95% band over seeds and tasks) per ``hue`` against the training rate."""
     table = interval_table(data, y, ["train_inner_lr", hue])
     order = list(dict.fromkeys(data[hue]))
     table = table.sort_values(hue, key=lambda column: column.map(order.index), kind="stable")
-    fig, ax = plt.subplots(figsize=figsize)
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
     _band_lines(ax, table, "train_inner_lr", hue, label)
     _rate_axis(ax, data["train_inner_lr"], xlabel)
     ax.set_ylabel(ylabel)
@@ -181,11 +191,11 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
     data = data[(data["part"] == "rate_grid") & (data["model"] == "trained")]
     table = data.pivot_table(index="train_inner_lr", columns="test_inner_lr", values="accuracy",
                              aggfunc="mean")
-    fig, ax = plt.subplots(figsize=(7, 4.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.4 * len(table) + 1.6))
     table = 100 * table.sort_index(ascending=False)
     table.index, table.columns = [f"{r:g}" for r in table.index], [f"{r:g}" for r in table.columns]
     sns.heatmap(table, annot=True, fmt=".0f", vmin=0, vmax=100, cmap="viridis",
-                cbar_kws={"label": "meta-test accuracy (%)"}, ax=ax)
+                annot_kws={"fontsize": SMALLEST_TEXT}, cbar_kws={"label": "accuracy (%)"}, ax=ax)
     ax.set_xlabel(TEST_RATE)
     ax.set_ylabel(TRAINING_RATE)
     fig.tight_layout()
@@ -196,16 +206,14 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Linear CKA of each conv block before vs after adaptation, against the training rate."""
     data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
     data = fixed_rate_rows(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
-    return _rate_lines(data, "value", "layer", "CKA(before, after adaptation)", legend="layer",
-                       figsize=(WIDTH, 4.2))
+    return _rate_lines(data, "value", "layer", "CKA(before, after adaptation)", legend="layer")
 
 
 def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Cosine between the adapted head's centred rows and the centred prototypes."""
     data = fixed_rate_rows(relations[relations["measure"] == "head_proto_cosine"])
     fig = _rate_lines(data, "value", "model", "cos(adapted head, prototypes)",
-                      TRAINING_RATE + " (untrained: the rate it is adapted with)", legend="network",
-                      figsize=(WIDTH, 4.2))
+                      TRAINING_RATE + "\n(untrained: the rate it is adapted with)", legend="network")
     fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
     return fig
 
@@ -224,17 +232,21 @@ def _tensor_kind(kind: str) -> str:
     return names[2 * kind.startswith("bn") + kind.endswith("bias")]
 
 
+def _tensor_names(trajectory: dict) -> list[str]:
+    return trajectory.get("names") or [f"tensor{i}.weight" for i in range(len(trajectory["lrs"][0]))]
+
+
 def learned_rates(trajectory: dict, title: str = "", axes: plt.Axes | None = None) -> plt.Figure:
     """Each tensor's learned inner rate against the outer iteration (``inner_lr_trajectory``).
 
     Colour tells the block; line style the kind of tensor (solid: weights, dotted:
-    biases, dashed: batch-norm scales, dash-dot: batch-norm shifts).
+    biases, dashed: batch-norm scales, dash-dot: batch-norm shifts). Drawn into ``axes``,
+    the caller adds :func:`_tensor_legend` once for all its panels.
     """
     rates = np.asarray(trajectory["lrs"])
-    names = trajectory.get("names") or [f"tensor{i}.weight" for i in range(rates.shape[1])]
-    blocks = list(dict.fromkeys(_tensor_block_and_kind(name)[0] for name in names))
-    palette = dict(zip(blocks, PALETTE))
-    fig, ax = (plt.subplots(figsize=(WIDTH, 4.2)) if axes is None else (axes.figure, axes))
+    names = _tensor_names(trajectory)
+    palette = _block_palette(names)
+    fig, ax = (plt.subplots(figsize=(WIDTH, 3.6)) if axes is None else (axes.figure, axes))
     for column, name in enumerate(names):
         block, kind = _tensor_block_and_kind(name)
         ax.plot(trajectory["iteration"], rates[:, column], color=palette[block],
@@ -242,16 +254,25 @@ def learned_rates(trajectory: dict, title: str = "", axes: plt.Axes | None = Non
     ax.axhline(0, color="0.8", lw=1, zorder=0)
     ax.set_xlabel("outer iteration")
     ax.set_ylabel("learned inner rate")
-    ax.set_title(title, loc="left")
-    # Two short legends (block by colour, kind by line style), not one entry per tensor.
-    blocks_legend = ax.legend([plt.Line2D([], [], color=palette[b], lw=2) for b in blocks], blocks,
-                              title="block", loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    ax.add_artist(blocks_legend)
-    ax.legend([plt.Line2D([], [], color="0.3", linestyle=style) for style in TENSOR_KINDS.values()],
-              TENSOR_KINDS, title="tensor", loc="lower left", bbox_to_anchor=(1.01, 0), frameon=False)
+    ax.set_title(title)
     if axes is None:
-        fig.tight_layout()
+        _tensor_legend(fig, names)
     return fig
+
+
+def _block_palette(names: list[str]) -> dict[str, str]:
+    blocks = dict.fromkeys(_tensor_block_and_kind(name)[0] for name in names)
+    return dict(zip(blocks, PALETTE))
+
+
+def _tensor_legend(fig: plt.Figure, names: list[str], handles: tuple = (), labels: tuple = ()) -> None:
+    """One legend below the panels for every tensor (after ``handles`` and ``labels`` of
+    the figure's other lines): a colour per block and a line style per kind of tensor,
+    two short lists rather than one entry per tensor."""
+    palette = _block_palette(names)
+    handles = [*handles, *(plt.Line2D([], [], color=colour, lw=2) for colour in palette.values()),
+               *(plt.Line2D([], [], color="0.3", linestyle=style) for style in TENSOR_KINDS.values())]
+    _legend_below(fig, handles=handles, labels=[*labels, *map(block_label, palette), *TENSOR_KINDS])
 
 
 def learned_rate_panels(trajectories: dict[str, dict]) -> plt.Figure:
@@ -259,17 +280,22 @@ def learned_rate_panels(trajectories: dict[str, dict]) -> plt.Figure:
     sweep with no learned-rate run gets a figure that says so."""
     if not trajectories:
         return message_figure("no run of this sweep learned its rates")
-    fig, axes = _stacked(len(trajectories), 3.6)
+    fig, axes = _stacked(len(trajectories), 3.2)
     for ax, (title, trajectory) in zip(axes, trajectories.items()):
         learned_rates(trajectory, title, axes=ax)
-    fig.tight_layout()
+    _tensor_legend(fig, [name for t in trajectories.values() for name in _tensor_names(t)])
     return fig
 
 
+_NOT_DRAWN = "not drawn: "  # the label of a message figure, before its message
+
+
 def message_figure(message: str) -> plt.Figure:
-    """A figure that says why there is nothing to draw (a page keeps its numbered figure)."""
-    fig, ax = plt.subplots(figsize=(6, 1.2))
-    ax.text(0.5, 0.5, message, ha="center", va="center")
+    """A figure that says why there is nothing to draw (a page keeps its numbered figure,
+    and :func:`glue_figure` gives it the message as its caption)."""
+    fig, ax = plt.subplots(figsize=(WIDTH, 1.0))
+    fig.set_label(_NOT_DRAWN + message)
+    ax.text(0.5, 0.5, textwrap.fill(message, 40), ha="center", va="center")
     ax.set_axis_off()
     return fig
 
@@ -290,7 +316,7 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
     """Queries of one task in the first two principal components, prototypes as stars."""
     pca = PCA(n_components=2).fit(np.concatenate([query_features, prototypes]))
     points, centres = pca.transform(query_features), pca.transform(prototypes)
-    fig, ax = plt.subplots(figsize=(6, 4.5))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.2))
     for k in range(len(prototypes)):
         colour, marker = PALETTE[k % len(PALETTE)], MARKERS[k % len(MARKERS)]
         ax.scatter(*points[query_labels == k].T, color=colour, marker=marker, s=25, alpha=0.8,
@@ -299,9 +325,8 @@ def embedding_pca(query_features: np.ndarray, query_labels: np.ndarray, prototyp
     explained = 100 * pca.explained_variance_ratio_
     ax.set_xlabel(f"PC1 ({explained[0]:.0f}% of variance)")
     ax.set_ylabel(f"PC2 ({explained[1]:.0f}% of variance)")
-    ax.set_title(title, loc="left")
-    _legend_outside(ax)
-    fig.tight_layout()
+    ax.set_title(title)
+    _legend_below(fig, ax)
     return fig
 
 
@@ -327,9 +352,11 @@ def training_curves(metrics: dict) -> plt.Figure:
     if len(validation):
         axes[1].errorbar(validation["iteration"], validation["accuracy"], yerr=validation["ci95"], fmt="o-",
                          label="validation (fixed tasks)")
-    # Above the panels: inside, the legend would hide the noisy early iterations.
-    fig.legend(*axes[1].get_legend_handles_labels(), loc="upper center", ncol=3, frameon=False)
-    fig.tight_layout(rect=(0, 0, 1, 0.93 if learned else 0.9))
+    # Not inside a panel: there it would hide the noisy early iterations.
+    if learned:
+        _tensor_legend(fig, _tensor_names(learned), *axes[1].get_legend_handles_labels())
+    else:
+        _legend_below(fig, axes[1])
     return fig
 
 
@@ -342,7 +369,6 @@ def _residual_panel(ax: plt.Axes, table: pd.DataFrame, title: str) -> None:
     ax.set_xlabel(r"inner rate $\alpha$")
     ax.set_ylabel("absolute residual")
     ax.set_title(title)
-    ax.legend()
 
 
 def expansion_residuals(tables: dict[str, pd.DataFrame]) -> plt.Figure:
@@ -352,7 +378,7 @@ def expansion_residuals(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     fig, axes = _stacked(len(tables), 3.6)
     for ax, (title, table) in zip(axes, tables.items()):
         _residual_panel(ax, table, title)
-    fig.tight_layout()
+    _legend_below(fig, axes[0])
     return fig
 
 
@@ -366,18 +392,18 @@ def surrogate_cosines(cosines: pd.DataFrame, ylabel: str = "cos(exact, surrogate
     ax.set_xscale("symlog", linthresh=1e-3)
     ax.set_xlabel(r"inner rate $\alpha$")
     ax.set_ylabel(ylabel)
-    ax.legend()
-    fig.tight_layout()
+    _legend_below(fig, ax)
     return fig
 
 
 def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
     """Accuracy of each readout (rows) of each network (colours), with chance marked
     (the output of :func:`mamllib.latent.summarize`)."""
-    fig, ax = plt.subplots(figsize=(WIDTH, 4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 5))
     if len(summary):
         table = summary.pivot(index="readout", columns="model", values="accuracy")
-        table.index = [READOUT_LABELS.get(readout, readout) for readout in table.index]
+        table.index = [textwrap.fill(READOUT_LABELS.get(readout, readout), 16, break_on_hyphens=False)
+                       for readout in table.index]
         table.plot.barh(ax=ax)
         for bars, hatch in zip(ax.containers, ("", "//", "..", "xx")):  # told apart in grey too
             for bar in bars:
@@ -388,8 +414,9 @@ def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
     _percent_axis(ax.xaxis)
     ax.set_xlabel("meta-test accuracy")
     ax.axvline(chance, color="0.5", lw=1, ls=":", label="chance")
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), frameon=False)
-    fig.tight_layout()
+    if ax.get_legend():  # pandas draws one inside the axes
+        ax.get_legend().remove()
+    _legend_below(fig, ax)
     return fig
 
 
@@ -419,11 +446,10 @@ def linear_rate_sweeps(adaptation: pd.DataFrame, training: pd.DataFrame, fixed: 
 
 def linear_training_sweeps(sweeps: dict[str, pd.DataFrame], title: str = "") -> plt.Figure:
     """Several training-rate sweeps (label -> table) on one axes."""
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.4))
     for k, (label, table) in enumerate(sweeps.items()):
         _linear_panel(ax, table, label, title, MARKERS[k % len(MARKERS)])
-    ax.legend()
-    fig.tight_layout()
+    _legend_below(fig, ax)
     return fig
 
 
@@ -458,29 +484,18 @@ def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
         return message_figure("no run of this build logged the expansion's terms")
     terms = list(dict.fromkeys(frame["term"]))
     palette = _rate_palette(frame)
-    rows = -(-len(terms) // 2)
-    fig, axes = plt.subplots(rows, 2, figsize=(WIDTH, 2.8 * rows), squeeze=False)
-    for ax in axes.flat[len(terms):]:
-        ax.set_axis_off()
-    for ax, term in zip(axes.flat, terms):
+    fig, axes = _stacked(len(terms), 2.4, sharex=True)
+    for ax, term in zip(axes, terms):
         rows = frame[frame["term"] == term]
         sns.lineplot(data=rows, x="iteration", y="value", hue="train_inner_lr", style="train_inner_lr",
-                     markers=True, dashes=False, errorbar=None, palette=palette, ax=ax,
-                     legend=term == terms[-1])
+                     markers=True, dashes=False, errorbar=None, palette=palette, ax=ax, legend=ax is axes[0])
         ax.set_title(PENALTY_SYMBOLS.get(term, term))
         ax.set_ylabel("")
         if (rows["value"] > 0).all():
             _plain_log(ax, rows["value"])
-    last = axes.flat[len(terms) - 1]
-    handles, labels = last.get_legend_handles_labels()
-    last.get_legend().remove()
-    if len(terms) % 2:  # in the empty panel
-        axes.flat[-1].legend(handles, labels, title="training rate", loc="center", frameon=False)
-        fig.tight_layout()
-    else:  # below the panels
-        fig.legend(handles, labels, title="training rate", loc="lower center", ncol=len(labels),
-                   frameon=False)
-        fig.tight_layout(rect=(0, 0.1, 1, 1))
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[0].get_legend().remove()
+    _legend_below(fig, title="training rate", handles=handles, labels=labels)
     return fig
 
 
@@ -497,11 +512,10 @@ def linear_mechanism(table: pd.DataFrame) -> plt.Figure:
     axes[1].plot(rates, table["loss"], color="black", marker="o", ms=3, lw=1, label="meta-test loss")
     axes[1].set_ylim(0, None)
     axes[1].set_ylabel("meta-test loss and its parts")
-    axes[1].legend(loc="lower left")
     for ax in axes:
         ax.axvline(0, color="0.8", lw=1, zorder=0)
         ax.set_xlabel(_LINEAR_RATES["alpha_t"])
-    fig.tight_layout()
+    _legend_below(fig, axes[1])
     return fig
 
 
@@ -550,12 +564,12 @@ def budget_curves(tables: dict[str, pd.DataFrame], ylabel: str, chance: float | 
 
 
 def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> plt.Figure:
-    """Each tensor's final learned rate: every seed as a point, the mean over seeds with its
-    95% interval as a bar, coloured by the kind of tensor (rows of
+    """Each tensor's final learned rate: the mean over seeds with its 95% interval, and
+    every seed as a cross just below it, coloured by the kind of tensor (rows of
     :func:`mamllib.learned_signs.sign_summary` and :func:`mamllib.learned_signs.final_rates`)."""
     kinds = list(dict.fromkeys(summary["kind"]))
     palette, markers = dict(zip(kinds, PALETTE)), dict(zip(kinds, MARKERS))
-    fig, ax = plt.subplots(figsize=(WIDTH, 0.28 * len(summary) + 1.4))
+    fig, ax = plt.subplots(figsize=(WIDTH, 0.32 * len(summary) + 2.2))
     for y, row in enumerate(summary.itertuples()):
         color = palette[row.kind]
         if row.sign == "unmoved":  # no inner gradient: its rate stayed where it started
@@ -564,15 +578,13 @@ def learned_rates_across_seeds(summary: pd.DataFrame, rates: pd.DataFrame) -> pl
             continue
         ax.errorbar(row.mean, y, xerr=[[row.mean - row.low], [row.high - row.mean]], fmt=markers[row.kind],
                     color=color, capsize=3, label=row.kind)
-        seeds = rates[rates.tensor == row.tensor]["rate"]
-        ax.scatter(seeds, [y] * len(seeds), marker="x", s=18, color=color, alpha=0.7, lw=1)
+        seeds = rates[rates.tensor == row.tensor]["rate"]  # offset, so the mean does not hide them
+        ax.scatter(seeds, [y + 0.3] * len(seeds), marker="x", s=18, color=color, alpha=0.8, lw=1)
     ax.axvline(0, color="0.5", lw=1)
-    ax.set_yticks(range(len(summary)), summary["tensor"])
+    ax.set_yticks(range(len(summary)), map(tensor_label, summary["tensor"]))
     ax.invert_yaxis()
-    ax.set_xlabel("learned inner rate at the end of training (x: each seed; o: mean, 95% CI over seeds)")
+    ax.set_xlabel("learned inner rate\nat the end of training")  # one line is wider than the figure
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    ax.legend(unique.values(), unique.keys(), loc="upper left", bbox_to_anchor=(1.01, 1),
-              frameon=False, title="tensor")
-    fig.tight_layout()
+    _legend_below(fig, title="tensor", handles=list(unique.values()), labels=list(unique))
     return fig

@@ -41,6 +41,9 @@ class PageCheck:
     wide_equations: int = 0  # display equations wider than the text column
     cut_equations: int = 0  # ... of which neither scroll nor wrap: their right side is cut off
     bold_pasted: int = 0  # glued numbers and sentences set in bold, unlike the prose around them
+    wide_tables: int = 0  # tables wider than the text column (they scroll sideways)
+    smallest_text_px: float = 0.0  # the smallest font size of the page's own visible text
+    figure_scales: list[float] = field(default_factory=list)  # each SVG figure's shown / own width
     screenshot: str = ""
 
 
@@ -116,6 +119,11 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                 result.bold_pasted = driver.execute_script(
                     "return [...document.querySelectorAll('span.pasted-text')]"
                     "  .filter(e => parseInt(getComputedStyle(e).fontWeight) >= 600).length;")
+                result.smallest_text_px, result.figure_scales = driver.execute_script(_TEXT_AND_FIGURES)
+                result.wide_tables = driver.execute_script(
+                    "const column = document.querySelector('article section').clientWidth;"
+                    "return [...document.querySelectorAll('article table')]"
+                    "  .filter(t => t.getBoundingClientRect().width > column + 1).length;")
                 images = driver.execute_script(
                     "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
                 result.images = len(images)
@@ -138,6 +146,24 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
         finally:
             driver.quit()
     return results
+
+
+# The smallest font of the article's visible text (not maths, not figures), and the
+# scale at which each SVG figure is shown: its text is set in points at scale 1.
+_TEXT_AND_FIGURES = """
+const article = document.querySelector('article');
+let smallest = Infinity;
+const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const element = walker.currentNode.parentElement;
+  if (!walker.currentNode.textContent.trim() || !element.offsetParent
+      || element.closest('mjx-container, .headerlink')) continue;
+  smallest = Math.min(smallest, parseFloat(getComputedStyle(element).fontSize));
+}
+const scales = [...article.querySelectorAll('img')].filter(i => /\\.svg$|^data:image\\/svg/.test(i.src))
+  .map(i => i.clientWidth / i.naturalWidth);
+return [smallest, scales];
+"""
 
 
 @contextmanager

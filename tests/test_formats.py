@@ -7,7 +7,7 @@ from mamllib import formats
 
 def test_percentages_have_one_decimal_and_intervals_a_plus_minus():
     assert formats.percent(0.97312) == "97.3%"
-    assert formats.percent(0.97312, 0.00491) == "97.3% ± 0.5%"
+    assert formats.percent(0.97312, 0.00491) == "97.3% ±\u00a00.5%"
 
 
 def test_rates_are_written_as_the_sweep_writes_them():
@@ -22,3 +22,17 @@ def test_a_table_has_no_positional_index_readable_headers_and_one_number_format(
     assert ">97.3<" in html and ">–<" in html  # one decimal; a dash where there is no number
     assert ">MAML (full adaptation)<" in html
     assert "row_heading" not in html  # no 0, 1, ... column
+
+
+def test_a_value_and_its_interval_share_one_column():
+    frame = pd.DataFrame({"rate": [-0.1, 0.1], "gain": [0.0281, 0.094], "gain ci95": [0.025, 0.033]})
+    shown = formats.with_interval(frame, "gain", "gain ci95")
+    assert list(shown["gain"]) == ["2.8% ±\u00a02.5%", "9.4% ±\u00a03.3%"]
+    shown = formats.with_interval(frame, "gain", "gain ci95", digits=3)
+    assert list(shown.columns) == ["rate", "gain"] and shown["gain"][0] == "0.028 ±\u00a00.025"
+
+
+def test_a_sentence_continued_after_a_colon_starts_lower_case_unless_with_an_acronym():
+    assert formats.lower_first("Of the 2 networks") == "of the 2 networks"
+    assert formats.lower_first("MAML at the best test rate") == "MAML at the best test rate"
+    assert formats.lower_first("") == ""

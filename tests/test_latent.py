@@ -115,7 +115,7 @@ def test_percent_table_and_rate_grid_accuracy():
     summary = pd.DataFrame({"model": ["trained"], "readout": ["maml"], "accuracy": [0.97312],
                             "ci95": [0.00512], "n": [600], "agreement": [0.9216]})
     shown = latent.percent_table(summary).iloc[0].tolist()
-    assert shown == ["trained", "MAML (full adaptation)", "97.3% ± 0.5%", "92.2%"]
+    assert shown == ["trained", "MAML (full adaptation)", "97.3% ±\u00a00.5%", "92.2%"]
     readouts = pd.DataFrame({"part": ["rate_grid"] * 4 + ["readouts"],
                              "test_inner_lr": [-0.1, -0.1, 0.1, 0.1, 0.1],
                              "accuracy": [0.2, 0.4, 0.9, 1.0, 0.0]})

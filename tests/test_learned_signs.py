@@ -34,9 +34,9 @@ def test_signs_stable_over_seeds_are_told_apart_from_mixed_and_unmoved(tmp_path)
     assert summary.loc["head_weight", "high"] == pytest.approx(-0.06 + half)
     assert summary.loc["blocks.0.conv_weight", "kind"] == "conv weight"
     text = learned_signs.sign_text(summary.reset_index())
-    assert "Over 3 seeds, of the 3 per-tensor rates that moved, 1 (head_weight) end negative in every" in text
-    assert "1 (blocks.0.conv_weight) end positive" in text and "1 change sign" in text
-    assert "blocks.0.conv_bias" in text.split("never moved")[0]
+    assert "Over 3 seeds, of the 3 per-tensor rates that moved, 1 (head weight) end negative in every" in text
+    assert "1 (block 1 weight) end positive" in text and "1 change sign" in text
+    assert "block 1 bias" in text.split("never moved")[0]  # named as the reader names them
 
 
 def test_one_seed_tells_no_stability(tmp_path):

@@ -1,7 +1,6 @@
 """The figure helpers draw what the tidy frames hold."""
 
 import matplotlib
-import matplotlib.legend
 
 matplotlib.use("Agg")
 
@@ -10,7 +9,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from mamllib import plots  # noqa: E402
+from mamllib import learned_signs, plots  # noqa: E402
 from mamllib.latent import READOUTS  # noqa: E402
 
 RATES = (-0.4, 0.0, 0.4)
@@ -167,17 +166,17 @@ def test_expansion_residuals_one_panel_per_network_on_log_axes():
 
 def test_surrogate_cosines_one_line_per_network():
     cosines = pd.DataFrame({"rate": [-0.1, 0.1], "smooth": [0.9, 0.8], "trained": [0.7, 0.6]})
-    ax = plots.surrogate_cosines(cosines).axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["smooth", "trained"]
-    assert ax.get_xscale() == "symlog"
+    fig = plots.surrogate_cosines(cosines)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["smooth", "trained"]
+    assert fig.axes[0].get_xscale() == "symlog"
 
 
 def test_readout_bars_mark_chance_and_survive_no_network():
     summary = pd.DataFrame({"model": ["maml 0.1", "surrogate 0.1"], "readout": ["maml", "maml"],
                             "accuracy": [0.9, 0.2]})
-    ax = plots.readout_bars(summary, chance=0.2).axes[0]
-    assert sorted(round(p.get_width(), 2) for p in ax.patches) == [0.2, 0.9]
-    assert "chance" in {t.get_text() for t in ax.get_legend().get_texts()}
+    fig = plots.readout_bars(summary, chance=0.2)
+    assert sorted(round(p.get_width(), 2) for p in fig.axes[0].patches) == [0.2, 0.9]
+    assert "chance" in {t.get_text() for t in fig.legends[0].get_texts()}
     assert (plots.readout_bars(summary.iloc[:0], chance=0.2).axes[0].texts[0].get_text()
             == "no network to show")
 
@@ -191,9 +190,9 @@ def test_linear_figures_label_the_rate_they_vary():
                                    _linear_sweep("alpha_t", [-1.0, 0.0]), 0.2)
     assert [ax.get_xlabel() for ax in fig.axes] == [r"test rate $\alpha_r$", r"training rate $\alpha_t$"]
     assert fig.axes[0].get_title() == r"adaptation, $\alpha_t$ = 0.2"
-    ax = plots.linear_training_sweeps({"m = 3": _linear_sweep("alpha_t", [-1.0, 0.0]),
-                                       "m = 300": _linear_sweep("alpha_t", [-1.0, 0.0])}).axes[0]
-    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["m = 3", "m = 300"]
+    fig = plots.linear_training_sweeps({"m = 3": _linear_sweep("alpha_t", [-1.0, 0.0]),
+                                        "m = 300": _linear_sweep("alpha_t", [-1.0, 0.0])})
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["m = 3", "m = 300"]
 
 
 def _texts(fig):
@@ -201,9 +200,14 @@ def _texts(fig):
             if t.get_text().strip() and t.get_visible()]
 
 
-def test_no_text_of_any_figure_is_smaller_than_the_books_smallest(frames):
+@pytest.fixture
+def book_figures(frames):
+    """One figure of every kind the book shows."""
     readouts, relations = frames
     trajectory = {"iteration": [0, 1], "names": ["head_weight", "blocks.0.bn_bias"], "lrs": [[0.1, 0.1]] * 2}
+    few_rates = (-0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4)
+    seed_rates = pd.DataFrame([{"tensor": name, "seed": seed, "start": 0.1, "rate": 0.1 + 0.1 * seed}
+                               for name in ("head_weight", "blocks.3.bn_bias") for seed in range(3)])
     figures = [plots.accuracy_vs_rate(readouts), plots.agreement_vs_rate(readouts),
                plots.rate_heatmap(readouts), plots.cka_vs_rate(relations), plots.alignment_vs_rate(relations),
                plots.learned_rate_panels({"run": trajectory}), plots.learned_rate_panels({}),
@@ -212,23 +216,43 @@ def test_no_text_of_any_figure_is_smaller_than_the_books_smallest(frames):
                plots.penalty_trajectories(pd.DataFrame(
                    [{"train_inner_lr": rate, "seed": 0, "iteration": it, "term": term, "value": 1.0 + it}
                     for rate in (-0.1, 0.1) for it in (0, 10) for term in "abcde"])),
-               plots.pool_curves({view: pd.DataFrame({"pool": [4, 4, 0, 0], "train_rate": [-0.1, 0.1] * 2,
+               plots.pool_curves({view: pd.DataFrame({"pool": [4] * 8 + [0] * 8, "train_rate": few_rates * 2,
                                                       "mean": 0.5, "low": 0.4, "high": 0.6})
-                                  for view in ("fixed", "best")}, "accuracy", chance=0.2)]
+                                  for view in ("fixed", "best")}, "accuracy", chance=0.2),
+               plots.readout_bars(pd.DataFrame({"readout": ["maml", "proto_unadapted"], "model": "trained",
+                                                "accuracy": [0.9, 0.5]}), chance=0.2),
+               plots.learned_rates_across_seeds(learned_signs.sign_summary(seed_rates), seed_rates)]
+    yield figures
     for fig in figures:
+        plt.close(fig)
+
+
+def test_no_text_of_any_figure_is_smaller_than_the_books_smallest(book_figures):
+    for fig in book_figures:
         sizes = {t.get_text(): t.get_fontsize() for t in _texts(fig)}
         assert min(sizes.values()) >= plots.SMALLEST_TEXT, sizes
-        plt.close(fig)
+
+
+def test_every_figure_fits_a_phone_and_its_rate_labels_do_not_collide(book_figures):
+    """Drawn no wider than :data:`plots.WIDTH` (legends included), a figure is shown at its
+    own size on a phone, so its text keeps the size it is set in."""
+    for fig in book_figures:
+        renderer = fig.canvas.get_renderer()
+        assert fig.get_tightbbox(renderer).width <= plots.WIDTH + 0.05, fig.axes[0].get_title()
+        for ax in fig.axes:
+            boxes = [label.get_window_extent(renderer) for label in ax.get_xticklabels()
+                     if label.get_visible() and label.get_text()]
+            assert not any(a.overlaps(b) for a, b in zip(boxes, boxes[1:])), ax.get_title()
 
 
 def test_learned_rates_have_a_legend_per_block_and_per_kind_not_per_tensor():
     names = ["head_weight", "head_bias"] + [f"blocks.{b}.{k}" for b in range(4)
                                             for k in ("conv_weight", "conv_bias", "bn_weight", "bn_bias")]
     trajectory = {"iteration": [0, 1], "names": names, "lrs": [[0.1] * 18, [0.2] * 18]}
-    ax = plots.learned_rates(trajectory).axes[0]
-    legends = [child for child in ax.get_children() if isinstance(child, matplotlib.legend.Legend)]
-    entries = sorted(len(legend.get_texts()) for legend in legends)
-    assert entries == [4, 5]  # four kinds of tensor, five blocks: nine entries for 18 lines
+    fig = plots.learned_rates(trajectory)
+    entries = [t.get_text() for t in fig.legends[0].get_texts()]
+    # Five blocks and four kinds of tensor: nine entries for 18 lines, in a reader's names.
+    assert entries == ["head", "block 1", "block 2", "block 3", "block 4", *plots.TENSOR_KINDS]
 
 
 def test_a_learned_run_shows_its_rates_under_its_training_curves():

@@ -115,6 +115,28 @@ def test_a_finished_page_owns_its_labels_keeps_tracebacks_and_says_how_to_rerun_
             f"    --parameters '{json.dumps(parameters)}'") in notes[0]["source"]
 
 
+def test_a_figure_with_nothing_to_draw_keeps_its_number_and_says_why_in_its_caption(tmp_path):
+    import json
+
+    from mamllib.pipeline.pages import finish_page
+
+    record = "application/papermill.record/text/plain"
+    glued = [{"output_type": "display_data", "data": {record: repr("this tier trains no such network")},
+              "metadata": {"scrapbook": {"name": "noise__not_drawn", "mime_prefix": ""}}}]
+    caption = "Accuracy against the rate, a line per noise level."
+    cells = [{"cell_type": "code", "source": "", "outputs": glued, "metadata": {}},
+             {"cell_type": "markdown", "metadata": {},
+              "source": f"```{{glue:figure}} noise\n:name: fig-noise\n\n{caption}\n```\n\n"
+                        f"```{{glue:figure}} drawn\n:name: fig-drawn\n\n{caption}\n```"}]
+    notebook = tmp_path / "page.ipynb"
+    notebook.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    finish_page(notebook)
+    source = json.loads(notebook.read_text())["cells"][1]["source"]
+    assert source.startswith("```{glue:figure} noise\n:name: fig-noise\n\n"
+                             "Not drawn in this build: this tier trains no such network.\n```")
+    assert source.endswith(f"```{{glue:figure}} drawn\n:name: fig-drawn\n\n{caption}\n```")
+
+
 def test_the_settings_index_lists_each_setting_with_its_score_in_rate_order(tmp_path):
     import json
 
@@ -132,7 +154,7 @@ def test_the_settings_index_lists_each_setting_with_its_score_in_rate_order(tmp_
     table = settings_links(index)
     for execution in settings:
         assert f'href="generated/{execution.output}.html"' in table
-    assert "50.0% ± 1.2%" in table and table.count("–") == 2  # runs without a score say so
+    assert "50.0% ±\u00a01.2%" in table and table.count("–") == 2  # runs without a score say so
 
 
 def test_a_repeated_rate_or_seed_is_one_setting():

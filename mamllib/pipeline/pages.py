@@ -7,7 +7,9 @@ not pay for importing the science to do so.
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +48,32 @@ def own_labels(notebook: dict[str, Any], page: str) -> None:
             cell["source"] = "".join(cell["source"]).replace(PAGE_SLOT, page)
 
 
+# A figure with nothing to draw in a build (a tier that trains none of its networks) is
+# glued with the reason beside it, under its own name with this suffix.
+NOT_DRAWN = "__not_drawn"
+
+
+def caption_not_drawn(notebook: dict[str, Any]) -> None:
+    """A figure that has nothing to draw keeps its place and number (the text refers to
+    it), and its caption says why instead of describing lines it lacks."""
+    reasons = {}
+    for cell in notebook["cells"]:
+        for output in cell.get("outputs", []):
+            name = output.get("metadata", {}).get("scrapbook", {}).get("name", "")
+            text = [value for key, value in output.get("data", {}).items() if key.endswith("text/plain")]
+            if name.endswith(NOT_DRAWN) and text:
+                reasons[name.removesuffix(NOT_DRAWN)] = ast.literal_eval("".join(text))
+    for cell in notebook["cells"]:
+        if cell["cell_type"] != "markdown":
+            continue
+        source = "".join(cell["source"])
+        for name, reason in reasons.items():
+            # ```{glue:figure} name, its options (":name: ..."), then the caption up to ```
+            block = re.compile(rf"(```\{{glue:figure\}} {re.escape(name)}\n(?::[^\n]*\n)*)(.*?)(```)", re.S)
+            source = block.sub(lambda m: f"{m[1]}\nNot drawn in this build: {reason}.\n{m[3]}", source)
+        cell["source"] = source
+
+
 def show_errors(notebook: dict[str, Any]) -> None:
     """A cell whose output the book hides (its figure is placed by a caption) shows it
     after all when it raised: a failed page keeps its traceback."""
@@ -73,6 +101,7 @@ def finish_page(path: Path, title: str = "", source: str = "") -> None:
     notebook = json.loads(path.read_text())
     fold_code(notebook)
     show_errors(notebook)
+    caption_not_drawn(notebook)
     own_labels(notebook, path.stem)
     if title:
         retitle(notebook, title)
