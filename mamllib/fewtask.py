@@ -278,33 +278,26 @@ def pools_text(pools: Iterable[int]) -> str:
 
 
 def verdict_text(comparison: pd.DataFrame, view: str) -> str:
-    """Whether the best negative training rate beats the best non-negative one (each chosen
-    on validation) at any pool size, and where; the intervals are simultaneous over the
-    pool sizes."""
+    """For one view: whether the best negative training rate beats the best non-negative
+    one (each chosen on validation, compared on the test tasks; the intervals are
+    simultaneous over the pool sizes) at any pool size, and where it does not."""
+    name = VIEWS[view][0].upper() + VIEWS[view][1:]
     if comparison.empty:
-        return f"No pool size has trained networks of both signs for {VIEWS[view]}, so nothing is compared."
-    level = comparison.level.iloc[0]
-    pools = round(0.05 / (1 - level))
-    how = (f"rates chosen on the validation tasks, compared on the test tasks, paired over seeds and tasks, "
-           f"{100 * level:.3g}% intervals" + (f", simultaneous over the experiment's {pools} pool sizes"
-                                              if pools > 1 else ""))
+        return f"{name}: no pool size has trained networks of both signs, so nothing is compared."
     wins = comparison[comparison.verdict == "negative wins"]
     parts = [f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats the best "
              f"non-negative one ({row.non_negative_rate:g}) by {100 * row.difference:.1f} points "
              f"({100 * row.low:.1f} to {100 * row.high:.1f})" for row in wins.itertuples()]
-    if parts:
-        text = f"For {VIEWS[view]} ({how}): " + "; ".join(parts) + "."
-    else:
-        text = (f"For {VIEWS[view]}, the best negative training rate beats the best non-negative one at "
-                f"no pool size ({how}).")
-    for verdict, says in (("negative loses", "It does worse, with an interval below zero, with"),
-                          ("undecided", "The interval includes zero, so no difference is shown, with"),
-                          ("too few seeds", f"Fewer than {MIN_SEEDS} seeds are trained for both rates, "
+    text = f"{name}: " + ("; ".join(parts) if parts else
+                          "the best negative training rate beats the best non-negative one at no pool size")
+    for verdict, says in (("negative loses", "it does worse, with an interval below zero, with"),
+                          ("undecided", "the interval includes zero, so no difference is shown, with"),
+                          ("too few seeds", f"fewer than {MIN_SEEDS} seeds are trained for both rates, "
                                             "so nothing is concluded, with")):
         rows = comparison[comparison.verdict == verdict]
         if len(rows):
-            text += f" {says} {pools_text(rows.pool)}."
-    return text
+            text += f"; {says} {pools_text(rows.pool)}"
+    return text + "."
 
 
 def overfitting_table(frame: pd.DataFrame, view: str = "fixed") -> pd.DataFrame:

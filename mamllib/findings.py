@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mamllib.formats import percent
+from mamllib.formats import PLUS_MINUS, percent
 from mamllib.penalty import faithful_up_to
 from mamllib.stats import ci95, hierarchical_ci
 
@@ -191,28 +191,33 @@ def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str,
 
 
 def readout_accuracy_table(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy (%) per network, rate and readout; "learned" rows start from their rate
-    (the learned column is left out where no setting learned its rates)."""
+    """Mean accuracy per network, rate and readout, as the book writes a percentage;
+    "learned" rows start from their rate (the learned column is left out where no setting
+    learned its rates)."""
     scored = readouts[readouts["part"] == "readouts"]
     keys = ["model", "learned_inner_lr", "train_inner_lr", "readout"]
-    table = (100 * scored.groupby(keys)["accuracy"].mean().unstack("readout")).round(1)
+    table = scored.groupby(keys)["accuracy"].mean().unstack("readout").map(_percent_or_dash)
     return table if scored["learned_inner_lr"].any() else table.droplevel("learned_inner_lr")
+
+
+def _percent_or_dash(value: float) -> str:
+    return "–" if pd.isna(value) else percent(value)
 
 
 GAP_COLUMN = "prototypes, un-adapted − MAML (points ± paired 95% interval)"
 
 
 def gap_table(readouts: pd.DataFrame) -> pd.DataFrame:
-    """MAML's accuracy (%) and the un-adapted prototypes' per fixed training rate, with
-    their paired gap and its 95% interval in points."""
-    accuracy = (100 * accuracy_by_training_rate(readouts)[["maml", "proto_unadapted"]]).round(1)
+    """MAML's accuracy and the un-adapted prototypes' per fixed training rate, with their
+    paired gap and its 95% interval in points."""
+    accuracy = accuracy_by_training_rate(readouts)[["maml", "proto_unadapted"]].map(_percent_or_dash)
     gaps = readout_gap(readouts)
     return accuracy.assign(**{GAP_COLUMN: [_points(g, c) for g, c in zip(gaps["gap"], gaps["ci95"])]})
 
 
 def _points(difference: float, ci: float) -> str:
     """A paired difference of two accuracies in percentage points, with its interval."""
-    return f"{100 * difference:+.1f} ± {100 * ci:.1f}"
+    return f"{100 * difference:+.1f}{PLUS_MINUS}{100 * ci:.1f}"
 
 
 SIGN_COLUMN = "best negative − best positive (points ± paired 95% interval)"
@@ -452,21 +457,25 @@ def linear_sign_text(best_training_rate: float, best_test_rate: float) -> str:
 
 
 def training_rate_effect_text(effects: pd.DataFrame, runs: int) -> str:
-    """The gain of the best training rate over 0 at each task count, with its CI, and its sign."""
+    """The gain of the best training rate over 0 at each task count, with its CI, and its sign.
+
+    In words, not symbols: the sentence is pasted into hand-written pages as plain text,
+    where no maths typesets (so are the other sentences of the linear model)."""
     def gain(row: pd.Series) -> str:
         at_threshold = np.isclose(row["m n_v / p"], 1.0)
-        return (f"{100 * row['relative gain']:.1f}% ± {100 * row['gain ci95']:.1f}% "
-                f"with m = {row['m']:g} tasks "
-                f"(m·n_v/p = {row['m n_v / p']:.2g}"
+        return (f"{percent(row['relative gain'], row['gain ci95'])} with {row['m']:g} tasks "
+                f"({row['m n_v / p']:.2g} query points per parameter"
                 + (", the interpolation threshold" if at_threshold else "")
-                + f"; best α_t = {row['best alpha_t']:g})")
+                + f"; best training rate {row['best alpha_t']:g})")
 
     gains = [gain(row) for _, row in effects.iterrows()]
-    text = (f"The best training rate lowers the meta-test loss, relative to α_t = 0, by {word_list(gains)} "
-            f"(95% CIs over {runs} meta-trainings per task count, the same tasks at every rate).")
+    text = (f"The best training rate lowers the meta-test loss, relative to a training rate of 0, by "
+            f"{word_list(gains)} (95% CIs over {runs} meta-trainings per task count, the same tasks at "
+            "every rate).")
     if np.isclose(effects["m n_v / p"], 1.0).any():
-        text += (" Where m·n_v = p the minimum-norm meta-parameters interpolate a square, ill-conditioned "
-                 "system and a few runs' losses explode (double descent), so the mean there says little.")
+        text += (" Where there are as many query points as parameters, the minimum-norm meta-parameters "
+                 "interpolate a square, ill-conditioned system and a few runs' losses explode (double "
+                 "descent), so the mean there says little.")
     if (np.sign(effects["best alpha_t"]) < 0).all():
         return text + " The best training rate is negative at every task count tried."
     return text + (" Its sign is not the same at every task count: "
@@ -483,21 +492,21 @@ def mechanism_text(mechanism: pd.DataFrame) -> str:
     nonzero = mechanism[~np.isclose(mechanism["alpha_t"], 0.0)]
     bounded = float(nonzero["surrogate bounded"].max()) if len(nonzero) else float("nan")
     curvature = best["|alpha_t| lambda_max(H_s)"]
-    text = (f"At the best training rate, {best['alpha_t']:g}, the rate times the largest eigenvalue of the "
-            f"support Hessian is {curvature:.2g}, "
-            + ("outside" if curvature >= 1 else "not far inside" if curvature >= 0.1 else "inside")
-            + " the range |a|·‖H‖ ≪ 1 that the penalty expansion assumes. The linear meta-objective is "
-            "exactly quadratic "
-            "in the rate, so it equals its second-order expansion; its first-order surrogate "
+    text = (f"At the best training rate, {best['alpha_t']:g}, the rate's size times the largest eigenvalue "
+            f"of the support Hessian is {curvature:.2g}, "
+            + ("far outside" if curvature >= 1 else "not far inside" if curvature >= 0.1 else "inside")
+            + " the range much below 1 that the penalty expansion assumes. The linear meta-objective is "
+            "exactly quadratic in the rate, so it equals its second-order expansion; its first-order "
+            "surrogate "
             + ("has no minimum in any run at any nonzero rate swept" if bounded == 0 else
                f"has a minimum in at most {bounded:.0%} of the runs at a nonzero rate")
-            + ": the term in a² is what bounds the objective and places its optimum. The test loss "
-            "depends on "
-            f"the meta-parameters only through |ω − w₀|², which is {zero['|omega|^2']:.3f} at α_t = 0 and "
+            + ": the term quadratic in the rate is what bounds the objective and places its optimum. The "
+            "test loss depends on the meta-parameters only through their squared distance from the mean "
+            f"task weights, which is {zero['|omega|^2']:.3f} at a training rate of 0 and "
             f"{best['|omega|^2']:.3f} at the best rate")
     if len(positive):
         peak = positive.loc[positive["|omega|^2"].idxmax()]
-        text += f", against up to {peak['|omega|^2']:.3f} at positive rates (α_t = {peak['alpha_t']:g})"
+        text += f", against up to {peak['|omega|^2']:.3f} at positive rates ({peak['alpha_t']:g})"
     shrinks = best["|omega|^2"] < zero["|omega|^2"] - zero["|omega|^2 ci95"] - best["|omega|^2 ci95"]
     wins_by_shrinking = best["alpha_t"] < 0 and shrinks
     return text + (": the negative rate wins by shrinking the meta-parameters." if wins_by_shrinking else ".")
@@ -513,11 +522,16 @@ def adaptation_rate_text(mechanism: pd.DataFrame) -> str:
     return f"The best test-time rate is not positive at training rates {rate_list(negative)}."
 
 
+def _plain(value: float) -> str:
+    """Two significant digits without an exponent: ``5.5e-05`` -> ``0.000055``."""
+    return np.format_float_positional(value, precision=2, unique=False, fractional=False, trim="-")
+
+
 def optimum_side_text(best: float, difference: float, ci: float, step: float) -> str:
     """On which side of zero a training-rate sweep's optimum lies: the sweep's best rate,
     and the paired difference loss(+step) - loss(-step) with its 95% CI."""
-    text = (f"The best training rate of the sweep is {best:g}; on the same tasks, the loss at "
-            f"α_t = {step:g} minus the loss at α_t = {-step:g} is {difference:.2g} ± {ci:.2g}, so ")
+    text = (f"The best training rate of the sweep is {best:g}; on the same tasks, the loss at training "
+            f"rate {step:g} minus the loss at {-step:g} is {_plain(difference)}{PLUS_MINUS}{_plain(ci)}, so ")
     if difference - ci > 0:
         return text + "the optimum lies on the negative side, as the paper finds."
     if difference + ci < 0:

@@ -136,11 +136,9 @@ for view, comparison in comparisons.items():
 glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=False)
 
 # %% [markdown]
-# {glue:text}`verdict_fixed`
-#
-# {glue:text}`verdict_best`
-#
-# {glue:text}`verdict_prototypes`
+# * {glue:text}`verdict_fixed`
+# * {glue:text}`verdict_best`
+# * {glue:text}`verdict_prototypes`
 #
 # {glue:text}`own_rate_text` The table gives each view's comparison.
 

@@ -46,10 +46,12 @@ over = linreg.LinearSetting()  # n_t=30, n_v=2, n_r=20, m=3, p=60, sigma=1, nu=0
 under = over.replace(m=m_under)
 
 # %% [markdown]
-# ## Figure 2 of the paper, overparameterized ($m\,n_v = 6 < p = 60$)
+# ## Figure 2 of the paper: overparameterized
 #
-# Left: the training rate is held at `alpha_fixed` (0.2, as in the paper) and the
-# test-time rate varies. Right: the test-time rate is held there and the training rate varies.
+# Here $m\,n_v = 6 < p = 60$: the training tasks hold fewer points than there are
+# parameters. {numref}`fig-linear-figure-2` holds the training rate at
+# {glue:text}`linreg_alpha_fixed:g`, as in the paper, and varies the test-time rate (top);
+# then it holds the test-time rate there and varies the training rate (bottom).
 
 # %% tags=["remove-output"]
 alpha_r_values = np.round(np.linspace(-0.2, 1.0, 13), 3)
@@ -87,9 +89,9 @@ glue("linreg_best_alpha_r_over", best_test_over, display=False)
 # The penalty reading of the derivation says which way a *small* negative training
 # rate pushes the meta-parameters. The linear model's optimum is not small, and the
 # model can be taken apart exactly: the meta-test loss depends on the meta-parameters
-# only through their distance from the mean task weights, $|\omega - w_0|^2$. Left: that
+# only through their distance from the mean task weights, $|\omega - w_0|^2$. Top: that
 # distance against the training rate (95% CI over the same meta-trainings as the
-# sweep above). Right: the meta-test loss as the sum of its three parts, the label-noise
+# sweep above). Bottom: the meta-test loss as the sum of its three parts, the label-noise
 # floor, the noise the adaptation step picks up, and the adaptation term, the only one
 # that depends on $\omega$.
 
@@ -112,10 +114,14 @@ glue("linreg_curvature_at_best", float(best_row["|alpha_t| lambda_max(H_s)"]), d
 #
 # {glue:text}`linreg_mechanism_text`
 #
-# {glue:text}`linreg_adaptation_rate_text` The table lists every quantity per training rate.
+# {glue:text}`linreg_adaptation_rate_text` The table lists, per training rate, the
+# distance of the meta-parameters, the meta-test loss, the rate times the largest
+# eigenvalue of the support Hessian, and the best test-time rate $\alpha_r$ for those
+# meta-parameters.
 
 # %%
-formats.table(mechanism, decimals=4)
+shown = ["alpha_t", "|omega|^2", "|omega|^2 ci95", "loss", "|alpha_t| lambda_max(H_s)", "best alpha_r"]
+formats.table(formats.with_interval(mechanism[shown], "|omega|^2", "|omega|^2 ci95", digits=3), decimals=3)
 
 # %% [markdown]
 # ## An underparameterized contrast
@@ -157,19 +163,20 @@ glue("linreg_effect_text", findings.training_rate_effect_text(effects, runs_unde
 # gives the gain of the best training rate over $\alpha_t = 0$ per task count.
 
 # %%
-formats.table(effects, decimals=3)
+formats.table(formats.with_interval(effects, "relative gain", "gain ci95"), decimals=3)
 
 # %% [markdown]
 # (linreg-figure-3)=
-# ## Figure 3 of the paper, underparameterized ($m\,n_v = 1000 > p = 30$)
+# ## Figure 3 of the paper: underparameterized
 #
 # With many more training points than parameters, the paper finds the best training
 # rate slightly negative (about $-0.05$), with meta-test losses near 1. The setting
 # here is $n_t = 5$, $n_v = 25$, $n_r = 10$, $m = 40$, $p = 30$, $\sigma = \nu = 0.2$,
-# as the study's notes record it, with the test-time rate `alpha_r_figure_3`. The
-# optimum is so close to zero that the sweep's CIs overlap there; a paired comparison,
-# the loss at $+$`step_figure_3` minus the loss at $-$`step_figure_3` on the same tasks,
-# says on which side it lies.
+# as the study's notes record it, with the test-time rate
+# $\alpha_r$ = {glue:text}`linreg_alpha_r_figure_3:g`. Here $m\,n_v = 1000 > p = 30$. The
+# optimum is so close to zero that the sweep's CIs overlap there; a paired comparison of
+# the loss at $\alpha_t = \pm$ {glue:text}`linreg_step_figure_3:g` on the same tasks says
+# on which side it lies.
 #
 # **The loss's level.** With $w_0 = 0$ every term of our loss is proportional to
 # $\sigma^2$ or $\nu^2$, so scaling both by $c$ scales the loss by $c^2$ and moves no
@@ -192,6 +199,8 @@ difference, difference_ci = linreg.paired_difference(linreg.FIGURE_3, step_figur
                                                      alpha_r_figure_3, runs_figure_3, seed)
 figure_3_text = findings.optimum_side_text(linreg.optimum(figure_3), difference, difference_ci, step_figure_3)
 glue("linreg_figure_3_text", figure_3_text, display=False)
+glue("linreg_alpha_r_figure_3", alpha_r_figure_3, display=False)
+glue("linreg_step_figure_3", step_figure_3, display=False)
 
 # %% [markdown]
 # ```{glue:figure} linear_figure_3

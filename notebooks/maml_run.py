@@ -37,7 +37,7 @@ from mamllib.data import load_dataset
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import setting_config, setting_folder
 from mamllib.runs import page_analysis
-from mamllib.train import train
+from mamllib.train import is_trained, train
 
 # %% [markdown]
 # The profile with this setting's values applied, and its run folder: the same calls the
@@ -50,10 +50,16 @@ setting = {"profile": profile, "inner_lr": inner_lr, "learn_inner_lr": learn_inn
            "runs_root": runs_root, "overrides": overrides}
 config, run_dir = setting_config(setting), setting_folder(setting)
 dataset = load_dataset(config)
-print(dataset.describe())
-print(f"run folder: {run_dir}  (config hash {config.training_hash()})")
-metrics = train(config, run_dir, dataset, log=print)
+# The book's pages show runs the sweep trained, and say nothing here; with other values
+# the page trains here, and says how that goes.
+trained_already = is_trained(config, run_dir)
+metrics = train(config, run_dir, dataset, log=(lambda message: None) if trained_already else print)
 glue("status", metrics["status"], display=False)
+glue("data_text", dataset.describe(), display=False)
+glue("run_folder_text", f"{run_dir} (config hash {config.training_hash()})", display=False)
+
+# %% [markdown]
+# This setting reads {glue:text}`data_text`; its run folder is {glue:text}`run_folder_text`.
 
 # %% [markdown]
 # ## Training
@@ -66,8 +72,8 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # ```{glue:figure} training_curves
 # :name: fig-training-{page}
 #
-# Meta-training of this setting. Query loss (top) and query accuracy (middle) of each
-# meta-batch after adaptation, faint, with their running mean; the points with error bars
+# Meta-training of this setting. Query loss (top) and query accuracy (second panel) of
+# each meta-batch after adaptation, faint, with their running mean; the points with error bars
 # are the accuracy on the fixed validation tasks (95% interval over tasks), the measure
 # that picked the checkpoint. A run that learns its rates has a third panel: each tensor's
 # inner rate along training, coloured by block, line style by kind of tensor.

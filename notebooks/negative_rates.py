@@ -80,13 +80,13 @@ glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
 # %% tags=["remove-output"]
 chance = 1 / configs[0].n_way
 uniform = (float(np.log(configs[0].n_way)), f"uniform guess (ln {configs[0].n_way})")
+losses = fewtask.rate_table(frame, "fixed", column="loss")
 plots.glue_figure("figure_2b_loss", plots.pool_curves(
-    {"meta-test loss": fewtask.rate_table(frame, "fixed", column="loss")},
-    f"query loss (nats) at test rate {fewtask.FIXED_TEST_RATE:g}",
+    {f"meta-test loss at test rate {fewtask.FIXED_TEST_RATE:g}": losses}, "query loss (nats)",
     pool_label=fewtask.pool_label, reference=uniform, floor=0.0))
 fixed = fewtask.rate_table(frame, "fixed")
 plots.glue_figure("figure_2b_accuracy", plots.pool_curves(
-    {"meta-test accuracy": fixed}, f"accuracy at test rate {fewtask.FIXED_TEST_RATE:g}",
+    {f"meta-test accuracy at test rate {fewtask.FIXED_TEST_RATE:g}": fixed}, "accuracy",
     chance=chance, pool_label=fewtask.pool_label))
 glue("fixed_test_rate", fewtask.FIXED_TEST_RATE, display=False)
 
@@ -153,11 +153,9 @@ glue("pools_compared", numbers["pools"], display=False)
 # The grid's negative rate nearest zero is {glue:text}`nearest_negative:g`.
 # {glue:text}`overall_text`
 #
-# {glue:text}`verdict_fixed`
-#
-# {glue:text}`verdict_best`
-#
-# {glue:text}`verdict_prototypes`
+# * {glue:text}`verdict_fixed`
+# * {glue:text}`verdict_best`
+# * {glue:text}`verdict_prototypes`
 #
 # {glue:text}`own_rate_text` The table gives each view's comparison per pool size.
 
@@ -185,7 +183,7 @@ elif budgets["at convergence"].empty:
 else:
     converged_config = convergence.converged_configs(profile, built.sweep_rates, built.converged_seeds)[0]
     budget_text = (convergence.verdict_text(budgets) + " Where the converged runs stopped: "
-                   + fewtask.stopping_text(budgets["at convergence"], converged_config))
+                   + formats.lower_first(fewtask.stopping_text(budgets["at convergence"], converged_config)))
     if budget_missing:
         budget_text += f" Missing: {'; '.join(budget_missing)}."
     budget_tables = {fewtask.VIEWS[view]: convergence.budget_table(budgets, view)
@@ -227,11 +225,11 @@ for noisy in built.noisy_tasks:
     noisy_tables[f"{100 * noisy.label_noise:g}% label noise"] = fewtask.rate_table(noisy_frame, "best")
     verdict = fewtask.verdict_text(fewtask.negative_versus_rest(noisy_frame, "best"), "best")
     left_out = f" Left out of it (not trained): {'; '.join(noisy_missing)}." if noisy_missing else ""
-    noise_texts.append(f"{level}: {verdict[0].lower()}{verdict[1:]}{left_out}")
+    noise_texts.append(f"{level}: {formats.lower_first(verdict)}{left_out}")
 noise_text = (" ".join(noise_texts) if noise_texts else
               "This tier trains no network with label noise, so that axis is not tested in this build.")
 glue("noise_text", noise_text, display=False)
-plots.glue_figure("label_noise", plots.pool_curves(noisy_tables, "meta-test accuracy at the best test rate",
+plots.glue_figure("label_noise", plots.pool_curves(noisy_tables, "accuracy at the best test rate",
                                                    chance=chance, pool_label=fewtask.pool_label)
                   if noisy_tables else plots.message_figure("this tier trains no network with label noise"))
 

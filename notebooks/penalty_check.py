@@ -17,8 +17,10 @@
 # The derivation claims that the one-step objective expands as
 #
 # $$
-# L_q(\theta - \alpha\, g_s) = L_q - \alpha\langle g_q, g_s\rangle
-#   + \tfrac{\alpha^2}{2} g_s^\top H_q g_s + O(\alpha^3),
+# \begin{aligned}
+# L_q(\theta - \alpha\, g_s) &= L_q - \alpha\langle g_q, g_s\rangle \\
+#   &\quad + \tfrac{\alpha^2}{2} g_s^\top H_q g_s + O(\alpha^3),
+# \end{aligned}
 # $$
 #
 # and that the surrogate $L_q - \alpha\langle g_q, g_s\rangle$ has nearly the true

@@ -27,7 +27,7 @@ sweep_status = "book/generated/executions.json"  # written by the sweep: one ent
 fingerprint = ""  # changes when any run changed, so the report re-executes this summary
 
 # %%
-from IPython.display import HTML
+from IPython.display import HTML, display
 from myst_nb import glue
 
 from mamllib import findings, formats, plots
@@ -100,11 +100,14 @@ glue("trained_vs_untrained_text", versus_untrained, display=False)
 # it is adapted with: what the features and the adaptation do before any meta-training.
 # ```
 #
-# {glue:text}`trained_vs_untrained_text` The table gives the mean accuracy (%) per
-# network, rate and readout; "learned" rows start from their rate.
+# {glue:text}`trained_vs_untrained_text` The tables give the mean accuracy per rate and
+# readout, of the trained networks and then of the untrained ones; "learned" rows start
+# from their rate.
 
 # %%
-formats.table(findings.readout_accuracy_table(readouts))
+accuracy = findings.readout_accuracy_table(readouts)
+for network in accuracy.index.unique("model"):  # a table each: eight columns overflow a laptop's
+    display(formats.table(accuracy.xs(network, level="model")).set_caption(f"{network} networks"))
 
 # %% [markdown]
 # ## Agreement with MAML, and the head against the prototypes
@@ -227,7 +230,7 @@ glue("proto_adapted_gap_text", findings.describe_gap(findings.readout_gap(readou
 
 # %% [markdown]
 # {glue:text}`proto_gap_text` {glue:text}`proto_adapted_gap_text` The table gives MAML's
-# and the un-adapted prototypes' accuracy (%) per fixed training rate, and their paired gap
+# and the un-adapted prototypes' accuracy per fixed training rate, and their paired gap
 # in percentage points with its 95% interval over the test tasks.
 
 # %%

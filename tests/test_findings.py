@@ -189,13 +189,15 @@ def test_tables_of_the_sweep():
         rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
     readouts = pd.DataFrame(rows)
     table = findings.readout_accuracy_table(readouts)
-    assert table.loc[("trained", -0.4), "maml"] == 60.0  # no learned setting: no learned column
+    assert table.loc[("trained", -0.4), "maml"] == "60.0%"  # no learned setting: no learned column
     gaps = findings.gap_table(readouts)
-    assert gaps.loc[-0.4, findings.GAP_COLUMN].startswith("+20.0 ± ") and gaps.loc[0.4, "maml"] == 95.0
+    assert gaps.loc[-0.4, findings.GAP_COLUMN].startswith("+20.0 ±\u00a0")
+    assert gaps.loc[0.4, "maml"] == "95.0%"
     signs = pd.DataFrame({"best_negative": [-0.1], "best_positive": [0.4], "gap": [-0.123], "ci95": [0.01]},
                          index=pd.Index([0.4], name="train_inner_lr"))
     shown = findings.sign_preference_table(signs)
-    assert shown.loc[0.4, findings.SIGN_COLUMN] == "-12.3 ± 1.0" and shown.loc[0.4, "best_positive"] == 0.4
+    assert shown.loc[0.4, findings.SIGN_COLUMN] == "-12.3 ±\u00a01.0"
+    assert shown.loc[0.4, "best_positive"] == 0.4
 
 
 def test_run_status_and_setting_label():
@@ -239,7 +241,8 @@ def test_linear_model_findings():
     effects = pd.DataFrame({"m": [3, 300], "m n_v / p": [0.1, 10.0], "best alpha_t": [-1.0, -0.25],
                             "relative gain": [0.2, 0.01], "gain ci95": [0.05, 0.002]})
     text = findings.training_rate_effect_text(effects, runs=100)
-    assert "20.0% ± 5.0% with m = 3" in text and "1.0% ± 0.2% with m = 300" in text and "over 100" in text
+    assert "20.0% ±\u00a05.0% with 3 tasks" in text and "1.0% ±\u00a00.2% with 300 tasks" in text
+    assert "over 100" in text
     assert text.endswith("negative at every task count tried.") and "threshold" not in text
     threshold = effects.assign(**{"m n_v / p": [1.0, 10.0]})
     assert "double descent" in findings.training_rate_effect_text(threshold, runs=100)
@@ -253,11 +256,11 @@ def test_the_mechanism_sentences_state_what_the_table_shows():
                           "|alpha_t| lambda_max(H_s)": [5.4, 0.0, 2.7],
                           "surrogate bounded": [0.0, 1.0, 0.0], "best alpha_r": [0.07, 0.08, 0.09]})
     text = findings.mechanism_text(table)
-    assert "best training rate, -1," in text and "5.4, outside the range" in text
+    assert "best training rate, -1," in text and "5.4, far outside the range" in text
     assert "no minimum in any run" in text
     small = table.assign(**{"|alpha_t| lambda_max(H_s)": [0.05, 0, 1]})
     assert "inside the range" in findings.mechanism_text(small)
-    assert "0.140 at α_t = 0" in text and "0.080 at the best rate" in text and "0.250" in text
+    assert "0.140 at a training rate of 0" in text and "0.080 at the best rate" in text and "0.250" in text
     assert text.endswith("shrinking the meta-parameters.")
     overlapping = table.assign(**{"|omega|^2 ci95": [0.05, 0.05, 0.05]})
     assert not findings.mechanism_text(overlapping).endswith("shrinking the meta-parameters.")
@@ -285,7 +288,7 @@ def test_setting_page_numbers_and_texts():
         "test_accuracy": 0.973, "test_ci95": 0.005, "acc_maml": 0.97, "acc_logreg": 0.9}
     assert findings.setting_numbers({"status": "diverged"}, summary) == {}
     text = findings.score_text(completed)
-    assert "97.3% ± 0.5%" in text and "600 fixed meta-test tasks" in text
+    assert "97.3% ±\u00a00.5%" in text and "600 fixed meta-test tasks" in text
     assert "diverged" in findings.score_text({"status": "diverged"})
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
     assert findings.rate_grid_text(grid) == ("Re-adapted at other test-time rates, it scores 50.0% at -0.4, "
@@ -304,6 +307,7 @@ def test_the_optimum_side_follows_the_sign_of_the_paired_difference():
     assert "negative side, as the paper finds" in findings.optimum_side_text(-0.05, 2e-5, 1e-5, 0.05)
     assert "positive side" in findings.optimum_side_text(0.05, -2e-5, 1e-5, 0.05)
     assert "cannot tell" in findings.optimum_side_text(-0.05, 2e-5, 3e-5, 0.05)
+    assert "is 0.00002 ±\u00a00.00003" in findings.optimum_side_text(-0.05, 2e-5, 3e-5, 0.05)  # no exponent
 
 
 def test_the_first_order_text_counts_the_rates_where_twice_the_rate_is_closer():
