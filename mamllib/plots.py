@@ -28,7 +28,6 @@ from sklearn.decomposition import PCA
 from mamllib.findings import fixed_rate_rows
 from mamllib.formats import READOUT_LABELS, block_label, tensor_label
 from mamllib.latent import task_embedding
-from mamllib.pipeline.pages import NOT_DRAWN
 from mamllib.stats import interval_table
 
 LINTHRESH = 0.01
@@ -288,6 +287,9 @@ def learned_rate_panels(trajectories: dict[str, dict]) -> plt.Figure:
 
 
 _NOT_DRAWN = "not drawn: "  # the label of a message figure, before its message
+# The glue name of a message figure's reason: its own name with this suffix (the book's
+# page finisher, mamllib.pipeline.pages, reads it; plots sits below the pipeline).
+NOT_DRAWN = "__not_drawn"
 
 
 def message_figure(message: str) -> plt.Figure:
