@@ -366,11 +366,13 @@ def own_rate_text(frame: pd.DataFrame, chance: float, config: Config) -> str:
                 if config.stop_on == "best_rate" else
                 "Early stopping watched the accuracy at the training rate, so for these networks it "
                 "chose the checkpoint on a rate that is not the one they do best at.")
+    below = ("none is below chance beyond its 95% interval over those tasks" if not reversed_ else
+             f"{reversed_} of them are below chance beyond their 95% interval over those tasks: on new "
+             "tasks their own step makes them systematically wrong")
     return (f"Adapted at their own training rate, the {len(own)} networks trained at negative rates "
-            f"score {_span(list(own))} on the validation tasks (chance: "
-            f"{100 * chance:.0f}%); {reversed_} of them are below chance beyond their 95% interval over "
-            "those tasks: on new tasks their own step makes them systematically wrong. For "
-            f"{positive} of the {len(best_rates)} the test rate best on validation is positive. {stopping}")
+            f"score {_span(list(own))} on the validation tasks (chance: {100 * chance:.0f}%); {below}. "
+            f"For {positive} of the {len(best_rates)} the test rate best on validation is positive. "
+            + stopping)
 
 
 def own_rate_fit_text(configs: Iterable[Config], runs_root: str | Path, profile: str) -> str:

@@ -34,7 +34,7 @@ READOUT_LABELS = {
     "logreg": "logistic regression", "cosine_nn": "cosine nearest neighbour",
 }
 # Column and index names of the library's frames, as a reader reads them. A header that
-# names a rate formats its column as the sweep writes rates.
+# ends in "rate" formats its column as the sweep writes rates.
 HEADERS = {
     **READOUT_LABELS, "train_inner_lr": "training rate", "test_inner_lr": "test rate",
     "learned_inner_lr": "learned rates", "model": "network",
@@ -99,7 +99,7 @@ def table(frame: pd.DataFrame, decimals: int = PERCENT_DECIMALS) -> Styler:
     positional = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
     shown = frame.copy() if positional else frame.reset_index()
     shown.columns = [header(column) for column in shown.columns]
-    rates = [column for column in shown.columns
-             if "rate" in column and pd.api.types.is_float_dtype(shown[column])]
+    rates = [column for column in shown.columns  # "training rate", "best test rate", not "loss at rate 0"
+             if column.endswith("rate") and pd.api.types.is_float_dtype(shown[column])]
     styled = shown.style.hide(axis="index").format(precision=decimals, na_rep="–")
     return styled.format(rate, subset=rates) if rates else styled

@@ -113,26 +113,30 @@ LEGEND_LINE = 0.24  # inches: one row of a legend at SMALLEST_TEXT
 
 def _legend_below(fig: plt.Figure, ax: plt.Axes | None = None, title: str | None = None,
                   handles: list | None = None, labels: list[str] | None = None) -> None:
-    """A legend (of ``ax``, or the ``handles`` and ``labels`` given) below every panel,
-    with the panels laid out above it: beside the axes it would take a third of a phone's
-    width from the data, inside them it hides some. Short labels go two to a row."""
+    """A legend (of ``ax``, or the ``handles`` and ``labels`` given) below every panel:
+    beside the axes it would take a third of a phone's width from the data, inside them it
+    hides some. Short labels go two to a row; the figure grows by the legend's height, so
+    the panels keep theirs."""
     if handles is None:
         handles, labels = ax.get_legend_handles_labels()
     columns = 2 if max(map(len, labels)) <= 22 else 1
     rows = -(-len(labels) // columns) + (title is not None)
+    legend_height = 0.15 + LEGEND_LINE * rows
+    fig.set_figheight(fig.get_figheight() + legend_height)
     fig.legend(handles, labels, title=title, loc="lower center", ncol=columns, frameon=False)
-    fig.tight_layout(rect=(0, (0.15 + LEGEND_LINE * rows) / fig.get_figheight(), 1, 1))
+    fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
 
 
 def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
-                floor: float | None = None) -> None:
+                floor: float | None = None, order: list | None = None) -> None:
     """A line per ``hue`` of ``table`` (rows of :func:`mamllib.stats.interval_table`:
     ``mean``, ``low``, ``high``) against ``x``, each with its 95% band, in the colour-blind
-    palette with a marker of its own; ``floor`` cuts bands where values cannot go."""
-    palette = PALETTE
+    palette with a marker of its own (fixed by the key's place in ``order``, where given);
+    ``floor`` cuts bands where values cannot go."""
     for k, (key, rows) in enumerate(table.groupby(hue, sort=False)):
+        k = order.index(key) if order is not None and key in order else k  # the same style everywhere
         rows = rows.sort_values(x)
-        color = palette[k % len(palette)]
+        color = PALETTE[k % len(PALETTE)]
         ax.plot(rows[x], rows["mean"], marker=MARKERS[k % len(MARKERS)], color=color, label=label(key))
         low = rows["low"] if floor is None else rows["low"].clip(lower=floor)
         ax.fill_between(rows[x], low, rows["high"], color=color, alpha=0.2, lw=0)
@@ -145,13 +149,13 @@ def _seed_note(table: pd.DataFrame) -> str:
 
 
 def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str = TRAINING_RATE,
-                label=str, legend: str | None = None) -> plt.Figure:
+                label=str, legend: str | None = None, order: list | None = None) -> plt.Figure:
     """One line (with its 95% band over seeds and tasks) per ``hue`` against the training rate."""
     table = interval_table(data, y, ["train_inner_lr", hue])
-    order = list(dict.fromkeys(data[hue]))
-    table = table.sort_values(hue, key=lambda column: column.map(order.index), kind="stable")
+    seen = list(dict.fromkeys(data[hue]))
+    table = table.sort_values(hue, key=lambda column: column.map(seen.index), kind="stable")
     fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
-    _band_lines(ax, table, "train_inner_lr", hue, label)
+    _band_lines(ax, table, "train_inner_lr", hue, label, order=order)
     _rate_axis(ax, data["train_inner_lr"], xlabel)
     ax.set_ylabel(ylabel)
     if "accuracy" in ylabel or "agreement" in ylabel:
@@ -165,7 +169,8 @@ def _rate_lines(data: pd.DataFrame, y: str, hue: str, ylabel: str, xlabel: str =
 def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
                    xlabel: str = TRAINING_RATE) -> plt.Figure:
     """One line (with its 95% band) per readout against the training rate."""
-    return _rate_lines(data, y, "readout", ylabel, xlabel, label=lambda r: READOUT_LABELS.get(r, r))
+    return _rate_lines(data, y, "readout", ylabel, xlabel, label=lambda r: READOUT_LABELS.get(r, r),
+                       order=list(READOUT_LABELS))  # a readout keeps its colour in every figure
 
 
 def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
@@ -197,6 +202,7 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
                 annot_kws={"fontsize": SMALLEST_TEXT}, cbar_kws={"label": "accuracy (%)"}, ax=ax)
     ax.set_xlabel(TEST_RATE)
     ax.set_ylabel(TRAINING_RATE)
+    ax.tick_params(axis="x", labelrotation=90 if len(table.columns) > 5 else 0)
     fig.tight_layout()
     return fig
 
@@ -392,10 +398,21 @@ def surrogate_cosines(cosines: pd.DataFrame, ylabel: str = "cos(exact, surrogate
         label = column.replace(" at 2a", " at 2α").replace(" at a", " at α")  # the derivation's symbol
         ax.plot(cosines["rate"], cosines[column], marker=MARKERS[k % len(MARKERS)], label=label)
     ax.set_xscale("symlog", linthresh=1e-3)
+    _sparse_symlog_ticks(ax, cosines["rate"], 1e-3)
     ax.set_xlabel(r"inner rate $\alpha$")
     ax.set_ylabel(ylabel)
     _legend_below(fig, ax)
     return fig
+
+
+def _sparse_symlog_ticks(ax: plt.Axes, values: pd.Series, linthresh: float) -> None:
+    """Ticks at 0 and at every other decade from ``linthresh`` out to the data, of both
+    signs, in plain numbers: a phone-wide axis has room for about seven labels."""
+    top = max(float(np.abs(values).max()), linthresh)
+    decades = [linthresh * 100 ** k for k in range(int(np.log10(top / linthresh) // 2) + 1)]
+    ticks = sorted({0.0, *decades, *(-d for d in decades)})
+    ax.set_xticks(ticks, [f"{tick:g}" for tick in ticks], rotation=90 if len(ticks) > 5 else 0)
+    ax.xaxis.set_minor_locator(mticker.NullLocator())
 
 
 def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
@@ -493,6 +510,7 @@ def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
                      markers=True, dashes=False, errorbar=None, palette=palette, ax=ax, legend=ax is axes[0])
         ax.set_title(PENALTY_SYMBOLS.get(term, term))
         ax.set_ylabel("")
+        ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
         if (rows["value"] > 0).all():
             _plain_log(ax, rows["value"])
     handles, labels = axes[0].get_legend_handles_labels()

@@ -171,8 +171,8 @@ formats.table(formats.with_interval(effects, "relative gain", "gain ci95"), deci
 #
 # With many more training points than parameters, the paper finds the best training
 # rate slightly negative (about $-0.05$), with meta-test losses near 1. The setting
-# here is $n_t = 5$, $n_v = 25$, $n_r = 10$, $m = 40$, $p = 30$, $\sigma = \nu = 0.2$,
-# as the study's notes record it, with the test-time rate
+# here is $n_t = 5$, $n_v = 25$, $n_r = 10$, $m = 40$, $p = 30$, $\sigma = \nu = 0.2$
+# (the paper's Figure 3 as this project's design document gives it), with the test-time rate
 # $\alpha_r$ = {glue:text}`linreg_alpha_r_figure_3:g`. Here $m\,n_v = 1000 > p = 30$. The
 # optimum is so close to zero that the sweep's CIs overlap there; a paired comparison of
 # the loss at $\alpha_t = \pm$ {glue:text}`linreg_step_figure_3:g` on the same tasks says
@@ -220,8 +220,8 @@ glue("linreg_step_figure_3", step_figure_3, display=False)
 #   $w = w_0 + (\nu/\sqrt p)\, z$ with $z \sim \mathcal N(0, I_p)$. The paper may scale the
 #   model output or the weight variance differently (for example $w^\top x/\sqrt p$);
 #   that would rescale the rates and the loss levels, not the sign of the optimal
-#   training rate. Our adaptation factor $h = (1-\alpha)^2 + \alpha^2 (p+1)/n$ is the one we
-#   recall from the paper's theorem; its text beyond the abstract and the Figure 2 caption
+#   training rate. Our adaptation factor $h = (1-\alpha)^2 + \alpha^2 (p+1)/n$ is our
+#   reading of the paper's theorem; its text beyond the abstract and the Figure 2 caption
 #   was not available to check it against.
 # * **Loss.** $\frac{1}{2n}\sum (\theta^\top x - y)^2$, one plain gradient step
 #   $\theta = \omega - \frac{\alpha}{n} X^\top (X\omega - y)$, no $1/p$ in the rate.

@@ -19,10 +19,10 @@
 # page finds it negative at every task count tried). In this report's main sweep every
 # training task is new, which is not that setting. This
 # page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
-# tasks (and, in the full tier, on larger pools and on fresh tasks), at training rates of
-# both signs, each trained until its validation accuracy at its best test rate of either
-# sign stops improving. The report's tier sets the grid; the paragraph below says which
-# grid built this page, and what the full tier adds.
+# tasks, and for contrast on fresh tasks, at training rates of both signs, each trained
+# until its validation accuracy at its best test rate of either sign stops improving.
+# The report's tier sets the grid of pool sizes, rates and seeds; the paragraph below
+# gives the grid that built this page.
 #
 # Every rate is chosen on the validation tasks and reported on the fixed meta-test
 # tasks. Differences are paired (the same test tasks and seeds). Every interval covers
@@ -125,8 +125,8 @@ plots.glue_figure("best_and_prototypes", plots.pool_curves(tables, "meta-test ac
 #
 # Meta-test accuracy against the training rate with each network adapted at its best test
 # rate of either sign, chosen on the validation tasks (top), and of the un-adapted
-# prototype readout (bottom); a line per pool size, 95% bands over seeds and tasks, chance
-# dotted.
+# prototype readout (bottom); a line per pool size, 95% bands over seeds and tasks (over
+# tasks where a rate has one seed), chance dotted.
 # ```
 
 # %% [markdown]
@@ -198,7 +198,8 @@ glue("budget_text", budget_text, display=False)
 #
 # The main sweep's rates on fresh tasks at the fixed budget and trained to convergence, a
 # line per budget: meta-test accuracy at the best test rate (top) and of the un-adapted
-# prototypes (bottom), 95% bands over seeds and tasks, chance dotted. A tier that does not
+# prototypes (bottom), 95% bands over seeds and tasks (over tasks where a rate has one
+# seed), chance dotted. A tier that does not
 # train to convergence shows no curve here.
 # ```
 #
@@ -225,7 +226,7 @@ for noisy in built.noisy_tasks:
     noisy_tables[f"{100 * noisy.label_noise:g}% label noise"] = fewtask.rate_table(noisy_frame, "best")
     verdict = fewtask.verdict_text(fewtask.negative_versus_rest(noisy_frame, "best"), "best")
     left_out = f" Left out of it (not trained): {'; '.join(noisy_missing)}." if noisy_missing else ""
-    noise_texts.append(f"{level}: {formats.lower_first(verdict)}{left_out}")
+    noise_texts.append(f"{level}, for {formats.lower_first(verdict)}{left_out}")
 noise_text = (" ".join(noise_texts) if noise_texts else
               "This tier trains no network with label noise, so that axis is not tested in this build.")
 glue("noise_text", noise_text, display=False)
@@ -239,7 +240,8 @@ plots.glue_figure("label_noise", plots.pool_curves(noisy_tables, "accuracy at th
 #
 # Meta-test accuracy at the best test rate against the training rate with a share of the
 # meta-training query labels replaced at random, a panel per noise level and a line per
-# pool size, 95% bands over seeds and tasks, chance dotted.
+# pool size, 95% bands over seeds and tasks (over tasks where a rate has one seed),
+# chance dotted.
 # ```
 #
 # {glue:text}`noise_text`
@@ -281,10 +283,10 @@ formats.table(stopping)
 # ## Negative rates a network chooses itself
 #
 # The sweep's learned-rate setting learns one inner rate per parameter tensor, of either
-# sign, starting from 0.1 (Meta-SGD style). These are the main sweep's networks (width 32,
-# 800 steps on fresh tasks, no early stopping), not the few-task ones, trained at the
+# sign, starting from 0.1 (Meta-SGD style). These networks are the main sweep's kind (its
+# width and budget, fresh tasks, no early stopping), not the few-task ones, trained at the
 # tier's learned-rate seeds; the rates each tensor ends with show which signs are stable:
-# a point per seed, and the mean with its 95% interval over seeds.
+# a cross per seed, and the mean with its 95% interval over seeds.
 
 # %% tags=["remove-output"]
 learned_rates, learned_missing = learned_signs.final_rates(
@@ -301,9 +303,10 @@ plots.glue_figure("learned_signs", plots.learned_rates_across_seeds(signs, learn
 # ```{glue:figure} learned_signs
 # :name: fig-learned-signs
 #
-# Each tensor's learned inner rate at the end of training: a cross per seed, and the mean
-# over seeds with its 95% interval (circle and bar), coloured by the kind of tensor; a
-# hollow grey circle marks a tensor whose rate never moved (it has no inner gradient).
+# Each tensor's learned inner rate at the end of training: the mean over seeds with its
+# 95% interval (a marker and bar, colour and marker by the kind of tensor) and a cross per
+# seed just below it; a hollow grey circle marks a tensor whose rate never moved (it has
+# no inner gradient).
 # ```
 #
 # {glue:text}`learned_sign_text`

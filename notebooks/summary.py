@@ -31,6 +31,7 @@ from IPython.display import HTML, display
 from myst_nb import glue
 
 from mamllib import findings, formats, plots
+from mamllib.config import profile as profile_config
 from mamllib.evaluate import PENALTY_TASKS
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import analysed_settings, read_record, settings_index, settings_table
@@ -56,6 +57,7 @@ metrics = read_metrics(run_dirs)
 
 # %%
 glue("n_settings", len(settings), display=False)
+glue("n_test_tasks", profile_config(profile).test_tasks, display=False)  # as every setting is scored
 glue("n_completed", findings.completed_count(settings), display=False)
 glue("completion_text", findings.completion_text(settings), display=False)
 # HTML crosses to the settings page, which lists every setting with a link to its page.
@@ -162,7 +164,7 @@ glue("test_rate_text", findings.describe_sign_preference(signs), display=False)
 #
 # MAML's meta-test accuracy (%) when each trained network (rows: its training rate) is
 # adapted at each test-time rate (columns) instead of its own, one seed, mean over the
-# 600 test tasks.
+# {glue:text}`n_test_tasks` test tasks.
 # ```
 #
 # {glue:text}`test_rate_text` The table gives, per training rate, the best negative and

@@ -36,3 +36,10 @@ def test_a_sentence_continued_after_a_colon_starts_lower_case_unless_with_an_acr
     assert formats.lower_first("Of the 2 networks") == "of the 2 networks"
     assert formats.lower_first("MAML at the best test rate") == "MAML at the best test rate"
     assert formats.lower_first("") == ""
+
+
+def test_only_a_column_that_is_a_rate_is_written_as_one():
+    frame = pd.DataFrame({"alpha_t": [-0.75], "loss at alpha_t = 0": [0.870257],
+                          "|alpha_t| lambda_max(H_s)": [16.30451]})
+    html = formats.table(frame, decimals=3).to_html()
+    assert ">-0.75<" in html and ">0.870<" in html and ">16.305<" in html

@@ -262,3 +262,15 @@ def test_a_learned_run_shows_its_rates_under_its_training_curves():
     fig = plots.training_curves(metrics)
     labels = sorted(ax.get_ylabel() for ax in fig.axes)
     assert labels == ["learned inner rate", "query accuracy", "query loss"]
+
+
+def test_a_readout_keeps_its_colour_from_figure_to_figure(frames):
+    readouts, _ = frames
+
+    def colours(fig):
+        return {line.get_label(): line.get_color() for line in fig.axes[0].get_lines() if line.get_marker()}
+
+    accuracy = colours(plots.accuracy_vs_rate(readouts))
+    agreement = colours(plots.agreement_vs_rate(readouts))
+    shared = set(accuracy) & set(agreement)  # agreement has no MAML line: the others shift without a key
+    assert shared and all(accuracy[label] == agreement[label] for label in shared)
