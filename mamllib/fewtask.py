@@ -317,8 +317,20 @@ def stopping_table(frame: pd.DataFrame) -> pd.DataFrame:
     table = (runs.groupby(["pool", "train_rate"])
              .agg(kept=("best_iteration", lambda s: ", ".join(str(int(v)) for v in s)),
                   capped=("stopped_at", lambda s: int((s <= 0).sum()))))
-    table.index = table.index.set_names(["pool (0: fresh tasks)", "training rate"])
-    return table.rename(columns={"kept": "step kept, per seed", "capped": "seeds that ran to the cap"})
+    return _by_pool(table).rename(columns={"kept": "step kept, per seed",
+                                           "capped": "seeds that ran to the cap"})
+
+
+POOL = "meta-training pool"
+
+
+def _by_pool(table: pd.DataFrame) -> pd.DataFrame:
+    """A table indexed by pool size and training rate, with the pool as a reader names it
+    ("4 tasks", "fresh tasks"; the frames write fresh tasks as a pool of 0)."""
+    flat = table.reset_index()
+    flat["pool"] = flat["pool"].map(pool_label)
+    return flat.rename(columns={"pool": POOL, "train_rate": "training rate"}).set_index(
+        [POOL, "training rate"])
 
 
 def stopping_text(frame: pd.DataFrame, config: Config) -> str:
@@ -469,15 +481,12 @@ def percent_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Accuracy in % with its 95% interval, per pool size and training rate, one column per view."""
     columns = {title: table.set_index(["pool", "train_rate"]).apply(
         lambda r: _interval(r["mean"], r["low"], r["high"]), axis=1) for title, table in tables.items()}
-    out = pd.DataFrame(columns)
-    out.index = out.index.set_names(["pool (0: fresh tasks)", "training rate"])
-    return out
+    return _by_pool(pd.DataFrame(columns))
 
 
 def gap_percent_table(gap: pd.DataFrame) -> pd.DataFrame:
     """:func:`overfitting_table` in %."""
-    out = gap.set_index(["pool", "train_rate"])[["train", "test", "gap"]].mul(100).round(1)
-    out.index = out.index.set_names(["pool (0: fresh tasks)", "training rate"])
+    out = _by_pool(gap.set_index(["pool", "train_rate"])[["train", "test", "gap"]].mul(100).round(1))
     return out.rename(columns={"train": "meta-training tasks (%)", "test": "meta-test tasks (%)",
                                "gap": "gap (points)"})
 
@@ -487,12 +496,12 @@ def comparison_percent_table(comparisons: dict[str, pd.DataFrame]) -> pd.DataFra
     rows = []
     for view, comparison in comparisons.items():
         for row in comparison.itertuples():
-            rows.append({"view": VIEWS[view], "pool (0: fresh tasks)": row.pool,
+            rows.append({"view": VIEWS[view], POOL: pool_label(row.pool),
                          "best negative rate": f"{row.negative_rate:g}",
                          "best non-negative rate": f"{row.non_negative_rate:g}",
                          "difference (points, simultaneous CI)": _interval(row.difference, row.low, row.high),
                          "seeds": row.seeds, "verdict": row.verdict})
-    return pd.DataFrame(rows).set_index(["view", "pool (0: fresh tasks)"]) if rows else pd.DataFrame()
+    return pd.DataFrame(rows).set_index(["view", POOL]) if rows else pd.DataFrame()
 
 
 def runs_fingerprint(configs: Iterable[Config], runs_root: str | Path, profile: str, cwd: Path) -> str:

@@ -69,13 +69,12 @@ glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
 # ## The deep analogue of Bernacchia's Figure 2b
 #
 # Meta-test loss and accuracy against the training rate, all networks adapted at the
-# same positive test rate, one curve per pool size. That rate, 0.1, is the training rate
-# at which the main sweep's MAML scored best (chosen on that sweep's test tasks). Being
-# positive, it adapts the networks trained at negative rates with a step of the other
-# sign. This view follows Bernacchia; it favours no network by design but fits some
-# better than others (a network may do best at another rate of either sign). The view at
-# the best test rate, further down, lets each network use the rate it does best at on
-# the validation tasks.
+# same positive test rate, {glue:text}`fixed_test_rate:g`, one curve per pool size: a rate
+# fixed in advance, not chosen on any of these networks' results. Being positive, it
+# adapts the networks trained at negative rates with a step of the other sign. This view
+# follows Bernacchia; it favours no network by design but fits some better than others
+# (a network may do best at another rate of either sign). The view at the best test rate,
+# further down, lets each network use the rate it does best at on the validation tasks.
 
 # %% tags=["remove-output"]
 chance = 1 / configs[0].n_way

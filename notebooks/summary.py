@@ -103,8 +103,8 @@ glue("trained_vs_untrained_text", versus_untrained, display=False)
 # ```
 #
 # {glue:text}`trained_vs_untrained_text` The tables give the mean accuracy per rate and
-# readout, of the trained networks and then of the untrained ones; "learned" rows start
-# from their rate.
+# readout, of the trained networks and then of the untrained ones (a setting that learned
+# its rates, where there is one, is marked, at the rate it started from).
 
 # %%
 accuracy = findings.readout_accuracy_table(readouts)

@@ -166,8 +166,9 @@ def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_fir
                            f"at step {config.val_every}")
     assert "of the 6 networks of fresh tasks, 1 ran to the cap of 2000 steps" in text
     table = fewtask.stopping_table(frame)
-    assert table.loc[(4, -0.1), "step kept, per seed"] == f"{config.val_every}, {config.val_every}, 200"
-    assert table.loc[(0, 0.1), "seeds that ran to the cap"] == 1
+    kept = f"{config.val_every}, {config.val_every}, 200"
+    assert table.loc[("4 tasks", -0.1), "step kept, per seed"] == kept
+    assert table.loc[("fresh tasks", 0.1), "seeds that ran to the cap"] == 1  # pools as a reader names them
     assert fewtask.stopping_text(_frame(lambda *_: 0.6), config) == (
         "Every network stopped early, before the cap, and none kept the parameters of its first validation.")
 
