@@ -39,6 +39,7 @@ from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.evaluate import best_test_rate, rate_scores, training_tasks
 from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.findings import rate_list, word_list
+from mamllib.formats import share
 from mamllib.latent import prototype_predictions
 from mamllib.maml import MAML
 from mamllib.runs import load_run
@@ -383,7 +384,7 @@ def own_rate_text(frame: pd.DataFrame, chance: float, config: Config) -> str:
              "tasks their own step makes them systematically wrong")
     return (f"Adapted at their own training rate, the {len(own)} networks trained at negative rates "
             f"score {_span(list(own))} on the validation tasks (chance: {100 * chance:.0f}%); {below}. "
-            f"For {positive} of the {len(best_rates)} the test rate best on validation is positive. "
+            f"For {share(positive, len(best_rates))} the test rate best on validation is positive. "
             + stopping)
 
 

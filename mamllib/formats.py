@@ -78,6 +78,12 @@ def tensor_label(name: str) -> str:
     return f"{block_label(block)} {TENSOR_KIND_LABELS.get(kind, kind)}"
 
 
+def share(count: int, total: int) -> str:
+    """How many of ``total``, as a sentence says it: ``all 9``, ``none of the 9``, ``4 of the 9``."""
+    return f"all {total}" if count == total else f"none of the {total}" if count == 0 else \
+        f"{count} of the {total}"
+
+
 def lower_first(sentence: str) -> str:
     """A sentence continued after a colon: ``Of the ...`` -> ``of the ...``, but ``MAML
     at ...`` stays as it is (an acronym keeps its capitals)."""

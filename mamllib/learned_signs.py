@@ -90,8 +90,8 @@ def sign_text(summary: pd.DataFrame) -> str:
     text = (f"Over {seeds} seeds, of the {len(moved)} per-tensor rates that moved, "
             f"{names('negative in every seed')} end negative in every seed, "
             f"{names('positive in every seed')} end positive in every seed, and "
-            f"{len(moved[moved.sign == 'mixed'])} change sign between seeds (a rate whose sign were a coin "
-            f"toss would keep one sign in all {seeds} seeds with probability {0.5 ** (seeds - 1):.2g}).")
+            f"{len(moved[moved.sign == 'mixed']) or 'none'} change sign between seeds (a rate whose sign "
+            f"were a coin toss would keep one sign in every seed with probability {0.5 ** (seeds - 1):.2g}).")
     unmoved = summary[summary.sign == "unmoved"]
     if len(unmoved):
         text += (f" The rates of {len(unmoved)} tensors ({', '.join(map(tensor_label, unmoved.tensor))}) "

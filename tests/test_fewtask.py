@@ -185,7 +185,7 @@ def test_networks_trained_at_negative_rates_are_described_at_their_own_rate():
     noisy = frame.copy()
     noisy.loc[(noisy.train_rate < 0) & (noisy.task % 2 == 0), "accuracy"] = 0.6  # mean 0.35, wide interval
     assert "none is below chance beyond" in fewtask.own_rate_text(noisy, 0.2, config)
-    assert "For 6 of the 6 the test rate best on validation is positive" in text  # 0.1 in _frame
+    assert "For all 6 the test rate best on validation is positive" in text  # 0.1 in _frame
 
 
 def test_the_fit_at_the_own_rate_is_read_from_what_training_recorded(tmp_path):

@@ -43,3 +43,7 @@ def test_only_a_column_that_is_a_rate_is_written_as_one():
                           "|alpha_t| lambda_max(H_s)": [16.30451]})
     html = formats.table(frame, decimals=3).to_html()
     assert ">-0.75<" in html and ">0.870<" in html and ">16.305<" in html
+
+
+def test_a_share_reads_as_a_sentence_says_it():
+    assert [formats.share(c, 9) for c in (9, 0, 4)] == ["all 9", "none of the 9", "4 of the 9"]
