@@ -64,7 +64,7 @@ def test_the_sign_pattern_networks_train_after_the_learned_ones(smoke_report):
         assert "seed 0: no completed learned-rate run with a negative rate" in page
     assert "After the fixed budget of the main sweep, the best negative rate" in page
     assert "At convergence, the best negative rate" in page
-    assert "With 30% label noise: for MAML at the best test rate" in page
+    assert "With 30% label noise, for MAML at the best test rate: the best" in page
 
 
 def test_no_page_shows_a_python_object_instead_of_its_content(smoke_report):
