@@ -72,10 +72,17 @@ def block_label(block: str) -> str:
     return f"block {int(block.split('.')[1]) + 1}" if block.startswith("blocks.") else block
 
 
+def tensor_parts(name: str) -> tuple[str, str]:
+    """A parameter tensor's block and kind: ``blocks.0.bn_weight`` -> (``blocks.0``,
+    ``batch-norm scale``), ``head_bias`` -> (``head``, ``bias``)."""
+    block, kind = name.rsplit(".", 1) if "." in name else name.split("_", 1)
+    return block, TENSOR_KIND_LABELS.get(kind, kind)
+
+
 def tensor_label(name: str) -> str:
     """``blocks.0.bn_weight`` -> ``block 1 batch-norm scale``, ``head_bias`` -> ``head bias``."""
-    block, kind = name.rsplit(".", 1) if "." in name else name.split("_", 1)
-    return f"{block_label(block)} {TENSOR_KIND_LABELS.get(kind, kind)}"
+    block, kind = tensor_parts(name)
+    return f"{block_label(block)} {kind}"
 
 
 def share(count: int, total: int) -> str:

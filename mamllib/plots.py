@@ -26,7 +26,7 @@ import seaborn as sns
 from sklearn.decomposition import PCA
 
 from mamllib.findings import fixed_rate_rows
-from mamllib.formats import READOUT_LABELS, block_label, tensor_label
+from mamllib.formats import READOUT_LABELS, block_label, tensor_label, tensor_parts
 from mamllib.latent import task_embedding
 from mamllib.stats import interval_table
 
@@ -223,18 +223,8 @@ def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-def _tensor_block_and_kind(name: str) -> tuple[str, str]:
-    """``blocks.0.conv_weight`` -> (``blocks.0``, ``conv_weight``); ``head_bias`` -> (``head``, ``bias``)."""
-    return tuple(name.rsplit(".", 1)) if "." in name else tuple(name.split("_", 1))
-
-
+# Line style per kind of tensor (the kinds as :func:`mamllib.formats.tensor_parts` names them).
 TENSOR_KINDS = {"weight": "-", "bias": ":", "batch-norm scale": "--", "batch-norm shift": "-."}
-
-
-def _tensor_kind(kind: str) -> str:
-    """``bn_bias`` -> ``batch-norm shift``, ``conv_weight`` -> ``weight``."""
-    names = list(TENSOR_KINDS)
-    return names[2 * kind.startswith("bn") + kind.endswith("bias")]
 
 
 def _tensor_names(trajectory: dict) -> list[str]:
@@ -253,9 +243,9 @@ def learned_rates(trajectory: dict, title: str = "", axes: plt.Axes | None = Non
     palette = _block_palette(names)
     fig, ax = (plt.subplots(figsize=(WIDTH, 3.6)) if axes is None else (axes.figure, axes))
     for column, name in enumerate(names):
-        block, kind = _tensor_block_and_kind(name)
+        block, kind = tensor_parts(name)
         ax.plot(trajectory["iteration"], rates[:, column], color=palette[block],
-                linestyle=TENSOR_KINDS[_tensor_kind(kind)], lw=1.5, label=name)
+                linestyle=TENSOR_KINDS[kind], lw=1.5, label=name)
     ax.axhline(0, color="0.8", lw=1, zorder=0)
     ax.set_xlabel("outer iteration")
     ax.set_ylabel("learned inner rate")
@@ -266,7 +256,7 @@ def learned_rates(trajectory: dict, title: str = "", axes: plt.Axes | None = Non
 
 
 def _block_palette(names: list[str]) -> dict[str, str]:
-    blocks = dict.fromkeys(_tensor_block_and_kind(name)[0] for name in names)
+    blocks = dict.fromkeys(tensor_parts(name)[0] for name in names)
     return dict(zip(blocks, PALETTE))
 
 
