@@ -18,6 +18,7 @@ import pandas as pd
 
 from mamllib import fewtask
 from mamllib.config import Config
+from mamllib.formats import interval
 from mamllib.config import profile as make_profile
 from mamllib.data import FewShotDataset
 
@@ -75,9 +76,9 @@ def verdict_text(frames: dict[str, pd.DataFrame]) -> str:
             if comparison.empty:
                 continue
             row = comparison.iloc[0]
-            interval = f"{100 * row.low:+.1f} to {100 * row.high:+.1f}"
+            difference = interval(row.difference, row.low, row.high, signed=True)
             views.append(f"{fewtask.VIEWS[view]}: {row.negative_rate:g} against {row.non_negative_rate:g}, "
-                         f"{100 * row.difference:+.1f} points ({interval}), {row.verdict}")
+                         f"{difference} points, {row.verdict}")
         if views:
             sentences.append(f"{LEADS[budget]}, the best negative rate against the best non-negative one "
                              f"(chosen on validation, paired on the test tasks) — " + "; ".join(views) + ".")

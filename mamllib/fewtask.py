@@ -39,7 +39,7 @@ from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.evaluate import best_test_rate, rate_scores, training_tasks
 from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.findings import rate_list, word_list
-from mamllib.formats import share
+from mamllib.formats import interval, share
 from mamllib.latent import prototype_predictions
 from mamllib.maml import MAML
 from mamllib.runs import load_run
@@ -287,10 +287,10 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
         return f"{name}: no pool size has trained networks of both signs, so nothing is compared."
     wins = comparison[comparison.verdict == "negative wins"]
     parts = [f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats the best "
-             f"non-negative one ({row.non_negative_rate:g}) by {100 * row.difference:.1f} points "
-             f"({100 * row.low:.1f} to {100 * row.high:.1f})" for row in wins.itertuples()]
-    text = f"{name}: " + ("; ".join(parts) if parts else
-                          "the best negative training rate beats the best non-negative one at no pool size")
+             f"non-negative one ({row.non_negative_rate:g}) by "
+             f"{interval(row.difference, row.low, row.high)} points" for row in wins.itertuples()]
+    text = f"{name}: " + ("; ".join(parts) if parts else "the best negative training rate does not beat the "
+                          f"best non-negative one {_anywhere(comparison.pool)}")
     for verdict, says in (("negative loses", "it does worse, with an interval below zero, with"),
                           ("undecided", "the interval includes zero, so no difference is shown, with"),
                           ("too few seeds", f"fewer than {MIN_SEEDS} seeds are trained for both rates, "
@@ -417,6 +417,12 @@ def _span(values: list[float]) -> str:
     return f"{low:.1f}%" if round(low, 1) == round(high, 1) else f"{low:.1f}% to {high:.1f}%"
 
 
+def _anywhere(pools: Iterable[int]) -> str:
+    """Where nothing won: "at any pool size", or with a single pool, that pool ("with 4 tasks")."""
+    pools = set(pools)
+    return f"with {pool_label(pools.pop())}" if len(pools) == 1 else "at any pool size"
+
+
 def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
     """The verdict over every view and pool size in one sentence."""
     wins = {view: c[c.verdict == "negative wins"] for view, c in comparisons.items() if not c.empty}
@@ -425,8 +431,9 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
     if not wins:
         return "Nothing was compared."
     if not any(len(w) for w in wins.values()):
-        text = ("A negative training rate beat the best non-negative one at no pool size in any of the "
-                f"{len(wins)} views")
+        pools = pd.concat([c.pool for c in comparisons.values()])
+        views = f"in any of the {len(wins)} views" if len(wins) > 1 else f"for {VIEWS[next(iter(wins))]}"
+        text = f"A negative training rate did not beat the best non-negative one {_anywhere(pools)} {views}"
     else:
         text = "A negative training rate beat the best non-negative one " + "; ".join(
             f"for {VIEWS[view]} with {pools_text(w.pool)}" for view, w in wins.items() if len(w))
@@ -457,14 +464,15 @@ def setup_text(config: Config, grid: Plan) -> str:
             f"meta-batches of {config.meta_batch}, one inner step; pools of {pools_text(grid.pools)} "
             f"(each seed draws its own pool{fresh}); "
             f"training rates {rate_list(grid.rates)}; "
-            f"seeds {rate_list(grid.seeds)}. Each network trains until {_validations(config.patience)} in "
-            f"a row (every {config.val_every} steps, on {config.val_tasks} tasks) "
-            f"{'bring' if config.patience != 1 else 'brings'} no better accuracy{watched}, at most "
+            f"seeds {rate_list(grid.seeds)}. Each network trains until {_no_better(config.patience)} "
+            f"(a validation every {config.val_every} steps, on {config.val_tasks} tasks) "
+            f"no better accuracy{watched}, at most "
             f"{config.iterations} steps, and keeps the parameters of its best validation.")
 
 
-def _validations(count: int) -> str:
-    return f"{count} validation{'' if count == 1 else 's'}"
+def _no_better(patience: int) -> str:
+    """The start of the stopping rule: "a validation brings" or "4 validations in a row bring"."""
+    return "a validation brings" if patience == 1 else f"{patience} validations in a row bring"
 
 
 def missing_text(missing: list[str], total: int) -> str:
@@ -474,14 +482,10 @@ def missing_text(missing: list[str], total: int) -> str:
             f"below): " + "; ".join(missing) + ".")
 
 
-def _interval(mean: float, low: float, high: float) -> str:
-    return f"{100 * mean:.1f} ({100 * low:.1f} to {100 * high:.1f})"
-
-
 def percent_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """Accuracy in % with its 95% interval, per pool size and training rate, one column per view."""
     columns = {title: table.set_index(["pool", "train_rate"]).apply(
-        lambda r: _interval(r["mean"], r["low"], r["high"]), axis=1) for title, table in tables.items()}
+        lambda r: interval(r["mean"], r["low"], r["high"]), axis=1) for title, table in tables.items()}
     return _by_pool(pd.DataFrame(columns))
 
 
@@ -500,7 +504,8 @@ def comparison_percent_table(comparisons: dict[str, pd.DataFrame]) -> pd.DataFra
             rows.append({"view": VIEWS[view], POOL: pool_label(row.pool),
                          "best negative rate": f"{row.negative_rate:g}",
                          "best non-negative rate": f"{row.non_negative_rate:g}",
-                         "difference (points, simultaneous CI)": _interval(row.difference, row.low, row.high),
+                         "difference (points, simultaneous CI)": interval(row.difference, row.low, row.high,
+                                                                                  signed=True),
                          "seeds": row.seeds, "verdict": row.verdict})
     return pd.DataFrame(rows).set_index(["view", POOL]) if rows else pd.DataFrame()
 

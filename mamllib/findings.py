@@ -311,7 +311,9 @@ def learned_rates_text(readouts: pd.DataFrame, metrics: dict[str, dict[str, Any]
                             & (readouts["readout"] == "maml")]
     texts = [learned_rate_text(run, trajectory, trained_maml[trained_maml["run"] == run]["accuracy"].mean())
              for run, trajectory in learned_runs(metrics).items()]
-    return " ".join(texts) or "This sweep has no learned-rate setting."
+    return " ".join(texts) or (
+        "The main sweep of this build has no learned-rate setting; the learned-rate runs whose signs are "
+        "compared across seeds are on the page \u201cWhen does a negative rate win?\u201d.")
 
 
 def setting_numbers(metrics: dict[str, Any], summary: pd.DataFrame) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """How the book writes a number: one format per kind of number, on every page.
 
 Accuracies and agreements are percentages with one decimal and ``±`` before a 95%
-interval's half-width; inner rates are written as the sweep names them (``-0.01``, not
+interval's half-width (every interval of the report is symmetric about its mean, so the
+half-width says all of it); inner rates are written as the sweep names them (``-0.01``, not
 ``-1e-02``).
 """
 
@@ -20,6 +21,19 @@ def percent(value: float, ci: float | None = None) -> str:
     """``0.9731`` -> ``97.3%``; with ``ci=0.0049``: ``97.3% ± 0.5%``."""
     text = f"{100 * value:.{PERCENT_DECIMALS}f}%"
     return text if ci is None else f"{text}{PLUS_MINUS}{100 * ci:.{PERCENT_DECIMALS}f}%"
+
+
+def interval(mean: float, low: float, high: float, signed: bool = False) -> str:
+    """A fraction and its symmetric interval in percent, without the unit (tables put it
+    in the header, sentences after it): ``(0.255, 0.189, 0.321)`` -> ``25.5 ± 6.6``;
+    ``signed`` for a difference: ``+1.2 ± 0.8``. With no interval (NaN), the mean alone."""
+    sign = "+" if signed else ""
+    text = f"{100 * mean:{sign}.{PERCENT_DECIMALS}f}"
+    if pd.isna(low) or pd.isna(high):
+        return text
+    if abs((high - mean) - (mean - low)) > 1e-9 * max(1.0, abs(mean)):
+        raise ValueError(f"interval ({low}, {high}) is not symmetric about {mean}: write its ends, not ±")
+    return f"{text}{PLUS_MINUS}{100 * (high - low) / 2:.{PERCENT_DECIMALS}f}"
 
 
 def rate(value: float) -> str:

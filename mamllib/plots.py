@@ -274,7 +274,7 @@ def learned_rate_panels(trajectories: dict[str, dict]) -> plt.Figure:
     """:func:`learned_rates` of several runs (title -> trajectory), one panel each; a
     sweep with no learned-rate run gets a figure that says so."""
     if not trajectories:
-        return message_figure("no run of this sweep learned its rates")
+        return message_figure("the main sweep of this build has no learned-rate setting")
     fig, axes = _stacked(len(trajectories), 3.2)
     for ax, (title, trajectory) in zip(axes, trajectories.items()):
         learned_rates(trajectory, title, axes=ax)

@@ -27,6 +27,7 @@ from mamllib.config import profile as make_profile
 from mamllib.data import FewShotDataset
 from mamllib.evaluate import split_accuracy
 from mamllib.fewtask import MIN_SEEDS
+from mamllib.formats import interval
 from mamllib.files import atomic_write_json
 from mamllib.learned_signs import LEARNED_START, final_rates, learned_configs
 from mamllib.runs import load_run
@@ -167,7 +168,7 @@ def paired_difference(frame: pd.DataFrame, a: str, b: str) -> tuple[float, float
 
 def _versus(mean: float, low: float, high: float) -> str:
     side = "higher" if low > 0 else "lower" if high < 0 else "no different (the interval includes zero)"
-    return f"{100 * mean:+.1f} points ({100 * low:+.1f} to {100 * high:+.1f}): {side}"
+    return f"{interval(mean, low, high, signed=True)} points: {side}"
 
 
 def pattern_text(frame: pd.DataFrame) -> str:
@@ -206,10 +207,8 @@ def pattern_text(frame: pd.DataFrame) -> str:
 
 def percent_table(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`comparison_table` for the page: accuracies and differences in %, with intervals."""
-    def interval(mean: float, low: float, high: float) -> str:
-        return f"{100 * mean:.1f} ({100 * low:.1f} to {100 * high:.1f})"
-
     rows = [{"network": VARIANTS[row.variant], "test accuracy (%)": interval(row.mean, row.low, row.high),
-             "minus best fixed rate (points)": interval(row.difference, row.diff_low, row.diff_high),
+             "minus best fixed rate (points)": interval(row.difference, row.diff_low, row.diff_high,
+                                                                       signed=True),
              "seeds": row.seeds} for row in table.itertuples()]
     return pd.DataFrame(rows).set_index("network") if rows else pd.DataFrame()

@@ -106,7 +106,7 @@ formats.table(fewtask.gap_percent_table(gap))
 # %% [markdown]
 # ## Where each network stopped
 #
-# Training ends after `patience` validations in a row without a better validation
+# Training ends after a set number of validations in a row (the patience) without a better validation
 # accuracy (or at the cap), and keeps the parameters of the best one; the setup above
 # gives both numbers. The table gives the step each seed kept, and how many seeds ran to
 # the cap instead of stopping early.

@@ -73,7 +73,8 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # :name: fig-training-{page}
 #
 # Meta-training of this setting. Query loss (top) and query accuracy (second panel) of
-# each meta-batch after adaptation, faint, with their running mean; the points with error bars
+# each meta-batch after adaptation, faint, with their running mean in a run long enough to
+# need one (the legend gives its window); the points with error bars
 # are the accuracy on the fixed validation tasks (95% interval over tasks), the measure
 # that picked the checkpoint. A run that learns its rates has a third panel: each tensor's
 # inner rate along training, coloured by block, line style by kind of tensor.

@@ -17,7 +17,7 @@
 # Every trained setting of the sweep, side by side: MAML and each readout against the
 # training inner rate, how often the readouts agree with MAML, how the adapted head
 # lines up with the prototypes, how much adaptation changes each layer, and the
-# train-rate x test-rate grid. Bands and intervals are 95%: over the fixed meta-test tasks
+# training-rate × test-rate grid. Bands and intervals are 95%: over the fixed meta-test tasks
 # where a setting has one seed, over seeds and tasks (`mamllib.stats.hierarchical_ci`)
 # where it has several; each figure says which at its top left.
 
@@ -151,7 +151,7 @@ plots.glue_figure("cka", plots.cka_vs_rate(relations))
 # ```
 
 # %% [markdown]
-# ## Training rate x test-time rate
+# ## Training rate × test-time rate
 
 # %% tags=["remove-output"]
 plots.glue_figure("rate_grid", plots.rate_heatmap(readouts))

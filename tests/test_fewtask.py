@@ -74,12 +74,18 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
     comparison = fewtask.negative_versus_rest(frame, "best")
     assert set(comparison.verdict) <= {"undecided", "negative loses"}
     text = fewtask.verdict_text(comparison, "best")
-    assert text.startswith("MAML at the best test rate: the best negative training rate beats the best "
-                           "non-negative one at no pool size")
+    assert text.startswith("MAML at the best test rate: the best negative training rate does not beat the "
+                           "best non-negative one at any pool size")
     assert fewtask.summary_numbers(comparison)["wins"] == 0
     overall = fewtask.overall_text({"best": comparison, "fixed": comparison})
-    assert overall.startswith("A negative training rate beat the best non-negative one at no pool size "
-                              "in any of the 2 views")
+    assert overall.startswith("A negative training rate did not beat the best non-negative one at any pool "
+                              "size in any of the 2 views")
+    # With one pool size the sentence names it rather than "any pool size".
+    alone = comparison[comparison.pool == 4]
+    assert "does not beat the best non-negative one with 4 tasks" in fewtask.verdict_text(alone, "best")
+    assert fewtask.overall_text({"best": alone}).startswith(
+        "A negative training rate did not beat the best non-negative one with 4 tasks for MAML at the best "
+        "test rate")
 
 
 def test_rates_are_chosen_on_validation_and_reported_on_test():
@@ -171,6 +177,15 @@ def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_fir
     assert table.loc[("fresh tasks", 0.1), "seeds that ran to the cap"] == 1  # pools as a reader names them
     assert fewtask.stopping_text(_frame(lambda *_: 0.6), config) == (
         "Every network stopped early, before the cap, and none kept the parameters of its first validation.")
+
+
+@pytest.mark.parametrize("name, rule", [
+    ("quick", "until 4 validations in a row bring (a validation every 50 steps, on"),
+    ("smoke", "until a validation brings (a validation every 2 steps, on")])
+def test_the_setup_states_the_stopping_rule_as_a_sentence_at_any_patience(name, rule):
+    grid = fewtask.Plan(pools=(4, 0), rates=(-0.1, 0.1), seeds=(0, 1))
+    text = fewtask.setup_text(fewtask.experiment_config(name, 4, 0.1, 0), grid)
+    assert rule in text and "no better accuracy at the best test rate of either sign" in text
 
 
 def test_networks_trained_at_negative_rates_are_described_at_their_own_rate():

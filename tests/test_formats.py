@@ -1,6 +1,7 @@
 """One format per kind of number, and tables as the book shows them."""
 
 import pandas as pd
+import pytest
 
 from mamllib import formats
 
@@ -8,6 +9,15 @@ from mamllib import formats
 def test_percentages_have_one_decimal_and_intervals_a_plus_minus():
     assert formats.percent(0.97312) == "97.3%"
     assert formats.percent(0.97312, 0.00491) == "97.3% ±\u00a00.5%"
+
+
+def test_an_interval_is_its_mean_and_half_width_in_percent_and_must_be_symmetric():
+    assert formats.interval(0.255, 0.189, 0.321) == "25.5 ±\u00a06.6"
+    assert formats.interval(0.012, 0.004, 0.020, signed=True) == "+1.2 ±\u00a00.8"
+    assert formats.interval(-0.012, -0.020, -0.004, signed=True) == "-1.2 ±\u00a00.8"
+    assert formats.interval(0.5, float("nan"), float("nan")) == "50.0"  # no interval: the mean alone
+    with pytest.raises(ValueError, match="not symmetric"):
+        formats.interval(0.5, 0.4, 0.7)
 
 
 def test_rates_are_written_as_the_sweep_writes_them():

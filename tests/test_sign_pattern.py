@@ -49,7 +49,7 @@ def test_the_comparison_is_paired_against_the_best_fixed_rate():
     shown = sign_pattern.percent_table(sign_pattern.comparison_table(frame))
     assert list(shown.index) == list(sign_pattern.VARIANTS.values())
     reference = shown.loc[sign_pattern.VARIANTS["best_fixed"], "minus best fixed rate (points)"]
-    assert reference == "0.0 (0.0 to 0.0)"
+    assert reference == "+0.0 ±\u00a00.0"
 
 
 @pytest.mark.parametrize("positive_shift, verdict", [
