@@ -291,14 +291,15 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
              f"{interval(row.difference, row.low, row.high)} points" for row in wins.itertuples()]
     text = f"{name}: " + ("; ".join(parts) if parts else "the best negative training rate does not beat the "
                           f"best non-negative one {_anywhere(comparison.pool)}")
-    for verdict, says in (("negative loses", "it does worse, with an interval below zero, with"),
-                          ("undecided", "the interval includes zero, so no difference is shown, with"),
-                          ("too few seeds", f"fewer than {MIN_SEEDS} seeds are trained for both rates, "
-                                            "so nothing is concluded, with")):
-        rows = comparison[comparison.verdict == verdict]
-        if len(rows):
-            text += f"; {says} {pools_text(rows.pool)}"
-    return text + "."
+    reasons = [(says, comparison.pool[comparison.verdict == verdict]) for verdict, says in (
+        ("negative loses", "it does worse, with an interval below zero"),
+        ("undecided", "the interval includes zero, so no difference is shown"),
+        ("too few seeds", f"fewer than {MIN_SEEDS} seeds are trained for both rates, so nothing is "
+                          "concluded"))]
+    reasons = [(says, pools) for says, pools in reasons if len(pools)]
+    if not parts and len(reasons) == 1:  # one reason for every pool: no need to name them again
+        return f"{text}: {reasons[0][0]}."
+    return text + "".join(f"; {says}, with {pools_text(pools)}" for says, pools in reasons) + "."
 
 
 def overfitting_table(frame: pd.DataFrame, view: str = "fixed") -> pd.DataFrame:

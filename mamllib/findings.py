@@ -524,16 +524,18 @@ def adaptation_rate_text(mechanism: pd.DataFrame) -> str:
     return f"The best test-time rate is not positive at training rates {rate_list(negative)}."
 
 
-def _plain(value: float) -> str:
-    """Two significant digits without an exponent: ``5.5e-05`` -> ``0.000055``."""
-    return np.format_float_positional(value, precision=2, unique=False, fractional=False, trim="-")
+def _plain(value: float, ci: float) -> str:
+    """A value and its interval's half-width, without an exponent and to the same decimal,
+    the half-width's second significant digit: ``(5e-05, 5.5e-05)`` -> ``0.000050 ± 0.000055``."""
+    decimals = max(0, 1 - int(np.floor(np.log10(abs(ci))))) if ci and np.isfinite(ci) else 2
+    return f"{value:.{decimals}f}{PLUS_MINUS}{ci:.{decimals}f}"
 
 
 def optimum_side_text(best: float, difference: float, ci: float, step: float) -> str:
     """On which side of zero a training-rate sweep's optimum lies: the sweep's best rate,
     and the paired difference loss(+step) - loss(-step) with its 95% CI."""
     text = (f"The best training rate of the sweep is {best:g}; on the same tasks, the loss at training "
-            f"rate {step:g} minus the loss at {-step:g} is {_plain(difference)}{PLUS_MINUS}{_plain(ci)}, so ")
+            f"rate {step:g} minus the loss at {-step:g} is {_plain(difference, ci)}, so ")
     if difference - ci > 0:
         return text + "the optimum lies on the negative side, as the paper finds."
     if difference + ci < 0:

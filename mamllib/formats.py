@@ -36,6 +36,24 @@ def interval(mean: float, low: float, high: float, signed: bool = False) -> str:
     return f"{text}{PLUS_MINUS}{100 * (high - low) / 2:.{PERCENT_DECIMALS}f}"
 
 
+def kappa(value: float, half_width: float = float("nan")) -> str:
+    """Cohen's kappa with two decimals (it is not a percentage), ``±`` its interval's
+    half-width where there is one; a dash where kappa is undefined."""
+    if pd.isna(value):
+        return "–"
+    return f"{value:.2f}" + ("" if pd.isna(half_width) else f"{PLUS_MINUS}{half_width:.2f}")
+
+
+def error_overlap(shared: float, independent: float) -> str:
+    """``45.0% (12.0%)``: the share of a readout's errors that MAML shares, and that share if
+    the two erred independently; a dash where the readout made no error."""
+    return "–" if pd.isna(shared) else f"{percent(shared)} ({percent(independent)})"
+
+
+KAPPA_HEADER = "Cohen's κ with MAML"
+OVERLAP_HEADER = "its errors MAML shares (if independent)"
+
+
 def rate(value: float) -> str:
     """An inner rate as the sweep writes it: ``-0.01``, ``0``, ``0.4``."""
     return f"{float(value):g}"

@@ -5,7 +5,10 @@ centres of its *un-adapted* features, so the inner rate hardly matters there. Fo
 fixed meta-test task (the same tasks for every model, so comparisons are paired) this
 module computes, from one model:
 
-readouts (accuracy per task, and agreement with MAML's own predictions)
+readouts (accuracy per task, and how each relates to MAML's own predictions: raw
+agreement, agreement corrected for chance (Cohen's kappa), and error overlap: of the
+queries the readout gets wrong, how many MAML gets wrong too, against the count if their
+errors were independent within the task)
     ``maml``             full inner-loop adaptation at the test-time rate
     ``head_only``        only the head adapts, the body stays at the meta-parameters (ANIL test)
     ``proto_unadapted``  nearest prototype on the meta-learned features (Snell et al. 2017)
@@ -35,7 +38,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from mamllib import softmax_regression
 from mamllib.config import RATE_GRID
-from mamllib.formats import READOUT_LABELS, percent
+from mamllib.formats import KAPPA_HEADER, OVERLAP_HEADER, READOUT_LABELS, error_overlap, kappa, percent
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.maml import MAML
@@ -212,10 +215,29 @@ def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query:
 
 def _rows(part: str, readout: str, rate: float, tasks: np.ndarray, predicted: np.ndarray,
           truth: np.ndarray, reference: np.ndarray) -> pd.DataFrame:
+    wrong, reference_wrong = predicted != truth, reference != truth
     return pd.DataFrame({
         "part": part, "readout": readout, "test_inner_lr": rate, "task": tasks,
-        "accuracy": (predicted == truth).mean(1), "agreement": (predicted == reference).mean(1),
+        "accuracy": (~wrong).mean(1), "agreement": (predicted == reference).mean(1),
+        "kappa": cohen_kappa(predicted, reference),
+        # Error overlap, kept as counts so that a summary pools them over tasks (a task
+        # the readout solves has no errors to share).
+        "errors": wrong.sum(1), "shared_errors": (wrong & reference_wrong).sum(1),
+        "independent_shared_errors": wrong.sum(1) * reference_wrong.mean(1),
     })
+
+
+def cohen_kappa(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Cohen's kappa of two classifiers' predictions ``[tasks, queries]``, per task (as
+    ``sklearn.metrics.cohen_kappa_score`` on each row): agreement beyond what their label
+    frequencies give by chance, 1 for identical predictions, 0 for chance. NaN where
+    chance alone agrees fully (both predict one and the same class throughout)."""
+    classes = int(max(a.max(), b.max())) + 1
+    share_a = (a[..., None] == np.arange(classes)).mean(1)
+    share_b = (b[..., None] == np.arange(classes)).mean(1)
+    observed, chance = (a == b).mean(1), (share_a * share_b).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(chance < 1, (observed - chance) / (1 - chance), np.nan)
 
 
 @torch.no_grad()
@@ -232,13 +254,22 @@ def task_embedding(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query
     return query.cpu().numpy(), episodes.query_y[task].cpu().numpy(), prototypes.cpu().numpy()
 
 
-def summarize(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy, its 95% CI and mean agreement with MAML, per model and readout."""
+def summarize(readouts: pd.DataFrame, by: Sequence[str] = ("model", "readout")) -> pd.DataFrame:
+    """Per group of ``by``: mean accuracy and its 95% CI over tasks, mean agreement and
+    Cohen's kappa with MAML (kappa's CI over tasks too), and the error overlap pooled over
+    tasks: the share of the readout's errors that MAML shares, and that share if the two
+    erred independently within each task."""
     table = readouts[readouts["part"] == "readouts"]
-    keys = [k for k in ("model", "readout") if k in table.columns]
+    keys = [k for k in by if k in table.columns]
     grouped = table.groupby(keys, sort=False)
-    return grouped.agg(accuracy=("accuracy", "mean"), ci95=("accuracy", ci95), n=("accuracy", "size"),
-                       agreement=("agreement", "mean")).reset_index()
+    summary = grouped.agg(accuracy=("accuracy", "mean"), ci95=("accuracy", ci95), n=("accuracy", "size"),
+                          agreement=("agreement", "mean"), kappa=("kappa", "mean"),
+                          kappa_ci95=("kappa", lambda k: ci95(k.dropna())), errors=("errors", "sum"),
+                          shared=("shared_errors", "sum"), independent=("independent_shared_errors", "sum"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        summary["error_overlap"] = summary.pop("shared") / summary["errors"]
+        summary["independent_overlap"] = summary.pop("independent") / summary.pop("errors")
+    return summary.reset_index()
 
 
 def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -247,7 +278,9 @@ def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({
         "network": summary["model"], "readout": summary["readout"].map(lambda r: READOUT_LABELS.get(r, r)),
         "meta-test accuracy (95% interval)": list(map(percent, summary["accuracy"], summary["ci95"])),
-        "agrees with MAML": summary["agreement"].map(percent)})
+        "agrees with MAML": summary["agreement"].map(percent),
+        KAPPA_HEADER: list(map(kappa, summary["kappa"], summary["kappa_ci95"])),
+        OVERLAP_HEADER: list(map(error_overlap, summary["error_overlap"], summary["independent_overlap"]))})
 
 
 def rate_grid_accuracy(readouts: pd.DataFrame) -> pd.Series:

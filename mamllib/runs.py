@@ -26,15 +26,17 @@ from mamllib.train import train
 
 ANALYSIS_DIR = "analysis"
 # The columns of an analysis (analyze_run), for a run that has none.
-READOUT_COLUMNS = ["part", "readout", "test_inner_lr", "task", "accuracy", "agreement", "model", "run",
-                   "train_inner_lr", "learned_inner_lr"]
+READOUT_COLUMNS = ["part", "readout", "test_inner_lr", "task", "accuracy", "agreement", "kappa", "errors",
+                   "shared_errors", "independent_shared_errors", "model", "run", "train_inner_lr",
+                   "learned_inner_lr"]
 RELATION_COLUMNS = ["measure", "task", "value", "test_inner_lr", "model", "run", "train_inner_lr",
                     "learned_inner_lr"]
 ANALYSIS_SETTINGS = "settings.json"
 # Raised when the readouts change what they compute: older analyses are then stale.
 # 2: logistic regression solved to convergence for all tasks at once (was scikit-learn's
 # lbfgs at tol 1e-4, task by task); relations carry their test_inner_lr.
-ANALYSIS_VERSION = 2
+# 3: readouts carry Cohen's kappa with MAML and the error-overlap counts.
+ANALYSIS_VERSION = 3
 
 
 @dataclass
@@ -146,7 +148,8 @@ def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFra
 
 
 def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> str:
-    """What an untrained analysis depends on: the initial weights, the tasks, the rates."""
+    """What an untrained analysis depends on: the initial weights, the tasks, the rates, and
+    what an analysis computes (its version: a newer one never reads an older baseline)."""
     config = run.config
     digest = hashlib.sha256()
     for tensor in untrained.model.state_dict().values():
@@ -154,7 +157,8 @@ def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> 
     digest.update(json.dumps({
         "dataset": [config.dataset, config.rotations, str(run.dataset.source), run.dataset.describe()],
         "tasks": [config.n_way, config.k_shot, config.n_query, config.test_tasks],
-        "steps": config.test_inner_steps, "rates": [float(r) for r in rates]}).encode())
+        "steps": config.test_inner_steps, "rates": [float(r) for r in rates],
+        "version": ANALYSIS_VERSION}).encode())
     return digest.hexdigest()[:16]
 
 
@@ -256,5 +260,5 @@ def compare_objectives(config: Config, rates: Iterable[float], runs_root: str | 
             table, _ = analyze_run(load_run(run_dir, dataset), grid=(), baseline=False, write=False)
             readouts.append(table.assign(objective=objective, model=f"{objective} {rate:g}"))
     if not readouts:
-        return pd.DataFrame(columns=["model", "readout", "accuracy", "ci95", "n", "agreement"])
+        return summarize(pd.DataFrame(columns=[*READOUT_COLUMNS, "objective"]))
     return summarize(pd.concat(readouts, ignore_index=True))

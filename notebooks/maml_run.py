@@ -86,8 +86,11 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # ## Meta-test accuracy and the readouts
 #
 # Every readout scores the same fixed test tasks; "agrees with MAML" is the share of
-# queries on which the readout predicts what the adapted MAML predicts. A run that
-# diverged has no trained model, so nothing to read out.
+# queries on which the readout predicts what the adapted MAML predicts, Cohen's κ the same
+# agreement with what chance gives discounted (1: the same predictions, 0: chance), and
+# the last column the share of the readout's errors that MAML makes too, with that share
+# if the two erred independently within each task in brackets. A run that diverged has no
+# trained model, so nothing to read out.
 
 # %%
 run, readouts, relations = page_analysis(metrics, run_dir, dataset)  # a current analysis is reused
@@ -98,8 +101,8 @@ glue("score_text", findings.score_text(metrics), display=False)
 glue("rate_grid_text", findings.rate_grid_text(latent.rate_grid_accuracy(readouts)), display=False)
 
 # %% [markdown]
-# {glue:text}`score_text` The table gives each readout's accuracy and its agreement with
-# MAML, in percent with 95% intervals over the test tasks. {glue:text}`rate_grid_text`
+# {glue:text}`score_text` The table gives each readout's accuracy and how it relates to
+# MAML's predictions, with 95% intervals over the test tasks. {glue:text}`rate_grid_text`
 
 # %%
 formats.table(latent.percent_table(summary))

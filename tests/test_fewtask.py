@@ -82,7 +82,9 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
                               "size in any of the 2 views")
     # With one pool size the sentence names it rather than "any pool size".
     alone = comparison[comparison.pool == 4]
-    assert "does not beat the best non-negative one with 4 tasks" in fewtask.verdict_text(alone, "best")
+    single = fewtask.verdict_text(alone, "best")
+    assert "does not beat the best non-negative one with 4 tasks: " in single
+    assert single.count("4 tasks") == 1  # one reason for the one pool: named once
     assert fewtask.overall_text({"best": alone}).startswith(
         "A negative training rate did not beat the best non-negative one with 4 tasks for MAML at the best "
         "test rate")

@@ -307,7 +307,8 @@ def test_the_optimum_side_follows_the_sign_of_the_paired_difference():
     assert "negative side, as the paper finds" in findings.optimum_side_text(-0.05, 2e-5, 1e-5, 0.05)
     assert "positive side" in findings.optimum_side_text(0.05, -2e-5, 1e-5, 0.05)
     assert "cannot tell" in findings.optimum_side_text(-0.05, 2e-5, 3e-5, 0.05)
-    assert "is 0.00002 ±\u00a00.00003" in findings.optimum_side_text(-0.05, 2e-5, 3e-5, 0.05)  # no exponent
+    assert "is 0.000020 ±\u00a00.000030" in findings.optimum_side_text(-0.05, 2e-5, 3e-5, 0.05)  # no exponent
+    assert "is 0.000050 ±\u00a00.000055" in findings.optimum_side_text(-0.05, 5e-5, 5.5e-5, 0.05)  # one scale
 
 
 def test_the_first_order_text_counts_the_rates_where_twice_the_rate_is_closer():

@@ -89,7 +89,10 @@ def test_readout_table_on_a_tiny_model(tiny_dataset):
                                   table[table.readout == "maml"].accuracy.values)
     assert set(relations.measure) == {"head_proto_cosine", "cka_conv1", "cka_conv2", "cka_conv3", "cka_conv4"}
     summary = summarize(readouts)
-    assert list(summary.columns) == ["readout", "accuracy", "ci95", "n", "agreement"]
+    assert list(summary.columns) == ["readout", "accuracy", "ci95", "n", "agreement", "kappa", "kappa_ci95",
+                                     "error_overlap", "independent_overlap"]
+    maml_row = summary.set_index("readout").loc["maml"]
+    assert maml_row.error_overlap == 1.0 or np.isnan(maml_row.error_overlap)  # MAML shares its own errors
 
 
 def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
@@ -113,10 +116,41 @@ def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
 
 def test_percent_table_and_rate_grid_accuracy():
     summary = pd.DataFrame({"model": ["trained"], "readout": ["maml"], "accuracy": [0.97312],
-                            "ci95": [0.00512], "n": [600], "agreement": [0.9216]})
+                            "ci95": [0.00512], "n": [600], "agreement": [0.9216], "kappa": [0.9012],
+                            "kappa_ci95": [0.0131], "error_overlap": [0.45], "independent_overlap": [0.12]})
     shown = latent.percent_table(summary).iloc[0].tolist()
-    assert shown == ["trained", "MAML (full adaptation)", "97.3% ±\u00a00.5%", "92.2%"]
+    assert shown == ["trained", "MAML (full adaptation)", "97.3% ±\u00a00.5%", "92.2%", "0.90 ±\u00a00.01",
+                     "45.0% (12.0%)"]
     readouts = pd.DataFrame({"part": ["rate_grid"] * 4 + ["readouts"],
                              "test_inner_lr": [-0.1, -0.1, 0.1, 0.1, 0.1],
                              "accuracy": [0.2, 0.4, 0.9, 1.0, 0.0]})
     assert latent.rate_grid_accuracy(readouts).to_dict() == pytest.approx({-0.1: 0.3, 0.1: 0.95})
+
+
+def test_kappa_is_scikit_learns_per_task_one_for_identical_and_nan_where_chance_agrees_fully():
+    from sklearn.metrics import cohen_kappa_score
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 5, (40, 25)), rng.integers(0, 5, (40, 25))
+    b[:20] = np.where(rng.random((20, 25)) < 0.8, a[:20], b[:20])  # half the tasks mostly agree
+    expected = [cohen_kappa_score(x, y) for x, y in zip(a, b)]
+    np.testing.assert_allclose(latent.cohen_kappa(a, b), expected, rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(latent.cohen_kappa(a, a), 1.0)
+    constant = np.zeros((1, 25), dtype=int)
+    assert np.isnan(latent.cohen_kappa(constant, constant)[0])
+
+
+def test_error_overlap_counts_shared_errors_and_their_number_under_independence():
+    truth = np.zeros((2, 10), dtype=int)
+    reference = truth.copy()
+    reference[:, :4] = 1  # MAML wrong on the first 4 queries of each task
+    predicted = truth.copy()
+    predicted[0, :2] = 1          # task 0: 2 errors, both where MAML errs
+    predicted[1, [0, 5, 6]] = 2   # task 1: 3 errors, 1 where MAML errs
+    rows = latent._rows("readouts", "proto_unadapted", 0.1, np.arange(2), predicted, truth, reference)
+    assert rows.errors.tolist() == [2, 3] and rows.shared_errors.tolist() == [2, 1]
+    assert rows.independent_shared_errors.tolist() == pytest.approx([2 * 0.4, 3 * 0.4])
+    summary = summarize(rows.assign(model="trained")).iloc[0]
+    assert summary.error_overlap == pytest.approx(3 / 5) and summary.independent_overlap == pytest.approx(0.4)
+    # A readout with no errors has no overlap to report.
+    perfect = latent._rows("readouts", "logreg", 0.1, np.arange(2), truth, truth, reference)
+    assert np.isnan(summarize(perfect.assign(model="trained")).iloc[0].error_overlap)

@@ -21,7 +21,7 @@ LAYERS = [
     {"evaluate", "penalty", "prototypes", "softmax_regression", "linreg", "checkpoint"},
     {"train", "latent"},
     {"runs", "findings", "population", "fewtask", "learned_signs"},
-    {"sign_pattern", "convergence"},
+    {"sign_pattern", "convergence", "agreement"},
     {"plots", "tiers"},
     {"pipeline"},
     {"cli", "__main__", "__init__"},

@@ -44,6 +44,11 @@ def test_the_untrained_baseline_is_analysed_once_per_initial_network(tmp_path, g
     assert len(list((root / "untrained").iterdir())) == 1
     analyze_run(load_run(root / "lr0.4-seed1", glyphs))
     assert analysed[3:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 2
+    # An analysis that computes more (a newer version) does not read an older baseline.
+    monkeypatch.setattr(runs, "ANALYSIS_VERSION", runs.ANALYSIS_VERSION + 1)
+    analyze_run(load_run(root / "lr0.4-seed1", glyphs), write=False)
+    assert analysed[5:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 3
+    monkeypatch.setattr(runs, "ANALYSIS_VERSION", runs.ANALYSIS_VERSION - 1)
     # Each run carries its own rate's rows of the shared baseline, as if analysed alone.
     for readouts, rate in ((first, -0.1), (second, 0.4)):
         untrained = readouts[readouts.model == "untrained"]
