@@ -94,6 +94,28 @@ def with_interval(frame: pd.DataFrame, column: str, ci: str, digits: int | None 
     return frame.assign(**{column: values}).drop(columns=ci)
 
 
+# A figure or table with nothing to show in a build (a tier that trains none of its
+# networks) is glued with the reason beside it, under its own name with this suffix; the
+# book's page finisher (mamllib.pipeline.pages) makes the reason its caption.
+NOT_DRAWN = "__not_drawn"
+
+
+def glue_table(name: str, frame: pd.DataFrame, decimals: int = PERCENT_DECIMALS,
+               empty_because: str = "") -> Styler:
+    """:func:`table` of ``frame``, shown in the notebook and glued as ``name`` for the book,
+    where a Markdown cell's ``{glue:figure}`` with a ``:name:`` starting ``tbl-`` places it
+    as a numbered table with its caption (book/_ext/numbered_tables.py; the code cell is
+    tagged ``remove-output``, so the book shows it once). An empty table keeps its place
+    and number, and ``empty_because`` becomes its caption."""
+    from myst_nb import glue
+
+    styled = table(frame, decimals)
+    glue(name, styled)
+    if frame.empty and empty_because:
+        glue(name + NOT_DRAWN, empty_because, display=False)
+    return styled
+
+
 # Parameter tensors as a reader names them (the network's blocks counted from 1).
 TENSOR_KIND_LABELS = {"weight": "weight", "bias": "bias", "conv_weight": "weight", "conv_bias": "bias",
                       "bn_weight": "batch-norm scale", "bn_bias": "batch-norm shift"}

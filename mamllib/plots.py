@@ -26,7 +26,7 @@ import seaborn as sns
 from sklearn.decomposition import PCA
 
 from mamllib.findings import fixed_rate_rows
-from mamllib.formats import READOUT_LABELS, block_label, tensor_label, tensor_parts
+from mamllib.formats import NOT_DRAWN, READOUT_LABELS, block_label, tensor_label, tensor_parts
 from mamllib.latent import task_embedding
 from mamllib.stats import interval_table
 
@@ -283,9 +283,6 @@ def learned_rate_panels(trajectories: dict[str, dict]) -> plt.Figure:
 
 
 _NOT_DRAWN = "not drawn: "  # the label of a message figure, before its message
-# The glue name of a message figure's reason: its own name with this suffix (the book's
-# page finisher, mamllib.pipeline.pages, reads it; plots sits below the pipeline).
-NOT_DRAWN = "__not_drawn"
 
 
 def message_figure(message: str) -> plt.Figure:

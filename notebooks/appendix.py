@@ -31,22 +31,58 @@ from mamllib.pipeline import provenance
 from mamllib.pipeline.paths import work_in_book_root
 
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
-formats.table(provenance.package_versions())
-
-# %%
-formats.table(provenance.machine())
 
 # %% [markdown]
+# ## Software and machine
+#
+# {numref}`tbl-packages` gives the versions of the packages the numbers depend on and
+# {numref}`tbl-machine` the machine that computed them.
+
+# %% tags=["remove-output"]
+formats.glue_table("packages_table", provenance.package_versions())
+formats.glue_table("machine_table", provenance.machine())
+
+# %% [markdown]
+# ```{glue:figure} packages_table
+# :name: tbl-packages
+#
+# The packages the numbers depend on, at the versions of this build.
+# ```
+#
+# ```{glue:figure} machine_table
+# :name: tbl-machine
+#
+# The machine that built this book: Python, platform, processor, cores, torch threads
+# and GPU.
+# ```
+#
 # ## Runs
 #
 # A run trained in a population (several settings as one batched computation) is
-# charged its share of the population's wall time.
+# charged its share of the population's wall time ({numref}`tbl-runs`).
 
-# %%
-formats.table(provenance.runs_table(runs_root, profile))
+# %% tags=["remove-output"]
+formats.glue_table("runs_table", provenance.runs_table(runs_root, profile))
 
 # %% [markdown]
+# ```{glue:figure} runs_table
+# :name: tbl-runs
+#
+# Every run in this profile's runs folder: its folder, configuration hash, status,
+# iterations, wall time of training and test, meta-test accuracy and device.
+# ```
+#
 # ## Stages: the training and the executed notebooks
+#
+# {numref}`tbl-stages` gives the wall time of every stage of this build.
 
-# %%
-formats.table(provenance.executions_table(record))
+# %% tags=["remove-output"]
+formats.glue_table("stages_table", provenance.executions_table(record))
+
+# %% [markdown]
+# ```{glue:figure} stages_table
+# :name: tbl-stages
+#
+# The stages of this build (the training of the runs and each executed notebook), with
+# their status and wall time.
+# ```

@@ -65,11 +65,19 @@ plots.glue_figure("pool_accuracy", plots.pool_curves(tables, "meta-test accuracy
 # Meta-test accuracy of this pool's networks against their training rate, one panel per
 # view (from the top: MAML at the fixed test rate, MAML at its best test rate of either
 # sign, the un-adapted prototypes), mean over seeds and test tasks with 95% bands over both; the
-# dotted line is chance.
+# dotted line is chance. {numref}`tbl-pool-accuracy-{page}` gives the same numbers.
 # ```
 
-# %%
-formats.table(fewtask.percent_table(tables))
+# %% tags=["remove-output"]
+formats.glue_table("pool_accuracy_table", fewtask.percent_table(tables))
+
+# %% [markdown]
+# ```{glue:figure} pool_accuracy_table
+# :name: tbl-pool-accuracy-{page}
+#
+# Meta-test accuracy (%) of this pool's networks per training rate in each view, mean over
+# seeds and test tasks ± the half-width of its 95% interval over both.
+# ```
 
 # %% [markdown]
 # ## Overfitting the pool
@@ -100,16 +108,24 @@ glue("own_rate_fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile)
 #
 # {glue:text}`own_rate_fit_text`
 
-# %%
-formats.table(fewtask.gap_percent_table(gap))
+# %% tags=["remove-output"]
+formats.glue_table("pool_overfitting_table", fewtask.gap_percent_table(gap))
+
+# %% [markdown]
+# ```{glue:figure} pool_overfitting_table
+# :name: tbl-pool-overfitting-{page}
+#
+# Accuracy on the meta-training tasks and on the meta-test tasks at the fixed test rate,
+# mean over seeds, and their gap in percentage points.
+# ```
 
 # %% [markdown]
 # ## Where each network stopped
 #
 # Training ends after a set number of validations in a row (the patience) without a better validation
 # accuracy (or at the cap), and keeps the parameters of the best one; the setup above
-# gives both numbers. The table gives the step each seed kept, and how many seeds ran to
-# the cap instead of stopping early.
+# gives both numbers. {numref}`tbl-pool-stopping-{page}` gives the step each seed kept,
+# and how many seeds ran to the cap instead of stopping early.
 
 # %%
 stopping = fewtask.stopping_table(frame)
@@ -118,8 +134,16 @@ glue("stopping_text", fewtask.stopping_text(frame, configs[0]), display=False)
 # %% [markdown]
 # {glue:text}`stopping_text`
 
-# %%
-formats.table(stopping)
+# %% tags=["remove-output"]
+formats.glue_table("pool_stopping_table", stopping)
+
+# %% [markdown]
+# ```{glue:figure} pool_stopping_table
+# :name: tbl-pool-stopping-{page}
+#
+# Where each network stopped: the step whose parameters each seed kept, and how many
+# seeds ran to the step cap instead of stopping early.
+# ```
 
 # %% [markdown]
 # ## Does a negative training rate win with this pool?
@@ -140,7 +164,18 @@ glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=
 # * {glue:text}`verdict_best`
 # * {glue:text}`verdict_prototypes`
 #
-# {glue:text}`own_rate_text` The table gives each view's comparison.
+# {glue:text}`own_rate_text` {numref}`tbl-pool-verdict-{page}` gives each view's
+# comparison.
 
-# %%
-formats.table(fewtask.comparison_percent_table(comparisons))
+# %% tags=["remove-output"]
+formats.glue_table("pool_verdict_table", fewtask.comparison_percent_table(comparisons))
+
+# %% [markdown]
+# ```{glue:figure} pool_verdict_table
+# :name: tbl-pool-verdict-{page}
+#
+# The best negative training rate against the best non-negative one in each view, both
+# chosen on the validation tasks: their paired difference on the test tasks in percentage
+# points, ± the half-width of its interval (simultaneous over the experiment's pool sizes),
+# the seeds it rests on, and the verdict.
+# ```

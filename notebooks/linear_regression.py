@@ -114,14 +114,23 @@ glue("linreg_curvature_at_best", float(best_row["|alpha_t| lambda_max(H_s)"]), d
 #
 # {glue:text}`linreg_mechanism_text`
 #
-# {glue:text}`linreg_adaptation_rate_text` The table lists, per training rate, the
-# distance of the meta-parameters, the meta-test loss, the rate times the largest
-# eigenvalue of the support Hessian, and the best test-time rate $\alpha_r$ for those
-# meta-parameters.
+# {glue:text}`linreg_adaptation_rate_text` {numref}`tbl-linear-mechanism` gives the
+# numbers.
 
-# %%
+# %% tags=["remove-output"]
 shown = ["alpha_t", "|omega|^2", "|omega|^2 ci95", "loss", "|alpha_t| lambda_max(H_s)", "best alpha_r"]
-formats.table(formats.with_interval(mechanism[shown], "|omega|^2", "|omega|^2 ci95", digits=3), decimals=3)
+mechanism_shown = formats.with_interval(mechanism[shown], "|omega|^2", "|omega|^2 ci95", digits=3)
+formats.glue_table("linear_mechanism_table", mechanism_shown, decimals=3)
+
+# %% [markdown]
+# ```{glue:figure} linear_mechanism_table
+# :name: tbl-linear-mechanism
+#
+# Per training rate $\alpha_t$: the squared distance of the meta-parameters from the mean
+# task weights (± the half-width of its 95% interval over meta-trainings), the meta-test
+# loss, the rate times the largest eigenvalue of the support Hessian $H_s$, and the best
+# test-time rate $\alpha_r$ for those meta-parameters.
+# ```
 
 # %% [markdown]
 # ## An underparameterized contrast
@@ -131,8 +140,8 @@ formats.table(formats.with_interval(mechanism[shown], "|omega|^2", "|omega|^2 ci
 # meta-loss is minimised by $\omega = w_0$ for *every* $\alpha_t$ (its population
 # value is $\tfrac12(\sigma^2 + h_t(|\omega - w_0|^2 + \nu^2) + \dots)$ with
 # $h_t > 0$). The training rate then only changes how noisy the estimate of $\omega$
-# is, and its effect vanishes as $m \to \infty$. The table below measures, for several
-# $m$, how much the best training rate gains over $\alpha_t = 0$; nothing says the gain
+# is, and its effect vanishes as $m \to \infty$. {numref}`tbl-linear-task-count` measures,
+# for several $m$, how much the best training rate gains over $\alpha_t = 0$; nothing says the gain
 # falls monotonically on the way.
 
 # %% tags=["remove-output"]
@@ -159,11 +168,21 @@ glue("linreg_effect_text", findings.training_rate_effect_text(effects, runs_unde
 # ```
 #
 # With $m$ = {glue:text}`linreg_m_under` the best training rate is
-# {glue:text}`linreg_best_alpha_t_under:g`. {glue:text}`linreg_effect_text` The table
-# gives the gain of the best training rate over $\alpha_t = 0$ per task count.
+# {glue:text}`linreg_best_alpha_t_under:g`. {glue:text}`linreg_effect_text`
 
-# %%
-formats.table(formats.with_interval(effects, "relative gain", "gain ci95"), decimals=3)
+# %% tags=["remove-output"]
+formats.glue_table("linear_task_count_table", formats.with_interval(effects, "relative gain", "gain ci95"),
+                   decimals=3)
+
+# %% [markdown]
+# ```{glue:figure} linear_task_count_table
+# :name: tbl-linear-task-count
+#
+# Per number of training tasks $m$ (and query points per parameter, $m n_v / p$): the
+# best training rate, the meta-test loss at $\alpha_t = 0$ and at the best rate, and the
+# relative gain of the best rate over $\alpha_t = 0$ (± the half-width of its paired 95%
+# interval over meta-trainings).
+# ```
 
 # %% [markdown]
 # (linreg-figure-3)=

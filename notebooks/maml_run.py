@@ -85,12 +85,8 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # %% [markdown]
 # ## Meta-test accuracy and the readouts
 #
-# Every readout scores the same fixed test tasks; "agrees with MAML" is the share of
-# queries on which the readout predicts what the adapted MAML predicts, Cohen's κ the same
-# agreement with what chance gives discounted (1: the same predictions, 0: chance), and
-# the last column the share of the readout's errors that MAML makes too, with that share
-# if the two erred independently within each task in brackets. A run that diverged has no
-# trained model, so nothing to read out.
+# Every readout scores the same fixed test tasks. A run that diverged has no trained
+# model, so nothing to read out.
 
 # %%
 run, readouts, relations = page_analysis(metrics, run_dir, dataset)  # a current analysis is reused
@@ -101,11 +97,23 @@ glue("score_text", findings.score_text(metrics), display=False)
 glue("rate_grid_text", findings.rate_grid_text(latent.rate_grid_accuracy(readouts)), display=False)
 
 # %% [markdown]
-# {glue:text}`score_text` The table gives each readout's accuracy and how it relates to
-# MAML's predictions, with 95% intervals over the test tasks. {glue:text}`rate_grid_text`
+# {glue:text}`score_text` {numref}`tbl-readouts-{page}` gives each readout's accuracy
+# and how it relates to MAML's predictions. {glue:text}`rate_grid_text`
 
-# %%
-formats.table(latent.percent_table(summary))
+# %% tags=["remove-output"]
+formats.glue_table("readouts_table", latent.percent_table(summary))
+
+# %% [markdown]
+# ```{glue:figure} readouts_table
+# :name: tbl-readouts-{page}
+#
+# Meta-test accuracy of each readout of this setting's trained network and of its
+# untrained initialisation, with 95% intervals over the test tasks. "Agrees with MAML" is
+# the share of queries on which the readout predicts what the adapted MAML predicts;
+# Cohen's κ is that agreement with what chance gives discounted (1: the same predictions,
+# 0: chance); the last column is the share of the readout's errors that MAML makes too,
+# with that share if the two erred independently within each task in brackets.
+# ```
 
 # %% [markdown]
 # ## Features of one meta-test task

@@ -42,7 +42,6 @@ sweep_learned = True
 
 # %%
 import numpy as np
-from IPython.display import display
 from myst_nb import glue
 
 from mamllib import convergence, fewtask, formats, learned_signs, plots, sign_pattern, tiers
@@ -156,10 +155,21 @@ glue("pools_compared", numbers["pools"], display=False)
 # * {glue:text}`verdict_best`
 # * {glue:text}`verdict_prototypes`
 #
-# {glue:text}`own_rate_text` The table gives each view's comparison per pool size.
+# {glue:text}`own_rate_text` {numref}`tbl-verdict` gives each view's comparison per pool
+# size.
 
-# %%
-formats.table(fewtask.comparison_percent_table(comparisons))
+# %% tags=["remove-output"]
+formats.glue_table("verdict_table", fewtask.comparison_percent_table(comparisons))
+
+# %% [markdown]
+# ```{glue:figure} verdict_table
+# :name: tbl-verdict
+#
+# The best negative training rate against the best non-negative one in each view and
+# pool size, both chosen on the validation tasks: their paired difference on the test
+# tasks in percentage points, ± the half-width of its interval (simultaneous over the
+# pool sizes), the seeds it rests on, and the verdict.
+# ```
 
 # %% [markdown]
 # ## Fresh tasks: the main sweep at a fixed budget and at convergence
@@ -260,10 +270,20 @@ gap = fewtask.overfitting_table(frame)
 glue("fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile), display=False)
 
 # %% [markdown]
-# {glue:text}`fit_text` The table gives the accuracies on both sets of tasks and their gap.
+# {glue:text}`fit_text` {numref}`tbl-overfitting` gives the accuracies on both sets of
+# tasks and their gap.
 
-# %%
-formats.table(fewtask.gap_percent_table(gap))
+# %% tags=["remove-output"]
+formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap))
+
+# %% [markdown]
+# ```{glue:figure} overfitting_table
+# :name: tbl-overfitting
+#
+# Per pool size and training rate: accuracy on the meta-training tasks and on the
+# meta-test tasks at the fixed test rate, mean over seeds, and their gap in percentage
+# points.
+# ```
 
 # %% [markdown]
 # ## Where training stopped
@@ -273,10 +293,18 @@ stopping = fewtask.stopping_table(frame)
 glue("stopping_text", fewtask.stopping_text(frame, configs[0]), display=False)
 
 # %% [markdown]
-# {glue:text}`stopping_text`
+# {glue:text}`stopping_text` {numref}`tbl-stopping` gives the step each network kept.
 
-# %%
-formats.table(stopping)
+# %% tags=["remove-output"]
+formats.glue_table("stopping_table", stopping)
+
+# %% [markdown]
+# ```{glue:figure} stopping_table
+# :name: tbl-stopping
+#
+# Per pool size and training rate: the step whose parameters each seed kept, and how
+# many seeds ran to the step cap instead of stopping early.
+# ```
 
 # %% [markdown]
 # ## Negative rates a network chooses itself
@@ -335,9 +363,17 @@ if not built.pattern_seeds:
                     "the learned network's gain is not tested in this build.")
 glue("pattern_text", pattern_text, display=False)
 
-# %% [markdown]
-# {glue:text}`pattern_text`
+# %% tags=["remove-output"]
+formats.glue_table("pattern_table", sign_pattern.percent_table(sign_pattern.comparison_table(comparison)),
+                   empty_because="no seed has every network of the sign-pattern test trained")
 
-# %%
-if not comparison.empty:
-    display(formats.table(sign_pattern.percent_table(sign_pattern.comparison_table(comparison))))
+# %% [markdown]
+# {glue:text}`pattern_text` {numref}`tbl-sign-pattern` gives the numbers.
+#
+# ```{glue:figure} pattern_table
+# :name: tbl-sign-pattern
+#
+# Each network of the sign-pattern test: its meta-test accuracy (%) and its difference
+# from the best single fixed rate in percentage points, each ± the half-width of its 95%
+# interval over seeds and tasks, and the seeds it rests on.
+# ```

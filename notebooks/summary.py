@@ -27,7 +27,8 @@ sweep_status = "book/generated/executions.json"  # written by the sweep: one ent
 fingerprint = ""  # changes when any run changed, so the report re-executes this summary
 
 # %%
-from IPython.display import HTML, display
+import pandas as pd
+from IPython.display import HTML
 from myst_nb import glue
 
 from mamllib import agreement, findings, formats, plots
@@ -102,14 +103,33 @@ glue("trained_vs_untrained_text", versus_untrained, display=False)
 # it is adapted with: what the features and the adaptation do before any meta-training.
 # ```
 #
-# {glue:text}`trained_vs_untrained_text` The tables give the mean accuracy per rate and
-# readout, of the trained networks and then of the untrained ones (a setting that learned
-# its rates, where there is one, is marked, at the rate it started from).
+# {glue:text}`trained_vs_untrained_text` {numref}`tbl-summary-accuracy-trained` and
+# {numref}`tbl-summary-accuracy-untrained` give the numbers.
 
-# %%
+# %% tags=["remove-output"]
 accuracy = findings.readout_accuracy_table(readouts)
-for network in accuracy.index.unique("model"):  # a table each: eight columns overflow a laptop's
-    display(formats.table(accuracy.xs(network, level="model")).set_caption(f"{network} networks"))
+by_network = {network: accuracy.xs(network, level="model") for network in accuracy.index.unique("model")}
+# a table each: eight columns overflow a laptop's
+formats.glue_table("accuracy_trained_table", by_network.get("trained", pd.DataFrame()),
+                   empty_because="no trained network was read out")
+formats.glue_table("accuracy_untrained_table", by_network.get("untrained", pd.DataFrame()),
+                   empty_because="no untrained network was read out")
+
+# %% [markdown]
+# ```{glue:figure} accuracy_trained_table
+# :name: tbl-summary-accuracy-trained
+#
+# Meta-test accuracy (%) of MAML and of each readout of the trained networks, per
+# training rate, mean over the test tasks (a setting that learned its rates, where there
+# is one, is marked, at the rate it started from).
+# ```
+#
+# ```{glue:figure} accuracy_untrained_table
+# :name: tbl-summary-accuracy-untrained
+#
+# The same for the untrained networks (each run's initialisation), per rate they are
+# adapted with.
+# ```
 
 # %% [markdown]
 # ## Agreement with MAML, and the head against the prototypes
@@ -151,12 +171,21 @@ agreement_table = agreement.agreement_table(readouts)
 glue("agreement_text", agreement.agreement_text(readouts), display=False)
 
 # %% [markdown]
-# {glue:text}`agreement_text` The table gives the prototypes of the un-adapted features at
-# every fixed training rate: agreement, κ with its 95% interval, and the error overlap
-# with its value under independence in brackets.
+# {glue:text}`agreement_text` {numref}`tbl-summary-agreement` gives every fixed training
+# rate.
 
-# %%
-formats.table(agreement.percent_table(agreement_table))
+# %% tags=["remove-output"]
+formats.glue_table("agreement_table", agreement.percent_table(agreement_table))
+
+# %% [markdown]
+# ```{glue:figure} agreement_table
+# :name: tbl-summary-agreement
+#
+# The prototypes of the un-adapted features against MAML, per training rate of the
+# trained networks: agreement, Cohen's κ ± the half-width of its 95% interval, and the
+# share of the prototypes' errors that MAML makes too, with that share if the two erred
+# independently within each task in brackets.
+# ```
 
 # %% [markdown]
 # ## Representation change: CKA before versus after adaptation
@@ -190,12 +219,19 @@ glue("test_rate_text", findings.describe_sign_preference(signs), display=False)
 # {glue:text}`n_test_tasks` test tasks.
 # ```
 #
-# {glue:text}`test_rate_text` The table gives, per training rate, the best negative and
-# the best positive test rate of the grid and the paired difference of their accuracies in
-# percentage points, with its 95% interval over the test tasks.
+# {glue:text}`test_rate_text` {numref}`tbl-summary-test-sign` gives the numbers.
 
-# %%
-formats.table(findings.sign_preference_table(signs))
+# %% tags=["remove-output"]
+formats.glue_table("test_sign_table", findings.sign_preference_table(signs))
+
+# %% [markdown]
+# ```{glue:figure} test_sign_table
+# :name: tbl-summary-test-sign
+#
+# Per training rate: the best negative and the best positive test rate of the grid, and
+# the paired difference of their accuracies in percentage points ± the half-width of its
+# 95% interval over the test tasks.
+# ```
 
 # %% [markdown]
 # (summary-penalty)=
@@ -254,9 +290,17 @@ glue("proto_adapted_gap_text", findings.describe_gap(findings.readout_gap(readou
                                                      "the prototypes of the adapted features"), display=False)
 
 # %% [markdown]
-# {glue:text}`proto_gap_text` {glue:text}`proto_adapted_gap_text` The table gives MAML's
-# and the un-adapted prototypes' accuracy per fixed training rate, and their paired gap
-# in percentage points with its 95% interval over the test tasks.
+# {glue:text}`proto_gap_text` {glue:text}`proto_adapted_gap_text` {numref}`tbl-summary-gap`
+# gives the gap at every fixed training rate.
 
-# %%
-formats.table(findings.gap_table(readouts))
+# %% tags=["remove-output"]
+formats.glue_table("gap_table", findings.gap_table(readouts))
+
+# %% [markdown]
+# ```{glue:figure} gap_table
+# :name: tbl-summary-gap
+#
+# MAML's and the un-adapted prototypes' meta-test accuracy (%) per fixed training rate,
+# and their paired gap in percentage points ± the half-width of its 95% interval over the
+# test tasks.
+# ```

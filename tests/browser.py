@@ -42,6 +42,7 @@ class PageCheck:
     cut_equations: int = 0  # ... of which neither scroll nor wrap: their right side is cut off
     bold_pasted: int = 0  # glued numbers and sentences set in bold, unlike the prose around them
     wide_tables: int = 0  # tables wider than the text column (they scroll sideways)
+    page_overflow_px: int = 0  # how far the page is wider than the window (it scrolls sideways)
     smallest_text_px: float = 0.0  # the smallest font size of the page's own visible text
     figure_scales: list[float] = field(default_factory=list)  # each SVG figure's shown / own width
     screenshot: str = ""
@@ -124,6 +125,8 @@ def check_pages(html_dir: Path, pages: list[str], screenshots: Path, wait_s: flo
                     "const column = document.querySelector('article section').clientWidth;"
                     "return [...document.querySelectorAll('article table')]"
                     "  .filter(t => t.getBoundingClientRect().width > column + 1).length;")
+                result.page_overflow_px = driver.execute_script(
+                    "return document.documentElement.scrollWidth - document.documentElement.clientWidth;")
                 images = driver.execute_script(
                     "return Array.from(document.images).map(i => [i.src, i.complete && i.naturalWidth > 0]);")
                 result.images = len(images)

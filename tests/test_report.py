@@ -132,7 +132,8 @@ def test_the_report_renders_offline_in_a_browser(smoke_report, tmp_path):
     phone = check_pages(root / "book" / "_build" / "html", pages, tmp_path, width=420)
     assert all(check.wide_equations == 0 for check in [*checks.values(), *phone])
     assert all(check.broken_images == 0 for check in phone)
-    assert all(check.wide_tables == 0 for check in checks.values())  # a phone may scroll them
+    assert all(check.wide_tables == 0 for check in checks.values())  # a phone may scroll them, ...
+    assert all(check.page_overflow_px == 0 for check in phone), phone  # ... but not the whole page
     # A figure's smallest text, shown at the figure's scale, is no smaller than the page's.
     for check in [*checks.values(), *phone]:
         for scale in check.figure_scales:
@@ -157,6 +158,25 @@ def test_every_figure_is_numbered_and_captioned(smoke_report):
         assert "<img" not in re.sub(r"<figure.*?</figure>", "", body, flags=re.S), page.name
         figures += len(found)
     assert figures >= 15
+
+
+def test_every_table_is_numbered_as_a_table_and_captioned(smoke_report):
+    """Results tables count in their own sequence ("Table 3"), apart from the figures, and
+    the text refers to them by that number (book/_ext/numbered_tables.py)."""
+    tables = 0
+    for page in _pages(smoke_report):
+        text = page.read_text()
+        body = text[text.index('<article class="bd-article"'):]
+        figures = re.findall(r"<figure.*?</figure>", body, flags=re.S)
+        numbered = [f for f in figures if "<table" in f]
+        assert all(re.search(r'class="caption-number">Table \d+', f) for f in numbered), page.name
+        assert "<table" not in re.sub(r"<figure.*?</figure>", "", body, flags=re.S), page.name
+        assert "Fig. " not in "".join(numbered), page.name
+        # every reference to a table reads "Table N" and leads to it
+        for target in re.findall(r'href="#(tbl-[\w-]+)"', body):
+            assert f'id="{target}"' in body, (page.name, target)
+        tables += len(numbered)
+    assert tables >= 10
 
 
 def test_each_generated_page_ends_with_its_source_and_the_command_that_reruns_it(smoke_report):

@@ -118,11 +118,7 @@ def test_a_finished_page_owns_its_labels_keeps_tracebacks_and_says_how_to_rerun_
 def test_a_figure_with_nothing_to_draw_keeps_its_number_and_says_why_in_its_caption(tmp_path):
     import json
 
-    from mamllib import plots
-    from mamllib.pipeline import pages
     from mamllib.pipeline.pages import finish_page
-
-    assert plots.NOT_DRAWN == pages.NOT_DRAWN  # what the figures glue is what the pages read
 
     record = "application/papermill.record/text/plain"
     glued = [{"output_type": "display_data", "data": {record: repr("this tier trains no such network")},

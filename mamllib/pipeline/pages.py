@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from mamllib.files import atomic_write_bytes
+from mamllib.formats import NOT_DRAWN
 
 
 def retitle(notebook: dict[str, Any], title: str) -> None:
@@ -48,13 +49,10 @@ def own_labels(notebook: dict[str, Any], page: str) -> None:
             cell["source"] = "".join(cell["source"]).replace(PAGE_SLOT, page)
 
 
-# A figure with nothing to draw in a build (a tier that trains none of its networks) is
-# glued with the reason beside it, under its own name with this suffix.
-NOT_DRAWN = "__not_drawn"
 
 
 def caption_not_drawn(notebook: dict[str, Any]) -> None:
-    """A figure that has nothing to draw keeps its place and number (the text refers to
+    """A figure or table that has nothing to show keeps its place and number (the text refers to
     it), and its caption says why instead of describing lines it lacks."""
     reasons = {}
     for cell in notebook["cells"]:
