@@ -30,7 +30,7 @@ from mamllib import formats
 from mamllib.pipeline import provenance
 from mamllib.pipeline.paths import work_in_book_root
 
-work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
+book_root = work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
 
 # %% [markdown]
 # ## Software and machine

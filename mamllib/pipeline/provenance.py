@@ -46,7 +46,8 @@ def runs_table(runs_root: str | Path, profile: str) -> pd.DataFrame:
         rows.append({"run": metrics_path.parent.name, "config hash": metrics["config_hash"],
                      "status": metrics["status"], "iterations": metrics["iterations_done"],
                      "training + test wall time (s)": round(metrics["wall_time_s"], 1),
-                     "meta-test accuracy": test.get("accuracy"),
+                     # in percent, as the book writes an accuracy (a diverged run has none)
+                     "meta-test accuracy (%)": 100 * test["accuracy"] if "accuracy" in test else None,
                      "device": metrics["environment"].get("device", metrics["environment"]["machine"]),
                      "_order": rate_order(config)})
     table = pd.DataFrame(rows)
