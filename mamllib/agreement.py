@@ -77,10 +77,7 @@ def agreement_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = N
         text += " They make no error there, so no error is shared."
     else:
         text += (f" Of the queries they get wrong, MAML gets {percent(row.error_overlap)} wrong too, against "
-                 f"{percent(row.independent_overlap)} if the two erred independently within each task")
-        if row.independent_overlap > 0:
-            text += f" ({row.error_overlap / row.independent_overlap:.1f} times as often)"
-        text += "."
+                 f"{percent(row.independent_overlap)} if the two erred independently within each task.")
     kappas = table["kappa"].dropna()
     if len(kappas) > 1:
         low, high = kappas.idxmin(), kappas.idxmax()

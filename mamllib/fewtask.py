@@ -465,10 +465,10 @@ def setup_text(config: Config, grid: Plan) -> str:
             f"meta-batches of {config.meta_batch}, one inner step; pools of {pools_text(grid.pools)} "
             f"(each seed draws its own pool{fresh}); "
             f"training rates {rate_list(grid.rates)}; "
-            f"seeds {rate_list(grid.seeds)}. Each network trains until {_no_better(config.patience)} "
-            f"(a validation every {config.val_every} steps, on {config.val_tasks} tasks) "
-            f"no better accuracy{watched}, at most "
-            f"{config.iterations} steps, and keeps the parameters of its best validation.")
+            f"seeds {rate_list(grid.seeds)}. Each network is validated every {config.val_every} steps on "
+            f"{config.val_tasks} tasks and trains until {_no_better(config.patience)} no better "
+            f"accuracy{watched}, at most {config.iterations} steps, and keeps the parameters of its best "
+            "validation.")
 
 
 def _no_better(patience: int) -> str:

@@ -120,12 +120,14 @@ def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
     above, below = gaps["gap"] - gaps["ci95"] > 0, gaps["gap"] + gaps["ci95"] < 0
     parts = []
     for label, joiner, mask in (("higher", "than", above), ("lower", "than", below),
-                                ("within the 95% CI of the paired difference", "with", ~above & ~below)):
+                                ("no differently", "from", ~above & ~below)):
         if mask.any():  # the first part names the reference and says what the numbers are
             rates = gaps.index[mask]
             lead = (f" {joiner} {reference} at training rate{'s' if len(rates) > 1 else ''}" if not parts
                     else " at")
-            parts.append(f"{label}{lead} {rate_list(rates)}")
+            unresolved = (" (the 95% interval of the paired difference includes zero)"
+                          if label == "no differently" else "")
+            parts.append(f"{label}{lead} {rate_list(rates)}{unresolved}")
     return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
 
 

@@ -274,11 +274,15 @@ def summarize(readouts: pd.DataFrame, by: Sequence[str] = ("model", "readout")) 
 
 def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
     """:func:`summarize` for a page: each network's readouts by name, accuracy with its
-    95% interval over tasks and agreement with MAML, in the book's percent format."""
+    95% interval over tasks and agreement with MAML, in the book's percent format. MAML's
+    own row leaves its relations to itself blank."""
+    summary = summary.copy()
+    itself = summary["readout"] == "maml"
+    summary.loc[itself, ["agreement", "kappa", "kappa_ci95", "error_overlap"]] = float("nan")
     return pd.DataFrame({
         "network": summary["model"], "readout": summary["readout"].map(lambda r: READOUT_LABELS.get(r, r)),
         "meta-test accuracy (95% interval)": list(map(percent, summary["accuracy"], summary["ci95"])),
-        "agrees with MAML": summary["agreement"].map(percent),
+        "agrees with MAML": summary["agreement"].map(lambda a: "–" if pd.isna(a) else percent(a)),
         KAPPA_HEADER: list(map(kappa, summary["kappa"], summary["kappa_ci95"])),
         OVERLAP_HEADER: list(map(error_overlap, summary["error_overlap"], summary["independent_overlap"]))})
 

@@ -182,8 +182,8 @@ def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_fir
 
 
 @pytest.mark.parametrize("name, rule", [
-    ("quick", "until 4 validations in a row bring (a validation every 50 steps, on"),
-    ("smoke", "until a validation brings (a validation every 2 steps, on")])
+    ("quick", "validated every 50 steps on 100 tasks and trains until 4 validations in a row bring no "),
+    ("smoke", "validated every 2 steps on 4 tasks and trains until a validation brings no better")])
 def test_the_setup_states_the_stopping_rule_as_a_sentence_at_any_patience(name, rule):
     grid = fewtask.Plan(pools=(4, 0), rates=(-0.1, 0.1), seeds=(0, 1))
     text = fewtask.setup_text(fewtask.experiment_config(name, 4, 0.1, 0), grid)

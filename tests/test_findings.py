@@ -65,7 +65,7 @@ def test_readout_gap_pairs_tasks_and_describes_the_sign():
     assert sentence.startswith("The un-adapted prototypes") and "MAML" in sentence
     assert _rates_in(_clause(sentence, "higher")) == {"-0.4"}
     assert _rates_in(_clause(sentence, "lower")) == {"0.4"}
-    assert _rates_in(_clause(sentence, "within the 95% CI")) == {"0.1"}
+    assert _rates_in(_clause(sentence, "no differently")) == {"0.1"} and "includes zero" in sentence
 
 
 def test_headline_numbers_need_maml_and_prototype_rows():

@@ -115,12 +115,14 @@ def test_one_step_shortcut_equals_explicit_adaptation(tiny_dataset):
 
 
 def test_percent_table_and_rate_grid_accuracy():
-    summary = pd.DataFrame({"model": ["trained"], "readout": ["maml"], "accuracy": [0.97312],
-                            "ci95": [0.00512], "n": [600], "agreement": [0.9216], "kappa": [0.9012],
-                            "kappa_ci95": [0.0131], "error_overlap": [0.45], "independent_overlap": [0.12]})
-    shown = latent.percent_table(summary).iloc[0].tolist()
-    assert shown == ["trained", "MAML (full adaptation)", "97.3% ±\u00a00.5%", "92.2%", "0.90 ±\u00a00.01",
-                     "45.0% (12.0%)"]
+    summary = pd.DataFrame({"model": ["trained"] * 2, "readout": ["proto_unadapted", "maml"],
+                            "accuracy": [0.97312] * 2, "ci95": [0.00512] * 2, "n": [600] * 2,
+                            "agreement": [0.9216, 1.0], "kappa": [0.9012, 1.0], "kappa_ci95": [0.0131, 0.0],
+                            "error_overlap": [0.45, 1.0], "independent_overlap": [0.12, 0.1]})
+    shown = latent.percent_table(summary)
+    assert shown.iloc[0].tolist() == ["trained", "prototypes, un-adapted features", "97.3% ±\u00a00.5%",
+                                      "92.2%", "0.90 ±\u00a00.01", "45.0% (12.0%)"]
+    assert shown.iloc[1].tolist()[3:] == ["–", "–", "–"]  # MAML against itself says nothing
     readouts = pd.DataFrame({"part": ["rate_grid"] * 4 + ["readouts"],
                              "test_inner_lr": [-0.1, -0.1, 0.1, 0.1, 0.1],
                              "accuracy": [0.2, 0.4, 0.9, 1.0, 0.0]})
