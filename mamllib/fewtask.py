@@ -431,6 +431,13 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
              if not c.empty}
     if not wins:
         return "Nothing was compared."
+    compared = pd.concat(list(comparisons.values()))
+    if compared.verdict.isin(["undecided", "too few seeds"]).all():  # "did not beat" would read as a loss
+        views = f"in all {len(wins)} views" if len(wins) > 1 else f"for {VIEWS[next(iter(wins))]}"
+        pools = set(compared.pool)
+        where = f"with {pool_label(pools.pop())}" if len(pools) == 1 else "at every pool size compared"
+        return (f"No comparison was resolved: {views}, {where}, the interval of the difference includes "
+                "zero or too few seeds were trained.")
     if not any(len(w) for w in wins.values()):
         pools = pd.concat([c.pool for c in comparisons.values()])
         views = f"in any of the {len(wins)} views" if len(wins) > 1 else f"for {VIEWS[next(iter(wins))]}"

@@ -78,14 +78,21 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
                            "best non-negative one at any pool size")
     assert fewtask.summary_numbers(comparison)["wins"] == 0
     overall = fewtask.overall_text({"best": comparison, "fixed": comparison})
-    assert overall.startswith("A negative training rate did not beat the best non-negative one at any pool "
-                              "size in any of the 2 views")
+    # Nothing resolved is said as such, not as a loss.
+    assert overall.startswith("No comparison was resolved: in all 2 views, at every pool size compared, the "
+                              "interval of the difference includes zero")
+    lost = comparison.assign(verdict="negative loses")
+    assert fewtask.overall_text({"best": lost, "fixed": comparison}).startswith(
+        "A negative training rate did not beat the best non-negative one at any pool size in any of the 2 "
+        "views")
     # With one pool size the sentence names it rather than "any pool size".
     alone = comparison[comparison.pool == 4]
     single = fewtask.verdict_text(alone, "best")
     assert "does not beat the best non-negative one with 4 tasks: " in single
     assert single.count("4 tasks") == 1  # one reason for the one pool: named once
     assert fewtask.overall_text({"best": alone}).startswith(
+        "No comparison was resolved: for MAML at the best test rate, with 4 tasks,")
+    assert fewtask.overall_text({"best": alone.assign(verdict="negative loses")}).startswith(
         "A negative training rate did not beat the best non-negative one with 4 tasks for MAML at the best "
         "test rate")
 
