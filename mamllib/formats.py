@@ -41,7 +41,8 @@ def kappa(value: float, half_width: float = float("nan")) -> str:
     half-width where there is one; a dash where kappa is undefined."""
     if pd.isna(value):
         return "–"
-    return f"{value:.2f}" + ("" if pd.isna(half_width) else f"{PLUS_MINUS}{half_width:.2f}")
+    text = f"{value:.2f}".replace("-0.00", "0.00")  # no negative zero
+    return text + ("" if pd.isna(half_width) else f"{PLUS_MINUS}{half_width:.2f}")
 
 
 def error_overlap(shared: float, independent: float) -> str:

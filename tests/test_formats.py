@@ -20,6 +20,11 @@ def test_an_interval_is_its_mean_and_half_width_in_percent_and_must_be_symmetric
         formats.interval(0.5, 0.4, 0.7)
 
 
+def test_kappa_has_two_decimals_and_no_negative_zero():
+    assert formats.kappa(0.9012, 0.0131) == "0.90 ±\u00a00.01"
+    assert formats.kappa(-0.001, 0.11) == "0.00 ±\u00a00.11" and formats.kappa(float("nan")) == "–"
+
+
 def test_rates_are_written_as_the_sweep_writes_them():
     assert [formats.rate(r) for r in (-0.01, 0.0, 0.4, 1e-3)] == ["-0.01", "0", "0.4", "0.001"]
 
