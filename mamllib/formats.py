@@ -101,6 +101,21 @@ def with_interval(frame: pd.DataFrame, column: str, ci: str, digits: int | None 
 NOT_DRAWN = "__not_drawn"
 
 
+class _Shown:
+    """A styled table as a notebook stores it: HTML for the book, and as plain text the
+    table's own values (a Styler's plain text is its memory address, which differs in
+    every run and says nothing)."""
+
+    def __init__(self, styled: Styler):
+        self.styled = styled
+
+    def _repr_html_(self) -> str:
+        return self.styled.to_html()
+
+    def __repr__(self) -> str:
+        return self.styled.data.to_string(index=False)
+
+
 def glue_table(name: str, frame: pd.DataFrame, decimals: int = PERCENT_DECIMALS,
                empty_because: str = "") -> Styler:
     """:func:`table` of ``frame``, shown in the notebook and glued as ``name`` for the book,
@@ -111,7 +126,7 @@ def glue_table(name: str, frame: pd.DataFrame, decimals: int = PERCENT_DECIMALS,
     from myst_nb import glue
 
     styled = table(frame, decimals)
-    glue(name, styled)
+    glue(name, _Shown(styled))
     if frame.empty and empty_because:
         glue(name + NOT_DRAWN, empty_because, display=False)
     return styled

@@ -20,6 +20,17 @@ def test_an_interval_is_its_mean_and_half_width_in_percent_and_must_be_symmetric
         formats.interval(0.5, 0.4, 0.7)
 
 
+def test_a_glued_table_stores_its_values_as_text_not_an_address(monkeypatch):
+    import myst_nb
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=True: glued.setdefault(name, value))
+    formats.glue_table("t", pd.DataFrame({"train_inner_lr": [-0.01], "maml": [97.34]}))
+    text = repr(glued["t"])
+    assert "0x" not in text and "97.34" in text and "training rate" in text
+    assert ">97.3<" in glued["t"]._repr_html_()
+
+
 def test_kappa_has_two_decimals_and_no_negative_zero():
     assert formats.kappa(0.9012, 0.0131) == "0.90 ±\u00a00.01"
     assert formats.kappa(-0.001, 0.11) == "0.00 ±\u00a00.11" and formats.kappa(float("nan")) == "–"
