@@ -418,10 +418,11 @@ def _span(values: list[float]) -> str:
     return f"{low:.1f}%" if round(low, 1) == round(high, 1) else f"{low:.1f}% to {high:.1f}%"
 
 
-def _anywhere(pools: Iterable[int]) -> str:
-    """Where nothing won: "at any pool size", or with a single pool, that pool ("with 4 tasks")."""
+def _anywhere(pools: Iterable[int], several: str = "at any pool size") -> str:
+    """Where a statement holds: over ``several`` pool sizes, or with a single pool, that
+    pool ("with 4 tasks")."""
     pools = set(pools)
-    return f"with {pool_label(pools.pop())}" if len(pools) == 1 else "at any pool size"
+    return f"with {pool_label(pools.pop())}" if len(pools) == 1 else several
 
 
 def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
@@ -434,14 +435,13 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
     compared = pd.concat(list(comparisons.values()))
     if compared.verdict.isin(["undecided", "too few seeds"]).all():  # "did not beat" would read as a loss
         views = f"in all {len(wins)} views" if len(wins) > 1 else f"for {VIEWS[next(iter(wins))]}"
-        pools = set(compared.pool)
-        where = f"with {pool_label(pools.pop())}" if len(pools) == 1 else "at every pool size compared"
+        where = _anywhere(compared.pool, "at every pool size compared")
         return (f"No comparison was resolved: {views}, {where}, the interval of the difference includes "
                 "zero or too few seeds were trained.")
     if not any(len(w) for w in wins.values()):
-        pools = pd.concat([c.pool for c in comparisons.values()])
         views = f"in any of the {len(wins)} views" if len(wins) > 1 else f"for {VIEWS[next(iter(wins))]}"
-        text = f"A negative training rate did not beat the best non-negative one {_anywhere(pools)} {views}"
+        text = (f"A negative training rate did not beat the best non-negative one {_anywhere(compared.pool)} "
+                f"{views}")
     else:
         text = "A negative training rate beat the best non-negative one " + "; ".join(
             f"for {VIEWS[view]} with {pools_text(w.pool)}" for view, w in wins.items() if len(w))
