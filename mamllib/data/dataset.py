@@ -107,6 +107,6 @@ class FewShotDataset:
 
     def describe(self) -> str:
         """One line: the classes and instances of each split."""
-        parts = [f"{s} {sp.n_classes} classes x {sp.n_instances}" for s, sp in self.splits.items()]
-        shape = f"{self.channels}x{self.image_size}x{self.image_size}"
+        parts = [f"{s} {sp.n_classes} classes × {sp.n_instances}" for s, sp in self.splits.items()]
+        shape = f"{self.channels}×{self.image_size}×{self.image_size}"
         return f"{self.name} ({shape}): " + ", ".join(parts)

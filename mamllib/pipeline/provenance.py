@@ -33,17 +33,20 @@ def machine() -> pd.DataFrame:
         "cpu cores": os.cpu_count(), "torch threads": torch.get_num_threads(),
         "CUDA": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
     }
-    return pd.Series(facts, name="value").to_frame()
+    return pd.Series(facts, name="value").rename_axis("machine").to_frame()
 
 
 def runs_table(runs_root: str | Path, profile: str) -> pd.DataFrame:
     """Every run folder of ``profile`` (objective, then learned rates last, rates in numeric
-    order, then seed): hash, status, iterations, wall time, accuracy, device."""
+    order, then seed): its setting, hash, status, iterations, wall time, accuracy, device.
+    A folder named with its hash (a run that trains differently from its profile's) is
+    shown without it: the hash has its own column."""
     rows = []
     for metrics_path in (Path(runs_root) / profile).glob("*/metrics.json"):
         metrics = json.loads(metrics_path.read_text())
         config, test = metrics["config"], metrics.get("test") or {}
-        rows.append({"run": metrics_path.parent.name, "config hash": metrics["config_hash"],
+        name = metrics_path.parent.name.removesuffix(f"-{metrics['config_hash']}")
+        rows.append({"run": name, "config hash": metrics["config_hash"],
                      "status": metrics["status"], "iterations": metrics["iterations_done"],
                      "training + test wall time (s)": round(metrics["wall_time_s"], 1),
                      # in percent, as the book writes an accuracy (a diverged run has none)
