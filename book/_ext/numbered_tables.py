@@ -7,11 +7,17 @@ figures; this transform turns each such figure into a :class:`numbered_table`, w
 Sphinx counts with the tables, so that its caption starts "Table 3" and
 ``{numref}`tbl-...``` reads "Table 3". Loaded by the book as a local Sphinx extension
 (``_config.yml``: ``sphinx.local_extensions``).
+
+A hand-written page places a table glued in a notebook with ``{glued-table}``, which
+takes the key, the notebook (``:doc:``), a ``:name:`` and the caption as its content:
+myst-nb's ``{glue:figure}`` pastes only from the page's own notebook.
 """
 
 from __future__ import annotations
 
 from docutils import nodes
+from docutils.parsers.rst import directives
+from myst_nb.ext.glue.directives import PasteAnyDirective
 from sphinx.transforms import SphinxTransform
 from sphinx.writers.html5 import HTML5Translator
 
@@ -42,9 +48,28 @@ class TablesFromFigures(SphinxTransform):
                     self.document.ids[target] = table
 
 
+class GluedTable(PasteAnyDirective):
+    """A table glued in another notebook (``:doc:``), numbered in the tables' sequence,
+    with a ``:name:`` to refer to it and its caption as the directive's content."""
+
+    has_content = True
+    option_spec = {**PasteAnyDirective.option_spec, "name": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        table = numbered_table("", *super().run())
+        self.add_name(table)
+        if self.content:
+            parsed = nodes.Element()
+            self.state.nested_parse(self.content, self.content_offset, parsed)
+            paragraph = parsed[0]
+            table += nodes.caption(paragraph.rawsource, "", *paragraph.children)
+        return [table]
+
+
 def setup(app):
     # The HTML of a figure (a <figure> with its <figcaption>) serves the table as well.
     app.add_enumerable_node(numbered_table, "table", _caption,
                             html=(HTML5Translator.visit_figure, HTML5Translator.depart_figure))
     app.add_transform(TablesFromFigures)
+    app.add_directive("glued-table", GluedTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
