@@ -18,7 +18,8 @@ from __future__ import annotations
 import pandas as pd
 
 from mamllib.findings import fixed_rate_rows, headline_numbers
-from mamllib.formats import KAPPA_HEADER, OVERLAP_HEADER, error_overlap, kappa, percent
+from mamllib.formats import (AGREEMENT_HEADER, KAPPA_HEADER, OVERLAP_HEADER, error_overlap, kappa, percent,
+                              percent_cell)
 from mamllib.stats import interval_table
 
 READOUT = "proto_unadapted"  # the readout the claim is about
@@ -47,7 +48,7 @@ def agreement_table(readouts: pd.DataFrame, readout: str = READOUT) -> pd.DataFr
 def percent_table(table: pd.DataFrame) -> pd.DataFrame:
     """:func:`agreement_table` as the page shows it."""
     return pd.DataFrame({
-        "agrees with MAML": table["agreement"].map(percent),
+        AGREEMENT_HEADER: table["agreement"].map(percent_cell),
         KAPPA_HEADER: list(map(kappa, table["kappa"], table["kappa_ci95"])),
         OVERLAP_HEADER: list(map(error_overlap, table["error_overlap"], table["independent_overlap"])),
     }, index=table.index)
@@ -69,8 +70,8 @@ def agreement_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = N
         return "No network trained at a fixed rate was read out, so agreement beyond chance is not measured."
     best = headline_numbers(readouts, readout)["best_train_rate"]
     row = table.loc[best]
-    text = (f"At the best training rate ({best:g}), the {name} agree with MAML on "
-            f"{percent(row.agreement)} of the test queries, a Cohen's κ of "
+    text = (f"At the training rate of MAML's highest mean accuracy ({best:g}), the {name} agree with MAML "
+            f"on {percent(row.agreement)} of the test queries, a Cohen's κ of "
             f"{kappa(row.kappa, row.kappa_ci95)} (1 would be the same predictions, 0 no more agreement than "
             "chance).")
     if pd.isna(row.error_overlap):

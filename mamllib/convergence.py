@@ -65,8 +65,9 @@ def budget_table(frames: dict[str, pd.DataFrame], view: str) -> pd.DataFrame:
 
 def verdict_text(frames: dict[str, pd.DataFrame]) -> str:
     """Under each budget, whether the best negative training rate beats the best non-negative
-    one (chosen on validation, compared on the test tasks, paired), in each view."""
-    sentences = []
+    one (chosen on validation, compared on the test tasks, paired), in each view. A
+    comparison on too few seeds gives no verdict, and the page says why once."""
+    sentences, too_few = [], False
     for budget, frame in frames.items():
         if frame.empty:
             continue
@@ -77,9 +78,17 @@ def verdict_text(frames: dict[str, pd.DataFrame]) -> str:
                 continue
             row = comparison.iloc[0]
             difference = interval(row.difference, row.low, row.high, signed=True)
+            too_few |= row.verdict == "too few seeds"
+            verdict = "" if row.verdict == "too few seeds" else f", {row.verdict}"
             views.append(f"{fewtask.VIEWS[view]}: {row.negative_rate:g} against {row.non_negative_rate:g}, "
-                         f"{difference} points, {row.verdict}")
+                         f"{difference} points{verdict}")
         if views:
             sentences.append(f"{LEADS[budget]}, the best negative rate against the best non-negative one "
                              f"(chosen on validation, paired on the test tasks) — " + "; ".join(views) + ".")
-    return " ".join(sentences) if sentences else "No budget has trained networks of both signs to compare."
+    if not sentences:
+        return "No budget has trained networks of both signs to compare."
+    if too_few:
+        sentences.append("A comparison without a verdict rests on fewer seeds than the "
+                         f"{fewtask.MIN_SEEDS} a verdict needs: with one seed the interval covers the test "
+                         "tasks, not the variation between networks.")
+    return " ".join(sentences)

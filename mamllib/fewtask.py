@@ -39,7 +39,7 @@ from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.evaluate import best_test_rate, rate_scores, training_tasks
 from mamllib.files import atomic_write_bytes, atomic_write_json
 from mamllib.findings import rate_list, word_list
-from mamllib.formats import interval, share
+from mamllib.formats import interval, percent_cell, share
 from mamllib.latent import prototype_predictions
 from mamllib.maml import MAML
 from mamllib.runs import load_run
@@ -210,16 +210,14 @@ def _view_rows(frame: pd.DataFrame, part: str, view: str) -> pd.DataFrame:
 
 def rate_table(frame: pd.DataFrame, view: str, part: str = "test", column: str = "accuracy") -> pd.DataFrame:
     """Per pool size and training rate: the mean over seeds and tasks, its 95% interval
-    over both (an accuracy's clipped to [0, 1], where three seeds can put it beyond), and
-    how many seeds it rests on."""
+    over both (symmetric, so with three seeds an accuracy's can reach beyond 0 or 1: a
+    figure cuts its band there), and how many seeds it rests on."""
     rows = []
     for (pool, rate), group in _view_rows(frame, part, view).groupby(["pool", "train_rate"]):
         values = _by_seed(group, column).to_numpy()
         if part == "train" and pool:  # each seed has its own pool: its tasks are not the others'
             values = np.nanmean(values, axis=1, keepdims=True)  # Student's t over the seeds' means
         mean, low, high = hierarchical_ci(values)
-        if column == "accuracy":
-            low, high = max(low, 0.0), min(high, 1.0)
         rows.append({"pool": pool, "train_rate": rate, "mean": mean, "low": low, "high": high,
                      "seeds": values.shape[0]})
     return pd.DataFrame(rows)
@@ -295,7 +293,8 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
         ("negative loses", "it does worse, with an interval below zero"),
         ("undecided", "the interval includes zero, so no difference is shown"),
         ("too few seeds", f"fewer than {MIN_SEEDS} seeds are trained for both rates, so nothing is "
-                          "concluded"))]
+                          "concluded (one seed's interval covers its test tasks, not the variation between "
+                          "networks)"))]
     reasons = [(says, pools) for says, pools in reasons if len(pools)]
     if not parts and len(reasons) == 1:  # one reason for every pool: no need to name them again
         return f"{text}: {reasons[0][0]}."
@@ -304,10 +303,12 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
 
 def overfitting_table(frame: pd.DataFrame, view: str = "fixed") -> pd.DataFrame:
     """Per pool size and training rate: accuracy on the meta-training tasks and on the test
-    tasks, and their gap (which grows as meta-training overfits its pool)."""
+    tasks, each with its interval (``train``, ``train_low``, ``train_high``; the same for
+    ``test``), and the gap of the two means (which grows as meta-training overfits its pool)."""
     keys = ["pool", "train_rate"]
-    train = rate_table(frame, view, part="train")[[*keys, "mean"]].rename(columns={"mean": "train"})
-    test = rate_table(frame, view, part="test")[[*keys, "mean"]].rename(columns={"mean": "test"})
+    train, test = (rate_table(frame, view, part=part)[[*keys, "mean", "low", "high"]]
+                   .rename(columns={"mean": name, "low": f"{name}_low", "high": f"{name}_high"})
+                   for part, name in (("train", "train"), ("test", "test")))
     both = train.merge(test, on=keys)
     return both.assign(gap=both.train - both.test)
 
@@ -345,16 +346,15 @@ def stopping_text(frame: pd.DataFrame, config: Config) -> str:
         group = runs[runs.pool == pool]
         capped = int((group.stopped_at <= 0).sum())
         first = int((group.best_iteration == config.val_every).sum())
-        said = []
+        networks = f"networks of {pool_label(pool)}"
         if capped:
-            said.append(f"{capped} ran to the cap of {config.iterations} steps (compared at the cap, not at "
-                        "convergence)")
+            parts.append(f"{share(capped, len(group), networks)} ran to the cap of {config.iterations} steps "
+                         "(compared at the cap, not at convergence)")
         if first:
             their = "its" if first == 1 else "their"
-            said.append(f"{first} kept the parameters of {their} first validation, at step "
-                        f"{config.val_every} ({their} best point may lie earlier, between validations)")
-        if said:
-            parts.append(f"of the {len(group)} networks of {pool_label(pool)}, " + " and ".join(said))
+            parts.append(f"{share(first, len(group), networks)} kept the parameters of {their} first "
+                         f"validation, at step {config.val_every} ({their} best point may lie earlier, "
+                         "between validations)")
     if not parts:
         return ("Every network stopped early, before the cap, and none kept the parameters of its first "
                 "validation.")
@@ -498,10 +498,13 @@ def percent_table(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
 
 
 def gap_percent_table(gap: pd.DataFrame) -> pd.DataFrame:
-    """:func:`overfitting_table` in %."""
-    out = _by_pool(gap.set_index(["pool", "train_rate"])[["train", "test", "gap"]].mul(100).round(1))
-    return out.rename(columns={"train": "meta-training tasks (%)", "test": "meta-test tasks (%)",
-                               "gap": "gap (points)"})
+    """:func:`overfitting_table` as table cells: each accuracy ± its interval in %, the gap
+    signed, in points (the difference of two means over different tasks: no interval)."""
+    gap = gap.set_index(["pool", "train_rate"])
+    cells = {f"{header} (%)": list(map(percent_cell, gap[part], gap[f"{part}_low"], gap[f"{part}_high"]))
+             for part, header in (("train", "meta-training tasks"), ("test", "meta-test tasks"))}
+    cells["gap (points)"] = [percent_cell(value, signed=True) for value in gap["gap"]]
+    return _by_pool(pd.DataFrame(cells, index=gap.index))
 
 
 def comparison_percent_table(comparisons: dict[str, pd.DataFrame]) -> pd.DataFrame:

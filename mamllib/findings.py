@@ -18,9 +18,9 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mamllib.formats import PLUS_MINUS, percent
+from mamllib.formats import PLUS_MINUS, percent, percent_cell
 from mamllib.penalty import faithful_up_to
-from mamllib.stats import ci95, hierarchical_ci
+from mamllib.stats import ci95, hierarchical_ci, interval_table
 
 # ---------------------------------------------------------------------------------------
 # The sweep of training rates
@@ -131,6 +131,21 @@ def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
     return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
 
 
+def gap_range_text(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
+                   reference: str = "MAML") -> str:
+    """The smallest and the largest paired gap over the fixed training rates (rows of
+    :func:`paired_gap`), each in points with its interval and its rate."""
+    if gaps.empty:
+        return ""
+    low, high = gaps["gap"].idxmin(), gaps["gap"].idxmax()
+    def at(rate: float) -> str:
+        return f"{_points(gaps.loc[rate, 'gap'], gaps.loc[rate, 'ci95'])} points at {rate:g}"
+    if low == high:
+        return f"{subject[0].upper()}{subject[1:]} minus {reference} is {at(low)}."
+    return (f"Over the fixed training rates, {subject} minus {reference} ranges from {at(low)} to "
+            f"{at(high)}.")
+
+
 def sign_preference(readouts: pd.DataFrame) -> pd.DataFrame:
     """Per nonzero fixed training rate: MAML's best negative and best positive test-time
     rate of the grid, and the paired difference (negative minus positive) with its CI."""
@@ -167,10 +182,13 @@ def describe_sign_preference(signs: pd.DataFrame) -> str:
              "of their training rate's sign" if same.any() else "",
              f"those trained at {rate_list(signs.index[opposite])} with the opposite sign"
              if opposite.any() else "",
-             f"those trained at {rate_list(signs.index[unclear])} show no clear preference (their best "
-             "negative and best positive test rates are within the 95% CI of their paired difference)"
-             if unclear.any() else ""]
-    return "Re-adapted at every rate of the grid, " + "; ".join(part for part in parts if part) + "."
+             f"those trained at {rate_list(signs.index[unclear])} show no clear preference (the 95% "
+             "interval of the paired difference between their best negative and best positive test rate "
+             "includes zero)" if unclear.any() else ""]
+    # The best rate of each sign is picked on the test tasks themselves (the few-task
+    # experiment picks on validation tasks): say so, since it flatters both sides.
+    return ("Re-adapted at every rate of the grid, with the best rate of each sign picked on these test "
+            "tasks, " + "; ".join(part for part in parts if part) + ".")
 
 
 def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str, Any]:
@@ -193,17 +211,56 @@ def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str,
 
 
 def readout_accuracy_table(readouts: pd.DataFrame) -> pd.DataFrame:
-    """Mean accuracy per network, rate and readout, as the book writes a percentage;
+    """Accuracy with its 95% interval (:func:`mamllib.stats.interval_table`: over tasks,
+    or over seeds and tasks) per network, rate and readout, as a table cell in percent;
     "learned" rows start from their rate (the learned column is left out where no setting
     learned its rates)."""
     scored = readouts[readouts["part"] == "readouts"]
-    keys = ["model", "learned_inner_lr", "train_inner_lr", "readout"]
-    table = scored.groupby(keys)["accuracy"].mean().unstack("readout").map(_percent_or_dash)
+    table = _accuracy_cells(scored, ["model", "learned_inner_lr", "train_inner_lr"])
     return table if scored["learned_inner_lr"].any() else table.droplevel("learned_inner_lr")
 
 
-def _percent_or_dash(value: float) -> str:
-    return "–" if pd.isna(value) else percent(value)
+def _accuracy_cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Per group of ``keys`` (rows) and readout (columns): accuracy ± its 95% interval as a
+    table cell in percent (:func:`mamllib.stats.interval_table`: over tasks, or over seeds
+    and tasks); a dash where a group lacks a readout."""
+    if rows.empty:
+        return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=keys) if len(keys) > 1
+                            else pd.Index([], name=keys[0]))
+    intervals = interval_table(rows, "accuracy", [*keys, "readout"]).set_index([*keys, "readout"])
+    cells = pd.Series(list(map(percent_cell, intervals["mean"], intervals["low"], intervals["high"])),
+                      index=intervals.index, dtype=object)
+    return cells.unstack("readout").fillna("–")
+
+
+def accuracy_at(readouts: pd.DataFrame, readout: str, rate: float) -> str:
+    """``37.0% ± 9.5%``: the trained networks' accuracy in ``readout`` at fixed training
+    rate ``rate``, with its 95% interval (over tasks, or over seeds and tasks)."""
+    rows = _trained_at_fixed_rates(readouts)
+    rows = rows[(rows["readout"] == readout) & (rows["train_inner_lr"] == rate)]
+    if rows.empty:
+        raise ValueError(f"no trained {readout!r} rows at training rate {rate:g}")
+    mean, low, high = interval_table(rows, "accuracy", ["readout"]).iloc[0][["mean", "low", "high"]]
+    return percent(mean, (high - low) / 2)
+
+
+def best_rate_text(readouts: pd.DataFrame) -> str:
+    """At which fixed training rate MAML's mean meta-test accuracy is highest, and whether
+    the intervals of other rates reach it (then the sweep does not single it out)."""
+    maml = _trained_at_fixed_rates(readouts)
+    maml = maml[maml["readout"] == "maml"]
+    if maml.empty:
+        return "No network trained at a fixed rate was scored."
+    table = interval_table(maml, "accuracy", ["train_inner_lr"]).set_index("train_inner_lr")
+    best = table["mean"].idxmax()
+    top = table.loc[best]
+    reach = table.index[(table["high"] >= top["low"]) & (table.index != best)]
+    text = (f"Among the fixed training rates of the sweep, MAML's meta-test accuracy has its highest mean at "
+            f"{best:g}: {percent(top['mean'], (top['high'] - top['low']) / 2)}")
+    if len(reach):
+        return text + (f"; the intervals of {rate_list(reach)} overlap it, so the sweep does not single "
+                       f"{best:g} out.")
+    return text + "; no other rate's interval reaches it."
 
 
 GAP_COLUMN = "prototypes, un-adapted − MAML (points ± paired 95% interval)"
@@ -212,14 +269,16 @@ GAP_COLUMN = "prototypes, un-adapted − MAML (points ± paired 95% interval)"
 def gap_table(readouts: pd.DataFrame) -> pd.DataFrame:
     """MAML's accuracy and the un-adapted prototypes' per fixed training rate, with their
     paired gap and its 95% interval in points."""
-    accuracy = accuracy_by_training_rate(readouts)[["maml", "proto_unadapted"]].map(_percent_or_dash)
+    trained = _trained_at_fixed_rates(readouts)
+    pair = trained[trained["readout"].isin(["maml", "proto_unadapted"])]
+    accuracy = _accuracy_cells(pair, ["train_inner_lr"]).reindex(columns=["maml", "proto_unadapted"])
     gaps = readout_gap(readouts)
     return accuracy.assign(**{GAP_COLUMN: [_points(g, c) for g, c in zip(gaps["gap"], gaps["ci95"])]})
 
 
 def _points(difference: float, ci: float) -> str:
     """A paired difference of two accuracies in percentage points, with its interval."""
-    return f"{100 * difference:+.1f}{PLUS_MINUS}{100 * ci:.1f}"
+    return percent_cell(difference, difference - ci, difference + ci, signed=True)
 
 
 SIGN_COLUMN = "best negative − best positive (points ± paired 95% interval)"
@@ -237,13 +296,13 @@ def settings_links(index: pd.DataFrame, folder: str = "generated/") -> str:
     as HTML: each setting linked to its page under ``folder`` (relative to the page that
     shows the table), its status and its meta-test accuracy with its 95% interval."""
     def cell(row) -> str:
-        return "–" if pd.isna(row.accuracy) else percent(row.accuracy, row.ci95)
+        return percent_cell(row.accuracy, row.accuracy - row.ci95, row.accuracy + row.ci95)
 
     rows = "".join(f'<tr><td><a href="{folder}{html.escape(row.page)}.html">'
                    f"{html.escape(row.setting)}</a></td><td>{row.seed}</td><td>{html.escape(row.status)}</td><td>{cell(row)}</td></tr>"
                    for row in index.itertuples())
     return ('<table class="table settings-table"><thead><tr><th>setting</th><th>seed</th><th>status</th>'
-            "<th>meta-test accuracy (95% interval over tasks)</th></tr></thead>"
+            "<th>meta-test accuracy (%)</th></tr></thead>"
             f"<tbody>{rows}</tbody></table>")
 
 
@@ -313,8 +372,10 @@ def learned_rates_text(readouts: pd.DataFrame, metrics: dict[str, dict[str, Any]
                             & (readouts["readout"] == "maml")]
     texts = [learned_rate_text(run, trajectory, trained_maml[trained_maml["run"] == run]["accuracy"].mean())
              for run, trajectory in learned_runs(metrics).items()]
+    # Without one, the figure's caption says so (see plots.learned_rate_panels): say where
+    # the learned rates are instead.
     return " ".join(texts) or (
-        "The main sweep of this build has no learned-rate setting; the learned-rate runs whose signs are "
+        "This build learns rates outside the main sweep only: the learned-rate runs whose signs are "
         "compared across seeds are on the page \u201cWhen does a negative rate win?\u201d.")
 
 
@@ -339,12 +400,12 @@ def score_text(metrics: dict[str, Any]) -> str:
 
 
 def rate_grid_text(grid: pd.Series) -> str:
-    """MAML's accuracy at each test-time rate of the grid, as a sentence."""
+    """MAML's accuracy at each test rate of the grid, as a sentence."""
     if grid.empty:
         return "There is no test-rate grid: the run has no trained model."
     scores = ", ".join(f"{percent(accuracy)} at {rate:g}" for rate, accuracy in grid.items())
-    return (f"Re-adapted at other test-time rates, it scores {scores}; its best test rate here is "
-            f"{grid.idxmax():g}.")
+    return (f"Re-adapted at other test rates, it scores {scores}; it scores highest on these test "
+            f"tasks at {grid.idxmax():g}.")
 
 
 def setting_label(learn_inner_lr: bool, inner_lr: float) -> str:
@@ -401,11 +462,22 @@ def expansion_verdict(slopes: dict[str, tuple[float, float]], tolerance: float =
             f"{'; '.join(clauses)}.")
 
 
-def surrogate_side_text(faithful: dict[str, float]) -> str:
-    """Which side of zero the surrogate stays faithful further out on."""
-    if faithful["negative"] == faithful["positive"]:
+def surrogate_side_text(faithful: dict[str, float], grid: Sequence[float]) -> str:
+    """Which side of zero the surrogate stays faithful further out on, in steps of the
+    rate grid (the magnitudes ``grid`` the cosines were measured at): one step is the
+    grid's resolution, not a difference between the signs."""
+    magnitudes = np.unique(np.abs(np.asarray(grid, dtype=float)))
+    step = {side: int(np.searchsorted(magnitudes, reach)) for side, reach in faithful.items()}
+    if step["negative"] == step["positive"]:
         return "It reaches equally far on both sides."
-    return f"It stays faithful further out on the {max(faithful, key=faithful.get)} side."
+    far, near = sorted(faithful, key=faithful.get, reverse=True)
+    steps = step[far] - step[near]
+    if steps == 1:
+        return (f"It reaches one step of the rate grid further on the {far} side ({faithful[far]:.3g} "
+                f"against {faithful[near]:.3g}): the grid's resolution, so the two signs are not told "
+                "apart here.")
+    return (f"It reaches further on the {far} side: to {faithful[far]:.3g} against {faithful[near]:.3g}, "
+            f"{steps} steps of the rate grid.")
 
 
 def surrogate_accuracies(comparison: pd.DataFrame) -> dict[str, float]:
@@ -422,20 +494,42 @@ def surrogate_accuracies(comparison: pd.DataFrame) -> dict[str, float]:
 
 def surrogate_training_text(comparison: pd.DataFrame, rates: Sequence[float], n_way: int) -> str:
     """MAML's accuracy after training on the surrogate, next to training on the exact
-    objective, at each rate where both runs completed."""
-    accuracy = (comparison.set_index(["model", "readout"])["accuracy"] if len(comparison)
-                else pd.Series(dtype=float))
-    clauses = [f"{100 * accuracy[f'surrogate {rate:g}', 'maml']:.1f}% at rate {rate:g} (trained on the exact "
-               f"objective: {100 * accuracy[f'maml {rate:g}', 'maml']:.1f}%)"
-               for rate in rates
-               if (f"surrogate {rate:g}", "maml") in accuracy and (f"maml {rate:g}", "maml") in accuracy]
+    objective, at each rate where both runs completed, and what each pair says about the
+    terms the surrogate drops (only a pair where the exact objective trains says anything)."""
     if not list(rates):
         return ("This report does not train on the surrogate (each run takes about five minutes on "
                 "2 cores); the full tier does.")
-    if not clauses:
+    scores = (comparison[comparison["readout"] == "maml"].set_index("model")[["accuracy", "ci95"]]
+              if len(comparison) else pd.DataFrame(columns=["accuracy", "ci95"]))
+    pairs = [(rate, scores.loc[f"surrogate {rate:g}"], scores.loc[f"maml {rate:g}"]) for rate in rates
+             if f"surrogate {rate:g}" in scores.index and f"maml {rate:g}" in scores.index]
+    if not pairs:
         return "No surrogate-trained run completed."
+    chance = 1 / n_way
+    clauses = [f"{percent(surrogate.accuracy, surrogate.ci95)} at rate {rate:g} (trained on the exact "
+               f"objective: {percent(maml.accuracy, maml.ci95)})" for rate, surrogate, maml in pairs]
+    readings = [_surrogate_reading(rate, surrogate, maml, chance) for rate, surrogate, maml in pairs]
     return (f"Trained on the surrogate, MAML's adapted meta-test accuracy is {'; '.join(clauses)}; chance is "
-            f"{100 / n_way:.0f}%.")
+            f"{100 * chance:.0f}%. " + " ".join(readings))
+
+
+def _surrogate_reading(rate: float, surrogate: pd.Series, maml: pd.Series, chance: float) -> str:
+    """What one surrogate-versus-MAML pair says (each an ``accuracy`` with its ``ci95``);
+    a network "trains" when its 95% interval lies above chance."""
+    surrogate_trains, maml_trains = (score.accuracy - score.ci95 > chance for score in (surrogate, maml))
+    if not surrogate_trains and not maml_trains:
+        return (f"At rate {rate:g} neither objective trains the network above chance, so this pair says "
+                "nothing about the terms the surrogate drops.")
+    if not surrogate_trains:
+        return (f"At rate {rate:g} only the exact objective trains the network above chance: the terms the "
+                "surrogate drops are what teaches it to adapt there.")
+    if not maml_trains:
+        return f"At rate {rate:g} only the surrogate trains the network above chance."
+    if surrogate.accuracy + surrogate.ci95 < maml.accuracy - maml.ci95:
+        return (f"At rate {rate:g} both train, the surrogate less well (the intervals are apart): the "
+                "terms it drops add to what the network learns there.")
+    return (f"At rate {rate:g} both train, and their intervals overlap: this pair does not show the "
+            "dropped terms adding anything there.")
 
 
 # ---------------------------------------------------------------------------------------
@@ -517,13 +611,13 @@ def mechanism_text(mechanism: pd.DataFrame) -> str:
 
 
 def adaptation_rate_text(mechanism: pd.DataFrame) -> str:
-    """Whether the best test-time rate is positive at every training rate of the mechanism table."""
+    """Whether the best test rate is positive at every training rate of the mechanism table."""
     rates = mechanism["best alpha_r"]
     if (rates > 0).all():
-        return (f"For every training rate swept, the best test-time rate is positive ({rates.min():.3f} to "
+        return (f"For every training rate swept, the best test rate is positive ({rates.min():.3f} to "
                 f"{rates.max():.3f}); in this model it is positive whatever the meta-parameters.")
     negative = mechanism.loc[rates <= 0, "alpha_t"]
-    return f"The best test-time rate is not positive at training rates {rate_list(negative)}."
+    return f"The best test rate is not positive at training rates {rate_list(negative)}."
 
 
 def _plain(value: float, ci: float) -> str:
@@ -598,9 +692,9 @@ def penalty_text(trajectories: pd.DataFrame) -> str:
         below_positive = int((negative < positive.min()).sum()) if len(positive) else None
         verdicts.append((below_zero == len(negative), below_positive == len(negative)))
         ends = ", ".join(f"{value:.3g} at rate {rate:g}" for rate, value in values.items())
-        compared = f"lower than at rate 0 for {_share(below_zero, len(negative))}"
+        compared = _lower_at(below_zero, len(negative), "at rate 0")
         if below_positive is not None:
-            compared += f", lower than at every positive rate for {_share(below_positive, len(negative))}"
+            compared += "; " + _lower_at(below_positive, len(negative), "at every positive rate")
         clauses.append(f"{PENALTY_LABELS[name]} is {ends} ({compared})")
     seeds = "one seed" if trajectories.seed.nunique() == 1 else "means over seeds"
     text = f"At the end of training, on the validation tasks, {'; '.join(clauses)}; {seeds}, no interval."
@@ -611,8 +705,11 @@ def penalty_text(trajectories: pd.DataFrame) -> str:
     return text
 
 
-def _share(count: int, total: int) -> str:
+def _lower_at(count: int, total: int, reference: str) -> str:
+    """``lower at 2 of the 3 negative rates than at rate 0``: at how many of the negative
+    rates a term ends lower than at ``reference``."""
     if total == 1:
-        return "the negative rate" if count else "no negative rate"
-    return "every negative rate" if count == total else "no negative rate" if not count else \
-        f"{count} of the {total} negative rates"
+        return f"{'lower' if count else 'not lower'} at the negative rate than {reference}"
+    where = ("every negative rate" if count == total else "any negative rate" if not count
+             else f"{count} of the {total} negative rates")
+    return f"{'not ' if not count else ''}lower at {where} than {reference}"

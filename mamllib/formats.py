@@ -2,7 +2,9 @@
 
 Accuracies and agreements are percentages with one decimal and ``±`` before a 95%
 interval's half-width (every interval of the report is symmetric about its mean, so the
-half-width says all of it); inner rates are written as the sweep names them (``-0.01``, not
+half-width says all of it): ``97.3% ± 0.5%`` in a sentence, ``97.3 ± 0.5`` in a table
+cell, whose header or caption gives the unit once; differences of percentages are signed
+percentage points. Inner rates are written as the sweep names them (``-0.01``, not
 ``-1e-02``).
 """
 
@@ -20,7 +22,7 @@ PLUS_MINUS = " ±\u00a0"
 def percent(value: float, ci: float | None = None) -> str:
     """``0.9731`` -> ``97.3%``; with ``ci=0.0049``: ``97.3% ± 0.5%``."""
     text = f"{100 * value:.{PERCENT_DECIMALS}f}%"
-    return text if ci is None else f"{text}{PLUS_MINUS}{100 * ci:.{PERCENT_DECIMALS}f}%"
+    return text if ci is None or pd.isna(ci) else f"{text}{PLUS_MINUS}{100 * ci:.{PERCENT_DECIMALS}f}%"
 
 
 def interval(mean: float, low: float, high: float, signed: bool = False) -> str:
@@ -36,6 +38,13 @@ def interval(mean: float, low: float, high: float, signed: bool = False) -> str:
     return f"{text}{PLUS_MINUS}{100 * (high - low) / 2:.{PERCENT_DECIMALS}f}"
 
 
+def percent_cell(mean: float, low: float = float("nan"), high: float = float("nan"),
+                 signed: bool = False) -> str:
+    """A table cell: :func:`interval` (the table's header or caption gives the unit), or a
+    dash where there is no value."""
+    return "–" if pd.isna(mean) else interval(mean, low, high, signed)
+
+
 def kappa(value: float, half_width: float = float("nan")) -> str:
     """Cohen's kappa with two decimals (it is not a percentage), ``±`` its interval's
     half-width where there is one; a dash where kappa is undefined."""
@@ -46,13 +55,15 @@ def kappa(value: float, half_width: float = float("nan")) -> str:
 
 
 def error_overlap(shared: float, independent: float) -> str:
-    """``45.0% (12.0%)``: the share of a readout's errors that MAML shares, and that share if
-    the two erred independently; a dash where the readout made no error."""
-    return "–" if pd.isna(shared) else f"{percent(shared)} ({percent(independent)})"
+    """``45.0 (12.0)``, a table cell in percent: the share of a readout's errors that MAML
+    shares, and that share if the two erred independently; a dash where the readout made
+    no error."""
+    return "–" if pd.isna(shared) else f"{percent_cell(shared)} ({percent_cell(independent)})"
 
 
+AGREEMENT_HEADER = "agrees with MAML (%)"
 KAPPA_HEADER = "Cohen's κ with MAML"
-OVERLAP_HEADER = "its errors MAML shares (if independent)"
+OVERLAP_HEADER = "its errors MAML shares, % (if independent)"
 
 
 def rate(value: float) -> str:
@@ -78,17 +89,17 @@ HEADERS = {
     "|omega|^2": "|ω − w₀|² ± 95%", "loss": "meta-test loss",
     "|alpha_t| lambda_max(H_s)": "|rate| × largest eigenvalue of H_s", "m": "tasks",
     "m n_v / p": "query points per parameter",
-    "loss at alpha_t = 0": "loss at rate 0", "relative gain": "gain over rate 0 ± 95%",
+    "loss at alpha_t = 0": "loss at rate 0", "relative gain": "gain over rate 0 (%, ± 95%)",
 }
 
 
 def with_interval(frame: pd.DataFrame, column: str, ci: str, digits: int | None = None) -> pd.DataFrame:
     """``frame`` with ``column`` written as "value ± half-width" from its ``ci`` column
     (dropped): one column per quantity, not a bare half-width beside it. Values are
-    percentages (:func:`percent`) unless ``digits`` are given."""
+    percentages (:func:`percent_cell`: the header says "%") unless ``digits`` are given."""
     def written(value: float, half_width: float) -> str:
         if digits is None:
-            return percent(value, half_width)
+            return percent_cell(value, value - half_width, value + half_width)
         return f"{value:.{digits}f}{PLUS_MINUS}{half_width:.{digits}f}"
 
     values = [written(value, half_width) for value, half_width in zip(frame[column], frame[ci])]
@@ -155,10 +166,18 @@ def tensor_label(name: str) -> str:
     return f"{block_label(block)} {kind}"
 
 
-def share(count: int, total: int) -> str:
-    """How many of ``total``, as a sentence says it: ``all 9``, ``none of the 9``, ``4 of the 9``."""
-    return f"all {total}" if count == total else f"none of the {total}" if count == 0 else \
-        f"{count} of the {total}"
+def share(count: int, total: int, noun: str = "") -> str:
+    """How many of ``total`` (things named by the plural ``noun``, if given), as a sentence
+    says it: ``all 9``, ``none of the 9``, ``4 of the 9 networks``, ``both``, ``neither of
+    the 2``, ``the only network``."""
+    plural = f" {noun}" if noun else ""
+    if total == 1:
+        return ("the only " + (noun.removesuffix("s") or "one")) if count else f"not the one{plural}"
+    if count == total:
+        return f"both{plural}" if total == 2 else f"all {total}{plural}"
+    if count == 0:
+        return f"neither of the 2{plural}" if total == 2 else f"none of the {total}{plural}"
+    return f"{count} of the {total}{plural}"
 
 
 def lower_first(sentence: str) -> str:

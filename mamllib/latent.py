@@ -9,7 +9,7 @@ readouts (accuracy per task, and how each relates to MAML's own predictions: raw
 agreement, agreement corrected for chance (Cohen's kappa), and error overlap: of the
 queries the readout gets wrong, how many MAML gets wrong too, against the count if their
 errors were independent within the task)
-    ``maml``             full inner-loop adaptation at the test-time rate
+    ``maml``             full inner-loop adaptation at the test rate
     ``head_only``        only the head adapts, the body stays at the meta-parameters (ANIL test)
     ``proto_unadapted``  nearest prototype on the meta-learned features (Snell et al. 2017)
     ``proto_adapted``    the same on the features after adaptation
@@ -38,7 +38,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from mamllib import softmax_regression
 from mamllib.config import RATE_GRID
-from mamllib.formats import KAPPA_HEADER, OVERLAP_HEADER, READOUT_LABELS, error_overlap, kappa, percent
+from mamllib.formats import (AGREEMENT_HEADER, KAPPA_HEADER, OVERLAP_HEADER, READOUT_LABELS, error_overlap,
+                              kappa, percent_cell)
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.maml import MAML
@@ -281,14 +282,15 @@ def percent_table(summary: pd.DataFrame) -> pd.DataFrame:
     summary.loc[itself, ["agreement", "kappa", "kappa_ci95", "error_overlap"]] = float("nan")
     return pd.DataFrame({
         "network": summary["model"], "readout": summary["readout"].map(lambda r: READOUT_LABELS.get(r, r)),
-        "meta-test accuracy (95% interval)": list(map(percent, summary["accuracy"], summary["ci95"])),
-        "agrees with MAML": summary["agreement"].map(lambda a: "–" if pd.isna(a) else percent(a)),
+        "meta-test accuracy (%)": [percent_cell(a, a - c, a + c)
+                                   for a, c in zip(summary["accuracy"], summary["ci95"])],
+        AGREEMENT_HEADER: summary["agreement"].map(percent_cell),
         KAPPA_HEADER: list(map(kappa, summary["kappa"], summary["kappa_ci95"])),
         OVERLAP_HEADER: list(map(error_overlap, summary["error_overlap"], summary["independent_overlap"]))})
 
 
 def rate_grid_accuracy(readouts: pd.DataFrame) -> pd.Series:
-    """MAML's mean accuracy when the trained network is re-adapted at each test-time rate."""
+    """MAML's mean accuracy when the trained network is re-adapted at each test rate."""
     return readouts[readouts["part"] == "rate_grid"].groupby("test_inner_lr")["accuracy"].mean()
 
 

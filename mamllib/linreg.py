@@ -53,7 +53,7 @@ class LinearSetting:
 
 
 # Bernacchia's Figure 3, underparameterized (m n_v = 1000 > p = 30), as the study's notes
-# record it; the test-time rate of that figure is not recorded, the notebook sets it.
+# record it; the test rate of that figure is not recorded, the notebook sets it.
 FIGURE_3 = LinearSetting(n_t=5, n_v=25, n_r=10, m=40, p=30, sigma=0.2, nu=0.2)
 
 
@@ -166,7 +166,7 @@ def loss_parts(omega: np.ndarray, setting: LinearSetting, alpha_r: float) -> dic
 
 
 def best_adaptation_rate(omega: np.ndarray, setting: LinearSetting) -> float:
-    """The test-time rate that minimises the mean :func:`expected_test_loss` of ``omega
+    """The test rate that minimises the mean :func:`expected_test_loss` of ``omega
     [runs, p]``, in closed form. With ``D`` the mean of ``|omega - w0|^2 + nu^2``, the loss
     is ``(sigma^2 + h_r D + a^2 sigma^2 p / n_r) / 2``, quadratic in ``a``, and its minimum
     is at ``a = D / (D (1 + (p + 1) / n_r) + sigma^2 p / n_r)``: positive whatever the
@@ -201,7 +201,7 @@ def mechanism(setting: LinearSetting, alpha_t_values: np.ndarray, alpha_r: float
       Hessian, mean over tasks; the penalty expansion assumes it small;
     * the share of runs whose first-order surrogate objective is not unbounded below
       (:func:`surrogate_bounded`: at most these can have a minimum);
-    * the best test-time rate for these meta-parameters (:func:`best_adaptation_rate`).
+    * the best test rate for these meta-parameters (:func:`best_adaptation_rate`).
     """
     x_t, y_t, x_v, y_v = training_data(setting, runs, seed)
     largest = np.linalg.eigvalsh(np.swapaxes(x_t, -1, -2) @ x_t / setting.n_t)[..., -1].mean()

@@ -19,6 +19,7 @@ from typing import Iterable
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
+from matplotlib.container import BarContainer
 from cycler import cycler
 import numpy as np
 import pandas as pd
@@ -128,18 +129,18 @@ def _legend_below(fig: plt.Figure, ax: plt.Axes | None = None, title: str | None
 
 
 def _band_lines(ax: plt.Axes, table: pd.DataFrame, x: str, hue: str, label=str,
-                floor: float | None = None, order: list | None = None) -> None:
+                floor: float | None = None, order: list | None = None, ceiling: float | None = None) -> None:
     """A line per ``hue`` of ``table`` (rows of :func:`mamllib.stats.interval_table`:
     ``mean``, ``low``, ``high``) against ``x``, each with its 95% band, in the colour-blind
     palette with a marker of its own (fixed by the key's place in ``order``, where given);
-    ``floor`` cuts bands where values cannot go."""
+    ``floor`` and ``ceiling`` cut bands where values cannot go."""
     for k, (key, rows) in enumerate(table.groupby(hue, sort=False)):
         k = order.index(key) if order is not None and key in order else k  # the same style everywhere
         rows = rows.sort_values(x)
         color = PALETTE[k % len(PALETTE)]
         ax.plot(rows[x], rows["mean"], marker=MARKERS[k % len(MARKERS)], color=color, label=label(key))
-        low = rows["low"] if floor is None else rows["low"].clip(lower=floor)
-        ax.fill_between(rows[x], low, rows["high"], color=color, alpha=0.2, lw=0)
+        ax.fill_between(rows[x], rows["low"].clip(lower=floor), rows["high"].clip(upper=ceiling), color=color,
+                        alpha=0.2, lw=0)
 
 
 def _seed_note(table: pd.DataFrame) -> str:
@@ -402,16 +403,30 @@ def _sparse_symlog_ticks(ax: plt.Axes, values: pd.Series, linthresh: float) -> N
     ax.xaxis.set_minor_locator(mticker.NullLocator())
 
 
+# The networks of :func:`mamllib.runs.compare_objectives` are named "<objective> <rate>".
+OBJECTIVE_LABELS = {"maml": "exact MAML objective", "surrogate": "surrogate objective"}
+
+
+def _network_label(model: str) -> str:
+    """``surrogate -0.1`` -> ``surrogate objective, training rate -0.1``; other names as they are."""
+    objective, _, rate = model.partition(" ")
+    return f"{OBJECTIVE_LABELS[objective]}, training rate {rate}" if objective in OBJECTIVE_LABELS else model
+
+
 def readout_bars(summary: pd.DataFrame, chance: float) -> plt.Figure:
-    """Accuracy of each readout (rows) of each network (colours), with chance marked
-    (the output of :func:`mamllib.latent.summarize`)."""
+    """Accuracy of each readout (rows) of each network (colours) with its 95% interval
+    over tasks where ``ci95`` is given, and chance marked (the output of
+    :func:`mamllib.latent.summarize`)."""
     fig, ax = plt.subplots(figsize=(WIDTH, 5))
     if len(summary):
-        table = summary.pivot(index="readout", columns="model", values="accuracy")
-        table.index = [textwrap.fill(READOUT_LABELS.get(readout, readout), 16, break_on_hyphens=False)
-                       for readout in table.index]
-        table.plot.barh(ax=ax)
-        for bars, hatch in zip(ax.containers, ("", "//", "..", "xx")):  # told apart in grey too
+        tables = [summary.pivot(index="readout", columns="model", values=column)
+                  .rename(columns=_network_label) for column in ("accuracy", "ci95") if column in summary]
+        for table in tables:
+            table.index = [textwrap.fill(READOUT_LABELS.get(readout, readout), 16, break_on_hyphens=False)
+                           for readout in table.index]
+        tables[0].plot.barh(ax=ax, xerr=tables[1] if len(tables) > 1 else None, capsize=2)
+        bar_sets = [c for c in ax.containers if isinstance(c, BarContainer)]  # not the error bars
+        for bars, hatch in zip(bar_sets, ("", "//", "..", "xx")):  # told apart in grey too
             for bar in bars:
                 bar.set_hatch(hatch)
     else:
@@ -441,8 +456,8 @@ def _linear_panel(ax: plt.Axes, table: pd.DataFrame, label: str = "", title: str
 
 
 def linear_rate_sweeps(adaptation: pd.DataFrame, training: pd.DataFrame, fixed: float) -> plt.Figure:
-    """Bernacchia's Figure 2: loss against the test-time rate (training rate ``fixed``)
-    and against the training rate (test-time rate ``fixed``)."""
+    """Bernacchia's Figure 2: loss against the test rate (training rate ``fixed``)
+    and against the training rate (test rate ``fixed``)."""
     fig, axes = _stacked(2, 3.2)
     _linear_panel(axes[0], adaptation, title=rf"adaptation, $\alpha_t$ = {fixed}")
     _linear_panel(axes[1], training, title=rf"training, $\alpha_r$ = {fixed}")
@@ -532,10 +547,13 @@ def _rate_panels(tables: dict[str, pd.DataFrame], hue: str, label, legend: str, 
     """One panel per table (rows of ``mean``, ``low``, ``high`` per ``hue`` and
     ``train_rate``): a line per ``hue`` against the training rate (symmetric-log axis),
     with its 95% band; ``chance`` or ``reference`` (value, label) draw a dotted line, and
-    ``floor`` cuts bands where values cannot go (a loss below 0)."""
+    ``floor`` cuts bands where values cannot go (a loss below 0; an accuracy's band stays
+    within 0 and 1, where a symmetric interval over three seeds can reach beyond)."""
     fig, axes = _stacked(len(tables), 3.2, sharex=True, sharey=True)
+    accuracy = "accuracy" in ylabel
     for ax, (title, table) in zip(axes, tables.items()):
-        _band_lines(ax, table, "train_rate", hue, label, floor)
+        _band_lines(ax, table, "train_rate", hue, label, 0.0 if accuracy else floor,
+                    ceiling=1.0 if accuracy else None)
         if chance is not None:
             ax.axhline(chance, color="0.5", ls=":", lw=1, label="chance")
         if reference is not None:
@@ -544,7 +562,7 @@ def _rate_panels(tables: dict[str, pd.DataFrame], hue: str, label, legend: str, 
         ax.set_title(title)
     for ax in axes:
         ax.set_ylabel(ylabel)
-        if "accuracy" in ylabel:
+        if accuracy:
             _percent_axis(ax.yaxis)
     _legend_below(fig, axes[0], title=legend)
     return fig

@@ -115,8 +115,10 @@ formats.glue_table("pool_overfitting_table", fewtask.gap_percent_table(gap))
 # ```{glue:figure} pool_overfitting_table
 # :name: tbl-pool-overfitting-{page}
 #
-# Accuracy on the meta-training tasks and on the meta-test tasks at the fixed test rate,
-# mean over seeds, and their gap in percentage points.
+# Accuracy (%) on the meta-training tasks and on the meta-test tasks at the fixed test
+# rate, ± the half-width of its 95% interval over seeds and tasks (over seeds alone on a
+# pool's own meta-training tasks, which differ between seeds), and the gap of the two
+# means in percentage points.
 # ```
 
 # %% [markdown]

@@ -32,7 +32,7 @@ alpha_fixed = 0.2       # the other rate, held fixed in each sweep (as in Figure
 m_under = 300           # training tasks of the underparameterized contrast (m n_v > p)
 task_counts = [3, 10, 30, 100, 300]  # m for the effect-size comparison
 runs_figure_3 = 500     # per point of Figure 3, and of its paired check of the optimum's side
-alpha_r_figure_3 = 0.2  # its test-time rate, which the study's notes do not record
+alpha_r_figure_3 = 0.2  # its test rate, which the study's notes do not record
 step_figure_3 = 0.05    # the paired check compares alpha_t = +step with -step
 seed = 0
 
@@ -50,8 +50,8 @@ under = over.replace(m=m_under)
 #
 # Here $m\,n_v = 6 < p = 60$: the training tasks hold fewer points than there are
 # parameters. {numref}`fig-linear-figure-2` holds the training rate at
-# {glue:text}`linreg_alpha_fixed:g`, as in the paper, and varies the test-time rate (top);
-# then it holds the test-time rate there and varies the training rate (bottom).
+# {glue:text}`linreg_alpha_fixed:g`, as in the paper, and varies the test rate (top);
+# then it holds the test rate there and varies the training rate (bottom).
 
 # %% tags=["remove-output"]
 alpha_r_values = np.round(np.linspace(-0.2, 1.0, 13), 3)
@@ -72,13 +72,13 @@ glue("linreg_best_alpha_r_over", best_test_over, display=False)
 # :name: fig-linear-figure-2
 #
 # Bernacchia's Figure 2 in our conventions: the linear model's meta-test loss (95%
-# interval over independent meta-trainings) against the test-time rate $\alpha_r$ with the
+# interval over independent meta-trainings) against the test rate $\alpha_r$ with the
 # training rate held at {glue:text}`linreg_alpha_fixed` (top), and against the training
-# rate $\alpha_t$ with the test-time rate held there (bottom).
+# rate $\alpha_t$ with the test rate held there (bottom).
 # ```
 #
 # The best training rate of the sweep is $\alpha_t$ = {glue:text}`linreg_best_alpha_t_over:g`
-# and the best test-time rate $\alpha_r$ = {glue:text}`linreg_best_alpha_r_over:g`.
+# and the best test rate $\alpha_r$ = {glue:text}`linreg_best_alpha_r_over:g`.
 # Within the sweep's noise, {glue:text}`linreg_basin_text`. The best rates are
 # {glue:text}`linreg_sign_text`.
 
@@ -129,7 +129,7 @@ formats.glue_table("linear_mechanism_table", mechanism_shown, decimals=3)
 # Per training rate $\alpha_t$: the squared distance of the meta-parameters from the mean
 # task weights (± the half-width of its 95% interval over meta-trainings), the meta-test
 # loss, the rate times the largest eigenvalue of the support Hessian $H_s$, and the best
-# test-time rate $\alpha_r$ for those meta-parameters.
+# test rate $\alpha_r$ for those meta-parameters.
 # ```
 
 # %% [markdown]
@@ -191,7 +191,7 @@ formats.glue_table("linear_task_count_table", formats.with_interval(effects, "re
 # With many more training points than parameters, the paper finds the best training
 # rate slightly negative (about $-0.05$), with meta-test losses near 1. The setting
 # here is $n_t = 5$, $n_v = 25$, $n_r = 10$, $m = 40$, $p = 30$, $\sigma = \nu = 0.2$
-# (the paper's Figure 3 as this project's design document gives it), with the test-time rate
+# (the paper's Figure 3 as this project's design document gives it), with the test rate
 # $\alpha_r$ = {glue:text}`linreg_alpha_r_figure_3:g`. Here $m\,n_v = 1000 > p = 30$. The
 # optimum is so close to zero that the sweep's CIs overlap there; a paired comparison of
 # the loss at $\alpha_t = \pm$ {glue:text}`linreg_step_figure_3:g` on the same tasks says

@@ -280,9 +280,10 @@ formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap))
 # ```{glue:figure} overfitting_table
 # :name: tbl-overfitting
 #
-# Per pool size and training rate: accuracy on the meta-training tasks and on the
-# meta-test tasks at the fixed test rate, mean over seeds, and their gap in percentage
-# points.
+# Per pool size and training rate: accuracy (%) on the meta-training tasks and on the
+# meta-test tasks at the fixed test rate, ± the half-width of its 95% interval over seeds
+# and tasks (over seeds alone on a pool's own meta-training tasks, which differ between
+# seeds), and the gap of the two means in percentage points.
 # ```
 
 # %% [markdown]

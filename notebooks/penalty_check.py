@@ -85,8 +85,9 @@ glue("slope_second_smooth", smooth_slopes[1], display=False)
 # %% [markdown]
 # ## 2. The trained ReLU Conv4
 #
-# The same measurement on the network the sweep meta-trained at `trained_rate` (0.4 by
-# default; trained here if the sweep has not trained it yet). ReLU and max-pooling make
+# The same measurement on the ReLU Conv4 the sweep meta-trained at rate
+# {glue:text}`trained_rate` (the notebook's parameter `trained_rate`; trained here if the
+# sweep has not trained it yet). ReLU and max-pooling make
 # the loss only piecewise smooth, so the slopes may miss 2 and 3 here; the verdict
 # under the figure says which match. Where the $\alpha^3$ law fails, the curvature at $\theta$
 # cannot see the kinks a step may cross (ReLU signs, max-pooling winners): a plausible
@@ -117,10 +118,7 @@ plots.glue_figure("expansion_residuals", plots.expansion_residuals(
 # The grey guides have slopes 2 and 3, what the expansion predicts as $\alpha \to 0$.
 # ```
 #
-# Fitted for $\alpha \le$ {glue:text}`fit_upto`, the slopes are
-# {glue:text}`slope_first_smooth:.2f` and {glue:text}`slope_second_smooth:.2f` on the
-# smooth network and {glue:text}`slope_first_trained:.2f` and
-# {glue:text}`slope_second_trained:.2f` on the trained one. {glue:text}`expansion_verdict`
+# The slopes are fitted for $\alpha \le$ {glue:text}`fit_upto`. {glue:text}`expansion_verdict`
 
 # %% [markdown]
 # (penalty-surrogate)=
@@ -144,7 +142,7 @@ for name, rate in (("minus", -0.1), ("plus", 0.1)):  # per sign: the surrogate r
 glue("surrogate_faithful_cosine", faithful_cosine, display=False)
 glue("surrogate_faithful_negative", -faithful["negative"], display=False)  # the range is [negative, positive]
 glue("surrogate_faithful_positive", faithful["positive"], display=False)
-glue("surrogate_side_text", findings.surrogate_side_text(faithful), display=False)
+glue("surrogate_side_text", findings.surrogate_side_text(faithful, rates), display=False)
 
 # %% [markdown]
 # ```{glue:figure} surrogate_cosines
@@ -198,7 +196,11 @@ glue("first_order_text", findings.first_order_text(first_order), display=False)
 # ## 5. Training on the surrogate
 #
 # Models trained on the surrogate objective and on true MAML at the same rates, scored
-# by the same readouts on the same fixed meta-test tasks (test rate = training rate).
+# by the same readouts on the same fixed meta-test tasks (test rate = training rate). The
+# surrogate keeps the inner-product term of the expansion and drops everything of order
+# $\alpha^2$ and beyond (section 3 measures how far its gradient then is from the true one),
+# so a rate where MAML trains a network and the surrogate does not shows what those
+# dropped terms teach.
 
 # %% tags=["remove-output"]
 comparison = compare_objectives(config, surrogate_rates, runs_root, profile, dataset)
@@ -213,15 +215,8 @@ glue("surrogate_training_text", findings.surrogate_training_text(comparison, sur
 # :name: fig-surrogate-training
 #
 # Meta-test accuracy of each readout of the networks trained on the surrogate objective
-# and on MAML at the same rates, a bar per network (hatching tells them apart in grey);
-# the dotted line is chance.
+# and on MAML at the same rates, a bar per network (hatching tells them apart in grey)
+# with its 95% interval over the test tasks; the dotted line is chance.
 # ```
 #
 # {glue:text}`surrogate_training_text`
-
-# %% [markdown]
-# The surrogate keeps the inner-product term of the expansion and drops everything of
-# order $\alpha^2$ and beyond; section 3 measures how far its gradient then is from the true
-# one at each rate. Where a surrogate-trained network sits near chance (when this tier
-# trains any), the terms the surrogate drops are the ones that teach the network to
-# adapt, and the gradient-penalty reading describes MAML only at smaller rates.

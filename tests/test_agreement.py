@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mamllib import agreement, latent
+from mamllib import agreement, formats, latent
 
 
 def _readouts(rates=(0.1, 0.4), tasks=20, queries=25, seed=0):
@@ -47,12 +47,13 @@ def test_the_sentence_reads_the_table_at_the_best_training_rate():
     worse = (readouts.train_inner_lr == 0.4) & (readouts.readout == "maml")
     readouts.loc[worse, "accuracy"] = 0.5  # so 0.1 is the best training rate
     text = agreement.agreement_text(readouts)
-    assert text.startswith("At the best training rate (0.1), the prototypes of the un-adapted features agree "
-                           "with MAML on 100.0% of the test queries, a Cohen's κ of 1.00")
+    assert text.startswith("At the training rate of MAML's highest mean accuracy (0.1), the prototypes of "
+                           "the un-adapted features agree with MAML on 100.0% of the test queries, a "
+                           "Cohen's κ of 1.00")
     assert "MAML gets 100.0% wrong too" in text and "Over the training rates κ ranges from" in text
     shown = agreement.percent_table(agreement.agreement_table(readouts))
-    assert shown.loc[0.1, "agrees with MAML"] == "100.0%"
-    assert shown.loc[0.1, "its errors MAML shares (if independent)"].startswith("100.0% (")
+    assert shown.loc[0.1, formats.AGREEMENT_HEADER] == "100.0"
+    assert shown.loc[0.1, formats.OVERLAP_HEADER].startswith("100.0 (")
 
 
 def test_without_fixed_rate_networks_the_sentence_says_nothing_is_measured():

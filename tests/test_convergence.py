@@ -29,3 +29,13 @@ def test_the_verdict_and_the_stopping_steps_of_both_budgets():
 
 def test_with_nothing_trained_the_page_says_so():
     assert "No budget" in convergence.verdict_text({"fixed budget": _frame(lambda *_: 0.6).iloc[:0]})
+
+
+def test_one_seed_gives_no_verdict_even_when_its_interval_excludes_zero():
+    one_seed = _frame(lambda pool, rate, part: 0.7 if rate < 0 else 0.6, pools=(0,), seeds=(0,))
+    frames = {"at convergence": one_seed}
+    text = convergence.verdict_text(frames)
+    assert "negative wins" not in text and text.count("a verdict needs") == 1
+    assert text.endswith("A comparison without a verdict rests on fewer seeds than the 2 a verdict needs: "
+                         "with one seed the interval covers the test tasks, not the variation between "
+                         "networks.")

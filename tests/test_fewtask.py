@@ -177,9 +177,9 @@ def test_the_stopping_text_counts_networks_that_ran_to_the_cap_or_kept_their_fir
     config = fewtask.experiment_config("quick", 0, 0.1, 0)
     frame.loc[(frame.pool == 4) & (frame.seed < 2), "best_iteration"] = config.val_every
     text = fewtask.stopping_text(frame, config)
-    assert text.startswith("Of the 6 networks of 4 tasks, 4 kept the parameters of their first validation, "
+    assert text.startswith("4 of the 6 networks of 4 tasks kept the parameters of their first validation, "
                            f"at step {config.val_every}")
-    assert "of the 6 networks of fresh tasks, 1 ran to the cap of 2000 steps" in text
+    assert "; 1 of the 6 networks of fresh tasks ran to the cap of 2000 steps" in text
     table = fewtask.stopping_table(frame)
     kept = f"{config.val_every}, {config.val_every}, 200"
     assert table.loc[("4 tasks", -0.1), "step kept, per seed"] == kept

@@ -28,8 +28,8 @@ def _rates_in(text: str) -> set[str]:
 
 def _readout_rows(rate, readout, accuracies, agreement=0.5, model="trained", learned=False):
     return [{"part": "readouts", "model": model, "learned_inner_lr": learned, "train_inner_lr": rate,
-             "readout": readout, "test_inner_lr": rate, "task": t, "accuracy": a, "agreement": agreement}
-            for t, a in enumerate(accuracies)]
+             "readout": readout, "test_inner_lr": rate, "task": t, "accuracy": a, "agreement": agreement,
+             "run": f"run-{rate}"} for t, a in enumerate(accuracies)]
 
 
 def test_headline_numbers_read_the_fixed_rate_trained_models():
@@ -47,6 +47,13 @@ def test_headline_numbers_read_the_fixed_rate_trained_models():
     assert numbers["proto_agreement_at_best"] == pytest.approx(0.9)
     assert numbers["proto_minus_maml_max"] == pytest.approx(0.2)     # at -0.4
     assert numbers["proto_minus_maml_min"] == pytest.approx(-0.05)   # at 0.1 and at 0.4
+    assert findings.accuracy_at(pd.DataFrame(rows), "proto_unadapted", 0.4) == "90.0% ±\u00a00.0%"
+    with pytest.raises(ValueError, match="no trained 'logreg' rows"):
+        findings.accuracy_at(pd.DataFrame(rows), "logreg", 0.4)
+    text = findings.best_rate_text(pd.DataFrame(rows))  # 95.0 ± 9.8 at 0.4; 85.0 ± 9.8 at 0.1 reaches it
+    assert "highest mean at 0.4: 95.0%" in text and "the intervals of 0.1 overlap it" in text
+    alone = findings.best_rate_text(pd.DataFrame([r for r in rows if r["train_inner_lr"] != 0.1]))
+    assert alone.endswith("no other rate's interval reaches it.")
 
 
 def test_readout_gap_pairs_tasks_and_describes_the_sign():
@@ -66,6 +73,10 @@ def test_readout_gap_pairs_tasks_and_describes_the_sign():
     assert _rates_in(_clause(sentence, "higher")) == {"-0.4"}
     assert _rates_in(_clause(sentence, "lower")) == {"0.4"}
     assert _rates_in(_clause(sentence, "no differently")) == {"0.1"} and "includes zero" in sentence
+    assert findings.gap_range_text(gaps) == (
+        "Over the fixed training rates, the un-adapted prototypes minus MAML ranges from "
+        f"-10.0 ±\u00a00.0 points at 0.4 to +23.3 ±\u00a0{100 * gaps.loc[-0.4, 'ci95']:.1f} points at -0.4.")
+    assert findings.gap_range_text(gaps.iloc[:0]) == ""
 
 
 def test_headline_numbers_need_maml_and_prototype_rows():
@@ -180,7 +191,8 @@ def test_learned_rates_text_states_the_range_the_share_and_the_accuracy():
     assert "from 0.1" in text and "the 2 inner rates of learned" in text
     assert "-0.100 to 0.300" in text and "50% of them are negative" in text
     assert "rates of b never moved" in text and "80.0%" in text
-    assert "no learned-rate setting" in findings.learned_rates_text(readouts, {"fixed": _metrics(0.1, [])})
+    without = findings.learned_rates_text(readouts, {"fixed": _metrics(0.1, [])})
+    assert "outside the main sweep only" in without
 
 
 def test_tables_of_the_sweep():
@@ -189,10 +201,10 @@ def test_tables_of_the_sweep():
         rows += _readout_rows(rate, "maml", maml_acc) + _readout_rows(rate, "proto_unadapted", proto_acc)
     readouts = pd.DataFrame(rows)
     table = findings.readout_accuracy_table(readouts)
-    assert table.loc[("trained", -0.4), "maml"] == "60.0%"  # no learned setting: no learned column
+    assert table.loc[("trained", -0.4), "maml"] == "60.0 ±\u00a019.6"  # no learned setting: no learned column
     gaps = findings.gap_table(readouts)
     assert gaps.loc[-0.4, findings.GAP_COLUMN].startswith("+20.0 ±\u00a0")
-    assert gaps.loc[0.4, "maml"] == "95.0%"
+    assert gaps.loc[0.4, "maml"] == "95.0 ±\u00a09.8"
     signs = pd.DataFrame({"best_negative": [-0.1], "best_positive": [0.4], "gap": [-0.123], "ci95": [0.01]},
                          index=pd.Index([0.4], name="train_inner_lr"))
     shown = findings.sign_preference_table(signs)
@@ -220,15 +232,27 @@ def test_penalty_findings():
     assert findings.lowest_cosine_at(cosines, 0.1) == 0.5
     assert findings.lowest_cosine_at(cosines, 0.1, both_signs=False) == 0.9
     assert findings.lowest_cosine_at(cosines, -0.1, both_signs=False) == 0.5
-    assert "equally far" in findings.surrogate_side_text(faithful)
-    assert "positive side" in findings.surrogate_side_text({"negative": 0.01, "positive": 0.1})
+    assert "equally far" in findings.surrogate_side_text(faithful, rates)
+    grid = [0.01, 0.03, 0.1]
+    one_step = findings.surrogate_side_text({"negative": 0.01, "positive": 0.03}, grid)
+    assert "one step of the rate grid further on the positive side" in one_step
+    assert "not told apart" in one_step
+    assert "2 steps" in findings.surrogate_side_text({"negative": 0.1, "positive": 0.01}, grid)
     comparison = pd.DataFrame({"model": ["maml -0.1", "surrogate -0.1", "surrogate -0.1"],
-                               "readout": ["maml", "maml", "logreg"], "accuracy": [0.95, 0.21, 0.5]})
+                               "readout": ["maml", "maml", "logreg"], "accuracy": [0.95, 0.21, 0.5],
+                               "ci95": [0.01, 0.02, 0.03]})
     assert findings.surrogate_accuracies(comparison) == {"acc_maml_lrm0p1": 0.95,
                                                          "acc_surrogate_lrm0p1": 0.21}
     text = findings.surrogate_training_text(comparison, [-0.1, 0.1], n_way=5)
-    assert ("21.0% at rate -0.1" in text and "95.0%" in text and "chance is 20%" in text
-            and "rate 0.1" not in text)
+    assert ("21.0% ± 2.0% at rate -0.1" in text.replace("\u00a0", " ") and "95.0%" in text
+            and "chance is 20%" in text and "rate 0.1" not in text)
+    assert "only the exact objective trains" in text
+    both_at_chance = comparison.assign(accuracy=[0.2, 0.21, 0.5])
+    assert "says nothing" in findings.surrogate_training_text(both_at_chance, [-0.1], n_way=5)
+    both_train = comparison.assign(accuracy=[0.95, 0.94, 0.5])
+    assert "intervals overlap" in findings.surrogate_training_text(both_train, [-0.1], n_way=5)
+    apart = comparison.assign(accuracy=[0.95, 0.5, 0.5])
+    assert "less well" in findings.surrogate_training_text(apart, [-0.1], n_way=5)
     assert "No surrogate-trained run" in findings.surrogate_training_text(comparison.iloc[:0], [-0.1], 5)
     assert "does not train on the surrogate" in findings.surrogate_training_text(comparison.iloc[:0], [], 5)
 
@@ -291,8 +315,9 @@ def test_setting_page_numbers_and_texts():
     assert "97.3% ±\u00a00.5%" in text and "600 fixed meta-test tasks" in text
     assert "diverged" in findings.score_text({"status": "diverged"})
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
-    assert findings.rate_grid_text(grid) == ("Re-adapted at other test-time rates, it scores 50.0% at -0.4, "
-                                             "97.0% at 0.4; its best test rate here is 0.4.")
+    assert findings.rate_grid_text(grid) == ("Re-adapted at other test rates, it scores 50.0% at -0.4, "
+                                             "97.0% at 0.4; it scores highest on these "
+                                             "test tasks at 0.4.")
     assert "no test-rate grid" in findings.rate_grid_text(grid.iloc[:0])
 
 
@@ -334,14 +359,17 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert len(frame) == 3 * 2 * 5 and set(frame.train_inner_lr) == {-0.1, 0.0, 0.1}
     text = findings.penalty_text(frame)
     assert ("the squared query-gradient norm is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 "
-            "(lower than at rate 0 for") in text
-    assert "the negative rate, lower than at every positive rate for the negative rate)" in text
+            "(lower at the negative rate than at rate 0; lower at the negative rate than at every positive "
+            "rate)") in text
     assert "the support-query inner product is 0.1 at rate -0.1" in text
     assert "Against rate 0 the penalty reading holds" in text
     assert "against the positive rates it holds." in text
     metrics["a"] = run(-0.1, [0.5, 0.4])
     mixed = findings.penalty_text(findings.penalty_trajectories(metrics))
-    assert "lower than at rate 0 for no negative rate" in mixed
+    assert "(not lower at the negative rate than at rate 0;" in mixed
+    metrics["a3"] = run(-0.2, [0.5, 0.4])
+    several = findings.penalty_text(findings.penalty_trajectories(metrics))
+    assert "not lower at any negative rate than at rate 0" in several
     assert "reading fails" in mixed and "positive rates it holds." in mixed
     # A seed that stopped earlier still counts with its own last values.
     metrics["a2"] = run(-0.1, [0.0], seed=1)

@@ -9,6 +9,15 @@ from mamllib import formats
 def test_percentages_have_one_decimal_and_intervals_a_plus_minus():
     assert formats.percent(0.97312) == "97.3%"
     assert formats.percent(0.97312, 0.00491) == "97.3% ±\u00a00.5%"
+    assert formats.percent(0.97312, float("nan")) == "97.3%"  # one task: no interval to write
+
+
+def test_a_table_cell_leaves_the_unit_to_its_header_and_a_dash_for_no_value():
+    assert formats.percent_cell(0.255, 0.189, 0.321) == "25.5 ±\u00a06.6"
+    assert formats.percent_cell(0.012, signed=True) == "+1.2"
+    assert formats.percent_cell(float("nan")) == "–"
+    assert formats.error_overlap(0.45, 0.12) == "45.0 (12.0)"
+    assert formats.error_overlap(float("nan"), 0.1) == "–"
 
 
 def test_an_interval_is_its_mean_and_half_width_in_percent_and_must_be_symmetric():
@@ -53,7 +62,7 @@ def test_a_table_has_no_positional_index_readable_headers_and_one_number_format(
 def test_a_value_and_its_interval_share_one_column():
     frame = pd.DataFrame({"rate": [-0.1, 0.1], "gain": [0.0281, 0.094], "gain ci95": [0.025, 0.033]})
     shown = formats.with_interval(frame, "gain", "gain ci95")
-    assert list(shown["gain"]) == ["2.8% ±\u00a02.5%", "9.4% ±\u00a03.3%"]
+    assert list(shown["gain"]) == ["2.8 ±\u00a02.5", "9.4 ±\u00a03.3"]  # the header gives the unit
     shown = formats.with_interval(frame, "gain", "gain ci95", digits=3)
     assert list(shown.columns) == ["rate", "gain"] and shown["gain"][0] == "0.028 ±\u00a00.025"
 
@@ -73,3 +82,6 @@ def test_only_a_column_that_is_a_rate_is_written_as_one():
 
 def test_a_share_reads_as_a_sentence_says_it():
     assert [formats.share(c, 9) for c in (9, 0, 4)] == ["all 9", "none of the 9", "4 of the 9"]
+    assert [formats.share(c, 2, "networks") for c in (2, 0, 1)] == [
+        "both networks", "neither of the 2 networks", "1 of the 2 networks"]
+    assert formats.share(1, 1, "networks") == "the only network" and formats.share(1, 1) == "the only one"

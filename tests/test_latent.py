@@ -120,8 +120,8 @@ def test_percent_table_and_rate_grid_accuracy():
                             "agreement": [0.9216, 1.0], "kappa": [0.9012, 1.0], "kappa_ci95": [0.0131, 0.0],
                             "error_overlap": [0.45, 1.0], "independent_overlap": [0.12, 0.1]})
     shown = latent.percent_table(summary)
-    assert shown.iloc[0].tolist() == ["trained", "prototypes, un-adapted features", "97.3% ±\u00a00.5%",
-                                      "92.2%", "0.90 ±\u00a00.01", "45.0% (12.0%)"]
+    assert shown.iloc[0].tolist() == ["trained", "prototypes, un-adapted features", "97.3 ±\u00a00.5",
+                                      "92.2", "0.90 ±\u00a00.01", "45.0 (12.0)"]
     assert shown.iloc[1].tolist()[3:] == ["–", "–", "–"]  # MAML against itself says nothing
     readouts = pd.DataFrame({"part": ["rate_grid"] * 4 + ["readouts"],
                              "test_inner_lr": [-0.1, -0.1, 0.1, 0.1, 0.1],

@@ -173,10 +173,12 @@ def test_surrogate_cosines_one_line_per_network():
 
 def test_readout_bars_mark_chance_and_survive_no_network():
     summary = pd.DataFrame({"model": ["maml 0.1", "surrogate 0.1"], "readout": ["maml", "maml"],
-                            "accuracy": [0.9, 0.2]})
+                            "accuracy": [0.9, 0.2], "ci95": [0.01, 0.02]})
     fig = plots.readout_bars(summary, chance=0.2)
     assert sorted(round(p.get_width(), 2) for p in fig.axes[0].patches) == [0.2, 0.9]
-    assert "chance" in {t.get_text() for t in fig.legends[0].get_texts()}
+    legend = {t.get_text() for t in fig.legends[0].get_texts()}
+    assert {"chance", "exact MAML objective, training rate 0.1",
+            "surrogate objective, training rate 0.1"} <= legend
     assert (plots.readout_bars(summary.iloc[:0], chance=0.2).axes[0].texts[0].get_text()
             == "no network to show")
 
