@@ -141,9 +141,9 @@ def gap_range_text(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes
     def at(rate: float) -> str:
         return f"{_points(gaps.loc[rate, 'gap'], gaps.loc[rate, 'ci95'])} points at {rate:g}"
     if low == high:
-        return f"{subject[0].upper()}{subject[1:]} minus {reference} is {at(low)}."
-    return (f"Over the fixed training rates, {subject} minus {reference} ranges from {at(low)} to "
-            f"{at(high)}.")
+        return f"The accuracy of {subject} minus {reference}'s is {at(low)}."
+    return (f"Over the fixed training rates, the accuracy of {subject} minus {reference}'s ranges from "
+            f"{at(low)} to {at(high)}.")
 
 
 def sign_preference(readouts: pd.DataFrame) -> pd.DataFrame:

@@ -74,7 +74,7 @@ def test_readout_gap_pairs_tasks_and_describes_the_sign():
     assert _rates_in(_clause(sentence, "lower")) == {"0.4"}
     assert _rates_in(_clause(sentence, "no differently")) == {"0.1"} and "includes zero" in sentence
     assert findings.gap_range_text(gaps) == (
-        "Over the fixed training rates, the un-adapted prototypes minus MAML ranges from "
+        "Over the fixed training rates, the accuracy of the un-adapted prototypes minus MAML's ranges from "
         f"-10.0 ±\u00a00.0 points at 0.4 to +23.3 ±\u00a0{100 * gaps.loc[-0.4, 'ci95']:.1f} points at -0.4.")
     assert findings.gap_range_text(gaps.iloc[:0]) == ""
 

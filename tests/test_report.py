@@ -164,12 +164,13 @@ def test_every_table_is_numbered_as_a_table_and_captioned(smoke_report):
     """Results tables count in their own sequence ("Table 3"), apart from the figures, and
     the text refers to them by that number (book/_ext/numbered_tables.py)."""
     tables = 0
-    for page in _pages(smoke_report):
+    for page in _pages(smoke_report, "book/**/*.html"):  # the settings page's table too
         text = page.read_text()
         body = text[text.index('<article class="bd-article"'):]
         figures = re.findall(r"<figure.*?</figure>", body, flags=re.S)
         numbered = [f for f in figures if "<table" in f]
         assert all(re.search(r'class="caption-number">Table \d+', f) for f in numbered), page.name
+        assert all('title="Link to this table"' in f for f in numbered), page.name
         assert "<table" not in re.sub(r"<figure.*?</figure>", "", body, flags=re.S), page.name
         assert "Fig. " not in "".join(numbered), page.name
         # every reference to a table reads "Table N" and leads to it

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 from docutils import nodes
 from docutils.parsers.rst import directives
+from docutils.writers.html5_polyglot import HTMLTranslator
 from myst_nb.ext.glue.directives import PasteAnyDirective
+from sphinx.locale import _
 from sphinx.transforms import SphinxTransform
 from sphinx.writers.html5 import HTML5Translator
 
@@ -26,6 +28,17 @@ PREFIX = "tbl-"
 
 class numbered_table(nodes.figure):  # noqa: N801 (docutils names node classes in lower case)
     """A glued results table with its caption, numbered in the tables' sequence."""
+
+
+class table_caption(nodes.caption):  # noqa: N801
+    """A numbered table's caption: its permalink is titled a link to the table (Sphinx
+    titles every figure caption's "Link to this image")."""
+
+
+def _depart_table_caption(translator: HTML5Translator, node: table_caption) -> None:
+    translator.body.append("</span>")  # the caption text that visit_caption opened
+    translator.add_permalink_ref(node.parent, _("Link to this table"))
+    HTMLTranslator.depart_caption(translator, node)  # docutils' HTML closes the <figcaption>
 
 
 def _caption(node: nodes.Element) -> str:
@@ -42,7 +55,9 @@ class TablesFromFigures(SphinxTransform):
     def apply(self, **kwargs) -> None:
         for figure in list(self.document.findall(nodes.figure)):
             if type(figure) is nodes.figure and any(i.startswith(PREFIX) for i in figure["ids"]):
-                table = numbered_table(figure.rawsource, *figure.children, **figure.attributes)
+                children = [table_caption(child.rawsource, "", *child.children)
+                            if isinstance(child, nodes.caption) else child for child in figure.children]
+                table = numbered_table(figure.rawsource, *children, **figure.attributes)
                 figure.replace_self(table)
                 for target in table["ids"]:  # references find their target through the ids
                     self.document.ids[target] = table
@@ -62,7 +77,7 @@ class GluedTable(PasteAnyDirective):
             parsed = nodes.Element()
             self.state.nested_parse(self.content, self.content_offset, parsed)
             paragraph = parsed[0]
-            table += nodes.caption(paragraph.rawsource, "", *paragraph.children)
+            table += table_caption(paragraph.rawsource, "", *paragraph.children)
         return [table]
 
 
@@ -70,6 +85,7 @@ def setup(app):
     # The HTML of a figure (a <figure> with its <figcaption>) serves the table as well.
     app.add_enumerable_node(numbered_table, "table", _caption,
                             html=(HTML5Translator.visit_figure, HTML5Translator.depart_figure))
+    app.add_node(table_caption, html=(HTML5Translator.visit_caption, _depart_table_caption))
     app.add_transform(TablesFromFigures)
     app.add_directive("glued-table", GluedTable)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
