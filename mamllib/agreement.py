@@ -62,18 +62,28 @@ def headline(readouts: pd.DataFrame, readout: str = READOUT) -> dict[str, float]
             "proto_independent_overlap_at_best": float(row.independent_overlap)}
 
 
-def agreement_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = NAME) -> str:
-    """At the best training rate: how far ``readout`` reproduces MAML beyond chance, and
-    whether its errors are MAML's; then kappa's range over the training rates."""
+def agreement_at_best_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = NAME) -> str:
+    """At the training rate of MAML's highest mean accuracy: how often ``readout`` predicts
+    what MAML predicts, and Cohen's kappa with its interval."""
     table = agreement_table(readouts, readout)
     if table.empty:
         return "No network trained at a fixed rate was read out, so agreement beyond chance is not measured."
     best = headline_numbers(readouts, readout)["best_train_rate"]
     row = table.loc[best]
-    text = (f"At the training rate of MAML's highest mean accuracy ({best:g}), the {name} agree with MAML "
+    return (f"At the training rate of MAML's highest mean accuracy ({best:g}), the {name} agree with MAML "
             f"on {percent(row.agreement)} of the test queries, a Cohen's κ of "
             f"{kappa(row.kappa, row.kappa_ci95)} (1 would be the same predictions, 0 no more agreement than "
             "chance).")
+
+
+def agreement_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = NAME) -> str:
+    """:func:`agreement_at_best_text`, then whether the readout's errors are MAML's there,
+    and kappa's range over the training rates."""
+    table = agreement_table(readouts, readout)
+    text = agreement_at_best_text(readouts, readout, name)
+    if table.empty:
+        return text
+    row = table.loc[headline_numbers(readouts, readout)["best_train_rate"]]
     if pd.isna(row.error_overlap):
         text += " They make no error there, so no error is shared."
     else:

@@ -66,29 +66,26 @@ def budget_table(frames: dict[str, pd.DataFrame], view: str) -> pd.DataFrame:
 def verdict_text(frames: dict[str, pd.DataFrame]) -> str:
     """Under each budget, whether the best negative training rate beats the best non-negative
     one (chosen on validation, compared on the test tasks, paired), in each view. A
-    comparison on too few seeds gives no verdict, and the page says why once."""
+    comparison on too few seeds gives no verdict, and the page says why."""
     sentences, too_few = [], False
     for budget, frame in frames.items():
-        if frame.empty:
-            continue
         views = []
         for view in fewtask.VIEWS:
-            comparison = fewtask.negative_versus_rest(frame, view)
+            comparison = fewtask.negative_versus_rest(frame, view) if not frame.empty else frame
             if comparison.empty:
                 continue
             row = comparison.iloc[0]
-            difference = interval(row.difference, row.low, row.high, signed=True)
             too_few |= row.verdict == "too few seeds"
-            verdict = "" if row.verdict == "too few seeds" else f", {row.verdict}"
-            views.append(f"{fewtask.VIEWS[view]}: {row.negative_rate:g} against {row.non_negative_rate:g}, "
-                         f"{difference} points{verdict}")
+            verdict = f"{row.seeds} seed: no verdict" if row.verdict == "too few seeds" else row.verdict
+            views.append(f"{fewtask.VIEWS[view]}, {row.negative_rate:g} against {row.non_negative_rate:g}, "
+                         f"{interval(row.difference, row.low, row.high, signed=True)} points ({verdict})")
         if views:
-            sentences.append(f"{LEADS[budget]}, the best negative rate against the best non-negative one "
-                             f"(chosen on validation, paired on the test tasks) — " + "; ".join(views) + ".")
+            sentences.append(f"{LEADS[budget]}: " + "; ".join(views) + ".")
     if not sentences:
         return "No budget has trained networks of both signs to compare."
+    text = ("The best negative training rate against the best non-negative one, each chosen on validation "
+            "and compared on the test tasks, paired. " + " ".join(sentences))
     if too_few:
-        sentences.append("A comparison without a verdict rests on fewer seeds than the "
-                         f"{fewtask.MIN_SEEDS} a verdict needs: with one seed the interval covers the test "
-                         "tasks, not the variation between networks.")
-    return " ".join(sentences)
+        text += (f" A verdict needs {fewtask.MIN_SEEDS} seeds: with one, the interval covers the test tasks, "
+                 "not the variation between networks.")
+    return text

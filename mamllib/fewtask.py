@@ -287,11 +287,11 @@ def verdict_text(comparison: pd.DataFrame, view: str) -> str:
     parts = [f"with {pool_label(row.pool)} the best negative rate ({row.negative_rate:g}) beats the best "
              f"non-negative one ({row.non_negative_rate:g}) by "
              f"{interval(row.difference, row.low, row.high)} points" for row in wins.itertuples()]
-    text = f"{name}: " + ("; ".join(parts) if parts else "the best negative training rate does not beat the "
-                          f"best non-negative one {_anywhere(comparison.pool)}")
+    unresolved = "the best negative training rate is not shown to beat the best non-negative one"
+    text = f"{name}: " + ("; ".join(parts) if parts else f"{unresolved} {_anywhere(comparison.pool)}")
     reasons = [(says, comparison.pool[comparison.verdict == verdict]) for verdict, says in (
         ("negative loses", "it does worse, with an interval below zero"),
-        ("undecided", "the interval includes zero, so no difference is shown"),
+        ("undecided", "the interval of the difference includes zero"),
         ("too few seeds", f"fewer than {MIN_SEEDS} seeds are trained for both rates, so nothing is "
                           "concluded (one seed's interval covers its test tasks, not the variation between "
                           "networks)"))]
@@ -389,6 +389,20 @@ def own_rate_text(frame: pd.DataFrame, chance: float, config: Config) -> str:
             + stopping)
 
 
+def negative_step_text(frame: pd.DataFrame) -> str:
+    """The derivation's test-rate prediction (a network meta-trained at a negative rate
+    adapts best with a negative step), judged on the few-task networks: the sign of the
+    test rate each one does best at on the validation tasks."""
+    best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
+    rates = best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
+    if rates.empty:
+        return "No few-task network was trained at a negative rate, so the prediction is not tested there."
+    negative = int((rates < 0).sum())
+    verdict = "supported" if negative == len(rates) else "not supported" if not negative else "mixed"
+    return (f"In the few-task runs it is {verdict}: the test rate best on validation is negative for "
+            f"{share(negative, len(rates), 'networks')} trained at a negative rate.")
+
+
 def own_rate_fit_text(configs: Iterable[Config], runs_root: str | Path, profile: str) -> str:
     """How well the networks fit their own meta-training tasks and the test tasks when
     adapted at their own training rate, as training recorded them (``train_tasks_score``
@@ -409,8 +423,7 @@ def own_rate_fit_text(configs: Iterable[Config], runs_root: str | Path, profile:
         parts.append(f"trained at {rate:g}, {_span(train)} on their meta-training tasks and {_span(test)} "
                      "on the test tasks")
     return ("Adapted at their own training rate (as training scored them, one value per seed), the "
-            "networks score: " + "; ".join(parts)
-            + ". The overfitting table is at the fixed test rate instead.")
+            "networks score: " + "; ".join(parts) + ".")
 
 
 def _span(values: list[float]) -> str:
@@ -434,7 +447,8 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
         return "Nothing was compared."
     compared = pd.concat(list(comparisons.values()))
     if compared.verdict.isin(["undecided", "too few seeds"]).all():  # "did not beat" would read as a loss
-        views = f"in all {len(wins)} views" if len(wins) > 1 else f"for {VIEWS[next(iter(wins))]}"
+        views = (f"in {share(len(wins), len(wins))} views" if len(wins) > 1
+                 else f"for {VIEWS[next(iter(wins))]}")
         where = _anywhere(compared.pool, "at every pool size compared")
         return (f"No comparison was resolved: {views}, {where}, the interval of the difference includes "
                 "zero or too few seeds were trained.")

@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mamllib.formats import PLUS_MINUS, percent, percent_cell
+from mamllib.formats import PLUS_MINUS, READOUT_LABELS, percent, percent_cell, share
 from mamllib.penalty import faithful_up_to
 from mamllib.stats import ci95, hierarchical_ci, interval_table
 
@@ -131,6 +131,22 @@ def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
     return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
 
 
+def negative_step_text(signs: pd.DataFrame) -> str:
+    """The derivation's test-rate prediction (a network meta-trained at a negative rate
+    adapts best with a negative step), judged on the main sweep: per negative training
+    rate, which sign's best test rate wins (rows of :func:`sign_preference`)."""
+    negative = signs[signs.index < 0]
+    if negative.empty:
+        return "The main sweep trains no network at a negative rate, so the prediction is not tested there."
+    wins = int((negative["gap"] - negative["ci95"] > 0).sum())
+    loses = int((negative["gap"] + negative["ci95"] < 0).sum())
+    verdict = ("supported" if wins == len(negative) else "not supported" if loses == len(negative)
+               else "not decided" if not wins and not loses else "mixed")
+    return (f"In the main sweep it is {verdict}: of the networks trained at {rate_list(negative.index)}, "
+            f"{wins} do best with a negative test rate and {loses} with a positive one, beyond the 95% "
+            "interval of the paired difference (each best rate picked on the test tasks themselves).")
+
+
 def gap_range_text(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
                    reference: str = "MAML") -> str:
     """The smallest and the largest paired gap over the fixed training rates (rows of
@@ -210,12 +226,13 @@ def learned_rate_summary(trajectory: dict, tolerance: float = 1e-5) -> dict[str,
             "negative_share": float((final[moved] < 0).mean()) if moved.any() else float("nan")}
 
 
-def readout_accuracy_table(readouts: pd.DataFrame) -> pd.DataFrame:
+def readout_accuracy_table(readouts: pd.DataFrame, shown: Iterable[str] | None = None) -> pd.DataFrame:
     """Accuracy with its 95% interval (:func:`mamllib.stats.interval_table`: over tasks,
-    or over seeds and tasks) per network, rate and readout, as a table cell in percent;
-    "learned" rows start from their rate (the learned column is left out where no setting
-    learned its rates)."""
+    or over seeds and tasks) per network, rate and readout (those ``shown``, by default
+    all), as a table cell in percent; "learned" rows start from their rate (the learned
+    column is left out where no setting learned its rates)."""
     scored = readouts[readouts["part"] == "readouts"]
+    scored = scored if shown is None else scored[scored["readout"].isin(list(shown))]
     table = _accuracy_cells(scored, ["model", "learned_inner_lr", "train_inner_lr"])
     return table if scored["learned_inner_lr"].any() else table.droplevel("learned_inner_lr")
 
@@ -229,8 +246,9 @@ def _accuracy_cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                             else pd.Index([], name=keys[0]))
     intervals = interval_table(rows, "accuracy", [*keys, "readout"]).set_index([*keys, "readout"])
     cells = pd.Series(list(map(percent_cell, intervals["mean"], intervals["low"], intervals["high"])),
-                      index=intervals.index, dtype=object)
-    return cells.unstack("readout").fillna("–")
+                      index=intervals.index, dtype=object).unstack("readout").fillna("–")
+    return cells[sorted(cells.columns, key=lambda r: list(READOUT_LABELS).index(r) if r in READOUT_LABELS
+                        else len(READOUT_LABELS))]  # the readouts in the order the figures list them
 
 
 def accuracy_at(readouts: pd.DataFrame, readout: str, rate: float) -> str:
@@ -258,7 +276,9 @@ def best_rate_text(readouts: pd.DataFrame) -> str:
     text = (f"Among the fixed training rates of the sweep, MAML's meta-test accuracy has its highest mean at "
             f"{best:g}: {percent(top['mean'], (top['high'] - top['low']) / 2)}")
     if len(reach):
-        return text + (f"; the intervals of {rate_list(reach)} overlap it, so the sweep does not single "
+        intervals = "the interval at" if len(reach) == 1 else "the intervals at"
+        overlap = "overlaps" if len(reach) == 1 else "overlap"
+        return text + (f"; {intervals} {rate_list(reach)} {overlap} it, so the sweep does not single "
                        f"{best:g} out.")
     return text + "; no other rate's interval reaches it."
 
@@ -325,7 +345,7 @@ def completion_text(settings: pd.DataFrame) -> str:
     """Which settings of the sweep did not complete (a ``settings_table``), and how they ended."""
     incomplete = settings[settings["status"] != "completed"]
     if incomplete.empty:
-        return f"Every one of the {len(settings)} settings completed."
+        return f"{share(len(settings), len(settings), 'settings').capitalize()} completed."
     listed = ", ".join(f"{row.setting} ({row.status})" for row in incomplete.itertuples())
     return f"{len(incomplete)} of the {len(settings)} settings did not complete: {listed}."
 
@@ -360,8 +380,9 @@ def learned_rate_text(run: str, trajectory: dict, maml_accuracy: float) -> str:
             f"{rates['min']:.3f} to {rates['max']:.3f}; {100 * rates['negative_share']:.0f}% of them "
             "are negative.")
     if rates["unmoved"]:
-        text += (f" The rates of {', '.join(rates['unmoved'])} never moved beyond float32 round-off: those "
-                 "tensors have no inner gradient, so neither do their rates.")
+        text += (f" The rates of {', '.join(rates['unmoved'])} never moved beyond float32 round-off (a "
+                 "convolution's bias cannot: the batch norm after it cancels it, so it has no inner "
+                 "gradient).")
     return text + (f" Adapted with its learned rates, this network's MAML meta-test accuracy is "
                    f"{maml_accuracy:.1%}.")
 
@@ -404,7 +425,7 @@ def rate_grid_text(grid: pd.Series) -> str:
     if grid.empty:
         return "There is no test-rate grid: the run has no trained model."
     scores = ", ".join(f"{percent(accuracy)} at {rate:g}" for rate, accuracy in grid.items())
-    return (f"Re-adapted at other test rates, it scores {scores}; it scores highest on these test "
+    return (f"Re-adapted at every test rate of the grid, it scores {scores}; it scores highest on these test "
             f"tasks at {grid.idxmax():g}.")
 
 

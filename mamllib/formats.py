@@ -76,6 +76,8 @@ READOUT_LABELS = {
     "maml": "MAML (full adaptation)", "head_only": "head-only adaptation",
     "proto_unadapted": "prototypes, un-adapted features", "proto_adapted": "prototypes, adapted features",
     "logreg": "logistic regression", "cosine_nn": "cosine nearest neighbour",
+    "proto_dot": "prototypes, dot product", "proto_reversed": "prototypes, dot product reversed",
+    "mean_head": "MAML from a class-mean head",
 }
 # Column and index names of the library's frames, as a reader reads them. A header that
 # ends in "rate" formats its column as the sweep writes rates.

@@ -16,6 +16,14 @@ errors were independent within the task)
     ``logreg``           L2 logistic regression fitted on the support features (scikit-learn's
                          ``LogisticRegression()`` objective, solved for all tasks at once)
     ``cosine_nn``        cosine nearest neighbour among the support features (NIL, Raghu et al.)
+    ``proto_dot``        the prototypes' dot-product rule on the meta-learned features: the
+                         class whose prototype has the largest inner product with the query
+                         (what one positive step turns a head of equal rows into)
+    ``proto_reversed``   that rule with its sign reversed: the smallest inner product (what
+                         one negative step turns such a head into)
+    ``mean_head``        MAML adapted at the test rate from the meta-parameters with the head
+                         replaced by its mean over classes, so that the meta-learned head
+                         tells no class from another (how much MAML owes that head)
 relations (one value per task)
     ``head_proto_cosine``  cosine between the adapted head's centred class rows and the
                            centred prototypes
@@ -42,11 +50,15 @@ from mamllib.formats import (AGREEMENT_HEADER, KAPPA_HEADER, OVERLAP_HEADER, REA
                               kappa, percent_cell)
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
-from mamllib.maml import MAML
+from mamllib.maml import MAML, sgd_steps
 from mamllib.prototypes import PrototypeClassifier
 from mamllib.stats import ci95
 
-READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn")
+READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn", "proto_dot",
+            "proto_reversed", "mean_head")
+# The readouts that probe the prototype rule's form and MAML's head, shown apart from the others.
+PROBES = ("proto_dot", "proto_reversed", "mean_head")
+MAIN_READOUTS = tuple(r for r in READOUTS if r not in PROBES)
 
 
 def head_only_rates(maml: MAML, rates: torch.Tensor) -> torch.Tensor:
@@ -94,6 +106,26 @@ def prototype_predictions(support: torch.Tensor, labels: torch.Tensor, query: to
     return _per_task(PrototypeClassifier, support.cpu().numpy(), labels.cpu().numpy(), query.cpu().numpy())
 
 
+def dot_product_predictions(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, n_way: int,
+                            sign: float = 1.0) -> np.ndarray:
+    """Each task's queries sent to the class whose prototype has the largest inner product
+    with them (``sign=-1``: the smallest). Centring the prototypes over classes would not
+    change the ranking: it shifts every class's score by the same amount."""
+    scores = query @ class_means(support, labels, n_way).transpose(1, 2)  # [T, NQ, N]
+    return (sign * scores).argmax(-1).cpu().numpy()
+
+
+def mean_head_copies(maml: MAML, tasks: int) -> list[torch.Tensor]:
+    """The meta-parameters as ``tasks`` fast-weight copies with the head's weight rows and
+    biases replaced by their mean over classes: before adaptation every class scores
+    alike, so whatever tells the classes apart comes from the inner steps on the body's
+    features (the zeroing trick of Kao et al. 2022, applied at test time only)."""
+    copies = maml.task_copies(tasks)
+    for index in (_tensor_index(maml, "head_weight"), _tensor_index(maml, "head_bias")):
+        copies[index] = copies[index].mean(1, keepdim=True).expand_as(copies[index])
+    return copies
+
+
 def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020)."""
     return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
@@ -106,7 +138,9 @@ def unadapted_readouts(support: torch.Tensor, labels: torch.Tensor, query: torch
     return {"proto_unadapted": prototype_predictions(support, labels, query),
             # scikit-learn's LogisticRegression() objective, all tasks of the chunk at once
             "logreg": softmax_regression.fit_predict(support, labels, query, n_way).cpu().numpy(),
-            "cosine_nn": cosine_nn(s, y, q)}
+            "cosine_nn": cosine_nn(s, y, q),
+            "proto_dot": dot_product_predictions(support, labels, query, n_way),
+            "proto_reversed": dot_product_predictions(support, labels, query, n_way, sign=-1.0)}
 
 
 @dataclass
@@ -152,11 +186,14 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
             head_fast = fast_weights(head_only_rates(maml, rate))
             head_logits = torch.baddbmm(head_fast[bias].unsqueeze(1), query_before[-1],
                                         head_fast[head].transpose(1, 2))
+        mean_head = sgd_steps(maml.fmodel, mean_head_copies(maml, len(sx)), maml.step_rates(len(sx), rate),
+                              sx, sy, steps, track_graph=False)
+        with torch.no_grad():
+            mean_head_logits = maml.fmodel(qx, params=mean_head)
         predictions = {"maml": logits.argmax(-1).cpu().numpy(),
                        "head_only": head_logits.argmax(-1).cpu().numpy(),
-                       "proto_unadapted": fixed["proto_unadapted"],
                        "proto_adapted": prototype_predictions(support_after, sy, query_after[-1]),
-                       "logreg": fixed["logreg"], "cosine_nn": fixed["cosine_nn"]}
+                       "mean_head": mean_head_logits.argmax(-1).cpu().numpy(), **fixed}
         relations = {"head_proto_cosine": centred_cosine(fast[head].detach(), prototypes).cpu().numpy()}
         for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
             relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()

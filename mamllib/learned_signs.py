@@ -93,8 +93,13 @@ def sign_text(summary: pd.DataFrame) -> str:
             f"{len(moved[moved.sign == 'mixed']) or 'none'} change sign between seeds (a rate whose sign "
             f"were a coin toss would keep one sign in every seed with probability {0.5 ** (seeds - 1):.2g}).")
     unmoved = summary[summary.sign == "unmoved"]
-    if len(unmoved):
-        text += (f" The rates of {len(unmoved)} tensors ({', '.join(map(tensor_label, unmoved.tensor))}) "
-                 "never moved: they have "
-                 "no inner gradient.")
+    # A convolution's bias has no inner gradient (the batch norm after it cancels it); any
+    # other tensor that stayed put only moved too little in some seed to read its sign.
+    cancelled = unmoved.tensor.str.endswith("conv_bias")
+    if cancelled.any():
+        text += (f" The rates of {', '.join(map(tensor_label, unmoved.tensor[cancelled]))} never move: the "
+                 "batch norm after a convolution cancels its bias, so the bias has no inner gradient.")
+    if (~cancelled).any():
+        text += (f" Those of {', '.join(map(tensor_label, unmoved.tensor[~cancelled]))} moved by less than "
+                 f"{MOVED:g} in at least one seed, too little to read a sign.")
     return text

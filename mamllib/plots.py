@@ -38,8 +38,9 @@ TRAINING_RATE, TEST_RATE = r"training rate $\alpha_t$", r"test rate $\alpha_r$"
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common form of
 # colour blindness. Black is last: it is also the colour of guides and text.
-PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000")
-MARKERS = "osD^vP*X"
+# Okabe-Ito's eight colours and a grey: every readout keeps a colour and a marker of its own.
+PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000", "#999999")
+MARKERS = "osD^vP*Xp"
 SMALLEST_TEXT = 11  # points; tick labels and legends, the smallest text of any figure
 # Figures are drawn for a phone first. The book's text column is about 700 px wide on a
 # laptop and 373 px on a phone (a 420 px screen; book/_static/custom.css lets a figure
@@ -174,20 +175,25 @@ def _readout_lines(data: pd.DataFrame, y: str, ylabel: str,
                        order=list(READOUT_LABELS))  # a readout keeps its colour in every figure
 
 
-def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained") -> plt.Figure:
-    """Meta-test accuracy of every readout against the training inner rate, with CI bands."""
+def accuracy_vs_rate(readouts: pd.DataFrame, model: str = "trained",
+                     shown: Iterable[str] | None = None) -> plt.Figure:
+    """Meta-test accuracy of each readout (those ``shown``, by default all) against the
+    training inner rate, with CI bands."""
     data = fixed_rate_rows(readouts)
     # The untrained network has no training rate: each run's initial network, adapted at the run's rate.
     xlabel = TEST_RATE + " it is adapted with" if model == "untrained" else TRAINING_RATE
-    return _readout_lines(data[(data["part"] == "readouts") & (data["model"] == model)],
+    data = data[(data["part"] == "readouts") & (data["model"] == model)]
+    return _readout_lines(data if shown is None else data[data["readout"].isin(list(shown))],
                           "accuracy", "meta-test accuracy", xlabel)
 
 
-def agreement_vs_rate(readouts: pd.DataFrame) -> plt.Figure:
-    """Share of queries on which each readout predicts what MAML predicts."""
+def agreement_vs_rate(readouts: pd.DataFrame, shown: Iterable[str] | None = None) -> plt.Figure:
+    """Share of queries on which each readout (those ``shown``, by default all but MAML)
+    predicts what MAML predicts."""
     data = fixed_rate_rows(readouts)
     data = data[(data["part"] == "readouts") & (data["model"] == "trained") & (data["readout"] != "maml")]
-    return _readout_lines(data, "agreement", "agreement with MAML's predictions")
+    return _readout_lines(data if shown is None else data[data["readout"].isin(list(shown))],
+                          "agreement", "agreement with MAML's predictions")
 
 
 def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
@@ -211,8 +217,9 @@ def rate_heatmap(readouts: pd.DataFrame) -> plt.Figure:
 def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     """Linear CKA of each conv block before vs after adaptation, against the training rate."""
     data = relations[relations["measure"].str.startswith("cka_") & (relations["model"] == "trained")]
-    data = fixed_rate_rows(data).assign(layer=lambda d: d["measure"].str.replace("cka_", ""))
-    return _rate_lines(data, "value", "layer", "CKA(before, after adaptation)", legend="layer")
+    # "cka_conv2" -> "block 2", as the other figures name the blocks
+    data = fixed_rate_rows(data).assign(block=lambda d: d["measure"].str.replace("cka_conv", "block "))
+    return _rate_lines(data, "value", "block", "CKA(before, after adaptation)", legend="block")
 
 
 def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:

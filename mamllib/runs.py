@@ -36,7 +36,8 @@ ANALYSIS_SETTINGS = "settings.json"
 # 2: logistic regression solved to convergence for all tasks at once (was scikit-learn's
 # lbfgs at tol 1e-4, task by task); relations carry their test_inner_lr.
 # 3: readouts carry Cohen's kappa with MAML and the error-overlap counts.
-ANALYSIS_VERSION = 3
+# 4: the prototypes' dot-product rule, its reversal, and MAML from a class-mean head.
+ANALYSIS_VERSION = 4
 
 
 @dataclass

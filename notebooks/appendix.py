@@ -83,6 +83,6 @@ formats.glue_table("stages_table", provenance.executions_table(record))
 # ```{glue:figure} stages_table
 # :name: tbl-stages
 #
-# The stages of this build (the training of the runs and each executed notebook), with
-# their status and wall time.
+# The stages of this build (the training of the runs, where it trained any, and each
+# executed notebook), with their status and wall time.
 # ```

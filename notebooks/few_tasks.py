@@ -49,8 +49,8 @@ glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
 # %% [markdown]
 # ## Meta-test accuracy against the training rate
 #
-# Each line is the mean over seeds and test tasks; the band is its 95% interval over
-# seeds and tasks (`mamllib.stats.hierarchical_ci`).
+# In {numref}`fig-pool-accuracy-{page}` each line is the mean over seeds and test tasks;
+# the band is its 95% interval over seeds and tasks (`mamllib.stats.hierarchical_ci`).
 
 # %% tags=["remove-output"]
 tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in fewtask.VIEWS}
@@ -106,7 +106,8 @@ glue("own_rate_fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile)
 # seeds and tasks.
 # ```
 #
-# {glue:text}`own_rate_fit_text`
+# {glue:text}`own_rate_fit_text` {numref}`fig-pool-overfitting-{page}` and
+# {numref}`tbl-pool-overfitting-{page}` give them at the fixed test rate instead.
 
 # %% tags=["remove-output"]
 formats.glue_table("pool_overfitting_table", fewtask.gap_percent_table(gap))

@@ -180,8 +180,10 @@ formats.glue_table("linear_task_count_table", formats.with_interval(effects, "re
 #
 # Per number of training tasks $m$ (and query points per parameter, $m n_v / p$): the
 # best training rate, the meta-test loss at $\alpha_t = 0$ and at the best rate, and the
-# relative gain of the best rate over $\alpha_t = 0$ (± the half-width of its paired 95%
-# interval over meta-trainings).
+# relative gain of the best rate over $\alpha_t = 0$ (%, ± the half-width of its paired 95%
+# interval over meta-trainings). A row with the task count of
+# {numref}`fig-linear-figure-2` repeats that setting with its own, fewer meta-trainings,
+# so its best rate can differ from the figure's within the intervals.
 # ```
 
 # %% [markdown]
@@ -191,7 +193,7 @@ formats.glue_table("linear_task_count_table", formats.with_interval(effects, "re
 # With many more training points than parameters, the paper finds the best training
 # rate slightly negative (about $-0.05$), with meta-test losses near 1. The setting
 # here is $n_t = 5$, $n_v = 25$, $n_r = 10$, $m = 40$, $p = 30$, $\sigma = \nu = 0.2$
-# (the paper's Figure 3 as this project's design document gives it), with the test rate
+# (the setting of the paper's Figure 3 as we read it), with the test rate
 # $\alpha_r$ = {glue:text}`linreg_alpha_r_figure_3:g`. Here $m\,n_v = 1000 > p = 30$. The
 # optimum is so close to zero that the sweep's CIs overlap there; a paired comparison of
 # the loss at $\alpha_t = \pm$ {glue:text}`linreg_step_figure_3:g` on the same tasks says
@@ -202,8 +204,8 @@ formats.glue_table("linear_task_count_table", formats.with_interval(effects, "re
 # optimum. At $\sigma = \nu = 0.2$ our loss is about 0.04; the figure plots it in units
 # of $\sigma^2$, which is the same as our loss at $\sigma = \nu = 1$, and that puts it
 # near 1, the level of the paper's figure. Whether the paper reports the loss in units of
-# the noise or uses unit noise is not established here (its text beyond the abstract and
-# the Figure 2 caption was not available to this study); the location of the optimum is
+# the noise or uses unit noise is not established here (we could check our reading only
+# against the paper's abstract and its Figure 2 caption); the location of the optimum is
 # the same either way.
 
 # %% tags=["remove-output"]
@@ -240,8 +242,8 @@ glue("linreg_step_figure_3", step_figure_3, display=False)
 #   model output or the weight variance differently (for example $w^\top x/\sqrt p$);
 #   that would rescale the rates and the loss levels, not the sign of the optimal
 #   training rate. Our adaptation factor $h = (1-\alpha)^2 + \alpha^2 (p+1)/n$ is our
-#   reading of the paper's theorem; its text beyond the abstract and the Figure 2 caption
-#   was not available to check it against.
+#   reading of the paper's theorem, checked only against its abstract and its Figure 2
+#   caption.
 # * **Loss.** $\frac{1}{2n}\sum (\theta^\top x - y)^2$, one plain gradient step
 #   $\theta = \omega - \frac{\alpha}{n} X^\top (X\omega - y)$, no $1/p$ in the rate.
 # * **Meta-training.** Exact minimum-norm solution for $\omega$ (the paper's $\omega_0 = 0$
@@ -250,6 +252,6 @@ glue("linreg_step_figure_3", step_figure_3, display=False)
 #   adaptation points and fresh inputs, including the $\sigma^2/2$ noise floor, where
 #   the paper averages 100 sampled tasks of 50 points (the test suite checks the closed
 #   form against sampling).
-# * **Error bars.** 95% CI over independent meta-trainings; the parameters cell sets how
-#   many per point (`runs`, `runs_adaptation`, `runs_under`), where the paper averages 100
-#   runs per point of Figure 2a and 1000 of Figure 2b.
+# * **Error bars.** 95% CI over independent meta-trainings; the notebook's parameters set
+#   how many per point, where the paper averages 100 runs per point of Figure 2a and 1000
+#   of Figure 2b.

@@ -63,6 +63,8 @@ glue("run_folder_text", f"{run_dir} (config hash {config.training_hash()})", dis
 
 # %% [markdown]
 # ## Training
+#
+# How the meta-training loss and accuracy went ({numref}`fig-training-{page}`).
 
 # %% tags=["remove-output"]
 plots.glue_figure("training_curves", plots.training_curves(metrics))
@@ -117,6 +119,8 @@ formats.glue_table("readouts_table", latent.percent_table(summary))
 
 # %% [markdown]
 # ## Features of one meta-test task
+#
+# What the nearest-prototype readout sees on one task ({numref}`fig-task-features-{page}`).
 
 # %% tags=["remove-output"]
 plots.glue_figure("task_features", plots.task_features(run))

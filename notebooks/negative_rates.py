@@ -17,8 +17,8 @@
 # In the linear model of {cite:t}`bernacchia2021negative` the best training inner rate is negative when
 # meta-training sees a fixed, finite set of tasks (few in his Figure 2; the linear-model
 # page finds it negative at every task count tried). In this report's main sweep every
-# training task is new, which is not that setting. This
-# page puts it to the Conv4 where it does: networks meta-trained on a fixed pool of a few
+# training task is new, which is not that setting. This page puts the Conv4 in that
+# setting: networks meta-trained on a fixed pool of a few
 # tasks, and for contrast on fresh tasks, at training rates of both signs, each trained
 # until its validation accuracy at its best test rate of either sign stops improving.
 # The report's tier sets the grid of pool sizes, rates and seeds; the paragraph below
@@ -67,8 +67,9 @@ glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
 # %% [markdown]
 # ## The deep analogue of Bernacchia's Figure 2b
 #
-# Meta-test loss and accuracy against the training rate, all networks adapted at the
-# same positive test rate, {glue:text}`fixed_test_rate:g`, one curve per pool size: a rate
+# Meta-test loss ({numref}`fig-figure-2b-loss`) and accuracy
+# ({numref}`fig-figure-2b-accuracy`) against the training rate, all networks adapted at
+# the same positive test rate, {glue:text}`fixed_test_rate:g`, one curve per pool size: a rate
 # fixed in advance, not chosen on any of these networks' results. Being positive, it
 # adapts the networks trained at negative rates with a step of the other sign. This view
 # follows Bernacchia; it favours no network by design but fits some better than others
@@ -110,7 +111,8 @@ glue("fixed_test_rate", fewtask.FIXED_TEST_RATE, display=False)
 #
 # A network trained at a negative rate can be inverted by a positive test rate; here each
 # network is adapted at the test rate of either sign that is best on the validation
-# tasks. The un-adapted prototype readout asks the same question of the features alone.
+# tasks ({numref}`fig-best-and-prototypes`, top). The un-adapted prototype readout asks
+# the same question of the features alone (bottom).
 
 # %% tags=["remove-output"]
 tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in ("best", "prototypes")}
@@ -141,6 +143,7 @@ glue("nearest_negative", max(rate for rate in plan.rates if rate < 0), display=F
 comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
 glue("overall_text", fewtask.overall_text(comparisons), display=False)
 glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=False)
+glue("negative_step_text", fewtask.negative_step_text(frame), display=False)  # for the derivation
 for view, comparison in comparisons.items():
     glue(f"verdict_{view}", fewtask.verdict_text(comparison, view), display=False)
 numbers = fewtask.summary_numbers(comparisons["best"])
@@ -177,8 +180,8 @@ formats.glue_table("verdict_table", fewtask.comparison_percent_table(comparisons
 # The main sweep trains every rate for the same number of steps, which favours the rates
 # that learn fast. Where the tier trains them, the same settings (width 32, fresh tasks)
 # also train until their accuracy at their best test rate stops improving, and both are
-# scored as the few-task networks are. Each line is a budget; bands are 95% intervals
-# over seeds and test tasks.
+# scored as the few-task networks are ({numref}`fig-budgets`). Each line is a budget;
+# bands are 95% intervals over seeds and test tasks.
 
 # %% tags=["remove-output"]
 budgets, budget_missing = convergence.load_budgets(profile, built.sweep_rates, built.converged_seeds,
@@ -221,8 +224,8 @@ glue("budget_text", budget_text, display=False)
 # labels replaced at random (drawn with the pool; validation and test tasks have none),
 # on fewer pools and rates. Noise makes a pool harder to fit honestly and easier to
 # memorise, which is where a regulariser should help if it helps anywhere. One verdict
-# per noise level, at the best test rate, as above; its intervals are simultaneous over
-# that level's pool sizes, not over the noise levels.
+# per noise level, at the best test rate, as above ({numref}`fig-label-noise`); its
+# intervals are simultaneous over that level's pool sizes, not over the noise levels.
 
 # %% tags=["remove-output"]
 noise_texts, noisy_tables = [], {}
@@ -271,7 +274,7 @@ glue("fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile), display
 
 # %% [markdown]
 # {glue:text}`fit_text` {numref}`tbl-overfitting` gives the accuracies on both sets of
-# tasks and their gap.
+# tasks and their gap at the fixed test rate instead.
 
 # %% tags=["remove-output"]
 formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap))
@@ -313,8 +316,9 @@ formats.glue_table("stopping_table", stopping)
 # The sweep's learned-rate setting learns one inner rate per parameter tensor, of either
 # sign, starting from 0.1 (Meta-SGD style). These networks are the main sweep's kind (its
 # width and budget, fresh tasks, no early stopping), not the few-task ones, trained at the
-# tier's learned-rate seeds; the rates each tensor ends with show which signs are stable:
-# a cross per seed, and the mean with its 95% interval over seeds.
+# tier's learned-rate seeds; the rates each tensor ends with show which signs are stable
+# ({numref}`fig-learned-signs`): a cross per seed, and the mean with its 95% interval over
+# seeds.
 
 # %% tags=["remove-output"]
 learned_rates, learned_missing = learned_signs.final_rates(
@@ -369,7 +373,7 @@ formats.glue_table("pattern_table", sign_pattern.percent_table(sign_pattern.comp
                    empty_because="no seed has every network of the sign-pattern test trained")
 
 # %% [markdown]
-# {glue:text}`pattern_text` {numref}`tbl-sign-pattern` gives the numbers.
+# {glue:text}`pattern_text` ({numref}`tbl-sign-pattern`.)
 #
 # ```{glue:figure} pattern_table
 # :name: tbl-sign-pattern

@@ -54,8 +54,8 @@ from mamllib.pipeline.paths import work_in_book_root
 from mamllib.runs import compare_objectives, trained_run
 
 # %% [markdown]
-# The meta-batch of fixed test tasks the expansion is measured on, in double precision,
-# and the rates $\alpha$ (log-spaced from $10^{-3}$ to 1).
+# Every measurement below uses one meta-batch of fixed test tasks, in double precision,
+# and rates $\alpha$ log-spaced from $10^{-3}$ to 1.
 
 # %%
 work_in_book_root()  # paths are relative to the repository root, wherever the kernel started
@@ -69,10 +69,11 @@ rates = np.logspace(-3, 0, 13)
 # (penalty-expansion)=
 # ## 1. A smooth network at initialisation
 #
-# Residuals of the first- and second-order approximations against $\alpha$ on log-log axes:
-# the theory predicts slopes 2 and 3 as $\alpha \to 0$. The slopes are fitted over small
-# rates only (the text under the figure says up to which $\alpha$): further out the higher-order terms
-# take over, and where a residual changes sign a wider fit would read a shallower slope.
+# Residuals of the first- and second-order approximations against $\alpha$ on log-log axes
+# ({numref}`fig-expansion-residuals`, top): the theory predicts slopes 2 and 3 as
+# $\alpha \to 0$. The slopes are fitted over small rates only (the text under the figure
+# says up to which $\alpha$): further out the higher-order terms take over, and where a
+# residual changes sign a wider fit would read a shallower slope.
 
 # %%
 smooth = build_maml(config.replace(inner_lr=0.0), dataset, smooth=True).double()
@@ -86,7 +87,7 @@ glue("slope_second_smooth", smooth_slopes[1], display=False)
 # ## 2. The trained ReLU Conv4
 #
 # The same measurement on the ReLU Conv4 the sweep meta-trained at rate
-# {glue:text}`trained_rate` (the notebook's parameter `trained_rate`; trained here if the
+# {glue:text}`trained_rate` ({numref}`fig-expansion-residuals`, bottom; trained here if the
 # sweep has not trained it yet). ReLU and max-pooling make
 # the loss only piecewise smooth, so the slopes may miss 2 and 3 here; the verdict
 # under the figure says which match. Where the $\alpha^3$ law fails, the curvature at $\theta$
@@ -125,7 +126,8 @@ plots.glue_figure("expansion_residuals", plots.expansion_residuals(
 # ## 3. Exact versus surrogate meta-gradient
 #
 # Cosine between the true one-step meta-gradient and the gradient of the surrogate
-# $L_q - \alpha\langle g_q, g_s\rangle$, for negative and positive rates. The surrogate is a
+# $L_q - \alpha\langle g_q, g_s\rangle$, for negative and positive rates
+# ({numref}`fig-surrogate-cosines`). The surrogate is a
 # small-rate statement: the question is how far out it still points the way the true
 # meta-gradient does.
 
@@ -168,8 +170,9 @@ glue("surrogate_side_text", findings.surrogate_side_text(faithful, rates), displ
 # the penalty's gradient; for support and query drawn from one task's distribution the
 # two halves are equal in expectation. If that is what matters, first-order MAML at
 # twice the rate should follow the exact meta-gradient more closely than at the same
-# rate. Cosines with the exact meta-gradient at $\alpha$, on the same meta-batch, at the rates
-# of the grid up to 0.3 in size, of both signs.
+# rate. {numref}`fig-first-order-cosines` gives the cosines with the exact meta-gradient at
+# $\alpha$, on the same meta-batch, at the rates of the grid up to 0.3 in size, of both
+# signs.
 
 # %% tags=["remove-output"]
 first_order_rates = np.concatenate([-rates[rates <= 0.3][::-1], rates[rates <= 0.3]])
@@ -200,7 +203,7 @@ glue("first_order_text", findings.first_order_text(first_order), display=False)
 # surrogate keeps the inner-product term of the expansion and drops everything of order
 # $\alpha^2$ and beyond (section 3 measures how far its gradient then is from the true one),
 # so a rate where MAML trains a network and the surrogate does not shows what those
-# dropped terms teach.
+# dropped terms teach ({numref}`fig-surrogate-training`).
 
 # %% tags=["remove-output"]
 comparison = compare_objectives(config, surrogate_rates, runs_root, profile, dataset)

@@ -34,6 +34,7 @@ from myst_nb import glue
 from mamllib import agreement, findings, formats, plots
 from mamllib.config import profile as profile_config
 from mamllib.evaluate import PENALTY_TASKS
+from mamllib.latent import MAIN_READOUTS, PROBES
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import analysed_settings, read_record, settings_index, settings_table
 from mamllib.runs import load_analyses, read_metrics
@@ -73,13 +74,15 @@ glue("convergence_text", convergence_text, display=False)
 # %% [markdown]
 # ## Accuracy of every readout against the training rate
 #
-# "Untrained" is each run's network at its initialisation (the same seed, so the same
-# network for every rate), adapted at that run's rate: the baseline that tells what
+# {numref}`fig-summary-accuracy` reads the trained networks, {numref}`fig-summary-untrained`
+# the untrained ones: each run's network at its initialisation (the same seed, so the same
+# network for every rate), adapted at that run's rate, the baseline that tells what
 # meta-training added to the features and to the adaptation.
 
 # %% tags=["remove-output"]
-plots.glue_figure("accuracy_trained", plots.accuracy_vs_rate(readouts))
-plots.glue_figure("accuracy_untrained", plots.accuracy_vs_rate(readouts, model="untrained"))
+plots.glue_figure("accuracy_trained", plots.accuracy_vs_rate(readouts, shown=MAIN_READOUTS))
+plots.glue_figure("accuracy_untrained",
+                  plots.accuracy_vs_rate(readouts, model="untrained", shown=MAIN_READOUTS))
 versus_untrained = findings.describe_gap(
     findings.paired_gap(readouts, ("trained", "proto_unadapted"), ("untrained", "proto_unadapted")),
     "the un-adapted prototypes of the trained networks", "those of the untrained network")
@@ -109,12 +112,15 @@ glue("best_rate_text", findings.best_rate_text(readouts), display=False)
 # the numbers.
 
 # %% tags=["remove-output"]
-accuracy = findings.readout_accuracy_table(readouts)
+accuracy = findings.readout_accuracy_table(readouts, shown=MAIN_READOUTS)
 by_network = {network: accuracy.xs(network, level="model") for network in accuracy.index.unique("model")}
 # a table each: eight columns overflow a laptop's
 formats.glue_table("accuracy_trained_table", by_network.get("trained", pd.DataFrame()),
                    empty_because="no trained network was read out")
-formats.glue_table("accuracy_untrained_table", by_network.get("untrained", pd.DataFrame()),
+# An untrained network has no training rate: its rows are the rate it is adapted with.
+untrained_accuracy = by_network.get("untrained", pd.DataFrame())
+formats.glue_table("accuracy_untrained_table",
+                   untrained_accuracy.rename_axis(index={"train_inner_lr": "adapted at rate"}),
                    empty_because="no untrained network was read out")
 
 # %% [markdown]
@@ -136,9 +142,13 @@ formats.glue_table("accuracy_untrained_table", by_network.get("untrained", pd.Da
 
 # %% [markdown]
 # ## Agreement with MAML, and the head against the prototypes
+#
+# Whether a readout predicts what MAML predicts ({numref}`fig-summary-agreement`), and
+# whether MAML's adapted head lines up with the class prototypes
+# ({numref}`fig-summary-alignment`).
 
 # %% tags=["remove-output"]
-plots.glue_figure("agreement", plots.agreement_vs_rate(readouts))
+plots.glue_figure("agreement", plots.agreement_vs_rate(readouts, shown=MAIN_READOUTS))
 plots.glue_figure("alignment", plots.alignment_vs_rate(relations))
 
 # %% [markdown]
@@ -172,6 +182,7 @@ plots.glue_figure("alignment", plots.alignment_vs_rate(relations))
 # %%
 agreement_table = agreement.agreement_table(readouts)
 glue("agreement_text", agreement.agreement_text(readouts), display=False)
+glue("agreement_at_best_text", agreement.agreement_at_best_text(readouts), display=False)
 
 # %% [markdown]
 # {glue:text}`agreement_text` {numref}`tbl-summary-agreement` gives every fixed training
@@ -191,7 +202,58 @@ formats.glue_table("agreement_table", agreement.percent_table(agreement_table))
 # ```
 
 # %% [markdown]
+# (summary-probes)=
+# ## The prototype rule's form, and MAML's own head
+#
+# Two probes of the prototype reading. The zero-head theorem says that one positive step
+# from a head that tells no class apart classifies by the inner product of a query with
+# each prototype, and one negative step by its reverse; the nearest-prototype readout
+# above uses the Euclidean distance instead. So each network is also read out by the
+# dot-product rule and by its reversal, and MAML is adapted once more at its test rate
+# from its meta-parameters with the head replaced by its mean over classes. That last
+# readout asks how much of MAML's accuracy it owes to its meta-learned head; with one
+# inner step it is exactly the dot-product rule (positive rate) or its reversal (negative
+# rate), a theorem the test suite checks.
+
+# %% tags=["remove-output"]
+probe_readouts = ["maml", "proto_unadapted", *PROBES]
+plots.glue_figure("probes", plots.accuracy_vs_rate(readouts, shown=probe_readouts))
+probes_table = findings.readout_accuracy_table(readouts, shown=probe_readouts)
+formats.glue_table("probes_table",
+                   probes_table.xs("trained", level="model") if len(probes_table) else probes_table,
+                   empty_because="no trained network was read out")
+glue("mean_head_text", findings.describe_gap(findings.paired_gap(readouts, ("trained", "mean_head")),
+                                             "the networks adapted from a class-mean head"), display=False)
+glue("dot_text", findings.describe_gap(
+    findings.paired_gap(readouts, ("trained", "proto_dot"), ("trained", "proto_unadapted")),
+    "the dot-product prototypes", "the Euclidean ones"), display=False)
+
+# %% [markdown]
+# ```{glue:figure} probes
+# :name: fig-summary-probes
+#
+# Meta-test accuracy of MAML, of the nearest (Euclidean) prototype, of the dot-product
+# prototype rule and its reversal, and of MAML adapted from a class-mean head, against
+# the training rate, with 95% bands. Where the class-mean head's line lies below MAML's,
+# MAML owes that gap to its meta-learned head.
+# ```
+#
+# {glue:text}`mean_head_text` {glue:text}`dot_text` {numref}`tbl-summary-probes` gives
+# the numbers.
+
+# %% [markdown]
+# ```{glue:figure} probes_table
+# :name: tbl-summary-probes
+#
+# Meta-test accuracy (%) of the readouts of {numref}`fig-summary-probes`, per training
+# rate of the trained networks, ± the half-width of its 95% interval over the test tasks
+# (over seeds and tasks where a rate has several seeds).
+# ```
+
+# %% [markdown]
 # ## Representation change: CKA before versus after adaptation
+#
+# How much the inner step changes each block's features ({numref}`fig-summary-cka`).
 
 # %% tags=["remove-output"]
 plots.glue_figure("cka", plots.cka_vs_rate(relations))
@@ -207,11 +269,15 @@ plots.glue_figure("cka", plots.cka_vs_rate(relations))
 
 # %% [markdown]
 # ## Training rate × test rate
+#
+# Each trained network adapted at every test rate of the grid, not only its own
+# ({numref}`fig-summary-rate-grid`).
 
 # %% tags=["remove-output"]
 plots.glue_figure("rate_grid", plots.rate_heatmap(readouts))
 signs = findings.sign_preference(readouts)
 glue("test_rate_text", findings.describe_sign_preference(signs), display=False)
+glue("negative_step_text", findings.negative_step_text(signs), display=False)  # for the derivation
 
 # %% [markdown]
 # ```{glue:figure} rate_grid
@@ -245,7 +311,8 @@ formats.glue_table("test_sign_table", findings.sign_preference_table(signs))
 # fixed validation tasks: the query loss, the support-query inner product $\langle g_q, g_s\rangle$
 # that a negative rate penalises, both squared gradient norms, and the curvature term.
 # The penalty reading predicts that training at a negative rate leaves smaller gradient
-# norms than training at rate 0. One network per rate and seed: no interval.
+# norms than training at rate 0 ({numref}`fig-summary-penalty`). One network per rate and
+# seed: no interval.
 
 # %% tags=["remove-output"]
 trajectories = findings.penalty_trajectories(metrics)
@@ -266,6 +333,9 @@ glue("penalty_tasks", PENALTY_TASKS, display=False)
 
 # %% [markdown]
 # ## Learned inner rates
+#
+# The per-tensor rates of the main sweep's learned-rate setting along training
+# ({numref}`fig-summary-learned-rates`).
 
 # %% tags=["remove-output"]
 plots.glue_figure("learned_rates", plots.learned_rate_panels(findings.learned_runs(metrics)))

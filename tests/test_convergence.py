@@ -35,7 +35,6 @@ def test_one_seed_gives_no_verdict_even_when_its_interval_excludes_zero():
     one_seed = _frame(lambda pool, rate, part: 0.7 if rate < 0 else 0.6, pools=(0,), seeds=(0,))
     frames = {"at convergence": one_seed}
     text = convergence.verdict_text(frames)
-    assert "negative wins" not in text and text.count("a verdict needs") == 1
-    assert text.endswith("A comparison without a verdict rests on fewer seeds than the 2 a verdict needs: "
-                         "with one seed the interval covers the test tasks, not the variation between "
-                         "networks.")
+    assert "negative wins" not in text and text.count("(1 seed: no verdict)") == 3  # one per view
+    assert text.endswith("A verdict needs 2 seeds: with one, the interval covers the test tasks, not the "
+                         "variation between networks.")

@@ -74,12 +74,12 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
     comparison = fewtask.negative_versus_rest(frame, "best")
     assert set(comparison.verdict) <= {"undecided", "negative loses"}
     text = fewtask.verdict_text(comparison, "best")
-    assert text.startswith("MAML at the best test rate: the best negative training rate does not beat the "
-                           "best non-negative one at any pool size")
+    assert text.startswith("MAML at the best test rate: the best negative training rate is not shown to beat "
+                           "the best non-negative one at any pool size")
     assert fewtask.summary_numbers(comparison)["wins"] == 0
     overall = fewtask.overall_text({"best": comparison, "fixed": comparison})
     # Nothing resolved is said as such, not as a loss.
-    assert overall.startswith("No comparison was resolved: in all 2 views, at every pool size compared, the "
+    assert overall.startswith("No comparison was resolved: in both views, at every pool size compared, the "
                               "interval of the difference includes zero")
     lost = comparison.assign(verdict="negative loses")
     assert fewtask.overall_text({"best": lost, "fixed": comparison}).startswith(
@@ -88,7 +88,7 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
     # With one pool size the sentence names it rather than "any pool size".
     alone = comparison[comparison.pool == 4]
     single = fewtask.verdict_text(alone, "best")
-    assert "does not beat the best non-negative one with 4 tasks: " in single
+    assert "is not shown to beat the best non-negative one with 4 tasks: " in single
     assert single.count("4 tasks") == 1  # one reason for the one pool: named once
     assert fewtask.overall_text({"best": alone}).startswith(
         "No comparison was resolved: for MAML at the best test rate, with 4 tasks,")
@@ -224,3 +224,13 @@ def test_the_fit_at_the_own_rate_is_read_from_what_training_recorded(tmp_path):
     text = fewtask.own_rate_fit_text(configs, tmp_path, "smoke")
     assert ("trained at -0.1, 100.0% on their meta-training tasks and 8.0% to 9.0% on the test tasks; "
             "trained at 0.1, 90.0% to 100.0% on their meta-training tasks and 45.0% to 50.0%") in text
+
+
+def test_the_test_rate_prediction_is_judged_by_the_sign_each_negative_network_does_best_at():
+    frame = _frame(lambda *_: 0.6)
+    assert fewtask.negative_step_text(frame).startswith("In the few-task runs it is not supported: the test "
+                                                        "rate best on validation is negative for none of the")
+    best = (frame.view == "best") & (frame.train_rate < 0)
+    negative = frame.assign(test_rate=frame.test_rate.where(~best, -0.1))
+    assert "it is supported: " in fewtask.negative_step_text(negative)
+    assert "not tested" in fewtask.negative_step_text(frame[frame.train_rate > 0])

@@ -51,7 +51,7 @@ def test_headline_numbers_read_the_fixed_rate_trained_models():
     with pytest.raises(ValueError, match="no trained 'logreg' rows"):
         findings.accuracy_at(pd.DataFrame(rows), "logreg", 0.4)
     text = findings.best_rate_text(pd.DataFrame(rows))  # 95.0 ± 9.8 at 0.4; 85.0 ± 9.8 at 0.1 reaches it
-    assert "highest mean at 0.4: 95.0%" in text and "the intervals of 0.1 overlap it" in text
+    assert "highest mean at 0.4: 95.0%" in text and "the interval at 0.1 overlaps it" in text
     alone = findings.best_rate_text(pd.DataFrame([r for r in rows if r["train_inner_lr"] != 0.1]))
     assert alone.endswith("no other rate's interval reaches it.")
 
@@ -301,7 +301,7 @@ def test_completion_text_lists_what_did_not_complete():
     text = findings.completion_text(settings)
     assert text.startswith("2 of the 3 settings") and "run_b (diverged)" in text and "run_c (failed)" in text
     assert "run_a" not in text
-    assert findings.completion_text(settings.iloc[:1]).startswith("Every one of the 1 settings")
+    assert findings.completion_text(settings.iloc[:1]) == "The only setting completed."
 
 
 def test_setting_page_numbers_and_texts():
@@ -315,9 +315,9 @@ def test_setting_page_numbers_and_texts():
     assert "97.3% ±\u00a00.5%" in text and "600 fixed meta-test tasks" in text
     assert "diverged" in findings.score_text({"status": "diverged"})
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
-    assert findings.rate_grid_text(grid) == ("Re-adapted at other test rates, it scores 50.0% at -0.4, "
-                                             "97.0% at 0.4; it scores highest on these "
-                                             "test tasks at 0.4.")
+    assert findings.rate_grid_text(grid) == (
+        "Re-adapted at every test rate of the grid, it scores 50.0% at -0.4, 97.0% at 0.4; it scores highest "
+        "on these test tasks at 0.4.")
     assert "no test-rate grid" in findings.rate_grid_text(grid.iloc[:0])
 
 
@@ -376,3 +376,14 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert "0.2 at rate -0.1" in findings.penalty_text(findings.penalty_trajectories(metrics))
     assert "lacks one" in findings.penalty_text(frame[frame.train_inner_lr != 0.0])
     assert "No run" in findings.penalty_text(frame.iloc[:0])
+
+
+def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign_gap():
+    def signs(gaps):
+        return pd.DataFrame({"gap": gaps, "ci95": 0.01}, index=pd.Index([-0.4, -0.1], name="train_inner_lr"))
+    assert "it is supported: of the networks trained at -0.4 and -0.1, 2 do best with a negative" in \
+        findings.negative_step_text(signs([0.1, 0.2]))
+    assert "not supported" in findings.negative_step_text(signs([-0.1, -0.2]))
+    assert "not decided" in findings.negative_step_text(signs([0.0, 0.005]))
+    assert "mixed" in findings.negative_step_text(signs([0.1, -0.2]))
+    assert "not tested" in findings.negative_step_text(signs([0.1, 0.2]).iloc[:0])

@@ -9,7 +9,7 @@ from mamllib import latent
 
 from mamllib.latent import (READOUTS, analyze_model, centred_cosine, class_means, head_only_rates, linear_cka,
                             summarize)
-from mamllib.maml import MAML
+from mamllib.maml import MAML, sgd_steps
 from mamllib.models import Conv4
 from mamllib.prototypes import PrototypeClassifier
 
@@ -156,3 +156,34 @@ def test_error_overlap_counts_shared_errors_and_their_number_under_independence(
     # A readout with no errors has no overlap to report.
     perfect = latent._rows("readouts", "logreg", 0.1, np.arange(2), truth, truth, reference)
     assert np.isnan(summarize(perfect.assign(model="trained")).iloc[0].error_overlap)
+
+
+def test_the_dot_product_rule_ranks_by_inner_product_and_its_reversal_by_the_opposite():
+    # Prototypes (1, 0) and (3, 0): the query (1.2, 0) is nearer the first (Euclidean) but
+    # has the larger inner product with the second.
+    support = torch.tensor([[[1.0, 0.0], [3.0, 0.0]]])
+    labels, query = torch.tensor([[0, 1]]), torch.tensor([[[1.2, 0.0], [-1.0, 0.0]]])
+    assert latent.dot_product_predictions(support, labels, query, 2).tolist() == [[1, 0]]
+    assert latent.dot_product_predictions(support, labels, query, 2, sign=-1.0).tolist() == [[0, 1]]
+    assert latent.prototype_predictions(support, labels, query).tolist() == [[0, 0]]
+
+
+@pytest.mark.parametrize("rate", [0.4, -0.4])
+def test_one_step_from_a_class_mean_head_is_the_dot_product_rule_or_its_reversal(rate, make_episodes):
+    # With every head row equal the classes score alike, so the loss's gradient to the
+    # features is sum_k (p_k - y_k) w = 0: one step leaves the body and the biases as they
+    # are and moves row k by rate * K / B * c_k (plus a term shared by all rows). The
+    # zero-head theorem is the special case of a zero mean.
+    torch.manual_seed(3)
+    maml = MAML(Conv4(1, 4, width=8), rate).double()
+    episodes = make_episodes(3, 5, 4, 2, 3)
+    copies = latent.mean_head_copies(maml, 5)
+    before = maml.fmodel(episodes.query_x, params=copies)
+    torch.testing.assert_close(before - before[..., :1], torch.zeros_like(before))  # every class alike
+    fast = sgd_steps(maml.fmodel, copies, maml.step_rates(5, rate), episodes.support_x, episodes.support_y, 1,
+                     track_graph=False)
+    with torch.no_grad():
+        predicted = maml.fmodel(episodes.query_x, params=fast).argmax(-1).numpy()
+        support, query = maml.model.features(episodes.support_x), maml.model.features(episodes.query_x)
+    expected = latent.dot_product_predictions(support, episodes.support_y, query, 4, sign=np.sign(rate))
+    np.testing.assert_array_equal(predicted, expected)

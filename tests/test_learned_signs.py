@@ -36,7 +36,11 @@ def test_signs_stable_over_seeds_are_told_apart_from_mixed_and_unmoved(tmp_path)
     text = learned_signs.sign_text(summary.reset_index())
     assert "Over 3 seeds, of the 3 per-tensor rates that moved, 1 (head weight) end negative in every" in text
     assert "1 (block 1 weight) end positive" in text and "1 change sign" in text
-    assert "block 1 bias" in text.split("never moved")[0]  # named as the reader names them
+    # named as the reader names them, with the reason it cannot move
+    assert "The rates of block 1 bias never move: the batch norm after a convolution cancels its bias" in text
+    other = summary.reset_index().replace({"blocks.0.conv_bias": "blocks.0.bn_bias"})
+    assert "Those of block 1 batch-norm shift moved by less than 1e-05 in at least one seed" in \
+        learned_signs.sign_text(other)
 
 
 def test_one_seed_tells_no_stability(tmp_path):

@@ -64,7 +64,7 @@ def test_heatmap_cells_are_the_mean_accuracies(frames):
 
 def test_cka_and_alignment_plots(frames):
     fig = plots.cka_vs_rate(frames[1])
-    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"conv1", "conv2"}
+    assert {t.get_text() for t in fig.legends[0].get_texts()} == {"block 1", "block 2"}
     assert len(plots.alignment_vs_rate(frames[1]).axes[0].lines) >= 2
 
 

@@ -16,11 +16,11 @@ def _run(root, folder, rate, seed, config_hash, accuracy=None):
     (run / "metrics.json").write_text(json.dumps(metrics))
 
 
-def test_the_runs_table_names_each_run_once_in_rate_order_with_accuracy_in_percent(tmp_path):
+def test_the_runs_table_lists_each_run_folder_in_rate_order_with_accuracy_in_percent(tmp_path):
     _run(tmp_path, "maml-lr0.4-seed0", 0.4, 0, "aaaa11112222", accuracy=0.5)
     _run(tmp_path, "maml-lr-0.1-seed0-bbbb33334444", -0.1, 0, "bbbb33334444")
     table = provenance.runs_table(tmp_path, "smoke")
-    assert list(table["run"]) == ["maml-lr-0.1-seed0", "maml-lr0.4-seed0"]  # the hash has its own column
+    assert list(table["run"]) == ["maml-lr-0.1-seed0-bbbb33334444", "maml-lr0.4-seed0"]
     assert list(table["config hash"]) == ["bbbb33334444", "aaaa11112222"]
     assert table["meta-test accuracy (%)"].iloc[1] == 50.0 and table["meta-test accuracy (%)"].isna().iloc[0]
     assert provenance.runs_table(tmp_path, "quick").empty

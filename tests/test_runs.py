@@ -3,6 +3,7 @@
 import pandas as pd
 import torch
 
+from mamllib import latent
 from mamllib.config import profile
 from mamllib.runs import ANALYSIS_DIR, ANALYSIS_SETTINGS, analyze_run, cached_analysis, load_run
 from mamllib.train import train
@@ -53,7 +54,8 @@ def test_the_untrained_baseline_is_analysed_once_per_initial_network(tmp_path, g
     for readouts, rate in ((first, -0.1), (second, 0.4)):
         untrained = readouts[readouts.model == "untrained"]
         # labelled with the rate as float32 holds it, as the trained network's rows are
-        assert set(untrained.test_inner_lr) == {float(torch.tensor(rate))} and len(untrained) == 10 * 6
+        assert set(untrained.test_inner_lr) == {float(torch.tensor(rate))}
+        assert len(untrained) == 10 * len(latent.READOUTS)
     monkeypatch.setattr(runs, "untrained_analysis", lambda run, rates: runs._analyze(
         run, run.untrained(), "untrained", rates, ()))
     alone, alone_relations = analyze_run(load_run(root / "lr0.4-seed0", glyphs), write=False)

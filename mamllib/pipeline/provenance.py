@@ -38,15 +38,14 @@ def machine() -> pd.DataFrame:
 
 def runs_table(runs_root: str | Path, profile: str) -> pd.DataFrame:
     """Every run folder of ``profile`` (objective, then learned rates last, rates in numeric
-    order, then seed): its setting, hash, status, iterations, wall time, accuracy, device.
-    A folder named with its hash (a run that trains differently from its profile's) is
-    shown without it: the hash has its own column."""
+    order, then seed): hash, status, iterations, wall time, accuracy, device. A run that
+    trains differently from its profile's keeps its hash in its folder's name: without
+    it, the few-task networks of one rate and seed would all read alike."""
     rows = []
     for metrics_path in (Path(runs_root) / profile).glob("*/metrics.json"):
         metrics = json.loads(metrics_path.read_text())
         config, test = metrics["config"], metrics.get("test") or {}
-        name = metrics_path.parent.name.removesuffix(f"-{metrics['config_hash']}")
-        rows.append({"run": name, "config hash": metrics["config_hash"],
+        rows.append({"run": metrics_path.parent.name, "config hash": metrics["config_hash"],
                      "status": metrics["status"], "iterations": metrics["iterations_done"],
                      "training + test wall time (s)": round(metrics["wall_time_s"], 1),
                      # in percent, as the book writes an accuracy (a diverged run has none)
