@@ -119,7 +119,11 @@ glue("linreg_curvature_at_best", float(best_row["|alpha_t| lambda_max(H_s)"]), d
 
 # %% tags=["remove-output"]
 shown = ["alpha_t", "|omega|^2", "|omega|^2 ci95", "loss", "|alpha_t| lambda_max(H_s)", "best alpha_r"]
-mechanism_shown = formats.with_interval(mechanism[shown], "|omega|^2", "|omega|^2 ci95", digits=3)
+# The mechanism's loss is the sweep's (the same tasks and seed): its interval is the sweep's.
+with_loss_ci = mechanism[shown].merge(training[["alpha_t", "ci95"]], on="alpha_t", validate="one_to_one")
+mechanism_shown = formats.with_interval(with_loss_ci, "|omega|^2", "|omega|^2 ci95", digits=3)
+mechanism_shown = formats.with_interval(mechanism_shown, "loss", "ci95", digits=3).rename(
+    columns={"loss": "meta-test loss ± 95%"})
 formats.glue_table("linear_mechanism_table", mechanism_shown, decimals=3)
 
 # %% [markdown]
@@ -127,8 +131,8 @@ formats.glue_table("linear_mechanism_table", mechanism_shown, decimals=3)
 # :name: tbl-linear-mechanism
 #
 # Per training rate $\alpha_t$: the squared distance of the meta-parameters from the mean
-# task weights (± the half-width of its 95% interval over meta-trainings), the meta-test
-# loss, the rate times the largest eigenvalue of the support Hessian $H_s$, and the best
+# task weights and the meta-test loss (each ± the half-width of its 95% interval over
+# meta-trainings), the rate times the largest eigenvalue of the support Hessian $H_s$, and the best
 # test rate $\alpha_r$ for those meta-parameters.
 # ```
 
