@@ -163,9 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(evaluate, only=EVALUATION_FIELDS, defaults="run")
 
     analyze = commands.add_parser("analyze", help="take a trained run apart with Protonet-style readouts",
-                                  description="Score a trained run with six readouts (MAML, head-only, "
+                                  description="Score a trained run with nine readouts (MAML, head-only, "
                                               "prototypes before/after adaptation, logistic regression, "
-                                              "cosine nearest neighbour) on the fixed meta-test tasks, "
+                                              "cosine nearest neighbour, the prototypes' dot-product rule "
+                                              "and its reversal, MAML from a class-mean head) on the fixed "
+                                              "meta-test tasks, "
                                               "with agreement, head-prototype alignment, CKA and a grid of "
                                               "test-time rates; writes RUN_DIR/analysis/*.csv and prints a "
                                               "summary.")
