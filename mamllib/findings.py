@@ -251,6 +251,26 @@ def _accuracy_cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
                         else len(READOUT_LABELS))]  # the readouts in the order the figures list them
 
 
+def head_r2_text(relations: pd.DataFrame, rate: float) -> str:
+    """The R^2 of the trained networks' adapted heads on the prototypes at training rate
+    ``rate`` (with its interval), and its range over the fixed training rates."""
+    rows = fixed_rate_rows(relations)
+    rows = rows[(rows["measure"] == "head_proto_r2") & (rows["model"] == "trained")]
+    if rows.empty:
+        return "No trained network's head was regressed on its prototypes."
+    table = interval_table(rows, "value", ["train_inner_lr"]).set_index("train_inner_lr")
+    at = table.loc[rate]
+    half = (at["high"] - at["low"]) / 2
+    value = _plain(at["mean"], half) if np.isfinite(half) else f"{at['mean']:.2f}"  # one task: no interval
+    text = (f"Regressed on the class prototypes, the adapted head's rows keep an R² of {value} at training "
+            f"rate {rate:g}")
+    if len(table) > 1:
+        low, high = table["mean"].idxmin(), table["mean"].idxmax()
+        text += (f", and from {table.loc[low, 'mean']:.2f} (at {low:g}) to {table.loc[high, 'mean']:.2f} "
+                 f"(at {high:g}) over the training rates")
+    return text + " (1: the head is a linear map of the cluster centres)."
+
+
 def accuracy_at(readouts: pd.DataFrame, readout: str, rate: float) -> str:
     """``37.0% ± 9.5%``: the trained networks' accuracy in ``readout`` at fixed training
     rate ``rate``, with its 95% interval (over tasks, or over seeds and tasks)."""

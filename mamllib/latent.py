@@ -27,6 +27,9 @@ errors were independent within the task)
 relations (one value per task)
     ``head_proto_cosine``  cosine between the adapted head's centred class rows and the
                            centred prototypes
+    ``head_proto_r2``      R^2 of the adapted head's centred rows regressed on the centred
+                           prototypes: the share of the head that is a linear combination of
+                           the cluster centres (1: the head is a map of the prototypes)
     ``cka``                linear CKA of each conv block's activations before vs after adaptation
 rate grid
     MAML's accuracy when the same model is adapted at each rate of a grid.
@@ -79,6 +82,22 @@ def centred_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     a = (a - a.mean(1, keepdim=True)).flatten(1)
     b = (b - b.mean(1, keepdim=True)).flatten(1)
     return torch.nn.functional.cosine_similarity(a, b, dim=1)
+
+
+def head_prototype_r2(head: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Per task, R^2 of the head's class rows ``[T, N, D]`` regressed on the prototypes
+    ``[T, N, D]``, both centred over classes: each row fitted by least squares as a linear
+    combination of the prototypes, so R^2 is the share of the head's squared norm in the
+    span of the prototypes (a head whose rows lie in it gives 1; a random head in ``D``
+    dimensions about ``(N - 1) / D``)."""
+    head, prototypes = head.double(), prototypes.double()
+    head = head - head.mean(1, keepdim=True)
+    prototypes = prototypes - prototypes.mean(1, keepdim=True)
+    _, singular, basis = torch.linalg.svd(prototypes, full_matrices=False)  # basis: [T, N, D]
+    # Directions the prototypes do not span (centring leaves N - 1 of N) carry no weight.
+    kept = singular > singular[:, :1] * prototypes.shape[-1] * torch.finfo(torch.float64).eps
+    within = (head @ basis.transpose(1, 2)) * kept.unsqueeze(1)  # coordinates in the span
+    return within.square().sum((1, 2)) / head.square().sum((1, 2))
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -194,7 +213,8 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
                        "head_only": head_logits.argmax(-1).cpu().numpy(),
                        "proto_adapted": prototype_predictions(support_after, sy, query_after[-1]),
                        "mean_head": mean_head_logits.argmax(-1).cpu().numpy(), **fixed}
-        relations = {"head_proto_cosine": centred_cosine(fast[head].detach(), prototypes).cpu().numpy()}
+        relations = {"head_proto_cosine": centred_cosine(fast[head].detach(), prototypes).cpu().numpy(),
+                     "head_proto_r2": head_prototype_r2(fast[head].detach(), prototypes).cpu().numpy()}
         for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
             relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()
         results.append(ChunkResult(predictions, relations))

@@ -222,10 +222,15 @@ def cka_vs_rate(relations: pd.DataFrame) -> plt.Figure:
     return _rate_lines(data, "value", "block", "CKA(before, after adaptation)", legend="block")
 
 
-def alignment_vs_rate(relations: pd.DataFrame) -> plt.Figure:
-    """Cosine between the adapted head's centred rows and the centred prototypes."""
-    data = fixed_rate_rows(relations[relations["measure"] == "head_proto_cosine"])
-    fig = _rate_lines(data, "value", "model", "cos(adapted head, prototypes)",
+ALIGNMENT_LABELS = {"head_proto_cosine": "cos(adapted head, prototypes)",
+                    "head_proto_r2": "R² of adapted head on prototypes"}
+
+
+def alignment_vs_rate(relations: pd.DataFrame, measure: str = "head_proto_cosine") -> plt.Figure:
+    """How the adapted head's centred rows relate to the centred prototypes (``measure``:
+    their cosine, or the R^2 of the head regressed on them), per network."""
+    data = fixed_rate_rows(relations[relations["measure"] == measure])
+    fig = _rate_lines(data, "value", "model", ALIGNMENT_LABELS[measure],
                       TRAINING_RATE + "\n(untrained: the rate it is adapted with)", legend="network")
     fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
     return fig

@@ -37,7 +37,8 @@ ANALYSIS_SETTINGS = "settings.json"
 # lbfgs at tol 1e-4, task by task); relations carry their test_inner_lr.
 # 3: readouts carry Cohen's kappa with MAML and the error-overlap counts.
 # 4: the prototypes' dot-product rule, its reversal, and MAML from a class-mean head.
-ANALYSIS_VERSION = 4
+# 5: relations carry the R^2 of the adapted head regressed on the prototypes.
+ANALYSIS_VERSION = 5
 
 
 @dataclass

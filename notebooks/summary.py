@@ -145,11 +145,15 @@ formats.glue_table("accuracy_untrained_table",
 #
 # Whether a readout predicts what MAML predicts ({numref}`fig-summary-agreement`), and
 # whether MAML's adapted head lines up with the class prototypes
-# ({numref}`fig-summary-alignment`).
+# ({numref}`fig-summary-alignment`) or is a linear map of them
+# ({numref}`fig-summary-head-r2`).
 
 # %% tags=["remove-output"]
 plots.glue_figure("agreement", plots.agreement_vs_rate(readouts, shown=MAIN_READOUTS))
 plots.glue_figure("alignment", plots.alignment_vs_rate(relations))
+plots.glue_figure("head_r2", plots.alignment_vs_rate(relations, "head_proto_r2"))
+best_rate = findings.headline_numbers(readouts)["best_train_rate"]
+glue("head_r2_text", findings.head_r2_text(relations, best_rate), display=False)
 
 # %% [markdown]
 # ```{glue:figure} agreement
@@ -164,9 +168,20 @@ plots.glue_figure("alignment", plots.alignment_vs_rate(relations))
 # :name: fig-summary-alignment
 #
 # Cosine between the adapted head's rows and the class prototypes of the support
-# features (both centred over classes), per network, against the training rate. A cosine
-# of 1 means the adapted head is a map of the prototypes.
+# features (both centred over classes), per network, against the training rate, with 95%
+# bands. A cosine of 1 means the adapted head is the prototypes, up to scale.
 # ```
+#
+# ```{glue:figure} head_r2
+# :name: fig-summary-head-r2
+#
+# R² of the adapted head's rows regressed on the class prototypes (both centred over
+# classes), per network, against the training rate, with 95% bands: the share of the head
+# that is a linear combination of the cluster centres. 1 means the head is a linear map
+# of the prototypes; a random head would give about (classes − 1) / feature dimensions.
+# ```
+#
+# {glue:text}`head_r2_text`
 
 # %% [markdown]
 # (summary-agreement)=
@@ -361,7 +376,6 @@ for name, value in {**findings.headline_numbers(readouts), **agreement.headline(
     glue(name, value, display=False)
 glue("proto_gap_text", findings.describe_gap(findings.readout_gap(readouts)), display=False)
 glue("proto_gap_range_text", findings.gap_range_text(findings.readout_gap(readouts)), display=False)
-best_rate = findings.headline_numbers(readouts)["best_train_rate"]
 glue("proto_accuracy_at_best_text", findings.accuracy_at(readouts, "proto_unadapted", best_rate),
      display=False)
 glue("proto_adapted_gap_text", findings.describe_gap(findings.readout_gap(readouts, "proto_adapted"),

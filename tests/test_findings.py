@@ -387,3 +387,13 @@ def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign
     assert "not decided" in findings.negative_step_text(signs([0.0, 0.005]))
     assert "mixed" in findings.negative_step_text(signs([0.1, -0.2]))
     assert "not tested" in findings.negative_step_text(signs([0.1, 0.2]).iloc[:0])
+
+
+def test_the_head_r2_sentence_gives_the_best_rate_with_its_interval_and_the_range():
+    rows = [{"measure": "head_proto_r2", "model": "trained", "learned_inner_lr": False,
+             "train_inner_lr": rate, "run": f"run-{rate}", "task": task, "value": value}
+            for rate, values in ((-0.1, [0.2, 0.4]), (0.4, [0.9, 0.9])) for task, value in enumerate(values)]
+    text = findings.head_r2_text(pd.DataFrame(rows), 0.4)
+    assert text.startswith("Regressed on the class prototypes, the adapted head's rows keep an R² of 0.90 ±")
+    assert "from 0.30 (at -0.1) to 0.90 (at 0.4) over the training rates" in text
+    assert "No trained network" in findings.head_r2_text(pd.DataFrame(rows).iloc[:0], 0.4)

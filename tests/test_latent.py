@@ -87,7 +87,8 @@ def test_readout_table_on_a_tiny_model(tiny_dataset):
     # The grid at the analysis rate is MAML itself; rate 0 is the un-adapted head.
     np.testing.assert_array_equal(grid[grid.test_inner_lr == 0.4].accuracy.values,
                                   table[table.readout == "maml"].accuracy.values)
-    assert set(relations.measure) == {"head_proto_cosine", "cka_conv1", "cka_conv2", "cka_conv3", "cka_conv4"}
+    assert set(relations.measure) == {"head_proto_cosine", "head_proto_r2",
+                                      *(f"cka_conv{block}" for block in range(1, 5))}
     summary = summarize(readouts)
     assert list(summary.columns) == ["readout", "accuracy", "ci95", "n", "agreement", "kappa", "kappa_ci95",
                                      "error_overlap", "independent_overlap"]
@@ -187,3 +188,21 @@ def test_one_step_from_a_class_mean_head_is_the_dot_product_rule_or_its_reversal
         support, query = maml.model.features(episodes.support_x), maml.model.features(episodes.query_x)
     expected = latent.dot_product_predictions(support, episodes.support_y, query, 4, sign=np.sign(rate))
     np.testing.assert_array_equal(predicted, expected)
+
+
+def test_head_r2_is_one_for_a_linear_map_of_the_prototypes_and_small_for_a_random_head():
+    g = torch.Generator().manual_seed(0)
+    prototypes = torch.randn(3, 5, 64, generator=g, dtype=torch.float64)
+    centred = prototypes - prototypes.mean(1, keepdim=True)
+    mixing = torch.randn(3, 5, 5, generator=g, dtype=torch.float64)
+    head = mixing @ centred + torch.randn(3, 1, 64, generator=g, dtype=torch.float64)  # + a row shared by all
+    torch.testing.assert_close(latent.head_prototype_r2(head, prototypes), torch.ones(3, dtype=torch.float64))
+    random_head = torch.randn(3, 5, 64, generator=g, dtype=torch.float64)
+    assert (latent.head_prototype_r2(random_head, prototypes) < 0.2).all()  # about (5 - 1) / 64
+    # Half in the span, half orthogonal to it: R^2 = 1/2.
+    inside = centred / centred.norm(dim=(1, 2), keepdim=True)
+    outside = random_head - random_head.mean(1, keepdim=True)
+    outside = outside - (outside @ torch.linalg.pinv(centred)) @ centred  # the part outside the span
+    outside = outside / outside.norm(dim=(1, 2), keepdim=True)
+    torch.testing.assert_close(latent.head_prototype_r2(inside + outside, prototypes),
+                               torch.full((3,), 0.5, dtype=torch.float64))
