@@ -62,13 +62,19 @@ def headline(readouts: pd.DataFrame, readout: str = READOUT) -> dict[str, float]
             "proto_independent_overlap_at_best": float(row.independent_overlap)}
 
 
+NOT_MEASURED = "No network trained at a fixed rate was read out, so agreement beyond chance is not measured."
+
+
 def agreement_at_best_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = NAME) -> str:
     """At the training rate of MAML's highest mean accuracy: how often ``readout`` predicts
     what MAML predicts, and Cohen's kappa with its interval."""
     table = agreement_table(readouts, readout)
     if table.empty:
-        return "No network trained at a fixed rate was read out, so agreement beyond chance is not measured."
-    best = headline_numbers(readouts, readout)["best_train_rate"]
+        return NOT_MEASURED
+    return _at_best_sentence(table, headline_numbers(readouts, readout)["best_train_rate"], name)
+
+
+def _at_best_sentence(table: pd.DataFrame, best: float, name: str) -> str:
     row = table.loc[best]
     return (f"At the training rate of MAML's highest mean accuracy ({best:g}), the {name} agree with MAML "
             f"on {percent(row.agreement)} of the test queries, a Cohen's κ of "
@@ -80,10 +86,10 @@ def agreement_text(readouts: pd.DataFrame, readout: str = READOUT, name: str = N
     """:func:`agreement_at_best_text`, then whether the readout's errors are MAML's there,
     and kappa's range over the training rates."""
     table = agreement_table(readouts, readout)
-    text = agreement_at_best_text(readouts, readout, name)
     if table.empty:
-        return text
-    row = table.loc[headline_numbers(readouts, readout)["best_train_rate"]]
+        return NOT_MEASURED
+    best = headline_numbers(readouts, readout)["best_train_rate"]
+    text, row = _at_best_sentence(table, best, name), table.loc[best]
     if pd.isna(row.error_overlap):
         text += " They make no error there, so no error is shared."
     else:

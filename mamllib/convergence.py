@@ -69,9 +69,11 @@ def verdict_text(frames: dict[str, pd.DataFrame]) -> str:
     comparison on too few seeds gives no verdict, and the page says why."""
     sentences, too_few = [], False
     for budget, frame in frames.items():
+        if frame.empty:
+            continue
         views = []
         for view in fewtask.VIEWS:
-            comparison = fewtask.negative_versus_rest(frame, view) if not frame.empty else frame
+            comparison = fewtask.negative_versus_rest(frame, view)
             if comparison.empty:
                 continue
             row = comparison.iloc[0]

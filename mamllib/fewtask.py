@@ -371,8 +371,7 @@ def own_rate_text(frame: pd.DataFrame, chance: float, config: Config) -> str:
     if own.empty:
         return "No network was trained at a negative rate."
     reversed_ = int((own + by_network.agg(ci95) < chance).sum())  # below chance beyond its interval
-    best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
-    best_rates = best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
+    best_rates = _best_rates_of_negative_networks(frame)
     positive = int((best_rates > 0).sum())
     stopping = ("Early stopping watched the accuracy at the best test rate of either sign (the best of "
                 "nine rates on the same validation tasks, so small differences decide), not at the "
@@ -393,14 +392,20 @@ def negative_step_text(frame: pd.DataFrame) -> str:
     """The derivation's test-rate prediction (a network meta-trained at a negative rate
     adapts best with a negative step), judged on the few-task networks: the sign of the
     test rate each one does best at on the validation tasks."""
-    best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
-    rates = best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
+    rates = _best_rates_of_negative_networks(frame)
     if rates.empty:
         return "No few-task network was trained at a negative rate, so the prediction is not tested there."
     negative = int((rates < 0).sum())
     verdict = "supported" if negative == len(rates) else "not supported" if not negative else "mixed"
     return (f"In the few-task runs it is {verdict}: the test rate best on validation is negative for "
             f"{share(negative, len(rates), 'networks')} trained at a negative rate.")
+
+
+def _best_rates_of_negative_networks(frame: pd.DataFrame) -> pd.Series:
+    """The test rate each network trained at a negative rate does best at on validation
+    (the ``best`` view's rate), one per network."""
+    best = frame[(frame.part == "test") & (frame.view == "best") & (frame.train_rate < 0)]
+    return best.drop_duplicates(["pool", "train_rate", "seed"]).test_rate
 
 
 def own_rate_fit_text(configs: Iterable[Config], runs_root: str | Path, profile: str) -> str:

@@ -37,8 +37,8 @@ LINTHRESH = 0.01
 TRAINING_RATE, TEST_RATE = r"training rate $\alpha_t$", r"test rate $\alpha_r$"
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common form of
-# colour blindness. Black is last: it is also the colour of guides and text.
-# Okabe-Ito's eight colours and a grey: every readout keeps a colour and a marker of its own.
+# colour blindness. Black comes late: it is also the colour of guides and text. A grey
+# after Okabe-Ito's eight gives every readout a colour and a marker of its own.
 PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000", "#999999")
 MARKERS = "osD^vP*Xp"
 SMALLEST_TEXT = 11  # points; tick labels and legends, the smallest text of any figure
