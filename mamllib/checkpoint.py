@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from mamllib.config import Config, from_dict
+from mamllib.config import Config, from_dict, method_fields
 from mamllib.config import profile as make_profile
 from mamllib.errors import CheckpointError, UserError
 from mamllib.files import atomic_write, atomic_write_json
@@ -107,10 +107,12 @@ def write_run_config(run_dir: Path, config: Config) -> None:
 
 
 def run_name(config: Config) -> str:
-    """A run folder's name from what distinguishes runs of one sweep: objective, rate, seed."""
+    """A run folder's name from what distinguishes runs of one sweep: objective (or the
+    baseline's method), rate, seed."""
     rate = ("learned" if config.learn_inner_lr else "pertensor" if config.tensor_inner_lrs
             else f"{config.inner_lr:g}")
-    return f"{config.objective}-lr{rate}-seed{config.seed}"
+    kind = config.objective if config.method == "maml" else config.method
+    return f"{kind}-lr{rate}-seed{config.seed}"
 
 
 def run_folder(runs_root: str | Path, profile: str, config: Config) -> Path:
@@ -122,7 +124,7 @@ def run_folder(runs_root: str | Path, profile: str, config: Config) -> Path:
     never lands in the folder of the profile's own run of that setting.
     """
     setting = dict(inner_lr=config.inner_lr, learn_inner_lr=config.learn_inner_lr, seed=config.seed,
-                   objective=config.objective)
+                   objective=config.objective, **method_fields(config.method))
     try:
         standard = make_profile(profile, **setting).training_hash()
     except UserError:  # no such setting in the profile (e.g. the surrogate with 5 inner steps)

@@ -175,7 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--grid", type=_finite_number, nargs="+", default=list(RATE_GRID), metavar="RATE",
                          help="test-time rates at which to re-score MAML (default: %(default)s)")
     analyze.add_argument("--no-baseline", action="store_true",
-                         help="skip the readouts of the untrained (initial) network")
+                         help="skip the readouts of the untrained (initial) network (a baseline's "
+                              "analysis skips them anyway: it is compared with MAML)")
     _add_config_flags(analyze, only=EVALUATION_FIELDS, defaults="run")
 
     sweep = commands.add_parser("sweep", help="execute the maml_run notebook for a grid of training rates",
@@ -291,7 +292,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from mamllib.runs import ANALYSIS_DIR, analyze_run, load_run
 
     run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
-    readouts, relations = analyze_run(run, grid=args.grid, baseline=not args.no_baseline)
+    readouts, relations = analyze_run(run, grid=args.grid, baseline=False if args.no_baseline else None)
     print(format_summary(summarize(readouts)))
     grid = rate_grid_accuracy(readouts)
     print("MAML accuracy by test-time rate: " + ", ".join(f"{r:g}: {100 * a:.1f}%" for r, a in grid.items()))

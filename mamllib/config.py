@@ -14,6 +14,12 @@ from mamllib.errors import ConfigError
 DATASETS = ("glyphs", "omniglot", "miniimagenet")
 DEVICES = ("auto", "cpu", "cuda")
 OBJECTIVES = ("maml", "surrogate")
+# What meta-trains: MAML or one of the baselines it is compared with (mamllib.maml.METHOD_HELP
+# says what each is). Kept here so that the command line starts without importing torch.
+METHODS = ("maml", "anil", "zeroing", "proto_maml", "protonet")
+# The other fields a method needs: a Prototypical Network has no inner step, in training or
+# at test time (where no step scores by its own rule).
+METHOD_FIELDS = {"protonet": {"inner_steps": 0, "test_inner_steps": 0}}
 FLOAT32_MAX = 3.4028234663852886e38
 # The training inner rates of the full tier's main sweep (and of `sweep` by default). Every
 # analysis re-scores each trained network at these rates at test time (RATE_GRID), so the
@@ -43,7 +49,7 @@ REPORT_TIERS = ("default", "full")
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
 # Training fields added after runs were first recorded: at these defaults they stay out of
 # the training hash, so that the runs trained before them keep their hash and their folder.
-LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0, "tensor_inner_lrs": ""}
+LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0, "tensor_inner_lrs": "", "method": "maml"}
 # With early stopping, how validation scores decides where training stops: these fields
 # then shape training too, and enter the training hash when they differ from their
 # defaults (so that runs early-stopped at the defaults keep their hash).
@@ -79,6 +85,13 @@ class Config:
                                           "every tensor)")
     inner_steps: int = _training(1, "inner steps during meta-training")
     first_order: bool = _training(False, "first-order MAML (no second derivatives)")
+    method: str = _training("maml", "maml; or a baseline on the same backbone and budget: anil (the "
+                                     "inner loop adapts the head only; Raghu et al. 2020), zeroing (the "
+                                     "head starts every inner loop at zero: Kao et al. 2022's zeroing "
+                                     "trick), proto_maml (the head starts at the task's prototypes, W=2c, "
+                                     "b=-|c|^2, then adapts; Triantafillou et al. 2020), protonet (that "
+                                     "head without an inner loop: Prototypical Networks, Snell et al. "
+                                     "2017; needs inner_steps=0)")
     objective: str = _training("maml", "maml (the exact one-step-or-more objective) or surrogate "
                                        "(L_q - a <g_q, g_s>, its first-order Taylor expansion; "
                                        "one inner step)")
@@ -101,8 +114,9 @@ class Config:
     test_inner_lr: float | None = _eval_only(None, "test-time inner rate (default: the training rate, "
                                                    "or the learned rates)")
     test_inner_steps: int = _eval_only(1, "inner steps at validation and test time")
-    log_penalty: bool = _eval_only(True, "log the terms of the penalty expansion on a few fixed validation "
-                                         "tasks at every validation (metrics.json: penalty_terms)")
+    log_penalty: bool = _eval_only(True, "log the terms of the penalty expansion (method=maml) on a few "
+                                         "fixed validation tasks at every validation (metrics.json: "
+                                         "penalty_terms)")
     stop_on: str = _eval_only("rate", "what early stopping watches: the validation accuracy at the test-time "
                                       "rate (rate) or at the best test rate of either sign (best_rate)")
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
@@ -180,6 +194,11 @@ def field_kind(f: dataclasses.Field) -> str:
     return str(f.type).split(" ")[0]
 
 
+def method_fields(method: str) -> dict[str, Any]:
+    """The config fields that make a run ``method`` (its name and what it needs)."""
+    return {"method": method, **METHOD_FIELDS.get(method, {})}
+
+
 def tensor_rates(config: Config) -> list[float] | None:
     """The fixed per-tensor inner rates of ``config``, or None when one rate serves all."""
     return [float(word) for word in config.tensor_inner_lrs.split(",")] if config.tensor_inner_lrs else None
@@ -219,6 +238,16 @@ def validate(config: Config) -> None:
         _require(config.inner_steps == 1 and not config.first_order, "objective", config.objective,
                  "the surrogate is the expansion of one second-order step: "
                  "use inner_steps=1 without first_order")
+    _require(config.method in METHODS, "method", config.method, f"choose one of {', '.join(METHODS)}")
+    if config.method == "protonet":
+        _require(config.inner_steps == 0, "inner_steps", config.inner_steps,
+                 "method=protonet has no inner loop in training: use inner_steps=0 "
+                 "(test_inner_steps=0 scores by the prototype rule itself)")
+        _require(not config.learn_inner_lr, "learn_inner_lr", config.learn_inner_lr,
+                 "method=protonet has no inner loop in training, so no rate to learn")
+    if config.method != "maml":
+        _require(config.objective == "maml", "objective", config.objective,
+                 f"method={config.method} trains its own objective; the surrogate expands MAML's")
     _require(config.device in DEVICES, "device", config.device, f"choose one of {', '.join(DEVICES)}")
     _require(0 <= config.seed < 2**32, "seed", config.seed, "use a seed from 0 to 4294967295")
     _require(config.n_way >= 2, "n_way", config.n_way, "use at least 2 classes per task")

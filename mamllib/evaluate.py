@@ -88,10 +88,10 @@ def rate_scores(maml: MAML, tasks: Iterable[Episodes], rates: Sequence[float], s
     for episodes in tasks:
         episodes = episodes.to(device)
         sx, sy = episodes.support_x, episodes.support_y
-        gradients = maml.inner_gradients(sx, sy) if steps == 1 else None
+        first_step = maml.inner_gradients(sx, sy) if steps == 1 else None
         for rate in rates:
             lrs = torch.tensor(float(rate), device=device)
-            fast = (maml.one_step_weights(gradients, lrs) if gradients is not None
+            fast = (maml.one_step_weights(first_step[1], lrs, first_step[0]) if first_step is not None
                     else maml.adapt(sx, sy, steps, lrs, track_graph=False))
             with torch.no_grad():
                 logits = maml.fmodel(episodes.query_x, params=fast)

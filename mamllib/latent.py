@@ -53,7 +53,7 @@ from mamllib.formats import (AGREEMENT_HEADER, KAPPA_HEADER, OVERLAP_HEADER, REA
                               kappa, percent_cell)
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
-from mamllib.maml import MAML, sgd_steps
+from mamllib.maml import MAML, class_means, sgd_steps
 from mamllib.prototypes import PrototypeClassifier
 from mamllib.stats import ci95
 
@@ -69,12 +69,6 @@ def head_only_rates(maml: MAML, rates: torch.Tensor) -> torch.Tensor:
     names = [n for n, _ in maml.model.named_parameters()]
     is_head = torch.tensor([n.startswith("head_") for n in names], dtype=rates.dtype, device=rates.device)
     return rates.expand(len(names)) * is_head
-
-
-def class_means(features: torch.Tensor, labels: torch.Tensor, n_way: int) -> torch.Tensor:
-    """Prototypes ``[T, N, D]`` from support features ``[T, B, D]`` and labels ``[T, B]``."""
-    one_hot = torch.nn.functional.one_hot(labels, n_way).to(features.dtype)  # [T, B, N]
-    return one_hot.transpose(1, 2) @ features / one_hot.sum(1).unsqueeze(-1)
 
 
 def centred_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -134,15 +128,15 @@ def dot_product_predictions(support: torch.Tensor, labels: torch.Tensor, query: 
     return (sign * scores).argmax(-1).cpu().numpy()
 
 
-def mean_head_copies(maml: MAML, tasks: int) -> list[torch.Tensor]:
-    """The meta-parameters as ``tasks`` fast-weight copies with the head's weight rows and
-    biases replaced by their mean over classes: before adaptation every class scores
+def mean_head_copies(maml: MAML, start: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The weights each task's inner loop starts from (``start``) with the head's weight rows
+    and biases replaced by their mean over classes: before adaptation every class scores
     alike, so whatever tells the classes apart comes from the inner steps on the body's
     features (the zeroing trick of Kao et al. 2022, applied at test time only)."""
-    copies = maml.task_copies(tasks)
+    copies = [w.detach() for w in start]
     for index in (_tensor_index(maml, "head_weight"), _tensor_index(maml, "head_bias")):
         copies[index] = copies[index].mean(1, keepdim=True).expand_as(copies[index])
-    return copies
+    return [w.requires_grad_() for w in copies]
 
 
 def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -176,14 +170,15 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
     and MAML's predictions at each rate of ``grid``."""
     n_way = int(episodes.support_y.max()) + 1
     sx, sy, qx = episodes.support_x, episodes.support_y, episodes.query_x
-    # After one inner step the fast weights are theta - rate * g for every rate, so the
+    # After one inner step the fast weights are start - rate * g for every rate, so the
     # support gradient g is computed once for the readouts and the whole rate grid.
-    gradients = maml.inner_gradients(sx, sy) if steps == 1 else None
+    start, gradients = (maml.inner_gradients(sx, sy) if steps == 1
+                        else (maml.start_weights(sx, sy, track_graph=False), None))
 
     def fast_weights(lrs: torch.Tensor) -> list[torch.Tensor]:
-        if gradients is None:
+        if steps != 1:
             return maml.adapt(sx, sy, steps, lrs, track_graph=False)
-        return maml.one_step_weights(gradients, lrs)
+        return maml.one_step_weights(gradients, lrs, start)
 
     @torch.no_grad()
     def queries(fast: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
@@ -191,7 +186,8 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
 
     with torch.no_grad():
         support_before = maml.model(sx, output="features")
-        query_before, logits_before = maml.model(qx, output="activations")
+        # Before adaptation: the meta-parameters, with the head each task starts from.
+        query_before, logits_before = maml.fmodel(qx, params=start, output="activations")
     fixed = unadapted_readouts(support_before, sy, query_before[-1], n_way)
     prototypes = class_means(support_before, sy, n_way)
     head, bias = _tensor_index(maml, "head_weight"), _tensor_index(maml, "head_bias")
@@ -205,8 +201,8 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
             head_fast = fast_weights(head_only_rates(maml, rate))
             head_logits = torch.baddbmm(head_fast[bias].unsqueeze(1), query_before[-1],
                                         head_fast[head].transpose(1, 2))
-        mean_head = sgd_steps(maml.fmodel, mean_head_copies(maml, len(sx)), maml.step_rates(len(sx), rate),
-                              sx, sy, steps, track_graph=False)
+        mean_head = sgd_steps(maml.fmodel, mean_head_copies(maml, start), maml.step_rates(len(sx), rate),
+                              sx, sy, steps, track_graph=False, adapted=maml.adapted)
         with torch.no_grad():
             mean_head_logits = maml.fmodel(qx, params=mean_head)
         predictions = {"maml": logits.argmax(-1).cpu().numpy(),

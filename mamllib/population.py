@@ -177,7 +177,8 @@ def train_population(configs: Sequence[Config], run_dirs: Sequence[Path],
         pending.setdefault(group, []).append((index, run))
     for (key, _, data_key), members in pending.items():
         device = resolve_device(key.device)
-        size = max_size or DEFAULT_POPULATION.get(device.type, 1)
+        # The baselines' inner loops (other head starts, head-only steps) are MAML's alone.
+        size = 1 if key.method != "maml" else max_size or DEFAULT_POPULATION.get(device.type, 1)
         for start in range(0, len(members), size):
             chunk = members[start:start + size]
             if len(chunk) == 1:  # alone: the lone run's own loop

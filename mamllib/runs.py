@@ -77,13 +77,21 @@ def load_run(run_dir: Path, dataset: FewShotDataset | None = None, **overrides: 
     return TrainedRun(run_dir, config, maml.to(device), dataset, device, state)
 
 
-def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bool = True,
+def with_untrained(config: Config) -> bool:
+    """Whether a run's analysis includes its untrained initialisation by default: MAML's
+    does; a baseline is compared with MAML, not with its own initialisation."""
+    return config.method == "maml"
+
+
+def analyze_run(run: TrainedRun, grid: Iterable[float] = RATE_GRID, baseline: bool | None = None,
                 write: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Readouts and relations of the trained model (and of its untrained initialisation).
+    """Readouts and relations of the trained model (and, with ``baseline``, by default for
+    MAML, of its untrained initialisation).
 
     Writes ``analysis/readouts.csv`` and ``analysis/relations.csv`` beside the run.
     """
     config = run.config
+    baseline = with_untrained(config) if baseline is None else baseline
     rates = adaptation_rates(config, run.maml)
     readouts, relations = _analyze(run, run.maml, "trained", rates, grid)
     if baseline:
@@ -160,7 +168,10 @@ def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> 
         "dataset": [config.dataset, config.rotations, str(run.dataset.source), run.dataset.describe()],
         "tasks": [config.n_way, config.k_shot, config.n_query, config.test_tasks],
         "steps": config.test_inner_steps, "rates": [float(r) for r in rates],
-        "version": ANALYSIS_VERSION}).encode())
+        "version": ANALYSIS_VERSION,
+        # a baseline's inner loop differs from MAML's on the same weights (named only then,
+        # so that MAML's baselines keep their key)
+        **({"method": config.method} if config.method != "maml" else {})}).encode())
     return digest.hexdigest()[:16]
 
 
@@ -180,8 +191,9 @@ def _analysis_matches(run_dir: Path, settings: dict[str, Any]) -> bool:
 
 
 def cached_analysis(run: TrainedRun, grid: Iterable[float] = RATE_GRID,
-                    baseline: bool = True) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+                    baseline: bool | None = None) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     """The run's written analysis if it was made with these weights and settings, else None."""
+    baseline = with_untrained(run.config) if baseline is None else baseline
     if _analysis_matches(run.run_dir, _analysis_settings(run.config, run.state["iteration"], grid, baseline)):
         try:
             return load_analyses([run.run_dir])
@@ -200,7 +212,8 @@ def page_analysis(metrics: dict[str, Any], run_dir: Path,
     return (run, *(cached_analysis(run) or analyze_run(run)))
 
 
-def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID, baseline: bool = True) -> bool:
+def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID,
+                        baseline: bool | None = None) -> bool:
     """Whether the run folder's written analysis is the one its stored configuration and
     latest weights give with ``grid`` and ``baseline`` (read from files, no model loaded)."""
     try:
@@ -208,6 +221,7 @@ def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID, baseli
         iteration = ckpt.read_json(run_dir / ckpt.METRICS)["iterations_done"]
     except (ckpt.CheckpointError, KeyError):
         return False
+    baseline = with_untrained(config) if baseline is None else baseline
     return _analysis_matches(run_dir, _analysis_settings(config, iteration, grid, baseline))
 
 
@@ -231,6 +245,17 @@ def load_analyses(run_dirs: Iterable[Path]) -> tuple[pd.DataFrame, pd.DataFrame]
         readouts.append(pd.read_csv(folder / "readouts.csv"))
         relations.append(pd.read_csv(folder / "relations.csv"))
     return pd.concat(readouts, ignore_index=True), pd.concat(relations, ignore_index=True)
+
+
+def method_readouts(run_dirs: Iterable[Path]) -> pd.DataFrame:
+    """The readouts of several analysed runs, each row labelled with its run's ``method``
+    and ``seed`` (from the run's stored config): what pairs a baseline with MAML."""
+    frames = []
+    for run_dir in map(Path, run_dirs):
+        config = ckpt.read_run_config(run_dir)
+        frames.append(load_analyses([run_dir])[0].assign(method=config.method, seed=config.seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*READOUT_COLUMNS,
+                                                                                       "method", "seed"])
 
 
 def trained_run(config: Config, runs_root: str | Path, profile: str, dataset: FewShotDataset,

@@ -261,7 +261,7 @@ def validate(run: OpenRun, dataset: FewShotDataset, device: torch.device) -> Non
         run.best = {name: t.detach().clone() for name, t in run.maml.state_dict().items()}
         run.metrics["best_iteration"] = run.metrics["iterations_done"]
     history.append(entry)
-    if config.log_penalty:
+    if config.log_penalty and config.method == "maml":  # the expansion of MAML's own objective
         run.metrics["penalty_terms"].append(
             {"iteration": run.metrics["iterations_done"], **penalty_terms(config, run.maml, dataset, device)})
 

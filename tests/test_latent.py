@@ -178,7 +178,7 @@ def test_one_step_from_a_class_mean_head_is_the_dot_product_rule_or_its_reversal
     torch.manual_seed(3)
     maml = MAML(Conv4(1, 4, width=8), rate).double()
     episodes = make_episodes(3, 5, 4, 2, 3)
-    copies = latent.mean_head_copies(maml, 5)
+    copies = latent.mean_head_copies(maml, maml.task_copies(5))
     before = maml.fmodel(episodes.query_x, params=copies)
     torch.testing.assert_close(before - before[..., :1], torch.zeros_like(before))  # every class alike
     fast = sgd_steps(maml.fmodel, copies, maml.step_rates(5, rate), episodes.support_x, episodes.support_y, 1,
