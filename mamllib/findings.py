@@ -18,7 +18,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from mamllib.formats import PLUS_MINUS, READOUT_LABELS, percent, percent_cell, share
+from mamllib.formats import METHOD_LABELS, PLUS_MINUS, READOUT_LABELS, percent, percent_cell, share
 from mamllib.penalty import faithful_up_to
 from mamllib.stats import ci95, hierarchical_ci, interval_table
 
@@ -321,6 +321,83 @@ def _points(difference: float, ci: float) -> str:
     return percent_cell(difference, difference - ci, difference + ci, signed=True)
 
 
+# ---------------------------------------------------------------------------------------
+# Baselines trained on MAML's budget
+# ---------------------------------------------------------------------------------------
+
+BASELINE_COLUMNS = {"accuracy": "meta-test accuracy (%)",
+                    "difference": "− MAML (points ± paired 95% interval)",
+                    "prototypes": "prototypes on its features (%)"}
+
+
+def baseline_rate(readouts: pd.DataFrame) -> float | None:
+    """The training rate of the baselines among ``readouts`` (None when there is none)."""
+    rates = readouts.loc[readouts["method"] != "maml", "train_inner_lr"].unique()
+    if len(rates) > 1:
+        raise ValueError(f"baselines trained at several rates {sorted(rates)}: compare one rate at a time")
+    return float(rates[0]) if len(rates) else None
+
+
+def baseline_comparison(readouts: pd.DataFrame, rate: float | None) -> pd.DataFrame:
+    """Per method (MAML first, then the baselines in :data:`METHOD_LABELS` order): the
+    meta-test accuracy of its trained networks at training rate ``rate`` by its own rule,
+    with its 95% interval (over seeds and tasks); its difference from MAML on the same
+    seeds and tasks, paired, with that interval; and the un-adapted prototypes' accuracy on
+    its features. ``readouts`` carry ``method`` and ``seed`` columns
+    (:func:`mamllib.runs.method_readouts`); no rate, no rows."""
+    columns = ["method", "mean", "low", "high", "units", "proto_mean", "proto_low", "proto_high",
+               "difference_mean", "difference_low", "difference_high"]
+    if rate is None:
+        return pd.DataFrame(columns=columns).set_index("method")
+    rows = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
+                    & (readouts["train_inner_lr"] == rate)]
+    own, prototypes = rows[rows["readout"] == "maml"], rows[rows["readout"] == "proto_unadapted"]
+    accuracy = interval_table(own, "accuracy", ["method"], unit="seed").set_index("method")
+    proto = interval_table(prototypes, "accuracy", ["method"], unit="seed").set_index("method")
+    by_method = own.pivot_table(index=["seed", "task"], columns="method", values="accuracy")
+    table = []
+    for method in (m for m in METHOD_LABELS if m in accuracy.index):
+        entry = {"method": method, **accuracy.loc[method, ["mean", "low", "high", "units"]],
+                 **proto.reindex([method]).iloc[0][["mean", "low", "high"]].add_prefix("proto_")}
+        if method != "maml" and "maml" in by_method:
+            paired = (by_method[method] - by_method["maml"]).dropna().unstack("task")  # [seeds, tasks]
+            mean, low, high = hierarchical_ci(paired.to_numpy()) if paired.size else (np.nan,) * 3
+            entry.update(difference_mean=mean, difference_low=low, difference_high=high)
+        table.append(entry)
+    return pd.DataFrame(table, columns=columns).set_index("method")
+
+
+def baseline_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """:func:`baseline_comparison` as the summary's table: one row per method, by name."""
+    def cells(prefix: str, signed: bool = False) -> list[str]:
+        return [percent_cell(*values, signed=signed) for values in
+                zip(*(comparison[f"{prefix}{part}"] for part in ("mean", "low", "high")))]
+
+    return pd.DataFrame({BASELINE_COLUMNS["accuracy"]: cells(""),
+                         BASELINE_COLUMNS["difference"]: cells("difference_", signed=True),
+                         BASELINE_COLUMNS["prototypes"]: cells("proto_")},
+                        index=pd.Index([METHOD_LABELS[m] for m in comparison.index], name="trained as"))
+
+
+def baselines_text(comparison: pd.DataFrame, rate: float | None) -> str:
+    """Which baselines score above, below, or not distinguishably from MAML at training rate
+    ``rate`` (paired over the same seeds and tasks)."""
+    if rate is None:
+        return "No baseline was trained for this build."
+    baselines = comparison.drop(index="maml", errors="ignore").dropna(subset=["difference_mean"])
+    if "maml" not in comparison.index or baselines.empty:
+        return "No baseline has a MAML network at its training rate and seed to be compared with."
+    seeds = int(comparison.loc["maml", "units"])
+    parts = []
+    for method, row in baselines.iterrows():
+        points = percent_cell(*row[["difference_mean", "difference_low", "difference_high"]], signed=True)
+        verdict = ("above it" if row["difference_low"] > 0 else "below it" if row["difference_high"] < 0
+                   else "no differently (the interval includes zero)")
+        parts.append(f"{METHOD_LABELS[method]} {verdict}, {points} points")
+    return (f"Against MAML trained at rate {rate:g} ({seeds} seed{'s' if seeds > 1 else ''}; paired on the "
+            f"same test tasks), the baselines score: {'; '.join(parts)}.")
+
+
 SIGN_COLUMN = "best negative − best positive (points ± paired 95% interval)"
 
 
@@ -430,20 +507,52 @@ def setting_numbers(metrics: dict[str, Any], summary: pd.DataFrame) -> dict[str,
             **{f"acc_{row.readout}": row.accuracy for row in trained.itertuples()}}
 
 
+METHOD_DESCRIPTIONS = {
+    "maml": "This network is MAML's: its inner loop adapts every tensor, from the meta-learned head.",
+    "anil": "This network is a baseline trained on MAML's budget, ANIL: its inner loop adapts the head "
+            "only, in training and at test time; the body's features are never adapted.",
+    "zeroing": "This network is a baseline trained on MAML's budget, MAML with the zeroing trick: every "
+               "inner loop starts from a zero head (the network's own head is zero and not meta-learned), "
+               "so the head that classifies comes from the inner steps alone.",
+    "proto_maml": "This network is a baseline trained on MAML's budget, Proto-MAML: every inner loop starts "
+                  "from the task's prototype head (weights twice the class means of the support features, "
+                  "biases minus their squared norms) and adapts from there; the meta-gradient flows "
+                  "through the prototypes.",
+    "protonet": "This network is a baseline trained on MAML's budget, a Prototypical Network: no inner step; "
+                "a query goes to the class of the nearest prototype (the mean support features), and "
+                "training minimises that rule's cross-entropy.",
+}
+
+
+def method_text(method: str) -> str:
+    """What the network of a setting's page is, and, for a baseline, what its page's "MAML"
+    readout then means."""
+    own_rule = "" if method == "maml" else (" In the readouts below, \"MAML\" is this network's own rule, "
+                                            "applied as it was trained.")
+    return METHOD_DESCRIPTIONS[method] + own_rule
+
+
 def score_text(metrics: dict[str, Any]) -> str:
     """``Adapted at its own rate, MAML scores 97.3% ± 0.5% on the 600 fixed meta-test
     tasks (95% interval over tasks).``, or why there is no score."""
     if metrics["status"] != "completed":
         return f"There is no meta-test accuracy: the run {metrics['status']}."
     test = metrics["test"]
-    return (f"Adapted at its own rate, MAML scores {percent(test['accuracy'], test['ci95'])} on the "
+    method = metrics.get("config", {}).get("method", "maml")
+    stepless = test.get("test_inner_steps") == 0 and method in ("protonet", "proto_maml")
+    how = "By its prototype rule" if stepless else "Adapted at its own rate"
+    name = "the Prototypical Network" if method == "protonet" else METHOD_LABELS[method]
+    return (f"{how}, {name} scores {percent(test['accuracy'], test['ci95'])} on the "
             f"{test['n_tasks']} fixed meta-test tasks (95% interval over tasks).")
 
 
-def rate_grid_text(grid: pd.Series) -> str:
-    """MAML's accuracy at each test rate of the grid, as a sentence."""
+def rate_grid_text(grid: pd.Series, steps: int = 1) -> str:
+    """MAML's accuracy at each test rate of the grid (adapted with ``steps`` steps), as a
+    sentence."""
     if grid.empty:
         return "There is no test-rate grid: the run has no trained model."
+    if steps == 0:
+        return "It takes no step at test time, so a test rate has nothing to act on."
     scores = ", ".join(f"{percent(accuracy)} at {rate:g}" for rate, accuracy in grid.items())
     return (f"Re-adapted at every test rate of the grid, it scores {scores}; it scores highest on these test "
             f"tasks at {grid.idxmax():g}.")

@@ -79,6 +79,9 @@ READOUT_LABELS = {
     "proto_dot": "prototypes, dot product", "proto_reversed": "prototypes, dot product reversed",
     "mean_head": "MAML from a class-mean head",
 }
+# The methods of mamllib.config.METHODS, as the book names them.
+METHOD_LABELS = {"maml": "MAML", "anil": "ANIL", "zeroing": "MAML with the zeroing trick",
+                 "proto_maml": "Proto-MAML", "protonet": "Prototypical Networks"}
 # Column and index names of the library's frames, as a reader reads them. A header that
 # ends in "rate" formats its column as the sweep writes rates.
 HEADERS = {

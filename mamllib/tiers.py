@@ -12,10 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from mamllib.config import DEFAULT_RATES, REPORT_TIERS
+from mamllib.config import DEFAULT_RATES, METHODS, REPORT_TIERS, Config, method_fields
+from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.fewtask import Plan, pools_text
 from mamllib.findings import rate_list, word_list
+from mamllib.formats import METHOD_LABELS
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,9 @@ class Tier:
     sweep and a learned-rate run at that seed), and the seeds at which the main sweep's
     rates are trained to convergence as well (:mod:`mamllib.convergence`), and the
     few-task grids with label noise in the meta-training queries (a second axis: fewer
-    pools and rates, one grid per noise level)."""
+    pools and rates, one grid per noise level), and the baselines trained on MAML's budget
+    (:data:`mamllib.config.METHODS`) at one rate of the main sweep and its seeds, to
+    compare with MAML's runs there."""
 
     sweep_rates: tuple[float, ...]
     sweep_seeds: tuple[int, ...]
@@ -38,8 +42,15 @@ class Tier:
     pattern_seeds: tuple[int, ...] = ()
     converged_seeds: tuple[int, ...] = ()
     noisy_tasks: tuple[Plan, ...] = ()
+    baselines: tuple[str, ...] = ()
+    baseline_rate: float = 0.1
 
     def __post_init__(self) -> None:
+        unknown = set(self.baselines) - (set(METHODS) - {"maml"})
+        if unknown:
+            raise ValueError(f"baselines {sorted(unknown)} are not baselines of mamllib.config.METHODS")
+        if self.baselines and self.baseline_rate not in self.sweep_rates:
+            raise ValueError(f"baseline_rate {self.baseline_rate} has no main-sweep run to compare with")
         stray = set(self.pattern_seeds) - (set(self.sweep_seeds) & set(self.learned_seeds))
         if stray:
             raise ValueError(f"pattern_seeds {sorted(stray)} lack a main-sweep or learned-rate seed")
@@ -54,7 +65,13 @@ class Tier:
         seeds = self.sweep_seeds if seeds is None else tuple(seeds)
         return replace(self, sweep_rates=rates, sweep_seeds=seeds,
                        pattern_seeds=tuple(s for s in self.pattern_seeds if s in seeds),
-                       converged_seeds=tuple(s for s in self.converged_seeds if s in seeds))
+                       converged_seeds=tuple(s for s in self.converged_seeds if s in seeds),
+                       baselines=self.baselines if self.baseline_rate in rates else ())
+
+    def baseline_configs(self, profile: str) -> list[Config]:
+        """The baselines' runs: each method at the baseline rate and every main-sweep seed."""
+        return [make_profile(profile, inner_lr=self.baseline_rate, seed=seed, **method_fields(method))
+                for method in self.baselines for seed in self.sweep_seeds]
 
 
 # Costs on a 2-core CPU (benchmarks/REPORT_TIME.md has the measured report): a main-sweep
@@ -62,11 +79,14 @@ class Tier:
 # few-task network 65-100 s on 4 tasks, 40-130 s on 16 and 35-140 s on fresh tasks (early
 # stopping on the best test rate: each validation scores nine test rates). The default's
 # few-task grid is therefore the one pool where the prediction applies; the fresh-task end
-# of the axis is the main sweep's.
+# of the axis is the main sweep's. Of the baselines, per 100 outer steps against MAML's 30 s:
+# Protonet 22 s, ANIL 24 s, the zeroing trick 32 s, Proto-MAML 44 s (its meta-gradient runs
+# through the prototypes too); the default trains all but Proto-MAML, at the best rate of
+# the sweep in earlier builds.
 TIERS: dict[str, Tier] = {
     "default": Tier(sweep_rates=(-0.1, 0.0, 0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1, 2),
                     few_tasks=Plan(pools=(4,), rates=(-0.1, 0.0, 0.1), seeds=(0, 1, 2)),
-                    surrogate_rates=()),
+                    surrogate_rates=(), baselines=("anil", "zeroing", "protonet")),
     "full": Tier(sweep_rates=DEFAULT_RATES, sweep_seeds=(0, 1, 2), learned_seeds=(0, 1, 2),
                  few_tasks=Plan(pools=(4, 16, 32, 64, 256, 1024, 0),
                                 rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
@@ -75,14 +95,16 @@ TIERS: dict[str, Tier] = {
                  surrogate_rates=(-0.1, -0.02, 0.02, 0.1), pattern_seeds=(0, 1, 2),
                  converged_seeds=(0, 1, 2),
                  noisy_tasks=tuple(Plan(pools=(4, 64, 0), rates=(-0.1, -0.01, 0.0, 0.01, 0.1),
-                                        seeds=(0, 1, 2), label_noise=noise) for noise in (0.2, 0.4))),
+                                        seeds=(0, 1, 2), label_noise=noise) for noise in (0.2, 0.4)),
+                 baselines=("anil", "zeroing", "proto_maml", "protonet")),
 }
 assert tuple(TIERS) == REPORT_TIERS
 # The smoke profile's: every part present, each as small as it can be.
 SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1),
              few_tasks=Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1)), surrogate_rates=(-0.1,),
              pattern_seeds=(0,), converged_seeds=(0,),
-             noisy_tasks=(Plan(pools=(3,), rates=(-0.1, 0.1), seeds=(0, 1), label_noise=0.3),))
+             noisy_tasks=(Plan(pools=(3,), rates=(-0.1, 0.1), seeds=(0, 1), label_noise=0.3),),
+             baselines=("zeroing", "protonet"), baseline_rate=0.4)
 
 
 def tier(profile: str, name: str = "default") -> Tier:
@@ -114,6 +136,9 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     noise = (f"label noise of {_percents(built.noisy_tasks)} is tried on pools of "
              f"{pools_text({p for plan in built.noisy_tasks for p in plan.pools})}"
              if built.noisy_tasks else "no label noise is tried")
+    stepless = " (Prototypical Networks take no inner step)" if "protonet" in built.baselines else ""
+    baselines = (f"{_baselines(built.baselines)} train at rate {built.baseline_rate:g}{stepless}, "
+                 f"{_seeds(built.sweep_seeds)}" if built.baselines else "no baseline is trained")
     surrogates = rate_list(built.surrogate_rates)
     surrogate = "the penalty check " + (f"trains the surrogate objective at rates {surrogates}" if surrogates
                                         else "does not train the surrogate objective")
@@ -122,7 +147,7 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
             f"{_seeds(built.sweep_seeds)}; {signs}; "
             f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
             f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {noise}; {patterns}; {converged}; "
-            f"{surrogate}.")
+            f"{baselines}; {surrogate}.")
     if name == "full":
         return text
     additions = [("main-sweep rates", rate_list(_added(built.sweep_rates, full.sweep_rates))),
@@ -137,12 +162,19 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
                   rate_list(_added(built.pattern_seeds, full.pattern_seeds))),
                  ("the main sweep at convergence at seeds",
                   rate_list(_added(built.converged_seeds, full.converged_seeds))),
-                 ("few-task label noise of", _percents(_added(built.noisy_tasks, full.noisy_tasks)))]
-    listed = "; ".join(f"{what} {values}" for what, values in additions if values)
+                 ("few-task label noise of", _percents(_added(built.noisy_tasks, full.noisy_tasks))),
+                 ("", _baselines(_added(built.baselines, full.baselines)))]
+    listed = "; ".join(f"{what} {values}".strip() for what, values in additions if values)
     return (f"{text} It is sized so that a 2-core machine builds it in about the time the report took "
             "before these experiments came in (benchmarks/REPORT_TIME.md has the timings measured). The full "
             "tier (`make report TIER=full`, meant "
             f"for a cluster) adds {listed}.")
+
+
+def _baselines(methods: Sequence[str]) -> str:
+    if not methods:
+        return ""
+    return f"the baseline{'s' if len(methods) > 1 else ''} {word_list(METHOD_LABELS[m] for m in methods)}"
 
 
 def _percents(plans: Sequence[Plan]) -> str:

@@ -15,7 +15,8 @@
 # # One setting of the inner learning rate
 #
 # This page trains (or loads from its run folder) one MAML at the inner rate given in
-# the parameters, shows how training went, scores it on the fixed meta-test tasks,
+# the parameters, or one of the baselines MAML is compared with (the `method` override),
+# shows how training went, scores it on the fixed meta-test tasks,
 # and takes the trained network apart with the readouts of `mamllib.latent`. Change a
 # value in the parameters cell and re-run to explore another setting.
 
@@ -27,7 +28,7 @@ inner_lr = 0.4           # training inner rate (any real number)
 learn_inner_lr = False   # learn one rate per parameter tensor, starting from inner_lr
 seed = 0
 runs_root = "runs"       # run folders live in <runs_root>/<profile>/<run name>
-overrides = {}           # any other config field, e.g. {"iterations": 200}
+overrides = {}           # any other config field, e.g. {"iterations": 200} or {"method": "anil"}
 
 # %%
 from myst_nb import glue
@@ -57,9 +58,11 @@ metrics = train(config, run_dir, dataset, log=(lambda message: None) if trained_
 glue("status", metrics["status"], display=False)
 glue("data_text", dataset.describe(), display=False)
 glue("run_folder_text", f"{run_dir} (config hash {config.training_hash()})", display=False)
+glue("method_text", findings.method_text(config.method), display=False)
 
 # %% [markdown]
-# This setting reads {glue:text}`data_text`; its run folder is {glue:text}`run_folder_text`.
+# {glue:text}`method_text` This setting reads {glue:text}`data_text`; its run folder is
+# {glue:text}`run_folder_text`.
 
 # %% [markdown]
 # ## Training
@@ -96,7 +99,8 @@ summary = latent.summarize(readouts)
 for name, value in findings.setting_numbers(metrics, summary).items():
     glue(name, value, display=False)
 glue("score_text", findings.score_text(metrics), display=False)
-glue("rate_grid_text", findings.rate_grid_text(latent.rate_grid_accuracy(readouts)), display=False)
+glue("rate_grid_text", findings.rate_grid_text(latent.rate_grid_accuracy(readouts), config.test_inner_steps),
+     display=False)
 
 # %% [markdown]
 # {glue:text}`score_text` {numref}`tbl-readouts-{page}` gives each readout's accuracy
@@ -109,9 +113,10 @@ formats.glue_table("readouts_table", latent.percent_table(summary))
 # ```{glue:figure} readouts_table
 # :name: tbl-readouts-{page}
 #
-# Meta-test accuracy of each readout of this setting's trained network and of its
-# untrained initialisation, with 95% intervals over the test tasks. "Agrees with MAML" is
-# the share of queries on which the readout predicts what the adapted MAML predicts;
+# Meta-test accuracy of each readout of this setting's trained network and (on a page of
+# MAML's own) of its untrained initialisation, with 95% intervals over the test tasks.
+# "Agrees with MAML" is the share of queries on which the readout predicts what the
+# network's own rule (adapted MAML, or the baseline's) predicts;
 # Cohen's κ is that agreement with what chance gives discounted (1: the same predictions,
 # 0: chance); the last column is the share of the readout's errors that MAML makes too,
 # with that share if the two erred independently within each task in brackets.

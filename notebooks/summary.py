@@ -36,8 +36,9 @@ from mamllib.config import profile as profile_config
 from mamllib.evaluate import PENALTY_TASKS
 from mamllib.latent import MAIN_READOUTS, PROBES
 from mamllib.pipeline.paths import work_in_book_root
-from mamllib.pipeline.sweep import analysed_settings, read_record, settings_index, settings_table
-from mamllib.runs import load_analyses, read_metrics
+from mamllib.pipeline.sweep import (BASELINE_PREFIX, analysed_settings, read_record, settings_index,
+                                    settings_table)
+from mamllib.runs import load_analyses, method_readouts, read_metrics
 
 # %% [markdown]
 # The sweep's own settings, as its record lists them, and the analyses of those whose
@@ -226,7 +227,9 @@ formats.glue_table("agreement_table", agreement.percent_table(agreement_table))
 # above uses the Euclidean distance instead. So each network is also read out by the
 # dot-product rule and by its reversal, and MAML is adapted once more at its test rate
 # from its meta-parameters with the head replaced by its mean over classes. That last
-# readout asks how much of MAML's accuracy it owes to its meta-learned head; with one
+# readout asks how much of MAML's accuracy it owes to its meta-learned head (a head of
+# equal rows is also what UNICORN-MAML {cite}`ye2022unicorn` meta-learns, so that MAML
+# does not depend on the order of a task's labels); with one
 # inner step it is exactly the dot-product rule (positive rate) or its reversal (negative
 # rate), a theorem the test suite checks.
 
@@ -264,6 +267,46 @@ glue("dot_text", findings.describe_gap(
 # rate of the trained networks, ± the half-width of its 95% interval over the test tasks
 # (over seeds and tasks where a rate has several seeds).
 # ```
+
+# %% [markdown]
+# (summary-baselines)=
+# ## Trained baselines on MAML's budget
+#
+# The readouts above take MAML's own networks apart. Here other methods are trained on the
+# same data, backbone, number of outer steps and seeds, at one training rate of the
+# sweep, and scored on the same test tasks by their own rules: ANIL
+# {cite}`raghu2020anil`, whose inner loop adapts the head only (BOIL {cite}`oh2021boil`
+# adapts the body only; it is not trained here); MAML with the zeroing trick
+# {cite}`kao2022contrastive`, whose head starts every inner loop at zero; Proto-MAML
+# {cite}`triantafillou2020metadataset`, whose head starts at the task's prototypes and
+# adapts from there; and Prototypical Networks {cite}`snell2017protonets`, which take no
+# inner step and classify by the nearest prototype. Each has its own page in the
+# appendix. Where a network trained for the prototype rule alone is not shown to score
+# below MAML, these tasks need no more than that rule; where it scores below, MAML's
+# adaptation does more here than the rule. {numref}`tbl-summary-baselines` gives the
+# numbers.
+
+# %% tags=["remove-output"]
+labelled = method_readouts([*run_dirs, *analysed_settings(record, profile, BASELINE_PREFIX)])
+baseline_rate = findings.baseline_rate(labelled)
+baselines = findings.baseline_comparison(labelled, baseline_rate)
+formats.glue_table("baselines_table", findings.baseline_table(baselines),
+                   empty_because="no baseline was trained for this build")
+glue("baselines_text", findings.baselines_text(baselines, baseline_rate), display=False)
+
+# %% [markdown]
+# ```{glue:figure} baselines_table
+# :name: tbl-summary-baselines
+#
+# Networks trained by MAML and by each baseline at the same training rate (Prototypical
+# Networks take no inner step), scored on the same test tasks by their own rules:
+# meta-test accuracy (%), its difference from MAML's in percentage points (paired: the
+# same seeds and tasks), and the un-adapted prototypes' accuracy on the network's
+# features (%), each ± the half-width of its 95% interval (over the test tasks; over
+# seeds and tasks where there are several seeds).
+# ```
+#
+# {glue:text}`baselines_text`
 
 # %% [markdown]
 # ## Representation change: CKA before versus after adaptation

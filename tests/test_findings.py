@@ -314,6 +314,12 @@ def test_setting_page_numbers_and_texts():
     text = findings.score_text(completed)
     assert "97.3% ±\u00a00.5%" in text and "600 fixed meta-test tasks" in text
     assert "diverged" in findings.score_text({"status": "diverged"})
+    protonet = {**completed, "config": {"method": "protonet"},
+                "test": {**completed["test"], "test_inner_steps": 0}}
+    assert findings.score_text(protonet).startswith(
+        "By its prototype rule, the Prototypical Network scores 97.3%")
+    assert findings.method_text("maml").startswith("This network is MAML's")
+    assert "\"MAML\" is this network's own rule" in findings.method_text("anil")
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
     assert findings.rate_grid_text(grid) == (
         "Re-adapted at every test rate of the grid, it scores 50.0% at -0.4, 97.0% at 0.4; it scores highest "
@@ -397,3 +403,55 @@ def test_the_head_r2_sentence_gives_the_best_rate_with_its_interval_and_the_rang
     assert text.startswith("Regressed on the class prototypes, the adapted head's rows keep an R² of 0.90 ±")
     assert "from 0.30 (at -0.1) to 0.90 (at 0.4) over the training rates" in text
     assert "No trained network" in findings.head_r2_text(pd.DataFrame(rows).iloc[:0], 0.4)
+
+
+def _method_readouts(accuracies: dict[str, list[list[float]]], rate: float = 0.1) -> pd.DataFrame:
+    """Readout rows of trained networks: ``accuracies[method][seed][task]`` by the network's
+    own rule, and 0.5 for the un-adapted prototypes everywhere."""
+    rows = []
+    for method, by_seed in accuracies.items():
+        for seed, tasks in enumerate(by_seed):
+            for task, value in enumerate(tasks):
+                for readout, accuracy in (("maml", value), ("proto_unadapted", 0.5)):
+                    rows.append({"part": "readouts", "model": "trained", "train_inner_lr": rate,
+                                 "method": method, "seed": seed, "task": task, "readout": readout,
+                                 "accuracy": accuracy})
+    return pd.DataFrame(rows)
+
+
+def test_baselines_are_compared_with_maml_on_the_same_seeds_and_tasks():
+    from mamllib.stats import hierarchical_ci
+
+    maml = [[0.9, 0.8, 1.0, 0.7], [0.85, 0.8, 0.95, 0.75]]
+    # ANIL: 0.1 below on every task of both seeds; protonet: above on some, below on others.
+    anil = [[a - 0.1 for a in seed] for seed in maml]
+    protonet = [[0.95, 0.7, 1.0, 0.8], [0.8, 0.85, 0.9, 0.8]]
+    comparison = findings.baseline_comparison(_method_readouts({"protonet": protonet, "maml": maml,
+                                                                "anil": anil}), 0.1)
+    assert list(comparison.index) == ["maml", "anil", "protonet"]  # MAML first, then METHOD_LABELS order
+    difference = ["difference_mean", "difference_low", "difference_high"]
+    # No variation: a zero-width interval.
+    np.testing.assert_allclose(comparison.loc["anil", difference].astype(float), -0.1, atol=1e-12)
+    expected = hierarchical_ci(np.array(protonet) - np.array(maml))
+    np.testing.assert_allclose(comparison.loc["protonet", difference].astype(float), expected)
+    assert np.isnan(comparison.loc["maml", "difference_mean"])
+    assert comparison["proto_mean"].tolist() == [0.5] * 3 and comparison["units"].tolist() == [2] * 3
+    text = findings.baselines_text(comparison, 0.1)
+    assert text.startswith("Against MAML trained at rate 0.1 (2 seeds; paired")
+    assert "ANIL below it, -10.0 ±\xa00.0 points;" in text
+    assert "Prototypical Networks no differently (the interval includes zero), +0.6 ±" in text
+    table = findings.baseline_table(comparison)
+    assert list(table.index) == ["MAML", "ANIL", "Prototypical Networks"]
+    assert table.iloc[0, 1] == "–"  # MAML has no difference from itself
+
+
+def test_a_baseline_without_its_maml_network_is_not_compared():
+    readouts = _method_readouts({"anil": [[0.5, 0.6]]})
+    assert findings.baseline_rate(readouts) == 0.1
+    comparison = findings.baseline_comparison(readouts, 0.1)
+    assert findings.baselines_text(comparison, 0.1).startswith("No baseline has a MAML network")
+    maml_only = _method_readouts({"maml": [[0.5, 0.6]]})
+    assert findings.baseline_rate(maml_only) is None
+    none = findings.baseline_comparison(maml_only, None)
+    assert none.empty and findings.baseline_table(none).empty
+    assert findings.baselines_text(none, None) == "No baseline was trained for this build."

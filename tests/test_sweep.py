@@ -4,7 +4,8 @@ from pathlib import Path
 
 from mamllib.config import profile
 from mamllib.checkpoint import run_folder
-from mamllib.pipeline.sweep import analysed_settings, setting_config, sweep_settings
+from mamllib.pipeline.sweep import (analysed_settings, baseline_settings, setting_config, setting_folder,
+                                   sweep_settings)
 
 
 def _analyse(folder, config, iteration=6, **settings):
@@ -176,13 +177,28 @@ def test_the_books_settings_are_listed_in_numeric_order_of_the_rate(tmp_path):
     (tmp_path / GENERATED).mkdir(parents=True)
     for execution in settings[1:]:  # the first (0.4) did not produce a page
         (tmp_path / GENERATED / f"{execution.output}.ipynb").write_text("{}")
-    toc = yaml.safe_load(ordered_toc(tmp_path, settings).read_text())
+    baselines = baseline_settings("smoke", ["zeroing", "protonet"], 0.4, [0], "runs")
+    for execution in baselines:
+        (tmp_path / GENERATED / f"{execution.output}.ipynb").write_text("{}")
+    toc = yaml.safe_load(ordered_toc(tmp_path, settings, baselines=baselines).read_text())
     chapters = [c for part in toc["parts"] for c in part["chapters"]]
     pages = next(c for c in chapters if c["file"] == "book/settings")["sections"]
     rates = [setting_config(e.parameters) for e in settings]
     names = {f"book/generated/{e.output}": (c.learn_inner_lr, c.inner_lr) for e, c in zip(settings, rates)}
+    names.update({f"book/generated/{e.output}": setting_config(e.parameters).method for e in baselines})
     assert [names[p["file"]] for p in pages] == [(False, -0.4), (False, -0.1), (False, -0.01), (False, 0.0),
-                                                  (False, 0.01), (True, 0.1)]
+                                                  (False, 0.01), (True, 0.1), "zeroing", "protonet"]
+
+
+def test_a_baseline_setting_trains_its_method_into_a_folder_of_its_own():
+    maml = sweep_settings("smoke", rates=(0.4,), learned=False, runs_root="r")[0]
+    zeroing, protonet = baseline_settings("smoke", ["zeroing", "protonet"], 0.4, [1], "r")
+    assert zeroing.title == "MAML with the zeroing trick at rate 0.4, seed 1"
+    assert protonet.title == "Prototypical Networks, seed 1"  # no inner step: no rate
+    config = setting_config(protonet.parameters)
+    assert (config.method, config.inner_steps, config.test_inner_steps, config.seed) == ("protonet", 0, 0, 1)
+    folders = {setting_folder(e.parameters) for e in (maml, zeroing, protonet)}
+    assert {f.name for f in folders} == {"maml-lr0.4-seed0", "zeroing-lr0.4-seed1", "protonet-lr0.4-seed1"}
 
 
 def test_a_toc_without_any_setting_page_yet_has_no_empty_section_list(tmp_path):

@@ -17,9 +17,10 @@ def test_the_default_tier_is_part_of_the_full_one():
     """Every default number is one the full tier computes too, on the same networks."""
     default, full = tiers.TIERS["default"], tiers.TIERS["full"]
     for field in ("sweep_rates", "sweep_seeds", "learned_seeds", "surrogate_rates", "pattern_seeds",
-                  "converged_seeds"):
+                  "converged_seeds", "baselines"):
         assert set(getattr(default, field)) <= set(getattr(full, field)), field
     assert set(default.few_tasks.configs("quick")) <= set(full.few_tasks.configs("quick"))
+    assert set(default.baseline_configs("quick")) <= set(full.baseline_configs("quick"))
 
 
 def _numbers(clause: str) -> set[float]:
@@ -29,8 +30,13 @@ def _numbers(clause: str) -> set[float]:
 def test_the_first_page_names_every_setting_the_default_leaves_out():
     text = tiers.tier_text("quick", "default")
     default, full = tiers.TIERS["default"], tiers.TIERS["full"]
-    clauses = dict(re.match(r"([a-z -]+?) (-?\d.*)", clause).groups()
-                   for clause in text.split("adds ", 1)[1].rstrip(".").split("; "))
+    added = text.split("adds ", 1)[1].rstrip(".").split("; ")
+    clauses = dict(re.match(r"([a-z -]+?) (-?\d.*)", clause).groups() for clause in added
+                   if not clause.startswith("the baseline"))
+    baselines_added = [c for c in added if c.startswith("the baseline")]
+    assert baselines_added == ["the baseline Proto-MAML"]
+    assert ("the baselines ANIL, MAML with the zeroing trick and Prototypical Networks train at rate 0.1"
+            in text)
     assert _numbers(clauses["main-sweep rates"]) == set(full.sweep_rates) - set(default.sweep_rates)
     assert _numbers(clauses["main-sweep seeds"]) == set(full.sweep_seeds) - set(default.sweep_seeds)
     learned_added = set(full.learned_seeds) - set(default.learned_seeds)
@@ -64,7 +70,22 @@ def test_the_smoke_tier_exercises_every_part_and_other_profiles_use_the_named_ti
     assert smoke is tiers.SMOKE
     assert smoke.sweep_rates and len(smoke.learned_seeds) > 1 and smoke.surrogate_rates
     assert len(smoke.few_tasks.pools) > 1 and 0 in smoke.few_tasks.pools
+    assert "protonet" in smoke.baselines and len(smoke.baselines) > 1
     assert tiers.tier("quick", "full") is tiers.TIERS["full"]
+
+
+def test_baselines_train_where_maml_has_runs_to_compare_with():
+    default = tiers.TIERS["default"]
+    for config in default.baseline_configs("quick"):
+        assert config.inner_lr in default.sweep_rates and config.seed in default.sweep_seeds
+        assert config.method in default.baselines
+    with pytest.raises(ValueError, match="baseline_rate 0.3"):
+        tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,), few_tasks=default.few_tasks,
+                   surrogate_rates=(), baselines=("anil",), baseline_rate=0.3)
+    with pytest.raises(ValueError, match="'maml'"):
+        tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,), few_tasks=default.few_tasks,
+                   surrogate_rates=(), baselines=("maml",))
+    assert default.with_sweep(rates=[0.4]).baselines == ()  # no MAML at their rate to compare with
 
 
 def test_the_sign_pattern_is_trained_only_where_its_comparisons_exist():

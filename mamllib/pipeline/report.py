@@ -21,7 +21,8 @@ from mamllib.config import profile as make_profile
 from mamllib.errors import UserError
 from mamllib.files import atomic_write_bytes
 from mamllib.pipeline.cluster import Cluster, maybe_cluster
-from mamllib.pipeline.sweep import RECORD, Execution, rate_order, run_executions, sweep_settings
+from mamllib.pipeline.sweep import (RECORD, Execution, baseline_settings, rate_order, run_executions,
+                                    sweep_settings)
 from mamllib.pipeline.training import STAGE, stage_runs, train_stage
 
 GENERATED = Path("book") / "generated"
@@ -51,6 +52,7 @@ def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int]
 
 
 SETTINGS_GLOB = "book/generated/run_*"
+BASELINES_GLOB = "book/generated/baseline_*"
 FEW_TASKS_GLOB = "book/generated/few_tasks_*"
 FEW_TASKS_PREFIX = "few_tasks_"
 
@@ -81,14 +83,15 @@ def theory_runs(others: list[Execution]) -> list[Config]:
     return runs
 
 
-def ordered_toc(root: Path, settings: list[Execution], few_tasks: list[Execution] = ()) -> Path:
+def ordered_toc(root: Path, settings: list[Execution], few_tasks: list[Execution] = (),
+                baselines: list[Execution] = ()) -> Path:
     """The book's ``_toc.yml`` with the settings' glob replaced by their pages in numeric
-    order of the rate (a glob sorts as text: -0.01, -0.1, -0.4, 0, ...), and the few-task
-    glob by its pages in order of pool size, written beside the generated notebooks;
-    returns its path."""
+    order of the rate (a glob sorts as text: -0.01, -0.1, -0.4, 0, ...), the few-task
+    glob by its pages in order of pool size, and the baselines' by theirs in the tier's
+    order, written beside the generated notebooks; returns its path."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
     in_order = {SETTINGS_GLOB: sorted(settings, key=lambda e: rate_order(e.parameters)),
-                FEW_TASKS_GLOB: list(few_tasks)}
+                FEW_TASKS_GLOB: list(few_tasks), BASELINES_GLOB: list(baselines)}
     pages = {glob: [{"file": f"{GENERATED.as_posix()}/{e.output}"} for e in executions
                     if (root / GENERATED / f"{e.output}.ipynb").exists()]
              for glob, executions in in_order.items()}
@@ -146,20 +149,21 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | No
     rates, seeds = built.sweep_rates, built.sweep_seeds
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small,
                                          built.surrogate_rates)
+    baselines = baseline_settings(profile, built.baselines, built.baseline_rate, seeds, "runs")
     record = out_dir / RECORD
     recorded = record.read_bytes() if record.exists() else b""
     with maybe_cluster(cluster, root, jobs) as cluster:
-        results, few_tasks = _run_report(root, out_dir, profile, tier, built, settings, others, learned,
-                                         cluster)
+        results, few_tasks = _run_report(root, out_dir, profile, tier, built, settings, baselines, others,
+                                         learned, cluster)
     failed = [name for name, entry in results.items() if entry["status"] == "failed"]
     executed = (record.read_bytes() if record.exists() else b"") != recorded
-    index = build_book(root, ordered_toc(root, settings, few_tasks), every_page=executed)
+    index = build_book(root, ordered_toc(root, settings, few_tasks, baselines), every_page=executed)
     return index, {"failed": failed, **results}
 
 
 def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers.Tier,
-                settings: list[Execution], others: list[Execution], learned: bool,
-                cluster: Cluster) -> tuple[dict[str, dict[str, Any]], list[Execution]]:
+                settings: list[Execution], baselines: list[Execution], others: list[Execution],
+                learned: bool, cluster: Cluster) -> tuple[dict[str, dict[str, Any]], list[Execution]]:
     """Every training stage and notebook of the report, in order, on ``cluster``; returns
     the record's entries and the executions' results by name, and the few-task pages."""
     rates, seeds = built.sweep_rates, built.sweep_seeds
@@ -167,8 +171,8 @@ def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers
     learned_runs = learned_signs.learned_configs(profile, built.learned_seeds)
     converged = convergence.converged_configs(profile, rates, built.converged_seeds)
     noisy = [config for plan in built.noisy_tasks for config in plan.configs(profile)]
-    runs = stage_runs(settings, [*theory_runs(others), *built.few_tasks.configs(profile), *learned_runs,
-                                 *converged, *noisy])
+    runs = stage_runs([*settings, *baselines], [*theory_runs(others), *built.few_tasks.configs(profile),
+                                                *learned_runs, *converged, *noisy])
     trained = train_stage(runs, profile, "runs", root, out_dir, cluster=cluster)
     results = {STAGE: trained} if trained is not None else {}
     # The sign-pattern networks train with the rates the learned runs ended with: after them.
@@ -177,7 +181,8 @@ def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers
     results.update({PATTERN_STAGE: trained} if trained is not None else {})
     # The pages of trained runs go to the cluster together, so that every worker has work.
     few_tasks = few_task_executions(profile, tier, "runs", root)  # after training: it fingerprints the runs
-    results.update(run_executions([*settings, *few_tasks], out_dir, cluster, cwd=root, desc="setting pages"))
+    results.update(run_executions([*settings, *baselines, *few_tasks], out_dir, cluster, cwd=root,
+                                  desc="setting pages"))
     # The page compares the pattern and converged runs with the main sweep's at their seeds.
     seeds_compared = sorted({*built.pattern_seeds, *built.converged_seeds})
     sweep_runs = convergence.budget_configs(profile, rates, seeds_compared)["fixed budget"]
@@ -195,7 +200,8 @@ def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers
     # The summary reads the sweep's runs, so it runs whenever one of their pages or the
     # training just did; the appendix lists every notebook's wall time, the summary's
     # included, so it runs last, whenever anything ran.
-    sweep = {name: results[name] for name in [STAGE, *(e.output for e in settings)] if name in results}
+    sweep = {name: results[name] for name in [STAGE, *(e.output for e in [*settings, *baselines])]
+             if name in results}
     summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(sweep)})
     results.update(run_executions([summary], out_dir, cluster, cwd=root, desc="summary"))
     appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})

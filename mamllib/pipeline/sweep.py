@@ -23,9 +23,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from mamllib.files import atomic_write_json
-from mamllib.config import DEFAULT_RATES, Config, profile as make_profile
+from mamllib.config import DEFAULT_RATES, Config, method_fields, profile as make_profile
 from mamllib.errors import UserError
 from mamllib.findings import setting_label
+from mamllib.formats import METHOD_LABELS
 from mamllib.pipeline.cluster import Cluster, maybe_cluster
 from mamllib.pipeline.jobs import OUT, Job, Outcome, root_path
 from mamllib.pipeline.notebooks import glued_values, notebook_source
@@ -34,6 +35,7 @@ from mamllib.runs import analysis_is_current
 
 RECORD = "executions.json"
 SETTING_PREFIX = "run_"  # output names of the sweep's maml_run executions
+BASELINE_PREFIX = "baseline_"  # and of the baselines' (maml_run pages of other methods)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,23 @@ def sweep_settings(profile: str, rates: Iterable[float] = DEFAULT_RATES, seeds: 
     return executions
 
 
+def baseline_settings(profile: str, methods: Iterable[str], rate: float, seeds: Iterable[int],
+                      runs_root: str = "runs", overrides: dict[str, Any] | None = None) -> list[Execution]:
+    """The ``maml_run`` executions of the baselines: each method at ``rate`` and every seed,
+    in the order of ``methods``."""
+    executions = []
+    for method in methods:
+        for seed in dict.fromkeys(seeds):
+            parameters = {"profile": profile, "inner_lr": float(rate), "learn_inner_lr": False, "seed": seed,
+                          "runs_root": runs_root, "overrides": {**(overrides or {}), **method_fields(method)}}
+            slug = run_name(setting_config(parameters)).replace(".", "p")
+            stepless = method_fields(method).get("inner_steps") == 0
+            executions.append(Execution("maml_run", f"{BASELINE_PREFIX}{slug}", parameters,
+                                        title=f"{METHOD_LABELS[method]}"
+                                              f"{'' if stepless else f' at rate {rate:g}'}, seed {seed}"))
+    return executions
+
+
 def rate_order(values: dict[str, Any]) -> tuple:
     """Sort key of a setting (a ``maml_run``'s parameters, or a run's config): objective,
     fixed rates in numeric order before learned ones, then seed."""
@@ -78,10 +97,12 @@ def setting_config(parameters: dict[str, Any]) -> Config:
                         **parameters["overrides"])
 
 
-def recorded_settings(record: dict[str, dict[str, Any]], profile: str) -> dict[str, dict[str, Any]]:
-    """The record's entries of the sweep's own ``maml_run`` settings under ``profile``."""
+def recorded_settings(record: dict[str, dict[str, Any]], profile: str,
+                      prefix: str = SETTING_PREFIX) -> dict[str, dict[str, Any]]:
+    """The record's entries of the sweep's own ``maml_run`` settings under ``profile`` (with
+    ``prefix=BASELINE_PREFIX``, of the baselines')."""
     return {name: entry for name, entry in record.items()
-            if name.startswith(SETTING_PREFIX) and entry["parameters"]["profile"] == profile}
+            if name.startswith(prefix) and entry["parameters"]["profile"] == profile}
 
 
 def setting_folder(parameters: dict[str, Any]) -> Path:
@@ -89,15 +110,17 @@ def setting_folder(parameters: dict[str, Any]) -> Path:
     return run_folder(parameters["runs_root"], parameters["profile"], setting_config(parameters))
 
 
-def analysed_settings(record: dict[str, dict[str, Any]], profile: str) -> list[Path]:
-    """The run folders of the recorded sweep settings of ``profile`` whose analysis is current.
+def analysed_settings(record: dict[str, dict[str, Any]], profile: str,
+                      prefix: str = SETTING_PREFIX) -> list[Path]:
+    """The run folders of the recorded sweep settings of ``profile`` whose analysis is current
+    (with ``prefix=BASELINE_PREFIX``, of the baselines).
 
     Only the sweep's own ``maml_run`` settings: other runs under the same root (the
     penalty notebook's surrogate trainings, a run trained by hand) are not part of it,
     and an analysis redone by hand with other settings is not its analysis.
     """
-    folders = [setting_folder(entry["parameters"]) for entry in recorded_settings(record, profile).values()
-               if entry["status"] != "failed"]
+    entries = recorded_settings(record, profile, prefix).values()
+    folders = [setting_folder(entry["parameters"]) for entry in entries if entry["status"] != "failed"]
     return sorted({folder for folder in folders if analysis_is_current(folder)})
 
 
@@ -151,7 +174,7 @@ def is_current(execution: Execution, out_dir: Path, cwd: Path | None = None) -> 
         and entry["parameters"] == execution.parameters and entry["status"] in ("completed", "diverged") \
         and entry.get("source") == source_hash(execution.notebook)
     # A setting's page shows its run's analysis: one redone by hand since makes the page stale.
-    if executed and execution.output.startswith(SETTING_PREFIX) and entry["status"] == "completed":
+    if executed and execution.notebook == "maml_run" and entry["status"] == "completed":
         return analysis_is_current((cwd or Path.cwd()) / setting_folder(execution.parameters))
     return executed
 
