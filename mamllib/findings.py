@@ -271,6 +271,68 @@ def head_r2_text(relations: pd.DataFrame, rate: float) -> str:
     return text + " (1: the head is a linear map of the cluster centres)."
 
 
+LOGIT_PART_NAMES = {"logit_head": "the head the inner loop starts from",
+                    "logit_head_change": "the inner steps' change of the head",
+                    "logit_body_change": "the adapted body's change of the features"}
+
+
+def logit_parts_text(relations: pd.DataFrame, rate: float) -> str:
+    """At training rate ``rate``, how much of the trained networks' adapted logits (their
+    contrast between classes) each part makes up, as the norm of the part over the logits'."""
+    rows = fixed_rate_rows(relations)
+    rows = rows[rows["measure"].isin(list(LOGIT_PART_NAMES)) & (rows["model"] == "trained")
+                & (rows["train_inner_lr"] == rate)]
+    if rows.empty:
+        return f"No trained network at training rate {rate:g} had its logits split."
+    table = interval_table(rows, "value", ["measure"]).set_index("measure")
+    half = (table["high"] - table["low"]) / 2
+    parts = [f"{LOGIT_PART_NAMES[m]} {_plain(table.loc[m, 'mean'], half[m])}"
+             for m in LOGIT_PART_NAMES if m in table.index]
+    return (f"At training rate {rate:g}, measured against the adapted logits (norms of their differences "
+            f"between classes, so that 1 is the size of the whole and parts that cancel add to more), "
+            f"{word_list(parts)}.")
+
+
+def label_order_spread(readouts: pd.DataFrame,
+                       keys: Sequence[str] = ("train_inner_lr", "run")) -> pd.DataFrame:
+    """Per group of ``keys`` (by default each trained network at a fixed rate): MAML's mean
+    meta-test accuracy in each task's own label order and its lowest and highest over the
+    renamed orders too (the same tasks, only the labels renamed), and their ``spread``."""
+    rows = fixed_rate_rows(readouts)
+    rows = rows[(rows["model"] == "trained") & (((rows["part"] == "readouts") & (rows["readout"] == "maml"))
+                                                | (rows["part"] == "label_order"))]
+    if rows.empty or not (rows["part"] == "label_order").any():
+        return pd.DataFrame(columns=["own", "lowest", "highest", "spread"])
+    by_order = rows.groupby([*keys, "readout"])["accuracy"].mean().unstack("readout")
+    orders = by_order.drop(columns="maml")
+    table = pd.DataFrame({"own": by_order["maml"], "lowest": by_order.min(axis=1),
+                          "highest": by_order.max(axis=1)})
+    table["spread"] = table["highest"] - table["lowest"]
+    return table[orders.notna().any(axis=1)]
+
+
+def label_order_table(spread: pd.DataFrame) -> pd.DataFrame:
+    """:func:`label_order_spread` per training rate (averaged over seeds), in percent."""
+    by_rate = spread.groupby(level="train_inner_lr").mean() if len(spread) else spread
+    return pd.DataFrame({"own label order (%)": by_rate["own"].map(percent_cell),
+                         "lowest (%)": by_rate["lowest"].map(percent_cell),
+                         "highest (%)": by_rate["highest"].map(percent_cell),
+                         "spread (points)": by_rate["spread"].map(percent_cell)})
+
+
+def label_order_text(spread: pd.DataFrame) -> str:
+    """How far renaming the test tasks' labels moves MAML's mean accuracy, per training rate."""
+    if spread.empty:
+        return "No network was scored with its test tasks' labels renamed."
+    by_rate = spread.groupby(level="train_inner_lr")["spread"].mean()  # over seeds
+    widest = by_rate.idxmax()
+    values = ", ".join(f"{100 * value:.1f} at {rate:g}" for rate, value in by_rate.items())
+    networks = "" if len(by_rate) == len(spread) else ", averaged over seeds"
+    return (f"Renaming the labels of the same test tasks moves MAML's mean meta-test accuracy by up to "
+            f"{100 * by_rate[widest]:.1f} percentage points (the spread between the lowest and highest of "
+            f"the orders{networks}, at training rate {widest:g}; per training rate: {values}).")
+
+
 def accuracy_at(readouts: pd.DataFrame, readout: str, rate: float) -> str:
     """``37.0% ± 9.5%``: the trained networks' accuracy in ``readout`` at fixed training
     rate ``rate``, with its 95% interval (over tasks, or over seeds and tasks)."""
@@ -327,7 +389,8 @@ def _points(difference: float, ci: float) -> str:
 
 BASELINE_COLUMNS = {"accuracy": "meta-test accuracy (%)",
                     "difference": "− MAML (points ± paired 95% interval)",
-                    "prototypes": "prototypes on its features (%)"}
+                    "prototypes": "prototypes on its features (%)",
+                    "label_spread": "spread over label orders (points)"}
 
 
 def baseline_rate(readouts: pd.DataFrame) -> float | None:
@@ -346,7 +409,7 @@ def baseline_comparison(readouts: pd.DataFrame, rate: float | None) -> pd.DataFr
     its features. ``readouts`` carry ``method`` and ``seed`` columns
     (:func:`mamllib.runs.method_readouts`); no rate, no rows."""
     columns = ["method", "mean", "low", "high", "units", "proto_mean", "proto_low", "proto_high",
-               "difference_mean", "difference_low", "difference_high"]
+               "difference_mean", "difference_low", "difference_high", "label_spread"]
     if rate is None:
         return pd.DataFrame(columns=columns).set_index("method")
     rows = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
@@ -357,8 +420,10 @@ def baseline_comparison(readouts: pd.DataFrame, rate: float | None) -> pd.DataFr
     by_method = own.pivot_table(index=["seed", "task"], columns="method", values="accuracy")
     table = []
     for method in (m for m in METHOD_LABELS if m in accuracy.index):
+        spread = label_order_spread(readouts[readouts["method"] == method], keys=("train_inner_lr", "seed"))
         entry = {"method": method, **accuracy.loc[method, ["mean", "low", "high", "units"]],
-                 **proto.reindex([method]).iloc[0][["mean", "low", "high"]].add_prefix("proto_")}
+                 **proto.reindex([method]).iloc[0][["mean", "low", "high"]].add_prefix("proto_"),
+                 "label_spread": spread.loc[rate, "spread"].mean() if rate in spread.index else np.nan}
         if method != "maml" and "maml" in by_method:
             paired = (by_method[method] - by_method["maml"]).dropna().unstack("task")  # [seeds, tasks]
             mean, low, high = hierarchical_ci(paired.to_numpy()) if paired.size else (np.nan,) * 3
@@ -373,9 +438,10 @@ def baseline_table(comparison: pd.DataFrame) -> pd.DataFrame:
         return [percent_cell(*values, signed=signed) for values in
                 zip(*(comparison[f"{prefix}{part}"] for part in ("mean", "low", "high")))]
 
-    return pd.DataFrame({BASELINE_COLUMNS["accuracy"]: cells(""),
-                         BASELINE_COLUMNS["difference"]: cells("difference_", signed=True),
-                         BASELINE_COLUMNS["prototypes"]: cells("proto_")},
+    columns = {"accuracy": cells(""), "difference": cells("difference_", signed=True),
+               "prototypes": cells("proto_"),
+               "label_spread": list(map(percent_cell, comparison["label_spread"]))}
+    return pd.DataFrame({BASELINE_COLUMNS[name]: values for name, values in columns.items()},
                         index=pd.Index([METHOD_LABELS[m] for m in comparison.index], name="trained as"))
 
 

@@ -31,14 +31,25 @@ relations (one value per task)
                            prototypes: the share of the head that is a linear combination of
                            the cluster centres (1: the head is a map of the prototypes)
     ``cka``                linear CKA of each conv block's activations before vs after adaptation
+    ``logit_<part>``       the adapted logits split exactly into three parts, each as the norm
+                           of its class-centred logits over the adapted logits': ``head`` (the
+                           head the inner loop starts from, on the un-adapted features),
+                           ``head_change`` (what the inner steps add to the head, on those
+                           features) and ``body_change`` (what the adapted body changes in the
+                           features, through the adapted head)
 rate grid
     MAML's accuracy when the same model is adapted at each rate of a grid.
+label orders
+    MAML adapted at the readout rate on the same tasks with their labels renamed by each
+    of ``LABEL_ORDERS`` fixed permutations (Ye & Chao 2022: a meta-learned head ties each
+    class to an output, so the order matters), its predictions named back.
 
 Everything comes back as tidy pandas DataFrames, one row per task and readout.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
@@ -57,6 +68,8 @@ from mamllib.maml import MAML, class_means, sgd_steps
 from mamllib.prototypes import PrototypeClassifier
 from mamllib.stats import ci95
 
+LABEL_ORDERS = 4  # renamings of each test task's labels besides its own order
+LOGIT_PARTS = ("head", "head_change", "body_change")
 READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn", "proto_dot",
             "proto_reversed", "mean_head")
 # The readouts that probe the prototype rule's form and MAML's head, shown apart from the others.
@@ -139,6 +152,48 @@ def mean_head_copies(maml: MAML, start: list[torch.Tensor]) -> list[torch.Tensor
     return [w.requires_grad_() for w in copies]
 
 
+def logit_parts(before: torch.Tensor, after: torch.Tensor, start: tuple[torch.Tensor, torch.Tensor],
+                adapted: tuple[torch.Tensor, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The adapted logits ``after @ W1.T + b1`` as the sum of ``head`` (``before @ W0.T +
+    b0``), ``head_change`` (``before @ (W1 - W0).T + b1 - b0``) and ``body_change``
+    (``(after - before) @ W1.T``), each ``[T, Q, N]``: features ``[T, Q, D]`` before and
+    after adaptation, heads ``(W [T, N, D], b [T, N])`` where the inner loop starts and ends."""
+    (w0, b0), (w1, b1) = start, adapted
+    return {"head": before @ w0.transpose(1, 2) + b0.unsqueeze(1),
+            "head_change": before @ (w1 - w0).transpose(1, 2) + (b1 - b0).unsqueeze(1),
+            "body_change": (after - before) @ w1.transpose(1, 2)}
+
+
+def logit_shares(parts: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Per task, the norm of each part's logits centred over classes (what tells the classes
+    apart) over the norm of their sum's; the shares add to more than 1 where parts cancel."""
+    centred = {name: part - part.mean(-1, keepdim=True) for name, part in parts.items()}
+    total = sum(centred.values()).flatten(1).norm(dim=1)
+    return {name: part.flatten(1).norm(dim=1) / total for name, part in centred.items()}
+
+
+def label_orders(n_way: int, count: int = LABEL_ORDERS) -> list[torch.Tensor]:
+    """``count`` fixed permutations of ``n_way`` labels other than the identity (seeded: the
+    same for every network)."""
+    generator, orders = torch.Generator().manual_seed(0), []
+    while len(orders) < min(count, math.factorial(n_way) - 1):
+        order = torch.randperm(n_way, generator=generator)
+        if not torch.equal(order, torch.arange(n_way)) and not any(torch.equal(order, o) for o in orders):
+            orders.append(order)
+    return orders
+
+
+def relabelled_predictions(maml: MAML, episodes: Episodes, rate: torch.Tensor, steps: int,
+                           order: torch.Tensor) -> np.ndarray:
+    """MAML's query predictions ``[T, Q]`` after adapting to the supports with every label
+    ``y`` renamed ``order[y]``, named back to the original labels."""
+    order = order.to(episodes.support_y.device)
+    fast = maml.adapt(episodes.support_x, order[episodes.support_y], steps, rate, track_graph=False)
+    with torch.no_grad():
+        predicted = maml.fmodel(episodes.query_x, params=fast).argmax(-1)
+    return torch.argsort(order)[predicted].cpu().numpy()
+
+
 def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020)."""
     return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
@@ -162,12 +217,15 @@ class ChunkResult:
 
     predictions: dict[str, np.ndarray]
     relations: dict[str, np.ndarray]
+    label_orders: dict[str, np.ndarray]  # relabelled MAML's predictions, by order ("order1", ...)
 
 
 def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor], steps: int,
-                  grid: Iterable[float]) -> tuple[list[ChunkResult], dict[float, np.ndarray]]:
+                  grid: Iterable[float], orders: Sequence[torch.Tensor] = ()
+                  ) -> tuple[list[ChunkResult], dict[float, np.ndarray]]:
     """All readouts and relations at each readout rate of ``rates`` for one batch of tasks,
-    and MAML's predictions at each rate of ``grid``."""
+    MAML's predictions with the labels renamed by each of ``orders``, and MAML's
+    predictions at each rate of ``grid``."""
     n_way = int(episodes.support_y.max()) + 1
     sx, sy, qx = episodes.support_x, episodes.support_y, episodes.query_x
     # After one inner step the fast weights are start - rate * g for every rate, so the
@@ -213,7 +271,13 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
                      "head_proto_r2": head_prototype_r2(fast[head].detach(), prototypes).cpu().numpy()}
         for layer, (b, a) in enumerate(zip(query_before, query_after), start=1):
             relations[f"cka_conv{layer}"] = linear_cka(b, a).cpu().numpy()
-        results.append(ChunkResult(predictions, relations))
+        parts = logit_parts(query_before[-1], query_after[-1], (start[head].detach(), start[bias].detach()),
+                            (fast[head].detach(), fast[bias].detach()))
+        shares = logit_shares(parts)
+        relations.update({f"logit_{part}": share.cpu().numpy() for part, share in shares.items()})
+        relabelled = {f"order{k}": relabelled_predictions(maml, episodes, rate, steps, order)
+                      for k, order in enumerate(orders, start=1)}
+        results.append(ChunkResult(predictions, relations, relabelled))
         if rate.numel() == 1:
             logits_at[float(rate)] = logits
     logits_at.setdefault(0.0, logits_before)  # no adaptation
@@ -232,9 +296,11 @@ def _tensor_index(maml: MAML, name: str) -> int:
 def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
                   n_tasks: int, rates: torch.Tensor | Sequence[torch.Tensor], steps: int,
                   grid: Iterable[float] = RATE_GRID, chunk: int = 50, device: torch.device | str = "cpu",
-                  progress: Callable[[Iterable], Iterable] = lambda it: it
+                  progress: Callable[[Iterable], Iterable] = lambda it: it, orders: int = 0
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Readouts (with the rate grid) and relations on the fixed meta-test tasks.
+    """Readouts (with the rate grid, and MAML with the labels renamed by ``orders`` fixed
+    permutations: part ``label_order``, readouts ``order1``...) and relations on the fixed
+    meta-test tasks.
 
     ``rates`` is the readout rate (one, or one per tensor), or a list of them: the readouts
     and relations are then computed at each, from one pass over the tasks.
@@ -248,15 +314,19 @@ def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query:
     labels = [float(r) if r.numel() == 1 else float("nan") for r in rates]
     readout_rows, relation_rows = [], []
     start = 0
+    renamings = label_orders(n_way, orders) if orders else []
     for episodes in progress(fixed_tasks(split, "test", n_way, k_shot, n_query, n_tasks, chunk)):
         episodes = episodes.to(device)
-        results, grid_predictions = analyze_chunk(maml, episodes, [r.to(device) for r in rates], steps, grid)
+        results, grid_predictions = analyze_chunk(maml, episodes, [r.to(device) for r in rates], steps, grid,
+                                                  renamings)
         truth = episodes.query_y.cpu().numpy()
         tasks = np.arange(start, start + len(truth))
         for label, result in zip(labels, results):
             reference = result.predictions["maml"]
             for name, predicted in result.predictions.items():
                 readout_rows.append(_rows("readouts", name, label, tasks, predicted, truth, reference))
+            for name, predicted in result.label_orders.items():
+                readout_rows.append(_rows("label_order", name, label, tasks, predicted, truth, reference))
             for measure, values in result.relations.items():
                 relation_rows.append(pd.DataFrame({"measure": measure, "task": tasks, "value": values,
                                                    "test_inner_lr": label}))

@@ -26,7 +26,7 @@ import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
-from mamllib.findings import fixed_rate_rows
+from mamllib.findings import LOGIT_PART_NAMES, fixed_rate_rows
 from mamllib.formats import NOT_DRAWN, READOUT_LABELS, block_label, tensor_label, tensor_parts
 from mamllib.latent import task_embedding
 from mamllib.stats import interval_table
@@ -233,6 +233,18 @@ def alignment_vs_rate(relations: pd.DataFrame, measure: str = "head_proto_cosine
     fig = _rate_lines(data, "value", "model", ALIGNMENT_LABELS[measure],
                       TRAINING_RATE + "\n(untrained: the rate it is adapted with)", legend="network")
     fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
+    return fig
+
+
+def logit_parts_vs_rate(relations: pd.DataFrame) -> plt.Figure:
+    """Each part of the trained networks' adapted logits (the starting head, the head's
+    change, the body's change) as a share of the logits' size, against the training rate."""
+    data = fixed_rate_rows(relations)
+    data = data[data["measure"].isin(list(LOGIT_PART_NAMES)) & (data["model"] == "trained")]
+    fig = _rate_lines(data, "value", "measure", "norm of the part / norm of the logits",
+                      label=lambda m: LOGIT_PART_NAMES[m], legend="part of the adapted logits",
+                      order=list(LOGIT_PART_NAMES))
+    fig.axes[0].axhline(1, color="0.8", lw=1, zorder=0)
     return fig
 
 

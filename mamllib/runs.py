@@ -19,7 +19,7 @@ from mamllib.config import RATE_GRID, TEST_FIELDS, Config
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
 from mamllib.evaluate import adaptation_rates
 from mamllib.files import atomic_write_csv, atomic_write_json
-from mamllib.latent import analyze_model, summarize
+from mamllib.latent import LABEL_ORDERS, analyze_model, summarize
 from mamllib.maml import MAML, build_maml
 from mamllib.models import resolve_device
 from mamllib.train import train
@@ -38,7 +38,8 @@ ANALYSIS_SETTINGS = "settings.json"
 # 3: readouts carry Cohen's kappa with MAML and the error-overlap counts.
 # 4: the prototypes' dot-product rule, its reversal, and MAML from a class-mean head.
 # 5: relations carry the R^2 of the adapted head regressed on the prototypes.
-ANALYSIS_VERSION = 5
+# 6: relations split the adapted logits (logit_*); readouts add MAML under other label orders.
+ANALYSIS_VERSION = 6
 
 
 @dataclass
@@ -121,7 +122,8 @@ def _analyze(run: TrainedRun, maml: MAML, name: str, rates, grid: Iterable[float
     readouts, relations = analyze_model(
         maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot, n_query=config.n_query,
         n_tasks=config.test_tasks, rates=rates, steps=config.test_inner_steps, grid=grid,
-        chunk=config.eval_chunk, device=run.device, progress=bar)
+        chunk=config.eval_chunk, device=run.device, progress=bar,
+        orders=LABEL_ORDERS if name == "trained" else 0)  # label-order spread: of trained networks
     return readouts.assign(model=name), relations.assign(model=name)
 
 

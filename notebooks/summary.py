@@ -34,7 +34,7 @@ from myst_nb import glue
 from mamllib import agreement, findings, formats, plots
 from mamllib.config import profile as profile_config
 from mamllib.evaluate import PENALTY_TASKS
-from mamllib.latent import MAIN_READOUTS, PROBES
+from mamllib.latent import LABEL_ORDERS, MAIN_READOUTS, PROBES
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import (BASELINE_PREFIX, analysed_settings, read_record, settings_index,
                                     settings_table)
@@ -185,6 +185,35 @@ glue("head_r2_text", findings.head_r2_text(relations, best_rate), display=False)
 # {glue:text}`head_r2_text`
 
 # %% [markdown]
+# (summary-logit-parts)=
+# ### What the adapted logits are made of
+#
+# MAML's adapted logits split exactly into three parts: the head the inner loop starts
+# from, applied to the un-adapted features; what the inner steps add to the head, applied
+# to those features; and what the adapted body changes in the features, read through the
+# adapted head. Each part's size is measured as the norm of its differences between
+# classes (the logits' common shift tells no class apart) over the adapted logits'
+# ({numref}`fig-summary-logit-parts`). If MAML were a map of the prototypes of its
+# un-adapted features, the head's change would carry the logits and the body's change
+# little.
+
+# %% tags=["remove-output"]
+plots.glue_figure("logit_parts", plots.logit_parts_vs_rate(relations))
+glue("logit_parts_text", findings.logit_parts_text(relations, best_rate), display=False)
+
+# %% [markdown]
+# ```{glue:figure} logit_parts
+# :name: fig-summary-logit-parts
+#
+# The three parts of the trained networks' adapted logits, each as the norm of its
+# class-centred logits over that of the adapted logits, against the training rate, with
+# 95% bands. The parts add up to the logits, so their norms add up to 1 or more (more
+# where parts cancel).
+# ```
+#
+# {glue:text}`logit_parts_text`
+
+# %% [markdown]
 # (summary-agreement)=
 # ### Agreement beyond chance, and shared errors
 #
@@ -269,6 +298,38 @@ glue("dot_text", findings.describe_gap(
 # ```
 
 # %% [markdown]
+# (summary-label-order)=
+# ## The order of a task's labels
+#
+# A meta-learned head ties each class of a task to one of its outputs, and which class
+# gets which output is the arbitrary order in which the task lists them. Ye & Chao
+# {cite}`ye2022unicorn` found 1-shot MAML's accuracy to move by several points with that
+# order. Every trained network is scored again on the same test tasks with their labels
+# renamed by {glue:text}`label_orders` fixed permutations
+# ({numref}`tbl-summary-label-order`); the prototype rule, the zeroing trick and
+# Proto-MAML treat every class alike and cannot depend on the order.
+
+# %% tags=["remove-output"]
+spread = findings.label_order_spread(readouts)
+glue("label_orders", LABEL_ORDERS, display=False)
+formats.glue_table("label_order_table", findings.label_order_table(spread),
+                   empty_because="no network was scored under other label orders")
+glue("label_order_text", findings.label_order_text(spread), display=False)
+
+# %% [markdown]
+# ```{glue:figure} label_order_table
+# :name: tbl-summary-label-order
+#
+# MAML's mean meta-test accuracy (%) per training rate in each test task's own label
+# order, the lowest and highest over that order and the renamed ones (the same tasks,
+# only the labels renamed), and their spread in percentage points (averaged over seeds
+# where a rate has several). Means over the test tasks, without intervals: the spread is
+# the effect of the order on these tasks.
+# ```
+#
+# {glue:text}`label_order_text`
+
+# %% [markdown]
 # (summary-baselines)=
 # ## Trained baselines on MAML's budget
 #
@@ -303,7 +364,9 @@ glue("baselines_text", findings.baselines_text(baselines, baseline_rate), displa
 # meta-test accuracy (%), its difference from MAML's in percentage points (paired: the
 # same seeds and tasks), and the un-adapted prototypes' accuracy on the network's
 # features (%), each ± the half-width of its 95% interval (over the test tasks; over
-# seeds and tasks where there are several seeds).
+# seeds and tasks where there are several seeds); and, as in
+# {numref}`tbl-summary-label-order`, how far renaming the tasks' labels moves the mean
+# accuracy (points).
 # ```
 #
 # {glue:text}`baselines_text`

@@ -455,3 +455,36 @@ def test_a_baseline_without_its_maml_network_is_not_compared():
     none = findings.baseline_comparison(maml_only, None)
     assert none.empty and findings.baseline_table(none).empty
     assert findings.baselines_text(none, None) == "No baseline was trained for this build."
+
+
+def test_the_logit_parts_sentence_names_each_part_at_the_rate():
+    rows = [{"measure": measure, "model": "trained", "train_inner_lr": rate, "learned_inner_lr": False,
+             "run": f"r{rate}", "task": task, "value": value + 0.01 * task}
+            for rate in (0.1, 0.4) for task in range(4)
+            for measure, value in (("logit_head", 0.1), ("logit_head_change", 0.9),
+                                   ("logit_body_change", 0.3))]
+    text = findings.logit_parts_text(pd.DataFrame(rows), 0.1)
+    assert text.startswith("At training rate 0.1, measured against the adapted logits")
+    assert "the head the inner loop starts from 0.115 ±\xa00.013" in text  # mean of 0.10..0.13
+    assert "the inner steps' change of the head 0.915 ±" in text
+    assert findings.logit_parts_text(pd.DataFrame(rows), 1.0).startswith("No trained network at")
+
+
+def test_the_label_order_spread_is_the_range_of_the_mean_accuracy_over_orders():
+    rows = []
+    for rate, accuracies in ((0.1, {"maml": [0.9, 0.8], "order1": [0.7, 0.8], "order2": [1.0, 0.9]}),
+                             (0.4, {"maml": [0.5, 0.5], "order1": [0.5, 0.5]})):
+        for readout, values in accuracies.items():
+            for task, value in enumerate(values):
+                part = "readouts" if readout == "maml" else "label_order"
+                rows.append({"part": part, "readout": readout,
+                             "model": "trained", "train_inner_lr": rate, "learned_inner_lr": False,
+                             "run": f"r{rate}", "task": task, "accuracy": value})
+    spread = findings.label_order_spread(pd.DataFrame(rows))
+    np.testing.assert_allclose(spread.loc[(0.1, "r0.1")].to_numpy(dtype=float), [0.85, 0.75, 0.95, 0.2])
+    assert spread.loc[(0.4, "r0.4"), "spread"] == 0
+    text = findings.label_order_text(spread)
+    assert "by up to 20.0 percentage points" in text and "at training rate 0.1;" in text
+    assert list(findings.label_order_table(spread)["spread (points)"]) == ["20.0", "0.0"]
+    own_order_only = findings.label_order_spread(pd.DataFrame(rows[:2]))
+    assert findings.label_order_text(own_order_only).startswith("No network")

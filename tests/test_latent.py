@@ -78,7 +78,7 @@ def test_readout_table_on_a_tiny_model(tiny_dataset):
     maml = MAML(Conv4(2, 3, width=4), 0.4)
     readouts, relations = analyze_model(
         maml, tiny_dataset.splits["test"], n_way=3, k_shot=1, n_query=2, n_tasks=7,
-        rates=torch.tensor(0.4), steps=1, grid=(-0.1, 0.0, 0.4), chunk=3)
+        rates=torch.tensor(0.4), steps=1, grid=(-0.1, 0.0, 0.4), chunk=3, orders=2)
     table = readouts[readouts.part == "readouts"]
     assert set(table.readout) == set(READOUTS) and len(table) == 7 * len(READOUTS)
     assert (table[table.readout == "maml"].agreement == 1).all()
@@ -88,7 +88,11 @@ def test_readout_table_on_a_tiny_model(tiny_dataset):
     np.testing.assert_array_equal(grid[grid.test_inner_lr == 0.4].accuracy.values,
                                   table[table.readout == "maml"].accuracy.values)
     assert set(relations.measure) == {"head_proto_cosine", "head_proto_r2",
-                                      *(f"cka_conv{block}" for block in range(1, 5))}
+                                      *(f"cka_conv{block}" for block in range(1, 5)),
+                                      *(f"logit_{part}" for part in latent.LOGIT_PARTS)}
+    relabelled = readouts[readouts.part == "label_order"]
+    assert sorted(relabelled.readout.unique()) == ["order1", "order2"] and len(relabelled) == 2 * 7
+    assert (relabelled.test_inner_lr == np.float32(0.4)).all()
     summary = summarize(readouts)
     assert list(summary.columns) == ["readout", "accuracy", "ci95", "n", "agreement", "kappa", "kappa_ci95",
                                      "error_overlap", "independent_overlap"]
@@ -206,3 +210,47 @@ def test_head_r2_is_one_for_a_linear_map_of_the_prototypes_and_small_for_a_rando
     outside = outside / outside.norm(dim=(1, 2), keepdim=True)
     torch.testing.assert_close(latent.head_prototype_r2(inside + outside, prototypes),
                                torch.full((3,), 0.5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("method", ["maml", "anil", "zeroing", "proto_maml"])
+def test_the_logit_parts_add_up_to_the_adapted_logits(method, make_episodes):
+    torch.manual_seed(1)
+    maml, episodes = MAML(Conv4(1, 4, width=8), 0.5, method=method).double(), make_episodes(seed=6)
+    start, gradients = maml.inner_gradients(episodes.support_x, episodes.support_y)
+    fast = maml.one_step_weights(gradients, 0.5, start)
+    with torch.no_grad():
+        before = maml.fmodel(episodes.query_x, params=start, output="features")
+        after, logits = maml.fmodel(episodes.query_x, params=fast, output="activations")
+    head = [maml.rate_names().index(n) for n in ("head_weight", "head_bias")]
+    parts = latent.logit_parts(before, after[-1], tuple(start[i].detach() for i in head),
+                               tuple(fast[i].detach() for i in head))
+    torch.testing.assert_close(sum(parts.values()), logits)
+    if method == "anil":  # the body never moves
+        assert not parts["body_change"].any()
+    if method == "zeroing":  # the head starts at zero
+        assert not parts["head"].any()
+    shares = latent.logit_shares(parts)
+    assert all((share > 0).all() or name in ("head", "body_change") for name, share in shares.items())
+    # Norms of parts of a sum: the shares add to at least 1.
+    assert (sum(shares.values()) >= 1 - 1e-12).all()
+
+
+def test_label_orders_are_fixed_distinct_renamings():
+    orders = latent.label_orders(5)
+    assert len(orders) == latent.LABEL_ORDERS and all(sorted(o.tolist()) == list(range(5)) for o in orders)
+    assert len({tuple(o.tolist()) for o in orders} | {tuple(range(5))}) == latent.LABEL_ORDERS + 1
+    assert [o.tolist() for o in latent.label_orders(5)] == [o.tolist() for o in orders]
+    assert [o.tolist() for o in latent.label_orders(2)] == [[1, 0]]  # the only other order
+
+
+@pytest.mark.parametrize("method, invariant", [("maml", False), ("zeroing", True), ("proto_maml", True)])
+def test_only_a_meta_learned_head_makes_predictions_depend_on_label_order(method, invariant, make_episodes):
+    # A zero or prototype head treats every class alike, so renaming the labels renames
+    # the predictions and nothing else; MAML's head ties each class to its own output.
+    torch.manual_seed(2)
+    maml, episodes = MAML(Conv4(1, 5, width=8), 2.0, method=method).double(), make_episodes(7, 6, 5, 1, 4)
+    with torch.no_grad():
+        own = maml(episodes, 1, track_graph=False).query_logits.argmax(-1).numpy()
+    changed = [(latent.relabelled_predictions(maml, episodes, torch.tensor(2.0), 1, order) != own).any()
+               for order in latent.label_orders(5)]
+    assert not any(changed) if invariant else any(changed)

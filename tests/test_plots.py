@@ -276,3 +276,12 @@ def test_a_readout_keeps_its_colour_from_figure_to_figure(frames):
     agreement = colours(plots.agreement_vs_rate(readouts))
     shared = set(accuracy) & set(agreement)  # agreement has no MAML line: the others shift without a key
     assert shared and all(accuracy[label] == agreement[label] for label in shared)
+
+
+def test_logit_parts_plot_has_a_line_per_part_of_the_trained_networks(frames):
+    parts = {"head_proto_cosine": "logit_head", "cka_conv1": "logit_head_change",
+             "cka_conv2": "logit_body_change"}
+    relations = frames[1].assign(measure=lambda f: f["measure"].map(parts))
+    fig = plots.logit_parts_vs_rate(relations)
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == list(plots.LOGIT_PART_NAMES.values())
+    plt.close("all")
