@@ -163,14 +163,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_flags(evaluate, only=EVALUATION_FIELDS, defaults="run")
 
     analyze = commands.add_parser("analyze", help="take a trained run apart with Protonet-style readouts",
-                                  description="Score a trained run with nine readouts (MAML, head-only, "
+                                  description="Score a trained run with ten readouts (MAML, head-only, "
                                               "prototypes before/after adaptation, logistic regression, "
                                               "cosine nearest neighbour, the prototypes' dot-product rule "
-                                              "and its reversal, MAML from a class-mean head) on the fixed "
-                                              "meta-test tasks, "
-                                              "with agreement, head-prototype alignment, CKA and a grid of "
-                                              "test-time rates; writes RUN_DIR/analysis/*.csv and prints a "
-                                              "summary.")
+                                              "and its reversal, MAML from a class-mean head, prototypes "
+                                              "with the support set's batch statistics) on the fixed "
+                                              "meta-test tasks, with agreement, head-prototype alignment, "
+                                              "the adapted logits' parts, CKA, MAML under other label "
+                                              "orders and a grid of test-time rates; writes "
+                                              "RUN_DIR/analysis/*.csv and prints a summary.")
     analyze.add_argument("run_dir", metavar="RUN_DIR", help="a folder written by `train`")
     analyze.add_argument("--grid", type=_finite_number, nargs="+", default=list(RATE_GRID), metavar="RATE",
                          help="test-time rates at which to re-score MAML (default: %(default)s)")

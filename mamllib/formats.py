@@ -78,6 +78,7 @@ READOUT_LABELS = {
     "logreg": "logistic regression", "cosine_nn": "cosine nearest neighbour",
     "proto_dot": "prototypes, dot product", "proto_reversed": "prototypes, dot product reversed",
     "mean_head": "MAML from a class-mean head",
+    "proto_support_stats": "prototypes, support statistics",
 }
 # The methods of mamllib.config.METHODS, as the book names them.
 METHOD_LABELS = {"maml": "MAML", "anil": "ANIL", "zeroing": "MAML with the zeroing trick",

@@ -24,6 +24,10 @@ errors were independent within the task)
     ``mean_head``        MAML adapted at the test rate from the meta-parameters with the head
                          replaced by its mean over classes, so that the meta-learned head
                          tells no class from another (how much MAML owes that head)
+    ``proto_support_stats``  nearest prototype on the meta-learned features, with every batch
+                         norm of the queries using the statistics of the task's support set
+                         instead of the query batch's own: each query is then classified on
+                         its own (inductively), as no other readout here is
 relations (one value per task)
     ``head_proto_cosine``  cosine between the adapted head's centred class rows and the
                            centred prototypes
@@ -71,9 +75,10 @@ from mamllib.stats import ci95
 LABEL_ORDERS = 4  # renamings of each test task's labels besides its own order
 LOGIT_PARTS = ("head", "head_change", "body_change")
 READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn", "proto_dot",
-            "proto_reversed", "mean_head")
-# The readouts that probe the prototype rule's form and MAML's head, shown apart from the others.
-PROBES = ("proto_dot", "proto_reversed", "mean_head")
+            "proto_reversed", "mean_head", "proto_support_stats")
+# The readouts that probe the prototype rule's form, MAML's head and the batch statistics,
+# shown apart from the others.
+PROBES = ("proto_dot", "proto_reversed", "mean_head", "proto_support_stats")
 MAIN_READOUTS = tuple(r for r in READOUTS if r not in PROBES)
 
 
@@ -199,6 +204,14 @@ def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.
     return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
 
 
+def support_statistics_features(maml: MAML, support_x: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
+    """Un-adapted query features ``[T, Q, D]`` with every batch norm using the statistics of
+    the task's support set: a query's features then depend on the supports and itself,
+    not on the other queries (the transductive batch norm of MAML uses the query batch's)."""
+    shots = support_x.shape[1]
+    return maml.model(torch.cat([support_x, query_x], 1), output="features", reference=shots)[:, shots:]
+
+
 def unadapted_readouts(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor,
                        n_way: int) -> dict[str, np.ndarray]:
     """The readouts of the meta-learned features themselves, which no inner rate changes."""
@@ -247,6 +260,9 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
         # Before adaptation: the meta-parameters, with the head each task starts from.
         query_before, logits_before = maml.fmodel(qx, params=start, output="activations")
     fixed = unadapted_readouts(support_before, sy, query_before[-1], n_way)
+    with torch.no_grad():
+        inductive = support_statistics_features(maml, sx, qx)
+    fixed["proto_support_stats"] = prototype_predictions(support_before, sy, inductive)
     prototypes = class_means(support_before, sy, n_way)
     head, bias = _tensor_index(maml, "head_weight"), _tensor_index(maml, "head_bias")
     results, logits_at = [], {}

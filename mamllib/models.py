@@ -44,8 +44,10 @@ class ConvBlock(nn.Module):
         self.bn_weight = nn.Parameter(torch.ones(out_channels))
         self.bn_bias = nn.Parameter(torch.zeros(out_channels))
 
-    def forward(self, x: torch.Tensor, tasks: int) -> torch.Tensor:
-        """``x``: ``[B, tasks*C_in, H, W]`` -> ``[B, tasks*C_out, H/2, W/2]``."""
+    def forward(self, x: torch.Tensor, tasks: int, reference: int = 0) -> torch.Tensor:
+        """``x``: ``[B, tasks*C_in, H, W]`` -> ``[B, tasks*C_out, H/2, W/2]``. With
+        ``reference`` > 0 batch norm uses the statistics of the first ``reference`` examples
+        of the batch (a task's support set) for all of them."""
         weight = _flat_over_tasks(self.conv_weight, tasks, 4)
         bias = _flat_over_tasks(self.conv_bias.unsqueeze(-1), tasks, 2).squeeze(-1)
         x = F.conv2d(x, weight, bias, padding=1, groups=tasks)
@@ -53,7 +55,12 @@ class ConvBlock(nn.Module):
         beta = _flat_over_tasks(self.bn_bias.unsqueeze(-1), tasks, 2).squeeze(-1)
         # No running statistics: MAML normalises with the statistics of the batch at
         # hand, at training and at test time alike (Finn et al. 2017).
-        x = F.batch_norm(x, None, None, gamma, beta, training=True)
+        if reference:
+            stats = x[:reference]
+            x = F.batch_norm(x, stats.mean((0, 2, 3)), stats.var((0, 2, 3), unbiased=False), gamma, beta,
+                             training=False)
+        else:
+            x = F.batch_norm(x, None, None, gamma, beta, training=True)
         if self.smooth:
             return F.avg_pool2d(F.softplus(x), 2)
         # relu(maxpool(x)) == maxpool(relu(x)); pooling first runs ReLU on 4x fewer values.
@@ -85,8 +92,10 @@ class Conv4(nn.Module):
         self.head_weight = nn.Parameter(head.weight.detach().clone())
         self.head_bias = nn.Parameter(head.bias.detach().clone())
 
-    def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Each block's output, flattened: ``[B, D_l]`` for one task, ``[T, B, D_l]`` for ``T``."""
+    def activations(self, x: torch.Tensor, reference: int = 0) -> list[torch.Tensor]:
+        """Each block's output, flattened: ``[B, D_l]`` for one task, ``[T, B, D_l]`` for ``T``;
+        ``reference`` > 0: batch norm with the statistics of each task's first ``reference``
+        examples (:class:`ConvBlock`)."""
         single = x.dim() == 4
         if single:
             x = x.unsqueeze(0)
@@ -98,7 +107,7 @@ class Conv4(nn.Module):
             h = h.contiguous(memory_format=torch.channels_last)
         outputs = []
         for block in self.blocks:
-            h = block(h, tasks)
+            h = block(h, tasks, reference)
             flat = h.reshape(batch, tasks, -1).transpose(0, 1)
             outputs.append(flat[0] if single else flat)
         return outputs
@@ -119,14 +128,15 @@ class Conv4(nn.Module):
             bias = bias.unsqueeze(0).expand(features.shape[0], *bias.shape)
         return torch.baddbmm(bias.unsqueeze(1), features, weight.transpose(1, 2))
 
-    def forward(self, x: torch.Tensor, output: str = "logits"):
+    def forward(self, x: torch.Tensor, output: str = "logits", reference: int = 0):
         """Logits; ``output="features"`` for the representation, ``"activations"`` for
-        ``(every block's output, logits)`` from one pass.
+        ``(every block's output, logits)`` from one pass; ``reference`` as in
+        :meth:`activations`.
 
         The choice is an argument of ``forward`` because a `higher`-patched copy of the
         model only sees fast weights inside ``forward``.
         """
-        activations = self.activations(x)
+        activations = self.activations(x, reference)
         if output == "features":
             return activations[-1]
         logits = self.classify(activations[-1])

@@ -37,10 +37,11 @@ LINTHRESH = 0.01
 TRAINING_RATE, TEST_RATE = r"training rate $\alpha_t$", r"test rate $\alpha_r$"
 
 # Okabe & Ito (2008), "Color Universal Design": distinguishable with every common form of
-# colour blindness. Black comes late: it is also the colour of guides and text. A grey
-# after Okabe-Ito's eight gives every readout a colour and a marker of its own.
-PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000", "#999999")
-MARKERS = "osD^vP*Xp"
+# colour blindness. Black comes late: it is also the colour of guides and text. A grey and
+# a brown after Okabe-Ito's eight give every readout a colour and a marker of its own.
+PALETTE = ("#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442", "#000000", "#999999",
+           "#8C510A")
+MARKERS = "osD^vP*Xph"
 SMALLEST_TEXT = 11  # points; tick labels and legends, the smallest text of any figure
 # Figures are drawn for a phone first. The book's text column is about 700 px wide on a
 # laptop and 373 px on a phone (a 420 px screen; book/_static/custom.css lets a figure

@@ -38,7 +38,8 @@ ANALYSIS_SETTINGS = "settings.json"
 # 3: readouts carry Cohen's kappa with MAML and the error-overlap counts.
 # 4: the prototypes' dot-product rule, its reversal, and MAML from a class-mean head.
 # 5: relations carry the R^2 of the adapted head regressed on the prototypes.
-# 6: relations split the adapted logits (logit_*); readouts add MAML under other label orders.
+# 6: relations split the adapted logits (logit_*); readouts add MAML under other label orders
+#    and the prototypes with the support set's batch statistics.
 ANALYSIS_VERSION = 6
 
 

@@ -119,7 +119,9 @@ formats.glue_table("readouts_table", latent.percent_table(summary))
 # network's own rule (adapted MAML, or the baseline's) predicts;
 # Cohen's κ is that agreement with what chance gives discounted (1: the same predictions,
 # 0: chance); the last column is the share of the readout's errors that MAML makes too,
-# with that share if the two erred independently within each task in brackets.
+# with that share if the two erred independently within each task in brackets. Every
+# readout normalises the queries with the query batch's own batch-norm statistics, as
+# MAML does, except "prototypes, support statistics", which uses the support set's.
 # ```
 
 # %% [markdown]

@@ -248,9 +248,9 @@ formats.glue_table("agreement_table", agreement.percent_table(agreement_table))
 
 # %% [markdown]
 # (summary-probes)=
-# ## The prototype rule's form, and MAML's own head
+# ## The prototype rule's form, MAML's own head, and the batch statistics
 #
-# Two probes of the prototype reading. The zero-head theorem says that one positive step
+# Probes of the prototype reading. The zero-head theorem says that one positive step
 # from a head that tells no class apart classifies by the inner product of a query with
 # each prototype, and one negative step by its reverse; the nearest-prototype readout
 # above uses the Euclidean distance instead. So each network is also read out by the
@@ -261,6 +261,12 @@ formats.glue_table("agreement_table", agreement.percent_table(agreement_table))
 # does not depend on the order of a task's labels); with one
 # inner step it is exactly the dot-product rule (positive rate) or its reversal (negative
 # rate), a theorem the test suite checks.
+#
+# Every readout so far normalises the queries' features with batch norm on the query
+# batch's own statistics, as MAML does (Finn et al.'s transductive batch norm): a query's
+# features then depend on the other queries of its task. The last probe normalises the
+# queries with the support set's statistics instead, so that each query is classified on
+# its own.
 
 # %% tags=["remove-output"]
 probe_readouts = ["maml", "proto_unadapted", *PROBES]
@@ -271,6 +277,10 @@ formats.glue_table("probes_table",
                    empty_because="no trained network was read out")
 glue("mean_head_text", findings.describe_gap(findings.paired_gap(readouts, ("trained", "mean_head")),
                                              "the networks adapted from a class-mean head"), display=False)
+glue("support_stats_text", findings.describe_gap(
+    findings.paired_gap(readouts, ("trained", "proto_support_stats"), ("trained", "proto_unadapted")),
+    "the prototypes with the support set's batch statistics", "those with the query batch's"),
+     display=False)
 glue("dot_text", findings.describe_gap(
     findings.paired_gap(readouts, ("trained", "proto_dot"), ("trained", "proto_unadapted")),
     "the dot-product prototypes", "the Euclidean ones"), display=False)
@@ -280,13 +290,15 @@ glue("dot_text", findings.describe_gap(
 # :name: fig-summary-probes
 #
 # Meta-test accuracy of MAML, of the nearest (Euclidean) prototype, of the dot-product
-# prototype rule and its reversal, and of MAML adapted from a class-mean head, against
-# the training rate, with 95% bands. Where the class-mean head's line lies below MAML's,
-# MAML owes that gap to its meta-learned head.
+# prototype rule and its reversal, of MAML adapted from a class-mean head, and of the
+# nearest prototype with the queries normalised by the support set's batch statistics
+# (every other line: by the query batch's), against the training rate, with 95% bands.
+# Where the class-mean head's line lies below MAML's, MAML owes that gap to its
+# meta-learned head.
 # ```
 #
-# {glue:text}`mean_head_text` {glue:text}`dot_text` {numref}`tbl-summary-probes` gives
-# the numbers.
+# {glue:text}`mean_head_text` {glue:text}`dot_text` {glue:text}`support_stats_text`
+# {numref}`tbl-summary-probes` gives the numbers.
 
 # %% [markdown]
 # ```{glue:figure} probes_table

@@ -254,3 +254,22 @@ def test_only_a_meta_learned_head_makes_predictions_depend_on_label_order(method
     changed = [(latent.relabelled_predictions(maml, episodes, torch.tensor(2.0), 1, order) != own).any()
                for order in latent.label_orders(5)]
     assert not any(changed) if invariant else any(changed)
+
+
+def test_support_statistics_make_a_querys_features_independent_of_the_other_queries(make_episodes):
+    # MAML's batch norm normalises the queries with the query batch's statistics, so a
+    # query's features depend on the other queries; with the support set's they do not.
+    torch.manual_seed(3)
+    maml, episodes = MAML(Conv4(1, 4, width=8), 0.4).double(), make_episodes(8, 2, 4, 2, 3)
+    with torch.no_grad():
+        all_queries = latent.support_statistics_features(maml, episodes.support_x, episodes.query_x)
+        first_alone = latent.support_statistics_features(maml, episodes.support_x, episodes.query_x[:, :1])
+        transductive = maml.model.features(episodes.query_x)
+        transductive_alone = maml.model.features(episodes.query_x[:, :2])
+        support = maml.model.features(episodes.support_x)
+        # The supports themselves, normalised with their own statistics, are as before.
+        together = torch.cat([episodes.support_x, episodes.query_x], 1)
+        both = maml.model(together, output="features", reference=8)
+    torch.testing.assert_close(first_alone[:, 0], all_queries[:, 0])
+    assert not torch.allclose(transductive_alone[:, 0], transductive[:, 0])
+    torch.testing.assert_close(both[:, :8], support)
