@@ -47,6 +47,9 @@ DEFAULT_POPULATION = {"cpu": 1, "cuda": 8}
 REPORT_TIERS = ("default", "full")
 # Fields that change a finished run's meta-test result without changing its training.
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
+# Fields that change only what the analysis of a run computes (not its meta-test score):
+# a page asks for them, whatever the run was trained or scored with.
+CURVE_FIELDS = ("curve_tasks", "curve_steps")
 # Training fields added after runs were first recorded: at these defaults they stay out of
 # the training hash, so that the runs trained before them keep their hash and their folder.
 LATER_FIELDS = {"train_tasks": 0, "label_noise": 0.0, "patience": 0, "tensor_inner_lrs": "", "method": "maml"}
@@ -120,6 +123,11 @@ class Config:
     stop_on: str = _eval_only("rate", "what early stopping watches: the validation accuracy at the test-time "
                                       "rate (rate) or at the best test rate of either sign (best_rate)")
     test_tasks: int = _eval_only(600, "meta-test tasks (fixed seed)")
+    curve_tasks: int = _eval_only(0, "the analysis also scores MAML on this many of the meta-test tasks "
+                                     "(the first) at a fine grid of test rates of both signs, magnitudes "
+                                     "1.6 halved down to about 0.003 (0: not at all)")
+    curve_steps: str = _eval_only("1", "inner step counts at which that grid is scored, comma-separated "
+                                       "(e.g. 1,5,10)")
     eval_chunk: int = _eval_only(10, "tasks adapted at once during evaluation (10: the fastest on a 2-core "
                                      "CPU, whose caches larger batches outgrow; benchmarks/RESULTS.md)")
     device: str = _eval_only("auto", "auto (CUDA when present), cpu or cuda")
@@ -199,6 +207,11 @@ def method_fields(method: str) -> dict[str, Any]:
     return {"method": method, **METHOD_FIELDS.get(method, {})}
 
 
+def curve_steps(config: Config) -> tuple[int, ...]:
+    """The step counts of the analysis's fine test-rate grid, in increasing order."""
+    return tuple(sorted({int(word) for word in config.curve_steps.split(",")}))
+
+
 def tensor_rates(config: Config) -> list[float] | None:
     """The fixed per-tensor inner rates of ``config``, or None when one rate serves all."""
     return [float(word) for word in config.tensor_inner_lrs.split(",")] if config.tensor_inner_lrs else None
@@ -264,6 +277,9 @@ def validate(config: Config) -> None:
         _require(all(_is_finite_number(word) for word in config.tensor_inner_lrs.split(",")),
                  "tensor_inner_lrs", config.tensor_inner_lrs,
                  "use finite numbers separated by commas, one per parameter tensor")
+    _require(config.curve_tasks >= 0, "curve_tasks", config.curve_tasks, "use 0 (no curve) or more tasks")
+    _require(all(word.strip().isdigit() and int(word) >= 1 for word in config.curve_steps.split(",")),
+             "curve_steps", config.curve_steps, "use step counts of 1 or more separated by commas: 1,5,10")
     _require(config.train_tasks >= 0, "train_tasks", config.train_tasks,
              "use 0 (a fresh task every time) or a positive pool size")
     _require(0 <= config.label_noise < 1, "label_noise", config.label_noise,

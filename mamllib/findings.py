@@ -311,6 +311,62 @@ def label_order_spread(readouts: pd.DataFrame,
     return table[orders.notna().any(axis=1)]
 
 
+CURVE_TOLERANCE = 0.02  # a test rate "as good as the best": within 2 points of its accuracy
+
+
+def curve_rows(readouts: pd.DataFrame) -> pd.DataFrame:
+    """The fine test-rate curve's rows of trained networks, with their ``steps`` as a number."""
+    rows = readouts[(readouts["part"] == "test_rates") & (readouts["model"] == "trained")]
+    return rows.assign(steps=rows["readout"].str.removeprefix("steps").astype(int))
+
+
+def curve_plateau(accuracy: pd.Series, tolerance: float = CURVE_TOLERANCE) -> dict[str, float]:
+    """Of mean accuracies by test rate: the best rate and its accuracy, and the smallest and
+    largest rate of its sign within ``tolerance`` of it (the rates as good as the best)."""
+    best = accuracy.idxmax()
+    near = accuracy[(accuracy >= accuracy[best] - tolerance) & (np.sign(accuracy.index) == np.sign(best))]
+    return {"best": best, "accuracy": accuracy[best], "low": near.index.min(), "high": near.index.max()}
+
+
+def curve_text(readouts: pd.DataFrame) -> str:
+    """For one network's page: at each step count, the test rate that scores best on the
+    curve's tasks and the range of rates of its sign within 2 points of it."""
+    rows = curve_rows(readouts)
+    if rows.empty:
+        return "This network was not scored at the fine grid of test rates."
+    tasks = rows["task"].nunique()
+    parts = []
+    for steps, group in rows.groupby("steps"):
+        accuracy = group.groupby("test_inner_lr")["accuracy"].mean()
+        plateau = curve_plateau(accuracy)
+        span = (f"only at {plateau['best']:g}" if plateau["low"] == plateau["high"]
+                else f"from {plateau['low']:g} to {plateau['high']:g}")
+        lowest = accuracy[np.sign(accuracy.index) == np.sign(plateau["best"])].min()
+        parts.append(f"with {steps} step{'s' if steps > 1 else ''}, {percent(plateau['accuracy'])} at "
+                     f"{plateau['best']:g}, within 2 points of that {span}, and down to {percent(lowest)} "
+                     f"elsewhere on that side")
+    return (f"On the first {tasks} test tasks, adapted at every rate of the fine grid, the network scores "
+            f"best {'; '.join(parts)}.")
+
+
+def curve_summary_text(readouts: pd.DataFrame) -> str:
+    """For the summary: per network and step count, the test rates within 2 points of its
+    best, so whether the test rate's magnitude matters."""
+    rows = fixed_rate_rows(curve_rows(readouts))
+    if rows.empty:
+        return "No network was scored at the fine grid of test rates."
+    spans = []
+    for (rate, steps), group in rows.groupby(["train_inner_lr", "steps"]):
+        plateau = curve_plateau(group.groupby("test_inner_lr")["accuracy"].mean())
+        span = (f"{plateau['best']:g} alone" if plateau["low"] == plateau["high"]
+                else f"{plateau['low']:g} to {plateau['high']:g}")
+        spans.append(f"{span} (trained at {rate:g}, {steps} step{'s' if steps > 1 else ''})")
+    smallest = rows["test_inner_lr"].abs().min()
+    return ("The test rates within 2 points of each network's best on the fine grid span " + "; ".join(spans)
+            + f". The grid's magnitudes halve from 1.6 to {smallest:.2g}: where a span covers a few of them, "
+            "the test rate's magnitude matters outside it.")
+
+
 def label_order_table(spread: pd.DataFrame) -> pd.DataFrame:
     """:func:`label_order_spread` per training rate (averaged over seeds), in percent."""
     by_rate = spread.groupby(level="train_inner_lr").mean() if len(spread) else spread

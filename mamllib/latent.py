@@ -43,6 +43,10 @@ relations (one value per task)
                            features, through the adapted head)
 rate grid
     MAML's accuracy when the same model is adapted at each rate of a grid.
+test-rate curve
+    On the first tasks, MAML adapted at each rate of a fine grid of both signs
+    (``CURVE_RATES``: magnitudes from 1.6 halved down to about 0.003) with 1, 5 and 10
+    inner steps (``CURVE_STEPS``): whether the test rate's magnitude matters.
 label orders
     MAML adapted at the readout rate on the same tasks with their labels renamed by each
     of ``LABEL_ORDERS`` fixed permutations (Ye & Chao 2022: a meta-learned head ties each
@@ -73,6 +77,8 @@ from mamllib.prototypes import PrototypeClassifier
 from mamllib.stats import ci95
 
 LABEL_ORDERS = 4  # renamings of each test task's labels besides its own order
+CURVE_STEPS = (1, 5, 10)
+CURVE_RATES = tuple(sorted(sign * 1.6 / 2 ** k for k in range(10) for sign in (-1, 1)))
 LOGIT_PARTS = ("head", "head_change", "body_change")
 READOUTS = ("maml", "head_only", "proto_unadapted", "proto_adapted", "logreg", "cosine_nn", "proto_dot",
             "proto_reversed", "mean_head", "proto_support_stats")
@@ -199,6 +205,27 @@ def relabelled_predictions(maml: MAML, episodes: Episodes, rate: torch.Tensor, s
     return torch.argsort(order)[predicted].cpu().numpy()
 
 
+def curve_predictions(maml: MAML, episodes: Episodes, rates: Sequence[float] = CURVE_RATES,
+                      steps: Sequence[int] = CURVE_STEPS) -> dict[tuple[float, int], np.ndarray]:
+    """MAML's query predictions ``[T, Q]`` adapted at each of ``rates`` with each number of
+    ``steps`` (1 or more), by ``(rate, steps)``: the first step of every rate from one support
+    gradient, then one run of further steps per rate, read at each count. (Adapting every
+    rate's copies in one batch was measured slower on a 2-core CPU.)"""
+    sx, sy, tasks = episodes.support_x, episodes.support_y, len(episodes.support_x)
+    start, gradients = maml.inner_gradients(sx, sy)
+    out = {}
+    for rate in rates:
+        lrs = torch.tensor(float(rate), dtype=gradients[0].dtype, device=sx.device)
+        fast, done = [w.detach().requires_grad_() for w in maml.one_step_weights(gradients, lrs, start)], 1
+        for count in sorted(steps):
+            fast = sgd_steps(maml.fmodel, fast, maml.step_rates(tasks, lrs), sx, sy, count - done,
+                             track_graph=False, adapted=maml.adapted)
+            done = count
+            with torch.no_grad():
+                out[(rate, count)] = maml.fmodel(episodes.query_x, params=fast).argmax(-1).cpu().numpy()
+    return out
+
+
 def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
     """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020)."""
     return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
@@ -312,11 +339,13 @@ def _tensor_index(maml: MAML, name: str) -> int:
 def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query: int,
                   n_tasks: int, rates: torch.Tensor | Sequence[torch.Tensor], steps: int,
                   grid: Iterable[float] = RATE_GRID, chunk: int = 50, device: torch.device | str = "cpu",
-                  progress: Callable[[Iterable], Iterable] = lambda it: it, orders: int = 0
+                  progress: Callable[[Iterable], Iterable] = lambda it: it, orders: int = 0,
+                  curve_tasks: int = 0, curve_steps: Sequence[int] = CURVE_STEPS
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Readouts (with the rate grid, and MAML with the labels renamed by ``orders`` fixed
-    permutations: part ``label_order``, readouts ``order1``...) and relations on the fixed
-    meta-test tasks.
+    """Readouts (with the rate grid, MAML with the labels renamed by ``orders`` fixed
+    permutations: part ``label_order``, readouts ``order1``..., and on the chunks of the
+    first ``curve_tasks`` tasks the test-rate curve: part ``test_rates``, readouts
+    ``steps1``, ``steps5``...) and relations on the fixed meta-test tasks.
 
     ``rates`` is the readout rate (one, or one per tensor), or a list of them: the readouts
     and relations are then computed at each, from one pass over the tasks.
@@ -349,6 +378,11 @@ def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query:
         for rate, predicted in grid_predictions.items():
             readout_rows.append(_rows("rate_grid", "maml", rate, tasks, predicted, truth,
                                       results[0].predictions["maml"]))
+        if start < curve_tasks:
+            curve = curve_predictions(maml, episodes, CURVE_RATES, curve_steps)
+            for (rate, count), predicted in curve.items():
+                readout_rows.append(_rows("test_rates", f"steps{count}", rate, tasks, predicted, truth,
+                                          results[0].predictions["maml"]))
         start += len(truth)
     return pd.concat(readout_rows, ignore_index=True), pd.concat(relation_rows, ignore_index=True)
 

@@ -26,7 +26,7 @@ import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
-from mamllib.findings import LOGIT_PART_NAMES, fixed_rate_rows
+from mamllib.findings import LOGIT_PART_NAMES, curve_rows, fixed_rate_rows
 from mamllib.formats import NOT_DRAWN, READOUT_LABELS, block_label, tensor_label, tensor_parts
 from mamllib.latent import task_embedding
 from mamllib.stats import interval_table
@@ -234,6 +234,36 @@ def alignment_vs_rate(relations: pd.DataFrame, measure: str = "head_proto_cosine
     fig = _rate_lines(data, "value", "model", ALIGNMENT_LABELS[measure],
                       TRAINING_RATE + "\n(untrained: the rate it is adapted with)", legend="network")
     fig.axes[0].axhline(0, color="0.8", lw=1, zorder=0)
+    return fig
+
+
+CURVE_TICKS = (1.6, 0.4, 0.1, 0.025, 0.00625)
+
+
+def test_rate_curves(readouts: pd.DataFrame, by: str = "steps") -> plt.Figure:
+    """MAML's meta-test accuracy on the fine test-rate grid (x: the signed test rate), one
+    line with its 95% band per ``by``: per step count (one network's page), or per
+    training rate (the summary: one panel per step count)."""
+    data = curve_rows(readouts)
+    if by != "steps":
+        data = fixed_rate_rows(data)
+    if data.empty:
+        return message_figure("not scored at the fine grid of test rates in this build")
+    panels = sorted(data["steps"].unique()) if by != "steps" else [None]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(WIDTH, 3.2 * len(panels)), squeeze=False)
+    label = (lambda k: f"{k} step{'s' if k > 1 else ''}") if by == "steps" else (lambda r: f"{r:g}")
+    for ax, steps in zip(axes[:, 0], panels):
+        rows = data if steps is None else data[data["steps"] == steps]
+        table = interval_table(rows, "accuracy", ["test_inner_lr", by])
+        _band_lines(ax, table, "test_inner_lr", by, label, floor=0.0, ceiling=1.0)
+        # every other magnitude of the grid: twenty labels would collide on a phone
+        ticks = [r for r in rows["test_inner_lr"].unique() if abs(r) in CURVE_TICKS]
+        _rate_axis(ax, ticks, TEST_RATE)
+        ax.set_ylabel("meta-test accuracy")
+        _percent_axis(ax.yaxis)
+        steps_note = "" if steps is None else f"{steps} step{'s' if steps > 1 else ''}; "
+        ax.set_title(steps_note + _seed_note(table), fontsize=SMALLEST_TEXT, loc="left")
+    _legend_below(fig, axes[0, 0], "inner steps" if by == "steps" else "training rate")
     return fig
 
 

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from mamllib import checkpoint as ckpt
-from mamllib.config import RATE_GRID, TEST_FIELDS, Config
+from mamllib.config import CURVE_FIELDS, RATE_GRID, TEST_FIELDS, Config, curve_steps
 from mamllib.data import FewShotDataset, check_dataset, load_dataset
 from mamllib.evaluate import adaptation_rates
 from mamllib.files import atomic_write_csv, atomic_write_json
@@ -124,7 +124,9 @@ def _analyze(run: TrainedRun, maml: MAML, name: str, rates, grid: Iterable[float
         maml, run.dataset.splits["test"], n_way=config.n_way, k_shot=config.k_shot, n_query=config.n_query,
         n_tasks=config.test_tasks, rates=rates, steps=config.test_inner_steps, grid=grid,
         chunk=config.eval_chunk, device=run.device, progress=bar,
-        orders=LABEL_ORDERS if name == "trained" else 0)  # label-order spread: of trained networks
+        # the label-order spread and the test-rate curve: of trained networks only
+        orders=LABEL_ORDERS if name == "trained" else 0,
+        curve_tasks=config.curve_tasks if name == "trained" else 0, curve_steps=curve_steps(config))
     return readouts.assign(model=name), relations.assign(model=name)
 
 
@@ -182,7 +184,7 @@ def _analysis_settings(config: Config, iteration: int, grid: Iterable[float],
                        baseline: bool) -> dict[str, Any]:
     """What an analysis depends on: the trained weights and how they were scored."""
     return {"version": ANALYSIS_VERSION, "config_hash": config.training_hash(), "iteration": iteration,
-            **{name: getattr(config, name) for name in TEST_FIELDS},
+            **{name: getattr(config, name) for name in (*TEST_FIELDS, *CURVE_FIELDS)},
             "grid": [float(rate) for rate in grid], "baseline": baseline}
 
 
@@ -205,22 +207,31 @@ def cached_analysis(run: TrainedRun, grid: Iterable[float] = RATE_GRID,
     return None
 
 
-def page_analysis(metrics: dict[str, Any], run_dir: Path,
-                  dataset: FewShotDataset) -> tuple[TrainedRun | None, pd.DataFrame, pd.DataFrame]:
+def curve_settings(config: Config) -> dict[str, Any]:
+    """The fields of ``config`` that set the analysis's test-rate curve (``CURVE_FIELDS``)."""
+    return {name: getattr(config, name) for name in CURVE_FIELDS}
+
+
+def page_analysis(metrics: dict[str, Any], run_dir: Path, dataset: FewShotDataset,
+                  curve: dict[str, Any] | None = None) -> tuple[TrainedRun | None, pd.DataFrame,
+                                                                pd.DataFrame]:
     """What a setting's page shows of a run: the trained run and its analysis (reused when
-    current). A diverged run has no trained model: ``(None, empty readouts, empty relations)``."""
+    current), with the test-rate curve ``curve`` asks for (:func:`curve_settings`; default:
+    the run's own). A diverged run has no trained model: ``(None, empty readouts, empty
+    relations)``."""
     if metrics["status"] != "completed":
         return None, pd.DataFrame(columns=READOUT_COLUMNS), pd.DataFrame(columns=RELATION_COLUMNS)
-    run = load_run(run_dir, dataset)
+    run = load_run(run_dir, dataset, **(curve or {}))
     return (run, *(cached_analysis(run) or analyze_run(run)))
 
 
 def analysis_is_current(run_dir: Path, grid: Iterable[float] = RATE_GRID,
-                        baseline: bool | None = None) -> bool:
+                        baseline: bool | None = None, curve: dict[str, Any] | None = None) -> bool:
     """Whether the run folder's written analysis is the one its stored configuration and
-    latest weights give with ``grid`` and ``baseline`` (read from files, no model loaded)."""
+    latest weights give with ``grid``, ``baseline`` and ``curve`` (default: the run's own;
+    read from files, no model loaded)."""
     try:
-        config = ckpt.read_run_config(run_dir)
+        config = ckpt.read_run_config(run_dir).replace(**(curve or {}))
         iteration = ckpt.read_json(run_dir / ckpt.METRICS)["iterations_done"]
     except (ckpt.CheckpointError, KeyError):
         return False

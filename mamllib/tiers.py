@@ -10,7 +10,7 @@ leaves out. The full tier runs everything, and is meant for a cluster.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Any, Sequence
 
 from mamllib.config import DEFAULT_RATES, METHODS, REPORT_TIERS, Config, method_fields
 from mamllib.config import profile as make_profile
@@ -44,6 +44,12 @@ class Tier:
     noisy_tasks: tuple[Plan, ...] = ()
     baselines: tuple[str, ...] = ()
     baseline_rate: float = 0.1
+    curve_tasks: int = 0  # the main sweep's fine test-rate curve: on how many test tasks
+    curve_steps: str = "1"  # and at which step counts (Config.curve_steps)
+
+    def sweep_overrides(self) -> dict[str, Any]:
+        """The config fields the tier sets on the main sweep's settings (its test-rate curve)."""
+        return {"curve_tasks": self.curve_tasks, "curve_steps": self.curve_steps} if self.curve_tasks else {}
 
     def __post_init__(self) -> None:
         unknown = set(self.baselines) - (set(METHODS) - {"maml"})
@@ -86,7 +92,7 @@ class Tier:
 TIERS: dict[str, Tier] = {
     "default": Tier(sweep_rates=(-0.1, 0.0, 0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1, 2),
                     few_tasks=Plan(pools=(4,), rates=(-0.1, 0.0, 0.1), seeds=(0, 1, 2)),
-                    surrogate_rates=(), baselines=("anil", "zeroing", "protonet")),
+                    surrogate_rates=(), baselines=("anil", "zeroing", "protonet"), curve_tasks=50),
     "full": Tier(sweep_rates=DEFAULT_RATES, sweep_seeds=(0, 1, 2), learned_seeds=(0, 1, 2),
                  few_tasks=Plan(pools=(4, 16, 32, 64, 256, 1024, 0),
                                 rates=(-0.4, -0.1, -0.03, -0.01, 0.0, 0.01, 0.03, 0.1, 0.4),
@@ -96,7 +102,8 @@ TIERS: dict[str, Tier] = {
                  converged_seeds=(0, 1, 2),
                  noisy_tasks=tuple(Plan(pools=(4, 64, 0), rates=(-0.1, -0.01, 0.0, 0.01, 0.1),
                                         seeds=(0, 1, 2), label_noise=noise) for noise in (0.2, 0.4)),
-                 baselines=("anil", "zeroing", "proto_maml", "protonet")),
+                 baselines=("anil", "zeroing", "proto_maml", "protonet"), curve_tasks=600,
+                 curve_steps="1,5,10"),
 }
 assert tuple(TIERS) == REPORT_TIERS
 # The smoke profile's: every part present, each as small as it can be.
@@ -104,7 +111,7 @@ SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1),
              few_tasks=Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1)), surrogate_rates=(-0.1,),
              pattern_seeds=(0,), converged_seeds=(0,),
              noisy_tasks=(Plan(pools=(3,), rates=(-0.1, 0.1), seeds=(0, 1), label_noise=0.3),),
-             baselines=("zeroing", "protonet"), baseline_rate=0.4)
+             baselines=("zeroing", "protonet"), baseline_rate=0.4, curve_tasks=10, curve_steps="1,2")
 
 
 def tier(profile: str, name: str = "default") -> Tier:
@@ -136,6 +143,9 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     noise = (f"label noise of {_percents(built.noisy_tasks)} is tried on pools of "
              f"{pools_text({p for plan in built.noisy_tasks for p in plan.pools})}"
              if built.noisy_tasks else "no label noise is tried")
+    curve = (f"the main sweep's networks are scored at a fine grid of test rates on {built.curve_tasks} test "
+             f"tasks with {_steps(built.curve_steps)}" if built.curve_tasks
+             else "no fine grid of test rates is scored")
     stepless = " (Prototypical Networks take no inner step)" if "protonet" in built.baselines else ""
     baselines = (f"{_baselines(built.baselines)} train at rate {built.baseline_rate:g}{stepless}, "
                  f"{_seeds(built.sweep_seeds)}" if built.baselines else "no baseline is trained")
@@ -147,7 +157,7 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
             f"{_seeds(built.sweep_seeds)}; {signs}; "
             f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
             f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {noise}; {patterns}; {converged}; "
-            f"{baselines}; {surrogate}.")
+            f"{baselines}; {curve}; {surrogate}.")
     if name == "full":
         return text
     additions = [("main-sweep rates", rate_list(_added(built.sweep_rates, full.sweep_rates))),
@@ -163,12 +173,20 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
                  ("the main sweep at convergence at seeds",
                   rate_list(_added(built.converged_seeds, full.converged_seeds))),
                  ("few-task label noise of", _percents(_added(built.noisy_tasks, full.noisy_tasks))),
-                 ("", _baselines(_added(built.baselines, full.baselines)))]
+                 ("", _baselines(_added(built.baselines, full.baselines))),
+                 ("", f"the fine test-rate grid on {full.curve_tasks} test tasks with "
+                      f"{_steps(full.curve_steps)}"
+                  if (full.curve_tasks, full.curve_steps) != (built.curve_tasks, built.curve_steps) else "")]
     listed = "; ".join(f"{what} {values}".strip() for what, values in additions if values)
     return (f"{text} It is sized so that a 2-core machine builds it in about the time the report took "
             "before these experiments came in (benchmarks/REPORT_TIME.md has the timings measured). The full "
             "tier (`make report TIER=full`, meant "
             f"for a cluster) adds {listed}.")
+
+
+def _steps(counts: str) -> str:
+    words = counts.split(",")
+    return f"{word_list(words)} inner step{'' if words == ['1'] else 's'}"
 
 
 def _baselines(methods: Sequence[str]) -> str:

@@ -37,7 +37,7 @@ from mamllib import findings, formats, latent, plots
 from mamllib.data import load_dataset
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import setting_config, setting_folder
-from mamllib.runs import page_analysis
+from mamllib.runs import curve_settings, page_analysis
 from mamllib.train import is_trained, train
 
 # %% [markdown]
@@ -94,7 +94,8 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # model, so nothing to read out.
 
 # %%
-run, readouts, relations = page_analysis(metrics, run_dir, dataset)  # a current analysis is reused
+# A current analysis is reused; the test-rate curve is the one this page's settings ask for.
+run, readouts, relations = page_analysis(metrics, run_dir, dataset, curve_settings(config))
 summary = latent.summarize(readouts)
 for name, value in findings.setting_numbers(metrics, summary).items():
     glue(name, value, display=False)
@@ -123,6 +124,28 @@ formats.glue_table("readouts_table", latent.percent_table(summary))
 # readout normalises the queries with the query batch's own batch-norm statistics, as
 # MAML does, except "prototypes, support statistics", which uses the support set's.
 # ```
+
+# %% [markdown]
+# ## Test rates of both signs
+#
+# Is the test rate irrelevant? Where this build scores it, the network is adapted on the
+# first test tasks at a fine grid of test rates of either sign, magnitudes halving from
+# 1.6 ({numref}`fig-test-rates-{page}`).
+
+# %% tags=["remove-output"]
+plots.glue_figure("test_rates", plots.test_rate_curves(readouts))
+glue("curve_text", findings.curve_text(readouts), display=False)
+
+# %% [markdown]
+# ```{glue:figure} test_rates
+# :name: fig-test-rates-{page}
+#
+# Meta-test accuracy of this network adapted at each test rate of the fine grid (a
+# symmetric-log axis: both signs, magnitudes halving from 1.6), a line per number of
+# inner steps, with 95% bands over the tasks it was scored on.
+# ```
+#
+# {glue:text}`curve_text`
 
 # %% [markdown]
 # ## Features of one meta-test task

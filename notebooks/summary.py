@@ -425,6 +425,8 @@ glue("negative_step_text", findings.negative_step_text(signs), display=False)  #
 
 # %% tags=["remove-output"]
 formats.glue_table("test_sign_table", findings.sign_preference_table(signs))
+plots.glue_figure("test_rate_curves", plots.test_rate_curves(readouts, by="train_inner_lr"))
+glue("curve_summary_text", findings.curve_summary_text(readouts), display=False)
 
 # %% [markdown]
 # ```{glue:figure} test_sign_table
@@ -434,6 +436,22 @@ formats.glue_table("test_sign_table", findings.sign_preference_table(signs))
 # picked on the test tasks themselves (so both accuracies are optimistic, and the
 # interval does not cover the choice), and the paired difference of their accuracies in
 # percentage points ± the half-width of its 95% interval over the test tasks.
+# ```
+#
+# (summary-test-rates)=
+# ### Does the test rate's magnitude matter?
+#
+# The grid above is coarse. Where this build scores it, each network of the main sweep
+# is also adapted on the first test tasks at a fine grid of both signs, magnitudes
+# halving from 1.6, with the numbers of inner steps the build's tier sets (its first
+# page says which; {numref}`fig-summary-test-rate-curves`). {glue:text}`curve_summary_text`
+#
+# ```{glue:figure} test_rate_curves
+# :name: fig-summary-test-rate-curves
+#
+# Meta-test accuracy against the test rate on the fine grid (symmetric-log axis), a line
+# per training rate, one panel per number of inner steps, with 95% bands over the tasks
+# scored (and seeds, where a rate has several).
 # ```
 
 # %% [markdown]

@@ -488,3 +488,30 @@ def test_the_label_order_spread_is_the_range_of_the_mean_accuracy_over_orders():
     assert list(findings.label_order_table(spread)["spread (points)"]) == ["20.0", "0.0"]
     own_order_only = findings.label_order_spread(pd.DataFrame(rows[:2]))
     assert findings.label_order_text(own_order_only).startswith("No network")
+
+
+def _curve(accuracy_by_rate: dict[float, float], train_rate: float = 0.1, steps: int = 1) -> pd.DataFrame:
+    return pd.DataFrame([{"part": "test_rates", "readout": f"steps{steps}", "model": "trained",
+                          "train_inner_lr": train_rate, "learned_inner_lr": False, "run": f"r{train_rate}",
+                          "task": task, "test_inner_lr": rate, "accuracy": accuracy}
+                         for rate, accuracy in accuracy_by_rate.items() for task in range(3)])
+
+
+def test_the_test_rate_plateau_is_the_rates_of_the_best_ones_sign_within_two_points():
+    curve = {-0.4: 0.99, -0.1: 0.1, 0.025: 0.90, 0.05: 0.975, 0.1: 0.98, 0.2: 0.965, 0.4: 0.95}
+    accuracy = pd.Series(curve)
+    # -0.4 is the best, and alone on its side within 2 points.
+    assert findings.curve_plateau(accuracy) == {"best": -0.4, "accuracy": 0.99, "low": -0.4, "high": -0.4}
+    del curve[-0.4]
+    plateau = findings.curve_plateau(pd.Series(curve))
+    assert (plateau["best"], plateau["low"], plateau["high"]) == (0.1, 0.05, 0.2)
+    other = _curve({0.1: 0.5, 0.4: 0.9}, train_rate=0.4)
+    readouts = pd.concat([_curve(curve), _curve(curve, steps=5), other])
+    page = findings.curve_text(readouts[readouts["train_inner_lr"] == 0.1])
+    assert page.startswith("On the first 3 test tasks")
+    assert "with 1 step, 98.0% at 0.1, within 2 points of that from 0.05 to 0.2, and down to 90.0%" in page
+    assert "with 5 steps," in page
+    summary = findings.curve_summary_text(readouts)
+    assert "0.05 to 0.2 (trained at 0.1, 1 step)" in summary
+    assert "0.4 alone (trained at 0.4, 1 step)" in summary
+    assert findings.curve_text(readouts[readouts["part"] == "none"]).startswith("This network was not scored")

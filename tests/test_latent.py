@@ -273,3 +273,28 @@ def test_support_statistics_make_a_querys_features_independent_of_the_other_quer
     torch.testing.assert_close(first_alone[:, 0], all_queries[:, 0])
     assert not torch.allclose(transductive_alone[:, 0], transductive[:, 0])
     torch.testing.assert_close(both[:, :8], support)
+
+
+def test_the_test_rate_curve_scores_the_first_tasks_at_every_rate_and_step_count(tiny_dataset, monkeypatch):
+    monkeypatch.setattr(latent, "CURVE_RATES", (-0.4, 0.1, 0.4))  # a short grid: seconds
+    torch.manual_seed(0)
+    maml = MAML(Conv4(2, 3, width=4), 0.4)
+    readouts, _ = analyze_model(maml, tiny_dataset.splits["test"], n_way=3, k_shot=1, n_query=2, n_tasks=7,
+                                rates=torch.tensor(0.4), steps=1, grid=(0.4,), chunk=3, curve_tasks=4,
+                                curve_steps=(1, 3))
+    curve = readouts[readouts.part == "test_rates"]
+    assert set(curve.readout) == {"steps1", "steps3"}
+    assert sorted(curve.test_inner_lr.unique()) == sorted(latent.CURVE_RATES)
+    assert sorted(curve.task.unique()) == list(range(6))  # the chunks holding the first 4 tasks
+    # One step at the readout's rate is MAML itself.
+    one_step = curve[(curve.readout == "steps1") & (curve.test_inner_lr == 0.4)].accuracy.to_numpy()
+    maml_rows = readouts[(readouts.part == "readouts") & (readouts.readout == "maml")]
+    np.testing.assert_array_equal(one_step, maml_rows.accuracy.to_numpy()[:6])
+    # Three steps at a rate equal three steps of MAML's own adaptation.
+    from mamllib.data.sampler import fixed_tasks
+
+    episodes = next(fixed_tasks(tiny_dataset.splits["test"], "test", 3, 1, 2, 3, 3))
+    three = latent.curve_predictions(maml, episodes, rates=(-0.2,), steps=(1, 3))[(-0.2, 3)]
+    with torch.no_grad():
+        expected = maml(episodes, 3, torch.tensor(-0.2), track_graph=False).query_logits.argmax(-1).numpy()
+    np.testing.assert_array_equal(three, expected)

@@ -223,7 +223,9 @@ def book_figures(frames):
                                   for view in ("fixed", "best")}, "accuracy", chance=0.2),
                plots.readout_bars(pd.DataFrame({"readout": ["maml", "proto_unadapted"], "model": "trained",
                                                 "accuracy": [0.9, 0.5]}), chance=0.2),
-               plots.learned_rates_across_seeds(learned_signs.sign_summary(seed_rates), seed_rates)]
+               plots.learned_rates_across_seeds(learned_signs.sign_summary(seed_rates), seed_rates),
+               plots.test_rate_curves(_curve_readouts()),
+               plots.test_rate_curves(_curve_readouts(), by="train_inner_lr")]
     yield figures
     for fig in figures:
         plt.close(fig)
@@ -284,4 +286,23 @@ def test_logit_parts_plot_has_a_line_per_part_of_the_trained_networks(frames):
     relations = frames[1].assign(measure=lambda f: f["measure"].map(parts))
     fig = plots.logit_parts_vs_rate(relations)
     assert [t.get_text() for t in fig.legends[0].get_texts()] == list(plots.LOGIT_PART_NAMES.values())
+    plt.close("all")
+
+
+def _curve_readouts() -> pd.DataFrame:
+    return pd.DataFrame([{"part": "test_rates", "readout": f"steps{steps}", "model": "trained",
+                          "train_inner_lr": train, "learned_inner_lr": False, "run": f"r{train}",
+                          "task": task, "test_inner_lr": sign * 1.6 / 2 ** k, "accuracy": 0.5}
+                         for steps in (1, 5) for train in (0.1, 0.4) for task in range(3)
+                         for k in range(10) for sign in (-1, 1)])
+
+
+def test_test_rate_curves_draw_a_line_per_step_count_or_a_panel_per_step_count():
+    readouts = _curve_readouts()
+    page = plots.test_rate_curves(readouts[readouts["train_inner_lr"] == 0.1])
+    assert [t.get_text() for t in page.legends[0].get_texts()] == ["1 step", "5 steps"]
+    assert len(page.axes[0].get_xticks()) == 10  # every other magnitude, both signs
+    summary = plots.test_rate_curves(readouts, by="train_inner_lr")
+    assert len(summary.axes) == 2 and [t.get_text() for t in summary.legends[0].get_texts()] == ["0.1", "0.4"]
+    assert plots.test_rate_curves(readouts.iloc[:0]).get_label().startswith("not drawn")
     plt.close("all")

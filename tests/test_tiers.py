@@ -35,6 +35,8 @@ def test_the_first_page_names_every_setting_the_default_leaves_out():
                    if not clause.startswith("the baseline"))
     baselines_added = [c for c in added if c.startswith("the baseline")]
     assert baselines_added == ["the baseline Proto-MAML"]
+    assert clauses["the fine test-rate grid on"] == "600 test tasks with 1, 5 and 10 inner steps"
+    assert "scored at a fine grid of test rates on 50 test tasks with 1 inner step;" in text
     assert ("the baselines ANIL, MAML with the zeroing trick and Prototypical Networks train at rate 0.1"
             in text)
     assert _numbers(clauses["main-sweep rates"]) == set(full.sweep_rates) - set(default.sweep_rates)

@@ -34,10 +34,10 @@ SMALL_LINEAR = {"runs": 60, "runs_adaptation": 40, "runs_under": 10, "task_count
 
 
 def report_executions(profile: str, rates: Iterable[float], seeds: Iterable[int], learned: bool,
-                      runs_root: str, small: bool,
-                      surrogate_rates: Iterable[float] = ()) -> tuple[list[Execution], list[Execution]]:
-    """The sweep settings, and the notebooks that read them or stand alone."""
-    overrides: dict[str, Any] = {}
+                      runs_root: str, small: bool, surrogate_rates: Iterable[float] = (),
+                      overrides: dict[str, Any] | None = None) -> tuple[list[Execution], list[Execution]]:
+    """The sweep settings (with ``overrides``), and the notebooks that read them or stand alone."""
+    overrides = overrides or {}
     settings = sweep_settings(profile, rates, seeds, learned, runs_root, overrides)
     theory = {"profile": profile, "runs_root": runs_root, "surrogate_rates": list(surrogate_rates)}
     linear: dict[str, Any] = {}
@@ -148,7 +148,7 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | No
     built = tiers.tier(profile, tier).with_sweep(rates, seeds)
     rates, seeds = built.sweep_rates, built.sweep_seeds
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small,
-                                         built.surrogate_rates)
+                                         built.surrogate_rates, built.sweep_overrides())
     baselines = baseline_settings(profile, built.baselines, built.baseline_rate, seeds, "runs")
     record = out_dir / RECORD
     recorded = record.read_bytes() if record.exists() else b""

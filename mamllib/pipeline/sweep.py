@@ -31,7 +31,7 @@ from mamllib.pipeline.cluster import Cluster, maybe_cluster
 from mamllib.pipeline.jobs import OUT, Job, Outcome, root_path
 from mamllib.pipeline.notebooks import glued_values, notebook_source
 from mamllib.checkpoint import METRICS, run_folder, run_name
-from mamllib.runs import analysis_is_current
+from mamllib.runs import analysis_is_current, curve_settings
 
 RECORD = "executions.json"
 SETTING_PREFIX = "run_"  # output names of the sweep's maml_run executions
@@ -120,8 +120,14 @@ def analysed_settings(record: dict[str, dict[str, Any]], profile: str,
     and an analysis redone by hand with other settings is not its analysis.
     """
     entries = recorded_settings(record, profile, prefix).values()
-    folders = [setting_folder(entry["parameters"]) for entry in entries if entry["status"] != "failed"]
-    return sorted({folder for folder in folders if analysis_is_current(folder)})
+    return sorted({setting_folder(entry["parameters"]) for entry in entries
+                   if entry["status"] != "failed" and _analysed(setting_folder(entry["parameters"]),
+                                                                entry["parameters"])})
+
+
+def _analysed(folder: Path, parameters: dict[str, Any]) -> bool:
+    """Whether the run of a setting has the analysis its page asks for (its test-rate curve)."""
+    return analysis_is_current(folder, curve=curve_settings(setting_config(parameters)))
 
 
 def _record(out_dir: Path) -> dict[str, Any]:
@@ -175,7 +181,7 @@ def is_current(execution: Execution, out_dir: Path, cwd: Path | None = None) -> 
         and entry.get("source") == source_hash(execution.notebook)
     # A setting's page shows its run's analysis: one redone by hand since makes the page stale.
     if executed and execution.notebook == "maml_run" and entry["status"] == "completed":
-        return analysis_is_current((cwd or Path.cwd()) / setting_folder(execution.parameters))
+        return _analysed((cwd or Path.cwd()) / setting_folder(execution.parameters), execution.parameters)
     return executed
 
 
