@@ -17,8 +17,8 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Sequence
 
-from mamllib.config import (DEFAULT_POPULATION, DEFAULT_RATES, PROFILES, RATE_GRID, REPORT_TIERS, TEST_FIELDS,
-                            Config, field_kind, from_dict, profile)
+from mamllib.config import (CURVE_FIELDS, DEFAULT_POPULATION, DEFAULT_RATES, PROFILES, RATE_GRID,
+                            REPORT_TIERS, TEST_FIELDS, Config, field_kind, from_dict, profile)
 from mamllib.errors import ConfigError, UserError
 
 EXIT_USAGE = 2
@@ -27,6 +27,7 @@ PATH_ERRORS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EISDI
                errno.EEXIST}
 # The fields `evaluate` and `analyze` may change on a trained run (none affects training).
 EVALUATION_FIELDS = (*TEST_FIELDS, "eval_chunk", "device", "data_root")
+ANALYSIS_FIELDS = (*EVALUATION_FIELDS, *CURVE_FIELDS)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -178,7 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     analyze.add_argument("--no-baseline", action="store_true",
                          help="skip the readouts of the untrained (initial) network (a baseline's "
                               "analysis skips them anyway: it is compared with MAML)")
-    _add_config_flags(analyze, only=EVALUATION_FIELDS, defaults="run")
+    _add_config_flags(analyze, only=ANALYSIS_FIELDS, defaults="run")
 
     sweep = commands.add_parser("sweep", help="execute the maml_run notebook for a grid of training rates",
                                 description="Execute notebooks/maml_run.py with papermill once per training "
@@ -292,7 +293,7 @@ def _analyze(args: argparse.Namespace) -> int:
     from mamllib.latent import format_summary, rate_grid_accuracy, summarize
     from mamllib.runs import ANALYSIS_DIR, analyze_run, load_run
 
-    run = load_run(Path(args.run_dir), **_given(args, EVALUATION_FIELDS))
+    run = load_run(Path(args.run_dir), **_given(args, ANALYSIS_FIELDS))
     readouts, relations = analyze_run(run, grid=args.grid, baseline=False if args.no_baseline else None)
     print(format_summary(summarize(readouts)))
     grid = rate_grid_accuracy(readouts)

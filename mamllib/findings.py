@@ -286,7 +286,7 @@ def logit_parts_text(relations: pd.DataFrame, rate: float) -> str:
         return f"No trained network at training rate {rate:g} had its logits split."
     table = interval_table(rows, "value", ["measure"]).set_index("measure")
     half = (table["high"] - table["low"]) / 2
-    parts = [f"{LOGIT_PART_NAMES[m]} {_plain(table.loc[m, 'mean'], half[m])}"
+    parts = [f"{LOGIT_PART_NAMES[m]} makes up {_plain(table.loc[m, 'mean'], half[m])}"
              for m in LOGIT_PART_NAMES if m in table.index]
     return (f"At training rate {rate:g}, measured against the adapted logits (norms of their differences "
             f"between classes, so that 1 is the size of the whole and parts that cancel add to more), "
@@ -339,14 +339,13 @@ def curve_text(readouts: pd.DataFrame) -> str:
     for steps, group in rows.groupby("steps"):
         accuracy = group.groupby("test_inner_lr")["accuracy"].mean()
         plateau = curve_plateau(accuracy)
-        span = (f"only at {plateau['best']:g}" if plateau["low"] == plateau["high"]
-                else f"from {plateau['low']:g} to {plateau['high']:g}")
-        lowest = accuracy[np.sign(accuracy.index) == np.sign(plateau["best"])].min()
-        parts.append(f"with {steps} step{'s' if steps > 1 else ''}, {percent(plateau['accuracy'])} at "
-                     f"{plateau['best']:g}, within 2 points of that {span}, and down to {percent(lowest)} "
-                     f"elsewhere on that side")
-    return (f"On the first {tasks} test tasks, adapted at every rate of the fine grid, the network scores "
-            f"best {'; '.join(parts)}.")
+        span = ("no other rate of its sign" if plateau["low"] == plateau["high"]
+                else f"the rates from {plateau['low']:+g} to {plateau['high']:+g}")
+        other = accuracy[np.sign(accuracy.index) != np.sign(plateau["best"])]
+        parts.append(f"with {steps} step{'s' if steps > 1 else ''}, it scores best at {plateau['best']:+g} "
+                     f"({percent(plateau['accuracy'])}; within 2 points of it: {span}), and best of the "
+                     f"other sign at {other.idxmax():+g} ({percent(other.max())})")
+    return f"On {tasks} test tasks, adapted at every rate of the fine grid: {'; '.join(parts)}."
 
 
 def curve_summary_text(readouts: pd.DataFrame) -> str:
@@ -358,13 +357,15 @@ def curve_summary_text(readouts: pd.DataFrame) -> str:
     spans = []
     for (rate, steps), group in rows.groupby(["train_inner_lr", "steps"]):
         plateau = curve_plateau(group.groupby("test_inner_lr")["accuracy"].mean())
-        span = (f"{plateau['best']:g} alone" if plateau["low"] == plateau["high"]
-                else f"{plateau['low']:g} to {plateau['high']:g}")
+        span = (f"{plateau['best']:+g} alone" if plateau["low"] == plateau["high"]
+                else f"{plateau['low']:+g} to {plateau['high']:+g}")
         spans.append(f"{span} (trained at {rate:g}, {steps} step{'s' if steps > 1 else ''})")
     smallest = rows["test_inner_lr"].abs().min()
-    return ("The test rates within 2 points of each network's best on the fine grid span " + "; ".join(spans)
-            + f". The grid's magnitudes halve from 1.6 to {smallest:.2g}: where a span covers a few of them, "
-            "the test rate's magnitude matters outside it.")
+    return (f"On {rows['task'].nunique()} test tasks, the test rates of the best one's sign that score "
+            "within 2 points of it span " + "; ".join(spans) + ", of ten magnitudes halving from 1.6 to "
+            f"{smallest:.2g} per sign. Outside its span a network scores more than 2 points lower on these "
+            "tasks; the best rate is picked on the same tasks and 2 points is within the figure's bands, so "
+            "a span is a coarse reading of where the magnitude stops mattering.")
 
 
 def label_order_table(spread: pd.DataFrame) -> pd.DataFrame:
@@ -630,7 +631,8 @@ def setting_numbers(metrics: dict[str, Any], summary: pd.DataFrame) -> dict[str,
 
 
 METHOD_DESCRIPTIONS = {
-    "maml": "This network is MAML's: its inner loop adapts every tensor, from the meta-learned head.",
+    "maml": "This is a MAML network: its inner loop starts from the meta-learned head and adapts every "
+            "tensor.",
     "anil": "This network is a baseline trained on MAML's budget, ANIL: its inner loop adapts the head "
             "only, in training and at test time; the body's features are never adapted.",
     "zeroing": "This network is a baseline trained on MAML's budget, MAML with the zeroing trick: every "
@@ -676,8 +678,10 @@ def rate_grid_text(grid: pd.Series, steps: int = 1) -> str:
     if steps == 0:
         return "It takes no step at test time, so a test rate has nothing to act on."
     scores = ", ".join(f"{percent(accuracy)} at {rate:g}" for rate, accuracy in grid.items())
-    return (f"Re-adapted at every test rate of the grid, it scores {scores}; it scores highest on these test "
-            f"tasks at {grid.idxmax():g}.")
+    top = grid.index[grid == grid.max()]  # a tie is reported as one
+    where = f"{top[0]:g}" if len(top) == 1 else f"{rate_list(top)} alike"
+    return (f"Re-adapted at every test rate of the grid, it scores {scores}; it scores highest on these "
+            f"test tasks at {where}.")
 
 
 def setting_label(learn_inner_lr: bool, inner_lr: float) -> str:

@@ -128,7 +128,7 @@ formats.glue_table("readouts_table", latent.percent_table(summary))
 # %% [markdown]
 # ## Test rates of both signs
 #
-# Is the test rate irrelevant? Where this build scores it, the network is adapted on the
+# Does the test rate's magnitude matter? Where this build scores it, the network is adapted on the
 # first test tasks at a fine grid of test rates of either sign, magnitudes halving from
 # 1.6 ({numref}`fig-test-rates-{page}`).
 

@@ -194,8 +194,8 @@ glue("head_r2_text", findings.head_r2_text(relations, best_rate), display=False)
 # adapted head. Each part's size is measured as the norm of its differences between
 # classes (the logits' common shift tells no class apart) over the adapted logits'
 # ({numref}`fig-summary-logit-parts`). If MAML were a map of the prototypes of its
-# un-adapted features, the head's change would carry the logits and the body's change
-# little.
+# un-adapted features, the head's change would carry the logits, and the starting head
+# and the body's change little.
 
 # %% tags=["remove-output"]
 plots.glue_figure("logit_parts", plots.logit_parts_vs_rate(relations))
@@ -255,7 +255,8 @@ formats.glue_table("agreement_table", agreement.percent_table(agreement_table))
 # each prototype, and one negative step by its reverse; the nearest-prototype readout
 # above uses the Euclidean distance instead. So each network is also read out by the
 # dot-product rule and by its reversal, and MAML is adapted once more at its test rate
-# from its meta-parameters with the head replaced by its mean over classes. That last
+# from its meta-parameters with the head replaced by its mean over classes, at the rate
+# it is tested with (its training rate, on the axis of the figure). That last
 # readout asks how much of MAML's accuracy it owes to its meta-learned head (a head of
 # equal rows is also what UNICORN-MAML {cite}`ye2022unicorn` meta-learns, so that MAML
 # does not depend on the order of a task's labels); with one
@@ -293,8 +294,10 @@ glue("dot_text", findings.describe_gap(
 # prototype rule and its reversal, of MAML adapted from a class-mean head, and of the
 # nearest prototype with the queries normalised by the support set's batch statistics
 # (every other line: by the query batch's), against the training rate, with 95% bands.
-# Where the class-mean head's line lies below MAML's, MAML owes that gap to its
-# meta-learned head.
+# Where the class-mean head's line lies below MAML's at a positive rate, MAML owes that
+# gap to its meta-learned head (and to the change of the body that head drives: from a
+# class-mean head the first step leaves the body as it is); at a negative rate the
+# class-mean head's readout is the reversed rule, below chance by construction.
 # ```
 #
 # {glue:text}`mean_head_text` {glue:text}`dot_text` {glue:text}`support_stats_text`
@@ -314,12 +317,14 @@ glue("dot_text", findings.describe_gap(
 # ## The order of a task's labels
 #
 # A meta-learned head ties each class of a task to one of its outputs, and which class
-# gets which output is the arbitrary order in which the task lists them. Ye & Chao
-# {cite}`ye2022unicorn` found 1-shot MAML's accuracy to move by several points with that
+# gets which output is the arbitrary order in which the task lists them.
+# {cite:t}`ye2022unicorn` found 1-shot MAML's accuracy to move by several points with that
 # order. Every trained network is scored again on the same test tasks with their labels
-# renamed by {glue:text}`label_orders` fixed permutations
-# ({numref}`tbl-summary-label-order`); the prototype rule, the zeroing trick and
-# Proto-MAML treat every class alike and cannot depend on the order.
+# renamed by {glue:text}`label_orders` fixed permutations, of the many a task's labels
+# have ({numref}`tbl-summary-label-order`), so a spread here is a lower bound. The
+# prototype rule, the zeroing trick and Proto-MAML treat every class alike, so by
+# construction (up to ties between classes) they do not depend on the order; ANIL's
+# meta-learned head does.
 
 # %% tags=["remove-output"]
 spread = findings.label_order_spread(readouts)
@@ -353,11 +358,12 @@ glue("label_order_text", findings.label_order_text(spread), display=False)
 # {cite}`kao2022contrastive`, whose head starts every inner loop at zero; Proto-MAML
 # {cite}`triantafillou2020metadataset`, whose head starts at the task's prototypes and
 # adapts from there; and Prototypical Networks {cite}`snell2017protonets`, which take no
-# inner step and classify by the nearest prototype. Each has its own page in the
-# appendix. Where a network trained for the prototype rule alone is not shown to score
-# below MAML, these tasks need no more than that rule; where it scores below, MAML's
-# adaptation does more here than the rule. {numref}`tbl-summary-baselines` gives the
-# numbers.
+# inner step and classify by the nearest prototype. Which of them this build trains, and
+# at which rate, {numref}`tbl-summary-baselines` and the sentence under it say; each has
+# its own page in the appendix. Where a network trained for the prototype rule alone is
+# not shown to score below MAML, MAML's adaptation is not shown to add anything over that
+# rule at that rate (which need not be MAML's best); where it scores below, MAML does more
+# there than the rule.
 
 # %% tags=["remove-output"]
 labelled = method_readouts([*run_dirs, *analysed_settings(record, profile, BASELINE_PREFIX)])

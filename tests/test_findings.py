@@ -318,8 +318,10 @@ def test_setting_page_numbers_and_texts():
                 "test": {**completed["test"], "test_inner_steps": 0}}
     assert findings.score_text(protonet).startswith(
         "By its prototype rule, the Prototypical Network scores 97.3%")
-    assert findings.method_text("maml").startswith("This network is MAML's")
+    assert findings.method_text("maml").startswith("This is a MAML network")
     assert "\"MAML\" is this network's own rule" in findings.method_text("anil")
+    tie = pd.Series([0.3, 0.3, 0.1], index=pd.Index([0.1, 0.4, -0.1], name="test_inner_lr"))
+    assert findings.rate_grid_text(tie).endswith("highest on these test tasks at 0.1 and 0.4 alike.")
     grid = pd.Series([0.5, 0.97], index=pd.Index([-0.4, 0.4], name="test_inner_lr"))
     assert findings.rate_grid_text(grid) == (
         "Re-adapted at every test rate of the grid, it scores 50.0% at -0.4, 97.0% at 0.4; it scores highest "
@@ -465,8 +467,8 @@ def test_the_logit_parts_sentence_names_each_part_at_the_rate():
                                    ("logit_body_change", 0.3))]
     text = findings.logit_parts_text(pd.DataFrame(rows), 0.1)
     assert text.startswith("At training rate 0.1, measured against the adapted logits")
-    assert "the head the inner loop starts from 0.115 ±\xa00.013" in text  # mean of 0.10..0.13
-    assert "the inner steps' change of the head 0.915 ±" in text
+    assert "the head the inner loop starts from makes up 0.115 ±\xa00.013" in text  # mean of 0.10..0.13
+    assert "the inner steps' change of the head makes up 0.915 ±" in text
     assert findings.logit_parts_text(pd.DataFrame(rows), 1.0).startswith("No trained network at")
 
 
@@ -508,10 +510,11 @@ def test_the_test_rate_plateau_is_the_rates_of_the_best_ones_sign_within_two_poi
     other = _curve({0.1: 0.5, 0.4: 0.9}, train_rate=0.4)
     readouts = pd.concat([_curve(curve), _curve(curve, steps=5), other])
     page = findings.curve_text(readouts[readouts["train_inner_lr"] == 0.1])
-    assert page.startswith("On the first 3 test tasks")
-    assert "with 1 step, 98.0% at 0.1, within 2 points of that from 0.05 to 0.2, and down to 90.0%" in page
+    assert page.startswith("On 3 test tasks")
+    assert ("with 1 step, it scores best at +0.1 (98.0%; within 2 points of it: the rates from +0.05 to "
+            "+0.2), and best of the other sign at -0.1 (10.0%)") in page
     assert "with 5 steps," in page
     summary = findings.curve_summary_text(readouts)
-    assert "0.05 to 0.2 (trained at 0.1, 1 step)" in summary
-    assert "0.4 alone (trained at 0.4, 1 step)" in summary
+    assert "+0.05 to +0.2 (trained at 0.1, 1 step)" in summary
+    assert "+0.4 alone (trained at 0.4, 1 step)" in summary
     assert findings.curve_text(readouts[readouts["part"] == "none"]).startswith("This network was not scored")
