@@ -14,8 +14,8 @@ from mamllib.errors import ConfigError
 DATASETS = ("glyphs", "omniglot", "miniimagenet")
 DEVICES = ("auto", "cpu", "cuda")
 OBJECTIVES = ("maml", "surrogate")
-# What meta-trains: MAML or one of the baselines it is compared with (mamllib.maml.METHOD_HELP
-# says what each is). Kept here so that the command line starts without importing torch.
+# What meta-trains: MAML or one of the baselines it is compared with (the `method` field's
+# help says what each is). Kept here so that the command line starts without importing torch.
 METHODS = ("maml", "anil", "zeroing", "proto_maml", "protonet")
 # The other fields a method needs: a Prototypical Network has no inner step, in training or
 # at test time (where no step scores by its own rule).

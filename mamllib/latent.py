@@ -72,7 +72,7 @@ from mamllib.formats import (AGREEMENT_HEADER, KAPPA_HEADER, OVERLAP_HEADER, REA
                               kappa, percent_cell)
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
-from mamllib.maml import MAML, class_means, sgd_steps
+from mamllib.maml import HEAD_TENSORS, MAML, class_means, sgd_steps
 from mamllib.prototypes import PrototypeClassifier
 from mamllib.stats import ci95
 
@@ -91,7 +91,7 @@ MAIN_READOUTS = tuple(r for r in READOUTS if r not in PROBES)
 def head_only_rates(maml: MAML, rates: torch.Tensor) -> torch.Tensor:
     """Per-tensor rates that adapt the head and freeze every body tensor (rate 0)."""
     names = [n for n, _ in maml.model.named_parameters()]
-    is_head = torch.tensor([n.startswith("head_") for n in names], dtype=rates.dtype, device=rates.device)
+    is_head = torch.tensor([n in HEAD_TENSORS for n in names], dtype=rates.dtype, device=rates.device)
     return rates.expand(len(names)) * is_head
 
 

@@ -143,10 +143,12 @@ class TaskBatched:
                          self.step_rates(tasks, lrs), support_x, support_y, steps, first_order=first_order,
                          track_graph=track_graph, recompute=self.recompute_steps, adapted=self.adapted)
 
-    def losses_and_gradients(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False):
-        """Per-task losses ``[T]`` at the task copies, per-task gradients, and the copies."""
+    def losses_and_gradients(self, x: torch.Tensor, y: torch.Tensor, create_graph: bool = False,
+                             start: list[torch.Tensor] | None = None):
+        """Per-task losses ``[T]`` at the task copies (or at ``start``), per-task gradients,
+        and the weights they were taken at."""
         with torch.enable_grad():
-            fast = self.task_copies(x.shape[0])
+            fast = self.task_copies(x.shape[0]) if start is None else start
             losses = task_losses(self.fmodel(x, params=fast), y)
             grads = torch.autograd.grad(losses.sum(), fast, create_graph=create_graph)
         return losses, list(grads), fast
@@ -170,10 +172,7 @@ class TaskBatched:
         (:meth:`one_step_weights`), so a grid of one-step rates needs this gradient only once.
         """
         start = [w.detach().requires_grad_() for w in self.start_weights(support_x, support_y, False)]
-        with torch.enable_grad():
-            losses = task_losses(self.fmodel(support_x, params=start), support_y)
-            gradients = torch.autograd.grad(losses.sum(), start)
-        return start, list(gradients)
+        return start, self.losses_and_gradients(support_x, support_y, start=start)[1]
 
     def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
                 first_order: bool = False, track_graph: bool = True) -> Adapted:

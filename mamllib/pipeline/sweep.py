@@ -76,8 +76,8 @@ def baseline_settings(profile: str, methods: Iterable[str], rate: float, seeds: 
         for seed in dict.fromkeys(seeds):
             parameters = {"profile": profile, "inner_lr": float(rate), "learn_inner_lr": False, "seed": seed,
                           "runs_root": runs_root, "overrides": {**(overrides or {}), **method_fields(method)}}
-            slug = run_name(setting_config(parameters)).replace(".", "p")
-            stepless = method_fields(method).get("inner_steps") == 0
+            config = setting_config(parameters)
+            slug, stepless = run_name(config).replace(".", "p"), config.inner_steps == 0
             executions.append(Execution("maml_run", f"{BASELINE_PREFIX}{slug}", parameters,
                                         title=f"{METHOD_LABELS[method]}"
                                               f"{'' if stepless else f' at rate {rate:g}'}, seed {seed}"))
@@ -121,12 +121,13 @@ def analysed_settings(record: dict[str, dict[str, Any]], profile: str,
     """
     entries = recorded_settings(record, profile, prefix).values()
     return sorted({setting_folder(entry["parameters"]) for entry in entries
-                   if entry["status"] != "failed" and _analysed(setting_folder(entry["parameters"]),
-                                                                entry["parameters"])})
+                   if entry["status"] != "failed" and _analysed(entry["parameters"])})
 
 
-def _analysed(folder: Path, parameters: dict[str, Any]) -> bool:
-    """Whether the run of a setting has the analysis its page asks for (its test-rate curve)."""
+def _analysed(parameters: dict[str, Any], cwd: Path | None = None) -> bool:
+    """Whether the run of a setting (its folder relative to ``cwd``) has the analysis its page
+    asks for (its test-rate curve)."""
+    folder = (cwd or Path()) / setting_folder(parameters)
     return analysis_is_current(folder, curve=curve_settings(setting_config(parameters)))
 
 
@@ -181,7 +182,7 @@ def is_current(execution: Execution, out_dir: Path, cwd: Path | None = None) -> 
         and entry.get("source") == source_hash(execution.notebook)
     # A setting's page shows its run's analysis: one redone by hand since makes the page stale.
     if executed and execution.notebook == "maml_run" and entry["status"] == "completed":
-        return _analysed((cwd or Path.cwd()) / setting_folder(execution.parameters), execution.parameters)
+        return _analysed(execution.parameters, cwd or Path.cwd())
     return executed
 
 
