@@ -58,6 +58,19 @@ def test_a_worker_gives_each_job_its_share_of_the_cores(monkeypatch):
     assert worker._thread_env(3)["OMP_NUM_THREADS"] == worker._thread_env(3)["OPENBLAS_NUM_THREADS"] == "3"
 
 
+def test_jobs_run_without_the_nannys_malloc_setting(tmp_path, monkeypatch):
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_, under which training ran twice as slowly.
+    monkeypatch.delenv(worker.NANNY_MALLOC, raising=False)
+    local = Cluster(tmp_path)
+    try:
+        on_workers = local.client.run(lambda: os.environ.get(worker.NANNY_MALLOC))
+    finally:
+        local.close()
+    assert set(on_workers.values()) == {None} and worker.NANNY_MALLOC not in os.environ
+    monkeypatch.setenv(worker.NANNY_MALLOC, "65536")  # a cluster the user runs: its nannies set it
+    assert all(worker.NANNY_MALLOC not in worker._thread_env(threads) for threads in (None, 2))
+
+
 def test_a_private_root_is_one_jobs_alone_and_mirrors_what_the_client_has(tmp_path, monkeypatch):
     monkeypatch.setenv(worker.WORKER_ROOT_ENV, str(tmp_path))
     with worker._private_slot("/book") as first, worker._private_slot("/book") as second:

@@ -25,7 +25,7 @@ from typing import Any, Iterable, Iterator
 
 from mamllib.pipeline.jobs import RETURN_LIMIT, ClusterError, Job, Outcome, identity, identity_mismatch, \
     threads_setting, write_file
-from mamllib.pipeline.worker import MARKER_DIR, run_job, sees_root
+from mamllib.pipeline.worker import MARKER_DIR, NANNY_MALLOC, run_job, sees_root
 
 SCHEDULER_ENV = "MAMLLIB_SCHEDULER"
 CONNECT_TIMEOUT_S = 5
@@ -36,7 +36,9 @@ BOOK_FILES = ("_config.yml", "_toc.yml")
 # worker, 0.4 s with these: time that training lacks on 2 cores. Work stealing stays.
 LOCAL_CONFIG = {"distributed.worker.profile.enabled": False, "distributed.admin.tick.interval": "1s",
                 "distributed.admin.system-monitor.interval": "5s",
-                "distributed.worker.memory.monitor-interval": "5s"}
+                "distributed.worker.memory.monitor-interval": "5s",
+                # The nannies of a local cluster run in this process and would set it here too.
+                f"distributed.nanny.pre-spawn-environ.{NANNY_MALLOC}": None}
 
 
 def local_threads(jobs: int) -> int | None:
