@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.data_share import markdown as data_share_table  # noqa: E402
 from benchmarks.data_share import measure as measure_data_share  # noqa: E402
-from benchmarks.population import analysis_table, training_table  # noqa: E402
+from benchmarks.population import NANNY_LABEL, analysis_table, training_table  # noqa: E402
 from benchmarks.references import IMPLEMENTATIONS, PARITY_ONLY, REFERENCES, max_difference  # noqa: E402
 from mamllib.data.sampler import Episodes  # noqa: E402
 from mamllib.maml import MAML  # noqa: E402
@@ -381,7 +381,9 @@ def target_lines(ratios: dict, share: dict, slopes: dict[str, float],
         best = max(training, key=training.get)
         lines.append(f"- (measured, no target) training seven settings: fastest arrangement \"{best}\", "
                      f"{training[best]:.2f}x one after another; one population "
-                     f"{training['one population']:.2f}x, two at a time {training['two at a time']:.2f}x")
+                     f"{training['one population']:.2f}x, two at a time {training['two at a time']:.2f}x; "
+                     f"one after another with the malloc setting of Dask's workers "
+                     f"{training[NANNY_LABEL]:.2f}x (the report's jobs run without it)")
     if mini["higher_loop"] and mini["func"]:
         lines.append(f"- (no target) miniimagenet-shaped: ours / higher_loop {mini['higher_loop']:.2f}x, "
                      f"ours / best torch.func {mini['func']:.2f}x")

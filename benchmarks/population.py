@@ -25,9 +25,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
-# (label, processes, threads per process, population size)
-TRAINING = [("one after another", 1, 2, 1), ("two at a time", 2, 1, 1), ("one population", 1, 2, 7),
-            ("two populations, one per core", 2, 1, 4), ("populations of 4", 1, 2, 4)]
+# What Dask's nanny sets for its workers, which the report's jobs run without
+# (mamllib.pipeline.worker.NANNY_MALLOC): the last arrangement shows why.
+NANNY_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+NANNY_LABEL = "one after another, with Dask's malloc setting"
+# (label, processes, threads per process, population size, environment added)
+TRAINING = [("one after another", 1, 2, 1, {}), ("two at a time", 2, 1, 1, {}),
+            ("one population", 1, 2, 7, {}), ("two populations, one per core", 2, 1, 4, {}),
+            ("populations of 4", 1, 2, 4, {}), (NANNY_LABEL, 1, 2, 1, NANNY_ENV)]
 
 
 def train_worker(rates: list[float], steps: int, population: int) -> float:
@@ -97,17 +102,18 @@ def _sklearn_logreg(support, labels, query, n_way):
                                       zip(support.numpy(), labels.numpy(), query.numpy())]))
 
 
-def _launch(threads: int, job: dict) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+def _launch(threads: int, job: dict, added: dict[str, str]) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **added}
     return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(job)], env=env,
                             stdout=subprocess.PIPE, text=True)
 
 
-def wall_time(processes: int, threads: int, jobs: list[dict]) -> float:
-    """Wall seconds for ``jobs`` split over ``processes`` processes started together."""
+def wall_time(processes: int, threads: int, jobs: list[dict], added: dict[str, str] | None = None) -> float:
+    """Wall seconds for ``jobs`` split over ``processes`` processes started together, with
+    ``added`` in their environment."""
     shares = [jobs[k::processes] for k in range(processes)]
     start = time.perf_counter()
-    children = [_launch(threads, {"jobs": share}) for share in shares if share]
+    children = [_launch(threads, {"jobs": share}, added or {}) for share in shares if share]
     for child in children:
         child.communicate()
         if child.returncode:
@@ -122,11 +128,11 @@ def training_table(steps: int) -> tuple[list[str], dict[str, float]]:
              "| arrangement | processes x threads | population | wall (s) | setting-steps/s | speed-up |",
              "|---|---|---|---|---|---|"]
     first, speedups = None, {}
-    for label, processes, threads, population in TRAINING:
+    for label, processes, threads, population, added in TRAINING:
         shares = [list(RATES[k::processes]) for k in range(processes)]
         jobs = [{"kind": "train", "rates": share, "steps": steps, "population": population}
                 for share in shares]
-        seconds = wall_time(processes, threads, jobs)
+        seconds = wall_time(processes, threads, jobs, added)
         first = first or seconds
         speedups[label] = first / seconds
         lines.append(f"| {label} | {processes} x {threads} | {population} | {seconds:.1f} | "
