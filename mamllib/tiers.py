@@ -130,9 +130,8 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     """Which tier built the book, what it holds, and what the full tier adds; the main
     sweep's rates, seeds and learned-rate setting as the report ran them, where its
     command line replaced the tier's."""
-    if profile == "smoke":
-        return "This is a smoke build: every experiment ran on a tiny grid, for testing only."
-    built, full = TIERS[name].with_sweep(sweep_rates, sweep_seeds), TIERS["full"]
+    smoke = profile == "smoke"
+    built, full = tier(profile, name).with_sweep(sweep_rates, sweep_seeds), TIERS["full"]
     grid = built.few_tasks
     signs = (f"the learned rates' signs are compared over {len(built.learned_seeds)} seeds"
              if len(built.learned_seeds) > 1 else "the learned rates come from one seed")
@@ -150,15 +149,18 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     baselines = (f"{_baselines(built.baselines)} train at rate {built.baseline_rate:g}{stepless}, "
                  f"{_seeds(built.sweep_seeds)}" if built.baselines else "no baseline is trained")
     surrogates = rate_list(built.surrogate_rates)
-    surrogate = "the penalty check " + (f"trains the surrogate objective at rates {surrogates}" if surrogates
-                                        else "does not train the surrogate objective")
-    text = (f"This book was built by the {name} tier: the main sweep trains at rates "
+    plural = "s" if len(built.surrogate_rates) > 1 else ""
+    surrogate = "the penalty check " + (f"trains the surrogate objective at rate{plural} {surrogates}"
+                                        if surrogates else "does not train the surrogate objective")
+    opening = ("This is a smoke build, for testing only: every experiment ran on a tiny grid; the main sweep"
+               if smoke else f"This book was built by the {name} tier: the main sweep")
+    text = (f"{opening} trains at rates "
             f"{rate_list(built.sweep_rates)}{' and with learned rates' if learned else ''}, "
             f"{_seeds(built.sweep_seeds)}; {signs}; "
             f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
             f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {noise}; {patterns}; {converged}; "
             f"{baselines}; {curve}; {surrogate}.")
-    if name == "full":
+    if smoke or name == "full":
         return text
     additions = [("main-sweep rates", rate_list(_added(built.sweep_rates, full.sweep_rates))),
                  ("main-sweep seeds", rate_list(_added(built.sweep_seeds, full.sweep_seeds))),

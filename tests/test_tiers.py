@@ -73,6 +73,10 @@ def test_the_smoke_tier_exercises_every_part_and_other_profiles_use_the_named_ti
     assert smoke.sweep_rates and len(smoke.learned_seeds) > 1 and smoke.surrogate_rates
     assert len(smoke.few_tasks.pools) > 1 and 0 in smoke.few_tasks.pools
     assert "protonet" in smoke.baselines and len(smoke.baselines) > 1
+    # Its first page lists the tiny grid it ran, which the other pages refer to.
+    text = tiers.tier_text("smoke", "default")
+    assert text.startswith("This is a smoke build") and "the main sweep trains at rates -0.1 and 0.4" in text
+    assert "few-task experiment has pools of 3 tasks and fresh tasks" in text and "adds" not in text
     assert tiers.tier("quick", "full") is tiers.TIERS["full"]
 
 
