@@ -170,18 +170,26 @@ def sign_preference(readouts: pd.DataFrame) -> pd.DataFrame:
     keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
     table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")
     if table.empty:  # no trained network with a nonzero fixed rate
-        return _paired(pd.Series(dtype=float)).assign(best_negative=[], best_positive=[])
+        return _paired(pd.Series(dtype=float)).assign(best_negative=[], best_positive=[], negative_tied=[],
+                                                      positive_tied=[])
     means = table.groupby(level="train_inner_lr").mean()
     if not (means.columns < 0).any() or not (means.columns > 0).any():
         raise ValueError("the rate grid needs test rates of both signs to compare them")
-    best = pd.DataFrame({"best_negative": means[[c for c in means if c < 0]].idxmax(axis=1),
-                         "best_positive": means[[c for c in means if c > 0]].idxmax(axis=1)})
+    negative, positive = means[[c for c in means if c < 0]], means[[c for c in means if c > 0]]
+    best = pd.DataFrame({"best_negative": negative.idxmax(axis=1), "best_positive": positive.idxmax(axis=1),
+                         "negative_tied": _tied(negative), "positive_tied": _tied(positive)})
     rate = table.index.get_level_values("train_inner_lr")
     difference = pd.Series(
         [row[best.loc[r, "best_negative"]] - row[best.loc[r, "best_positive"]]
          for r, (_, row) in zip(rate, table.iterrows())],
         index=table.index)
     return best.join(_paired(difference))
+
+
+def _tied(means: pd.DataFrame) -> pd.Series:
+    """Per row, how many columns share its highest mean: a network at chance scores alike
+    at several rates, and the first of them (``idxmax``) is no better than the others."""
+    return means.apply(lambda row: int(np.isclose(row, row.max(), rtol=0, atol=1e-12).sum()), axis=1)
 
 
 def describe_sign_preference(signs: pd.DataFrame) -> str:
@@ -527,8 +535,14 @@ SIGN_COLUMN = "best negative − best positive (points ± paired 95% interval)"
 def sign_preference_table(signs: pd.DataFrame) -> pd.DataFrame:
     """:func:`sign_preference` for the page: the best test rate of each sign, and the gap
     with its interval in points."""
-    return signs[["best_negative", "best_positive"]].assign(
-        **{SIGN_COLUMN: [_points(g, c) for g, c in zip(signs["gap"], signs["ci95"])]})
+    def best(rate: float, tied: int) -> str:
+        others = tied - 1
+        return f"{rate:g} (tied with {others} other{'s' if others > 1 else ''})" if others else f"{rate:g}"
+
+    return pd.DataFrame({"best_negative": map(best, signs["best_negative"], signs["negative_tied"]),
+                         "best_positive": map(best, signs["best_positive"], signs["positive_tied"]),
+                         SIGN_COLUMN: [_points(g, c) for g, c in zip(signs["gap"], signs["ci95"])]},
+                        index=signs.index)
 
 
 def settings_links(index: pd.DataFrame, folder: str = "generated/") -> str:

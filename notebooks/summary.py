@@ -440,7 +440,8 @@ glue("curve_summary_text", findings.curve_summary_text(readouts), display=False)
 #
 # Per training rate: the best negative and the best positive test rate of the grid, each
 # picked on the test tasks themselves (so both accuracies are optimistic, and the
-# interval does not cover the choice), and the paired difference of their accuracies in
+# interval does not cover the choice; where other rates of that sign score the same, the
+# first is named and the others counted), and the paired difference of their accuracies in
 # percentage points ± the half-width of its 95% interval over the test tasks.
 # ```
 #

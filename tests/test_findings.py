@@ -117,6 +117,13 @@ def test_test_rate_signs_pair_the_best_of_each_sign():
     assert list(signs.index) == [-0.4, -0.1, 0.4]  # rate 0 has no sign
     assert signs.loc[0.4, "gap"] == pytest.approx(2.2 / 3) and signs.loc[0.4, "best_negative"] == -0.1
     assert signs.loc[-0.4, "best_negative"] == -0.4 and signs.loc[-0.4, "best_positive"] == 0.1
+    # A best rate that ties with others is named with them, rather than picked among them.
+    assert list(signs["positive_tied"]) == [1, 1, 1] and signs.loc[-0.1, "negative_tied"] == 1
+    tied = findings.sign_preference(pd.DataFrame(rows).assign(
+        accuracy=lambda f: np.where(f.test_inner_lr > 0, 0.2, f.accuracy)))  # both positive rates alike
+    assert list(tied["positive_tied"]) == [2, 2, 2]
+    assert findings.sign_preference_table(tied).loc[0.4, "best_positive"] == "0.1 (tied with 1 other)"
+    assert findings.sign_preference_table(signs).loc[0.4, "best_positive"] == "0.1"
     sentence = findings.describe_sign_preference(signs)
     assert _rates_in(_clause(sentence, "their training rate's sign")) == {"-0.4"}
     assert _rates_in(_clause(sentence, "opposite sign")) == {"0.4"}
@@ -205,11 +212,12 @@ def test_tables_of_the_sweep():
     gaps = findings.gap_table(readouts)
     assert gaps.loc[-0.4, findings.GAP_COLUMN].startswith("+20.0 ±\u00a0")
     assert gaps.loc[0.4, "maml"] == "95.0 ±\u00a09.8"
-    signs = pd.DataFrame({"best_negative": [-0.1], "best_positive": [0.4], "gap": [-0.123], "ci95": [0.01]},
+    signs = pd.DataFrame({"best_negative": [-0.1], "best_positive": [0.4], "negative_tied": [1],
+                          "positive_tied": [1], "gap": [-0.123], "ci95": [0.01]},
                          index=pd.Index([0.4], name="train_inner_lr"))
     shown = findings.sign_preference_table(signs)
     assert shown.loc[0.4, findings.SIGN_COLUMN] == "-12.3 ±\u00a01.0"
-    assert shown.loc[0.4, "best_positive"] == 0.4
+    assert shown.loc[0.4, "best_positive"] == "0.4"
 
 
 def test_run_status_and_setting_label():
