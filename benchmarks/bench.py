@@ -35,6 +35,7 @@ from benchmarks.data_share import markdown as data_share_table  # noqa: E402
 from benchmarks.data_share import measure as measure_data_share  # noqa: E402
 from benchmarks.population import NANNY_LABEL, analysis_table, training_table  # noqa: E402
 from benchmarks.references import IMPLEMENTATIONS, PARITY_ONLY, REFERENCES, max_difference  # noqa: E402
+from benchmarks.report_time import stage_of  # noqa: E402
 from mamllib.data.sampler import Episodes  # noqa: E402
 from mamllib.maml import MAML  # noqa: E402
 from mamllib.models import Conv4  # noqa: E402
@@ -175,9 +176,7 @@ def report_stages_section(record: Path) -> list[str]:
     entries = json.loads(record.read_text())
     stages: dict[str, list[float]] = {}
     for name, entry in entries.items():
-        stage = ("training" if name == "training"
-                 else "setting pages" if name.startswith("run_") else name.replace("_", " "))
-        stages.setdefault(stage, []).append(entry["wall_time_s"])
+        stages.setdefault(stage_of(name), []).append(entry["wall_time_s"])
     lines = ["## The report's stages (the last `make report` in this checkout)", "",
              "From the record the appendix shows; times of the notebooks that were executed, each "
              "when it last was (a stage skipped as current keeps its earlier time). The Jupyter Book "
