@@ -782,13 +782,15 @@ def surrogate_accuracies(comparison: pd.DataFrame) -> dict[str, float]:
     return names
 
 
-def surrogate_training_text(comparison: pd.DataFrame, rates: Sequence[float], n_way: int) -> str:
+def surrogate_training_text(comparison: pd.DataFrame, rates: Sequence[float], n_way: int,
+                            faithful: dict[str, float] | None = None) -> str:
     """MAML's accuracy after training on the surrogate, next to training on the exact
     objective, at each rate where both runs completed, and what each pair says about the
-    terms the surrogate drops (only a pair where the exact objective trains says anything)."""
+    terms the surrogate drops (only a pair where the exact objective trains says anything);
+    with the ``faithful`` range (:func:`faithful_range`), whether each rate lies in it."""
     if not list(rates):
-        return ("This report does not train on the surrogate (each run takes about five minutes on "
-                "2 cores); the full tier does.")
+        return ("This report does not train on the surrogate (four networks, about as long as the rest of "
+                "this page's theory together on 2 cores); the full tier does.")
     scores = (comparison[comparison["readout"] == "maml"].set_index("model")[["accuracy", "ci95"]]
               if len(comparison) else pd.DataFrame(columns=["accuracy", "ci95"]))
     pairs = [(rate, scores.loc[f"surrogate {rate:g}"], scores.loc[f"maml {rate:g}"]) for rate in rates
@@ -799,8 +801,20 @@ def surrogate_training_text(comparison: pd.DataFrame, rates: Sequence[float], n_
     clauses = [f"{percent(surrogate.accuracy, surrogate.ci95)} at rate {rate:g} (trained on the exact "
                f"objective: {percent(maml.accuracy, maml.ci95)})" for rate, surrogate, maml in pairs]
     readings = [_surrogate_reading(rate, surrogate, maml, chance) for rate, surrogate, maml in pairs]
+    placed = ""
+    if faithful is not None:
+        inside = [rate for rate, _, _ in pairs if -faithful["negative"] <= rate <= faithful["positive"]]
+        outside = [rate for rate, _, _ in pairs if rate not in inside]
+        placed = " ".join(
+            [_rates_lie(inside, "inside the range where the surrogate's gradient is faithful (section 3)."),
+             _rates_lie(outside, "outside it, where the surrogate is a different objective.")]).strip() + " "
     return (f"Trained on the surrogate, MAML's adapted meta-test accuracy is {'; '.join(clauses)}; chance is "
-            f"{100 * chance:.0f}%. " + " ".join(readings))
+            f"{100 * chance:.0f}%. " + placed + " ".join(readings))
+
+
+def _rates_lie(rates: list[float], where: str) -> str:
+    many = len(rates) > 1
+    return f"Rate{'s' if many else ''} {rate_list(rates)} lie{'' if many else 's'} {where}" if rates else ""
 
 
 def _surrogate_reading(rate: float, surrogate: pd.Series, maml: pd.Series, chance: float) -> str:

@@ -210,8 +210,8 @@ comparison = compare_objectives(config, surrogate_rates, runs_root, profile, dat
 plots.glue_figure("surrogate_training", plots.readout_bars(comparison, chance=1 / config.n_way))
 for name, value in findings.surrogate_accuracies(comparison).items():
     glue(name, value, display=False)
-glue("surrogate_training_text", findings.surrogate_training_text(comparison, surrogate_rates, config.n_way),
-     display=False)
+glue("surrogate_training_text",
+     findings.surrogate_training_text(comparison, surrogate_rates, config.n_way, faithful), display=False)
 
 # %% [markdown]
 # ```{glue:figure} surrogate_training

@@ -254,7 +254,11 @@ def test_penalty_findings():
     text = findings.surrogate_training_text(comparison, [-0.1, 0.1], n_way=5)
     assert ("21.0% ± 2.0% at rate -0.1" in text.replace("\u00a0", " ") and "95.0%" in text
             and "chance is 20%" in text and "rate 0.1" not in text)
-    assert "only the exact objective trains" in text
+    assert "only the exact objective trains" in text and "faithful" not in text
+    at_small_rate = comparison.replace({"maml -0.1": "maml 0.01", "surrogate -0.1": "surrogate 0.01"})
+    placed = findings.surrogate_training_text(pd.concat([comparison, at_small_rate]), [-0.1, 0.01], n_way=5,
+                                              faithful={"negative": 0.05, "positive": 0.02})
+    assert "Rate 0.01 lies inside the range" in placed and "Rate -0.1 lies outside it" in placed
     both_at_chance = comparison.assign(accuracy=[0.2, 0.21, 0.5])
     assert "says nothing" in findings.surrogate_training_text(both_at_chance, [-0.1], n_way=5)
     both_train = comparison.assign(accuracy=[0.95, 0.94, 0.5])
