@@ -131,20 +131,39 @@ def describe_gap(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
     return f"{subject[0].upper()}{subject[1:]} score " + "; ".join(parts) + "."
 
 
-def negative_step_text(signs: pd.DataFrame) -> str:
-    """The derivation's test-rate prediction (a network meta-trained at a negative rate
-    adapts best with a negative step), judged on the main sweep: per negative training
-    rate, which sign's best test rate wins (rows of :func:`sign_preference`)."""
+def _negative_step_counts(signs: pd.DataFrame) -> tuple[pd.DataFrame, int, int, str]:
+    """Of the networks trained at a negative rate (rows of :func:`sign_preference`): how many
+    do best with a negative test rate and how many with a positive one, beyond the paired
+    interval, and the verdict that follows."""
     negative = signs[signs.index < 0]
-    if negative.empty:
-        return "The main sweep trains no network at a negative rate, so the prediction is not tested there."
     wins = int((negative["gap"] - negative["ci95"] > 0).sum())
     loses = int((negative["gap"] + negative["ci95"] < 0).sum())
     verdict = ("supported" if wins == len(negative) else "not supported" if loses == len(negative)
                else "not decided" if not wins and not loses else "mixed")
-    return (f"In the main sweep it is {verdict}: of the networks trained at {rate_list(negative.index)}, "
-            f"{wins} do best with a negative test rate and {loses} with a positive one, beyond the 95% "
-            "interval of the paired difference (each best rate picked on the test tasks themselves).")
+    return negative, wins, loses, verdict
+
+
+def negative_step_text(signs: pd.DataFrame, fine: pd.DataFrame | None = None, fine_tasks: int = 0) -> str:
+    """The derivation's test-rate prediction (a network meta-trained at a negative rate
+    adapts best with a negative step), judged on the main sweep: per negative training
+    rate, which sign's best test rate wins (rows of :func:`sign_preference`) on the rate
+    grid, and on the ``fine`` grid of test rates (its first ``fine_tasks`` test tasks,
+    one step) if given; where the two disagree, the verdict is mixed."""
+    negative, wins, loses, verdict = _negative_step_counts(signs)
+    if negative.empty:
+        return "The main sweep trains no network at a negative rate, so the prediction is not tested there."
+    caveat = ("beyond the 95% interval of the paired difference (each best rate picked on the test tasks "
+              "themselves)")
+    if fine is None or fine[fine.index < 0].empty:
+        return (f"In the main sweep it is {verdict}: of the networks trained at {rate_list(negative.index)}, "
+                f"{wins} do best with a negative test rate and {loses} with a positive one, {caveat}.")
+    _, fine_wins, fine_loses, fine_verdict = _negative_step_counts(fine)
+    overall = verdict if verdict == fine_verdict else "mixed"
+    return (f"In the main sweep it is {overall}: of the networks trained at {rate_list(negative.index)}, "
+            f"on the rate grid {wins} do best with a negative test rate and {loses} with a positive one; on "
+            f"the fine grid of test rates (its first {fine_tasks} test tasks, one step, with the positive "
+            f"rates between 0.01 and 0.1 that the rate grid lacks) {fine_wins} and {fine_loses}; "
+            f"each {caveat}.")
 
 
 def gap_range_text(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes",
@@ -162,11 +181,16 @@ def gap_range_text(gaps: pd.DataFrame, subject: str = "the un-adapted prototypes
             f"{at(low)} to {at(high)}.")
 
 
-def sign_preference(readouts: pd.DataFrame) -> pd.DataFrame:
+def sign_preference(readouts: pd.DataFrame, part: str = "rate_grid",
+                    readout: str | None = None) -> pd.DataFrame:
     """Per nonzero fixed training rate: MAML's best negative and best positive test-time
-    rate of the grid, and the paired difference (negative minus positive) with its CI."""
-    grid = fixed_rate_rows(readouts, "rate_grid")
+    rate of the grid (``part`` of the readouts: the rate grid, or the fine test-rate grid
+    ``test_rates`` with ``readout`` naming its step count), and the paired difference
+    (negative minus positive) with its CI."""
+    grid = fixed_rate_rows(readouts, part)
     grid = grid[(grid["model"] == "trained") & (grid["train_inner_lr"] != 0)]
+    if readout is not None:
+        grid = grid[grid["readout"] == readout]
     keys = [column for column in ("train_inner_lr", "run", "task") if column in grid]
     table = grid.pivot_table(index=keys, columns="test_inner_lr", values="accuracy")
     if table.empty:  # no trained network with a nonzero fixed rate
@@ -874,12 +898,15 @@ def training_rate_effect_text(effects: pd.DataFrame, runs: int) -> str:
     text = (f"The best training rate lowers the meta-test loss, relative to a training rate of 0, by "
             f"{word_list(gains)} (95% CIs over {runs} meta-trainings per task count, the same tasks at "
             "every rate).")
-    if np.isclose(effects["m n_v / p"], 1.0).any():
+    threshold = np.isclose(effects["m n_v / p"], 1.0).any()
+    if threshold:
         text += (" Where there are as many query points as parameters, the minimum-norm meta-parameters "
                  "interpolate a square, ill-conditioned system and a few runs' losses explode (double "
                  "descent), so the mean there says little.")
     if (np.sign(effects["best alpha_t"]) < 0).all():
-        return text + " The best training rate is negative at every task count tried."
+        return text + (" The best training rate is negative at every task count tried"
+                       + (", though at the threshold it is picked on a mean those runs dominate." if threshold
+                          else "."))
     return text + (" Its sign is not the same at every task count: "
                    f"{', '.join(f'{b:g}' for b in effects['best alpha_t'])}.")
 
@@ -900,8 +927,11 @@ def mechanism_text(mechanism: pd.DataFrame) -> str:
             + " the range much below 1 that the penalty expansion assumes. The linear meta-objective is "
             "exactly quadratic in the rate, so it equals its second-order expansion; its first-order "
             "surrogate "
-            + ("has no minimum in any run at any nonzero rate swept" if bounded == 0 else
-               f"has a minimum in at most {bounded:.0%} of the runs at a nonzero rate")
+            + ("has no minimum over the meta-parameters in any run at any nonzero rate swept (its "
+               "Hessian there is indefinite, so it is unbounded below; the mechanism table's last column)"
+               if bounded == 0 else
+               f"has a minimum over the meta-parameters in at most {bounded:.0%} of the runs at a nonzero "
+               "rate (the mechanism table's last column)")
             + ": the term quadratic in the rate is what bounds the objective and places its optimum. The "
             "test loss depends on the meta-parameters only through their squared distance from the mean "
             f"task weights, which is {zero['|omega|^2']:.3f} at a training rate of 0 and "
@@ -1006,7 +1036,12 @@ def penalty_text(trajectories: pd.DataFrame) -> str:
     text += (" Against rate 0 the penalty reading " + ("holds" if against_zero else "fails")
              + ", though a network trained at rate 0 cannot adapt and is not a like-for-like baseline; "
              "against the positive rates it " + ("holds." if against_positive else "fails."))
-    return text
+    nonzero = final.index[final.index != 0]
+    nearest = [nonzero[nonzero < 0].max(), *([nonzero[nonzero > 0].min()] if (nonzero > 0).any() else [])]
+    return text + (" The expansion is a small-rate statement (the penalty check gives the range of rates in "
+                   "which its surrogate is faithful), and the rates nearest zero here are "
+                   f"{rate_list(nearest)}: where they lie outside that range, this compares whole training "
+                   "runs, not the penalty term alone.")
 
 
 def _lower_at(count: int, total: int, reference: str) -> str:

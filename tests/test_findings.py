@@ -281,7 +281,8 @@ def test_linear_model_findings():
     assert "over 100" in text
     assert text.endswith("negative at every task count tried.") and "threshold" not in text
     threshold = effects.assign(**{"m n_v / p": [1.0, 10.0]})
-    assert "double descent" in findings.training_rate_effect_text(threshold, runs=100)
+    at_threshold = findings.training_rate_effect_text(threshold, runs=100)
+    assert "double descent" in at_threshold and at_threshold.endswith("on a mean those runs dominate.")
     mixed = findings.training_rate_effect_text(effects.assign(**{"best alpha_t": [-1.0, 0.25]}), runs=100)
     assert "not the same at every task count: -1, 0.25" in mixed
 
@@ -293,7 +294,7 @@ def test_the_mechanism_sentences_state_what_the_table_shows():
                           "surrogate bounded": [0.0, 1.0, 0.0], "best alpha_r": [0.07, 0.08, 0.09]})
     text = findings.mechanism_text(table)
     assert "best training rate, -1," in text and "5.4, far outside the range" in text
-    assert "no minimum in any run" in text
+    assert "no minimum over the meta-parameters in any run" in text
     small = table.assign(**{"|alpha_t| lambda_max(H_s)": [0.05, 0, 1]})
     assert "inside the range" in findings.mechanism_text(small)
     assert "0.140 at a training rate of 0" in text and "0.080 at the best rate" in text and "0.250" in text
@@ -395,6 +396,7 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     metrics["a2"] = run(-0.1, [0.0], seed=1)
     assert "0.2 at rate -0.1" in findings.penalty_text(findings.penalty_trajectories(metrics))
     assert "lacks one" in findings.penalty_text(frame[frame.train_inner_lr != 0.0])
+    assert "the rates nearest zero here are -0.1 and 0.1: where they lie outside" in text
     assert "No run" in findings.penalty_text(frame.iloc[:0])
 
 
@@ -407,6 +409,12 @@ def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign
     assert "not decided" in findings.negative_step_text(signs([0.0, 0.005]))
     assert "mixed" in findings.negative_step_text(signs([0.1, -0.2]))
     assert "not tested" in findings.negative_step_text(signs([0.1, 0.2]).iloc[:0])
+    # The fine grid has the small positive rates the rate grid lacks: where it disagrees, mixed.
+    both = findings.negative_step_text(signs([0.1, 0.2]), fine=signs([-0.1, 0.0]), fine_tasks=50)
+    assert both.startswith("In the main sweep it is mixed:") and "first 50 test tasks" in both
+    assert "on the rate grid 2 do best with a negative test rate and 0 with a positive one; on the" in both
+    assert "one step, with the positive rates between 0.01 and 0.1 that the rate grid lacks) 0 and 1;" in both
+    assert "it is supported" in findings.negative_step_text(signs([0.1, 0.2]), fine=signs([0.1, 0.1]))
 
 
 def test_the_head_r2_sentence_gives_the_best_rate_with_its_interval_and_the_range():
