@@ -813,8 +813,8 @@ def surrogate_training_text(comparison: pd.DataFrame, rates: Sequence[float], n_
     terms the surrogate drops (only a pair where the exact objective trains says anything);
     with the ``faithful`` range (:func:`faithful_range`), whether each rate lies in it."""
     if not list(rates):
-        return ("This report does not train on the surrogate (four networks, about as long as the rest of "
-                "this page's theory together on 2 cores); the full tier does.")
+        return ("This report does not train on the surrogate (four more networks, about ten minutes on "
+                "2 cores); the full tier does.")
     scores = (comparison[comparison["readout"] == "maml"].set_index("model")[["accuracy", "ci95"]]
               if len(comparison) else pd.DataFrame(columns=["accuracy", "ci95"]))
     pairs = [(rate, scores.loc[f"surrogate {rate:g}"], scores.loc[f"maml {rate:g}"]) for rate in rates
