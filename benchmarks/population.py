@@ -24,10 +24,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from mamllib.pipeline.worker import NANNY_MALLOC  # noqa: E402
+
 RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
-# What Dask's nanny sets for its workers, which the report's jobs run without
-# (mamllib.pipeline.worker.NANNY_MALLOC): the last arrangement shows why.
-NANNY_ENV = {"MALLOC_TRIM_THRESHOLD_": "65536"}
+# What Dask's nanny sets for its workers, which the report's jobs run without: the last
+# arrangement shows why.
+NANNY_ENV = {NANNY_MALLOC: "65536"}
 NANNY_LABEL = "one after another, with Dask's malloc setting"
 # (label, processes, threads per process, population size, environment added)
 TRAINING = [("one after another", 1, 2, 1, {}), ("two at a time", 2, 1, 1, {}),

@@ -219,21 +219,20 @@ formats.glue_table("linear_task_count_table", formats.with_interval(effects, "re
 # %% tags=["remove-output"]
 figure_3 = linreg.sweep(linreg.FIGURE_3, "alpha_t", np.round(np.linspace(-0.3, 0.3, 13), 3),
                         alpha_r_figure_3, runs_figure_3, seed)
-in_noise_units = figure_3.assign(loss=figure_3["loss"] / linreg.FIGURE_3.sigma ** 2,
-                                 ci95=figure_3["ci95"] / linreg.FIGURE_3.sigma ** 2)
+noise_unit = linreg.FIGURE_3.sigma ** 2  # the figure's unit of loss, as the paper's level suggests
+in_noise_units = figure_3.assign(loss=figure_3["loss"] / noise_unit, ci95=figure_3["ci95"] / noise_unit)
 fig = plots.linear_training_sweeps({"m = 40, p = 30": in_noise_units}, rf"$\alpha_r$ = {alpha_r_figure_3:g}")
 fig.axes[0].set_ylabel(r"meta-test loss / $\sigma^2$")
 plots.glue_figure("linear_figure_3", fig)
 difference, difference_ci = linreg.paired_difference(linreg.FIGURE_3, step_figure_3, -step_figure_3,
                                                      alpha_r_figure_3, runs_figure_3, seed)
-noise_unit = linreg.FIGURE_3.sigma ** 2  # the difference in the figure's units
 figure_3_text = findings.optimum_side_text(linreg.optimum(figure_3), difference / noise_unit,
                                            difference_ci / noise_unit, step_figure_3)
 glue("linreg_figure_3_text", figure_3_text + " (Losses in units of the noise variance, as in the figure.)",
      display=False)
-at_zero = figure_3.loc[figure_3["alpha_t"].abs().idxmin(), "loss"]
-glue("linreg_figure_3_level", float(at_zero), display=False)
-glue("linreg_figure_3_level_noise", float(at_zero / noise_unit), display=False)
+at_zero = figure_3["alpha_t"].abs().idxmin()
+glue("linreg_figure_3_level", float(figure_3.loc[at_zero, "loss"]), display=False)
+glue("linreg_figure_3_level_noise", float(in_noise_units.loc[at_zero, "loss"]), display=False)
 glue("linreg_alpha_r_figure_3", alpha_r_figure_3, display=False)
 glue("linreg_step_figure_3", step_figure_3, display=False)
 
