@@ -753,6 +753,15 @@ def faithful_range(cosines: pd.DataFrame, threshold: float) -> dict[str, float]:
             for side, on_side in sides.items()}
 
 
+def faithful_verdict(faithful: dict[str, float]) -> str:
+    """The derivation's verdict on the surrogate's gradient being close to the true one for
+    small rates, from :func:`faithful_range` (0 on a side: not even its smallest rate)."""
+    reaches = [side for side in ("negative", "positive") if faithful[side] > 0]
+    if len(reaches) == 2:
+        return "holds near zero"
+    return f"holds on the {reaches[0]} side of zero only" if reaches else "fails even at the smallest rates"
+
+
 def lowest_cosine_at(cosines: pd.DataFrame, rate: float, both_signs: bool = True) -> float:
     """The lowest cosine of any network at ``rate`` (and at ``-rate`` with ``both_signs``)."""
     at = cosines.loc[np.isclose(cosines["rate"].abs(), abs(rate)) if both_signs

@@ -142,6 +142,7 @@ for name, rate in (("minus", -0.1), ("plus", 0.1)):  # per sign: the surrogate r
     glue(f"surrogate_cosine_at_{name}_tenth", findings.lowest_cosine_at(cosines, rate, both_signs=False),
          display=False)
 glue("surrogate_faithful_cosine", faithful_cosine, display=False)
+glue("surrogate_faithful_verdict", findings.faithful_verdict(faithful), display=False)  # for the derivation
 glue("surrogate_faithful_negative", -faithful["negative"], display=False)  # the range is [negative, positive]
 glue("surrogate_faithful_positive", faithful["positive"], display=False)
 glue("surrogate_side_text", findings.surrogate_side_text(faithful, rates), display=False)

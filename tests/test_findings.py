@@ -241,6 +241,10 @@ def test_penalty_findings():
     assert findings.lowest_cosine_at(cosines, 0.1, both_signs=False) == 0.9
     assert findings.lowest_cosine_at(cosines, -0.1, both_signs=False) == 0.5
     assert "equally far" in findings.surrogate_side_text(faithful, rates)
+    assert findings.faithful_verdict({"negative": 0.01, "positive": 0.03}) == "holds near zero"
+    one_side = findings.faithful_verdict({"negative": 0.0, "positive": 0.03})
+    assert one_side == "holds on the positive side of zero only"
+    assert findings.faithful_verdict({"negative": 0.0, "positive": 0.0}).startswith("fails")
     grid = [0.01, 0.03, 0.1]
     one_step = findings.surrogate_side_text({"negative": 0.01, "positive": 0.03}, grid)
     assert "one step of the rate grid further on the positive side" in one_step
