@@ -7,6 +7,11 @@ trained network (``mamllib.latent``, ``mamllib.runs``), the theory (``mamllib.pe
 ``mamllib.linreg``), what the book states and draws (``mamllib.findings``,
 ``mamllib.plots``), and the orchestration of notebooks, sweep and book
 (``mamllib.pipeline``), kept apart from the science.
+
+Importing mamllib sets glibc's allocator for large tensors (``mamllib.allocator``).
 """
 
+from mamllib.allocator import keep_freed_memory
+
 __version__ = "0.1.0"
+keep_freed_memory()

@@ -14,7 +14,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "mamllib"
 # Lowest first; a module may import from its own layer and the layers below it.
 LAYERS = [
-    {"errors", "stats", "files", "formats"},
+    {"errors", "stats", "files", "formats", "allocator"},
     {"config"},
     {"data", "models"},
     {"maml"},
