@@ -33,6 +33,7 @@ REPOSITORY = HERE.parent
 TIMES = HERE / "report_times.json"
 TABLE = HERE / "REPORT_TIME.md"
 BASELINE = "d266885"
+SESSION_HOURS = 3  # a working session's length: timings further apart ran on other hosts, maybe
 STAGE_ORDER = ("training", "setting pages", "baseline pages", "few-task pages", "negative rates",
                "penalty check", "linear regression", "summary", "appendix")
 
@@ -96,14 +97,21 @@ def time_report(rev: str, keep: Path | None = None) -> dict:
         return record_timing(rev, wall, clone / "book" / "generated" / "executions.json", commit=commit)
 
 
+def _when(timing: dict) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(timing["date"])
+
+
 def render(timings: list[dict]) -> str:
-    """The table of the latest session's timings (the latest machine, on the day of the
-    latest timing): each commit's latest, stage by stage. Hosts of one kind differ up to
-    2x and give the same machine name, so only timings of one session compare."""
+    """The table of the latest session's timings (the latest machine, within
+    ``SESSION_HOURS`` of the latest timing): each commit's latest, stage by stage. Hosts of
+    one kind differ up to 2x and give the same machine name, so only timings of one
+    session compare, and two sessions can fall on one day."""
     if not timings:
         return "# `make report` from a fresh clone\n\nNo timing recorded yet.\n"
-    latest_machine, day = timings[-1]["machine"], timings[-1]["date"][:10]
-    by_commit = {t["commit"]: t for t in timings if t["machine"] == latest_machine and t["date"][:10] == day}
+    latest_machine, latest = timings[-1]["machine"], _when(timings[-1])
+    day = timings[-1]["date"][:10]
+    by_commit = {t["commit"]: t for t in timings if t["machine"] == latest_machine
+                 and latest - _when(t) <= datetime.timedelta(hours=SESSION_HOURS)}
     commits = list(by_commit)
     found = {stage for t in by_commit.values() for stage in t["stages"]}
     names = [stage for stage in STAGE_ORDER if stage in found] + sorted(found - set(STAGE_ORDER))

@@ -1,0 +1,17 @@
+"""benchmarks/report_time.py: the table compares the timings of one session only."""
+
+from benchmarks.report_time import render
+
+
+def _timing(commit: str, date: str, wall: float) -> dict:
+    return {"rev": commit, "commit": commit, "machine": "AMD EPYC, 2 cores", "wall_s": wall, "date": date,
+            "stages": {"training": wall / 2}, "note": ""}
+
+
+def test_the_table_holds_one_session_even_when_two_fall_on_one_day():
+    table = render([_timing("aaaaaaa", "2026-12-04T17:58:00+00:00", 1480.0),
+                    _timing("d266885", "2026-12-04T18:24:00+00:00", 1587.0),
+                    _timing("d266885", "2026-12-04T20:45:00+00:00", 1573.0),
+                    _timing("bbbbbbb", "2026-12-04T21:10:00+00:00", 1381.0)])
+    assert "aaaaaaa" not in table and "1587" not in table
+    assert "Against d266885 on the same machine: bbbbbbb 0.88x." in table
