@@ -261,7 +261,8 @@ def test_rate_curves(readouts: pd.DataFrame, by: str = "steps") -> plt.Figure:
         _rate_axis(ax, ticks, TEST_RATE)
         ax.set_ylabel("meta-test accuracy")
         _percent_axis(ax.yaxis)
-        steps_note = "" if steps is None else f"{steps} step{'s' if steps > 1 else ''}; "
+        # two lines: in one, the step count and "over 3 seeds and tasks" outgrow the panel
+        steps_note = "" if steps is None else f"{steps} step{'s' if steps > 1 else ''}\n"
         ax.set_title(steps_note + _seed_note(table), fontsize=SMALLEST_TEXT, loc="left")
     _legend_below(fig, axes[0, 0], "inner steps" if by == "steps" else "training rate")
     return fig

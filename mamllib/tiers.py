@@ -107,8 +107,9 @@ TIERS: dict[str, Tier] = {
                  curve_steps="1,5,10"),
 }
 assert tuple(TIERS) == REPORT_TIERS
-# The smoke profile's: every part present, each as small as it can be.
-SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1),
+# The smoke profile's: every part present, each as small as it can be; two main-sweep seeds,
+# so that the pages that pool a rate's seeds (the full tier's three) run in every smoke build.
+SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0, 1), learned_seeds=(0, 1),
              few_tasks=Plan(pools=(3, 0), rates=(-0.1, 0.1), seeds=(0, 1)), surrogate_rates=(-0.1,),
              pattern_seeds=(0,), converged_seeds=(0,),
              noisy_tasks=(Plan(pools=(3,), rates=(-0.1, 0.1), seeds=(0, 1), label_noise=0.3),),

@@ -225,7 +225,9 @@ def book_figures(frames):
                                                 "accuracy": [0.9, 0.5]}), chance=0.2),
                plots.learned_rates_across_seeds(learned_signs.sign_summary(seed_rates), seed_rates),
                plots.test_rate_curves(_curve_readouts()),
-               plots.test_rate_curves(_curve_readouts(), by="train_inner_lr")]
+               plots.test_rate_curves(_curve_readouts(), by="train_inner_lr"),
+               # the full tier's: "10 steps" and "95% bands over 3 seeds and tasks" in a panel's title
+               plots.test_rate_curves(_curve_readouts(seeds=3, steps_scored=(1, 5, 10)), by="train_inner_lr")]
     yield figures
     for fig in figures:
         plt.close(fig)
@@ -289,12 +291,12 @@ def test_logit_parts_plot_has_a_line_per_part_of_the_trained_networks(frames):
     plt.close("all")
 
 
-def _curve_readouts() -> pd.DataFrame:
+def _curve_readouts(seeds: int = 1, steps_scored: tuple[int, ...] = (1, 5)) -> pd.DataFrame:
     return pd.DataFrame([{"part": "test_rates", "readout": f"steps{steps}", "model": "trained",
-                          "train_inner_lr": train, "learned_inner_lr": False, "run": f"r{train}",
-                          "task": task, "test_inner_lr": sign * 1.6 / 2 ** k, "accuracy": 0.5}
-                         for steps in (1, 5) for train in (0.1, 0.4) for task in range(3)
-                         for k in range(10) for sign in (-1, 1)])
+                          "train_inner_lr": train, "learned_inner_lr": False, "run": f"r{train}-s{seed}",
+                          "task": task, "test_inner_lr": sign * 1.6 / 2 ** k, "accuracy": 0.5 + seed / 10}
+                         for steps in steps_scored for train in (0.1, 0.4) for seed in range(seeds)
+                         for task in range(3) for k in range(10) for sign in (-1, 1)])
 
 
 def test_test_rate_curves_draw_a_line_per_step_count_or_a_panel_per_step_count():
