@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import statistics
 import subprocess
@@ -212,10 +211,9 @@ def peak_memory_mb(impl: str, config: str, steps: int, live: bool) -> float:
         f"IMPLEMENTATIONS[{impl!r}](maml, c['lr'], c['steps'], ep); done[0] = True; t.join();"
         "print((max(peak) - base) / 2**20)"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).resolve().parent.parent,
-                          env={**env, **(LIVE_MEMORY_ENV if live else {})})
+                          env={**cpu_step.unchosen_environment(), **(LIVE_MEMORY_ENV if live else {})})
     return float(done.stdout.strip().splitlines()[-1])
 
 

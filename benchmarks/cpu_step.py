@@ -20,9 +20,19 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from mamllib.allocator import OPT_OUT  # noqa: E402
+
 GLIBC = "glibc's default allocator"
 OURS = "mamllib's allocator"
-ENVIRONMENTS = {GLIBC: {"MAMLLIB_MALLOC": "glibc"}, OURS: {}}
+ENVIRONMENTS = {GLIBC: OPT_OUT, OURS: {}}
+
+
+def unchosen_environment() -> dict[str, str]:
+    """This process's environment without any allocator choice (glibc's ``MALLOC_``
+    variables, mamllib's opt-out): a child gets mamllib's allocator unless told otherwise."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k not in OPT_OUT}
 
 
 def step_times(config: str, steps: int) -> list[float]:
@@ -45,7 +55,7 @@ def step_times(config: str, steps: int) -> list[float]:
 def measure(config: str, rounds: int, steps: int) -> dict[str, float]:
     """Median step (ms) of each arrangement, over ``rounds`` fresh processes each."""
     times: dict[str, list[float]] = {label: [] for label in ENVIRONMENTS}
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "MAMLLIB_MALLOC"}
+    base = unchosen_environment()
     for _ in range(rounds):
         for label, env in ENVIRONMENTS.items():
             done = subprocess.run([sys.executable, __file__, "--worker", json.dumps([config, steps])],
@@ -68,7 +78,6 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
-        sys.path.insert(0, str(ROOT))
         print(json.dumps(step_times(*json.loads(args.worker))))
         return
     print("\n".join(table(measure(args.config, args.rounds, args.steps))))

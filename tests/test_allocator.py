@@ -28,7 +28,7 @@ def test_sets_the_allocator_where_the_environment_does_not():
 
 @pytest.mark.parametrize("variable", allocator.ENVIRONMENT)
 def test_leaves_an_allocator_the_environment_chose(variable):
-    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_; the benchmark sets both to measure with them.
+    # Dask's nanny sets MALLOC_TRIM_THRESHOLD_; the benchmark sets each to measure with it.
     assert _set_in_fresh_process(**{variable: "65536"}) is False
 
 
