@@ -64,7 +64,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.neighbors import KNeighborsClassifier
+import torch.nn.functional as F
 
 from mamllib import softmax_regression
 from mamllib.config import RATE_GRID
@@ -73,7 +73,6 @@ from mamllib.formats import (AGREEMENT_HEADER, KAPPA_HEADER, OVERLAP_HEADER, REA
 from mamllib.data.dataset import Split
 from mamllib.data.sampler import Episodes, fixed_tasks
 from mamllib.maml import HEAD_TENSORS, MAML, class_means, sgd_steps
-from mamllib.prototypes import PrototypeClassifier
 from mamllib.stats import ci95
 
 LABEL_ORDERS = 4  # renamings of each test task's labels besides its own order
@@ -132,15 +131,13 @@ def linear_cka(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return hsic / (gram_x.flatten(1).norm(dim=1) * gram_y.flatten(1).norm(dim=1))
 
 
-def _per_task(make: Callable[[], object], support: np.ndarray, labels: np.ndarray,
-              query: np.ndarray) -> np.ndarray:
-    """Fit a fresh scikit-learn classifier on each task's support set; predict its queries."""
-    return np.stack([make().fit(s, y).predict(q) for s, y, q in zip(support, labels, query)])
-
-
 def prototype_predictions(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor) -> np.ndarray:
-    """Each task's queries sent to the nearest class prototype of its support features."""
-    return _per_task(PrototypeClassifier, support.cpu().numpy(), labels.cpu().numpy(), query.cpu().numpy())
+    """Each task's queries sent to the nearest class prototype of its support features:
+    :class:`~mamllib.prototypes.PrototypeClassifier`'s rule (Euclidean), in float64 as it
+    computes, for all tasks at once."""
+    prototypes = class_means(support.double(), labels, int(labels.max()) + 1)  # [T, N, D]
+    distances = (query.double().unsqueeze(2) - prototypes.unsqueeze(1)).square().sum(-1)  # [T, Q, N]
+    return distances.argmin(-1).cpu().numpy()
 
 
 def dot_product_predictions(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor, n_way: int,
@@ -226,9 +223,12 @@ def curve_predictions(maml: MAML, episodes: Episodes, rates: Sequence[float] = C
     return out
 
 
-def cosine_nn(support: np.ndarray, labels: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020)."""
-    return _per_task(lambda: KNeighborsClassifier(n_neighbors=1, metric="cosine"), support, labels, query)
+def cosine_nn(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor) -> np.ndarray:
+    """Cosine nearest neighbour among each task's support features (NIL, Raghu et al. 2020):
+    scikit-learn's ``KNeighborsClassifier(n_neighbors=1, metric="cosine")``, in float64,
+    for all tasks at once."""
+    similarity = F.normalize(query.double(), dim=-1) @ F.normalize(support.double(), dim=-1).transpose(1, 2)
+    return torch.gather(labels, 1, similarity.argmax(-1)).cpu().numpy()
 
 
 def support_statistics_features(maml: MAML, support_x: torch.Tensor, query_x: torch.Tensor) -> torch.Tensor:
@@ -242,11 +242,10 @@ def support_statistics_features(maml: MAML, support_x: torch.Tensor, query_x: to
 def unadapted_readouts(support: torch.Tensor, labels: torch.Tensor, query: torch.Tensor,
                        n_way: int) -> dict[str, np.ndarray]:
     """The readouts of the meta-learned features themselves, which no inner rate changes."""
-    s, y, q = support.cpu().numpy(), labels.cpu().numpy(), query.cpu().numpy()
     return {"proto_unadapted": prototype_predictions(support, labels, query),
             # scikit-learn's LogisticRegression() objective, all tasks of the chunk at once
             "logreg": softmax_regression.fit_predict(support, labels, query, n_way).cpu().numpy(),
-            "cosine_nn": cosine_nn(s, y, q),
+            "cosine_nn": cosine_nn(support, labels, query),
             "proto_dot": dot_product_predictions(support, labels, query, n_way),
             "proto_reversed": dot_product_predictions(support, labels, query, n_way, sign=-1.0)}
 
@@ -357,7 +356,7 @@ def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query:
     rates = [rates] if isinstance(rates, torch.Tensor) else list(rates)
     # NaN labels learned per-tensor rates
     labels = [float(r) if r.numel() == 1 else float("nan") for r in rates]
-    readout_rows, relation_rows = [], []
+    readout_rows, relation_rows = [], []  # column blocks, one per readout or measure and chunk
     start = 0
     renamings = label_orders(n_way, orders) if orders else []
     for episodes in progress(fixed_tasks(split, "test", n_way, k_shot, n_query, n_tasks, chunk)):
@@ -373,8 +372,8 @@ def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query:
             for name, predicted in result.label_orders.items():
                 readout_rows.append(_rows("label_order", name, label, tasks, predicted, truth, reference))
             for measure, values in result.relations.items():
-                relation_rows.append(pd.DataFrame({"measure": measure, "task": tasks, "value": values,
-                                                   "test_inner_lr": label}))
+                relation_rows.append({"measure": _constant(measure, tasks), "task": tasks, "value": values,
+                                      "test_inner_lr": _constant(label, tasks)})
         for rate, predicted in grid_predictions.items():
             readout_rows.append(_rows("rate_grid", "maml", rate, tasks, predicted, truth,
                                       results[0].predictions["maml"]))
@@ -384,21 +383,34 @@ def analyze_model(maml: MAML, split: Split, *, n_way: int, k_shot: int, n_query:
                 readout_rows.append(_rows("test_rates", f"steps{count}", rate, tasks, predicted, truth,
                                           results[0].predictions["maml"]))
         start += len(truth)
-    return pd.concat(readout_rows, ignore_index=True), pd.concat(relation_rows, ignore_index=True)
+    return _frame(readout_rows), _frame(relation_rows)
+
+
+def _frame(blocks: list[dict[str, np.ndarray]]) -> pd.DataFrame:
+    """One DataFrame of column blocks that share their columns, built at once: a DataFrame
+    per block of a few tasks cost more than some readouts."""
+    return pd.DataFrame({name: np.concatenate([block[name] for block in blocks]) for name in blocks[0]})
+
+
+def _constant(value: object, tasks: np.ndarray) -> np.ndarray:
+    return np.full(len(tasks), value, dtype=object if isinstance(value, str) else float)
 
 
 def _rows(part: str, readout: str, rate: float, tasks: np.ndarray, predicted: np.ndarray,
-          truth: np.ndarray, reference: np.ndarray) -> pd.DataFrame:
+          truth: np.ndarray, reference: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of one readout's rows (:func:`_frame` joins them): accuracy and the
+    relations to MAML's predictions ``reference``, per task."""
     wrong, reference_wrong = predicted != truth, reference != truth
-    return pd.DataFrame({
-        "part": part, "readout": readout, "test_inner_lr": rate, "task": tasks,
+    return {
+        "part": _constant(part, tasks), "readout": _constant(readout, tasks),
+        "test_inner_lr": _constant(rate, tasks), "task": tasks,
         "accuracy": (~wrong).mean(1), "agreement": (predicted == reference).mean(1),
         "kappa": cohen_kappa(predicted, reference),
         # Error overlap, kept as counts so that a summary pools them over tasks (a task
         # the readout solves has no errors to share).
         "errors": wrong.sum(1), "shared_errors": (wrong & reference_wrong).sum(1),
         "independent_shared_errors": wrong.sum(1) * reference_wrong.mean(1),
-    })
+    }
 
 
 def cohen_kappa(a: np.ndarray, b: np.ndarray) -> np.ndarray:

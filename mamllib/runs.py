@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
@@ -134,32 +133,30 @@ def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFra
     """The readouts of the run's network at initialisation, adapted at ``rates``.
 
     They depend on the seed and shape of the network, the test tasks and the rate, not on
-    training: every run of one seed shares one initial network. So the first run of a
-    seed analyses it at every rate of the grid at once, into
-    ``<run's parent>/untrained/<key>/``, and the others read their rate's rows from there.
-    A rate off the grid, or learned per-tensor rates, is analysed for the run alone.
+    training: every run of one seed and rate shares them (a run trained to convergence
+    and the same setting's fixed budget, a baseline's MAML run...). So the first such run
+    analyses them into ``<run's parent>/untrained/<key>/`` and the others read them from
+    there. Learned per-tensor rates are analysed for the run alone. (Analysing the whole
+    rate grid at the first run of a seed, for every later rate to read, cost more than the
+    rates a report asks for: four of the grid's seven in the default tier.)
     """
     untrained = run.untrained()
     if rates.numel() != 1:
         return _analyze(run, untrained, "untrained", rates, ())
-    rate = float(rates)  # float32, as the rows are labelled
-    on_grid = any(float(torch.tensor(r)) == rate for r in RATE_GRID)
-    shared = RATE_GRID if on_grid else (rate,)
-    folder = run.run_dir.parent / "untrained" / _untrained_key(run, untrained, shared)
+    folder = run.run_dir.parent / "untrained" / _untrained_key(run, untrained, (float(rates),))
     folder.mkdir(parents=True, exist_ok=True)
-    # Settings analysed in parallel wait for the one that analyses their seed's network.
+    # Settings analysed in parallel wait for the one that analyses their network.
     with (folder / "lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            readouts, relations = load_analyses([folder])
+            return load_analyses([folder])
         except (ckpt.CheckpointError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError):
             # Not there yet, or damaged: made now. Relations first: a reader that finds the
             # readouts (what load_analyses looks for) finds both.
-            readouts, relations = _analyze(run, untrained, "untrained", [torch.tensor(r) for r in shared], ())
+            readouts, relations = _analyze(run, untrained, "untrained", rates, ())
             atomic_write_csv(relations, folder / ANALYSIS_DIR / "relations.csv")
             atomic_write_csv(readouts, folder / ANALYSIS_DIR / "readouts.csv")
-    same = lambda labels: labels.to_numpy(np.float32) == np.float32(rate)  # noqa: E731 (float32 labels)
-    return readouts[same(readouts.test_inner_lr)], relations[same(relations.test_inner_lr)]
+            return readouts, relations
 
 
 def _untrained_key(run: TrainedRun, untrained: MAML, rates: Iterable[float]) -> str:

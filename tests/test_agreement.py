@@ -18,9 +18,9 @@ def _readouts(rates=(0.1, 0.4), tasks=20, queries=25, seed=0):
         proto = maml.copy() if rate == 0.1 else np.where(rng.random((tasks, queries)) < 0.8, truth,
                                                           (truth + 2) % 5)
         for name, predicted in (("maml", maml), ("proto_unadapted", proto)):
-            frames.append(latent._rows("readouts", name, rate, np.arange(tasks), predicted, truth, maml)
-                          .assign(model="trained", run=f"maml-lr{rate}", train_inner_lr=rate,
-                                  learned_inner_lr=False))
+            rows = latent._rows("readouts", name, rate, np.arange(tasks), predicted, truth, maml)
+            frames.append(pd.DataFrame(rows).assign(model="trained", run=f"maml-lr{rate}",
+                                                    train_inner_lr=rate, learned_inner_lr=False))
     return pd.concat(frames, ignore_index=True)
 
 

@@ -153,13 +153,14 @@ def test_error_overlap_counts_shared_errors_and_their_number_under_independence(
     predicted = truth.copy()
     predicted[0, :2] = 1          # task 0: 2 errors, both where MAML errs
     predicted[1, [0, 5, 6]] = 2   # task 1: 3 errors, 1 where MAML errs
-    rows = latent._rows("readouts", "proto_unadapted", 0.1, np.arange(2), predicted, truth, reference)
+    rows = pd.DataFrame(latent._rows("readouts", "proto_unadapted", 0.1, np.arange(2), predicted, truth,
+                                     reference))
     assert rows.errors.tolist() == [2, 3] and rows.shared_errors.tolist() == [2, 1]
     assert rows.independent_shared_errors.tolist() == pytest.approx([2 * 0.4, 3 * 0.4])
     summary = summarize(rows.assign(model="trained")).iloc[0]
     assert summary.error_overlap == pytest.approx(3 / 5) and summary.independent_overlap == pytest.approx(0.4)
     # A readout with no errors has no overlap to report.
-    perfect = latent._rows("readouts", "logreg", 0.1, np.arange(2), truth, truth, reference)
+    perfect = pd.DataFrame(latent._rows("readouts", "logreg", 0.1, np.arange(2), truth, truth, reference))
     assert np.isnan(summarize(perfect.assign(model="trained")).iloc[0].error_overlap)
 
 
@@ -298,3 +299,21 @@ def test_the_test_rate_curve_scores_the_first_tasks_at_every_rate_and_step_count
     with torch.no_grad():
         expected = maml(episodes, 3, torch.tensor(-0.2), track_graph=False).query_logits.argmax(-1).numpy()
     np.testing.assert_array_equal(three, expected)
+
+
+def test_batched_readouts_predict_as_the_estimators_fitted_task_by_task():
+    # prototype_predictions and cosine_nn score every task at once; each task must come out
+    # as PrototypeClassifier and scikit-learn's cosine 1-nearest-neighbour predict it.
+    from sklearn.neighbors import KNeighborsClassifier
+
+    g = torch.Generator().manual_seed(3)
+    support, query = torch.randn(6, 15, 40, generator=g), torch.randn(6, 20, 40, generator=g)
+    labels = torch.stack([torch.randperm(5, generator=g).repeat(3) for _ in range(6)])
+    expected_prototypes = [PrototypeClassifier().fit(s, y).predict(q) for s, y, q in
+                           zip(support.numpy(), labels.numpy(), query.numpy())]
+    expected_neighbours = [KNeighborsClassifier(n_neighbors=1, metric="cosine").fit(s, y).predict(q)
+                           for s, y, q in zip(support.numpy(), labels.numpy(), query.numpy())]
+    np.testing.assert_array_equal(latent.prototype_predictions(support, labels, query), expected_prototypes)
+    np.testing.assert_array_equal(latent.cosine_nn(support, labels, query), expected_neighbours)
+    # The two rules differ on these features, so the comparison tells them apart.
+    assert (np.array(expected_prototypes) != np.array(expected_neighbours)).any()

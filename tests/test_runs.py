@@ -28,29 +28,37 @@ def test_an_analysis_is_reused_only_with_the_same_settings(tmp_path, glyphs):
     assert cached_analysis(run, grid=(0.1,), baseline=False) is None
 
 
-def test_the_untrained_baseline_is_analysed_once_per_initial_network(tmp_path, glyphs, monkeypatch):
+def test_the_untrained_baseline_is_analysed_once_per_initial_network_and_rate(tmp_path, glyphs, monkeypatch):
     import mamllib.runs as runs
 
     root = tmp_path / "runs" / "smoke"
-    for rate, seed in ((-0.1, 0), (0.4, 0), (0.4, 1)):
-        train(profile("smoke", inner_lr=rate, seed=seed), root / f"lr{rate}-seed{seed}", glyphs,
-              log=lambda *_: None)
+    settings = {"lr-0.1-seed0": dict(inner_lr=-0.1, seed=0), "lr0.4-seed0": dict(inner_lr=0.4, seed=0),
+                # the same initial network and rate, trained for another budget
+                "lr0.4-seed0-longer": dict(inner_lr=0.4, seed=0, iterations=8),
+                "lr0.4-seed1": dict(inner_lr=0.4, seed=1)}
+    for name, fields in settings.items():
+        train(profile("smoke", **fields), root / name, glyphs, log=lambda *_: None)
     analysed = []
     original = runs._analyze
     monkeypatch.setattr(runs, "_analyze", lambda run, maml, name, *args: analysed.append(name) or
                         original(run, maml, name, *args))
     first, _ = analyze_run(load_run(root / "lr-0.1-seed0", glyphs))
     second, relations = analyze_run(load_run(root / "lr0.4-seed0", glyphs))
-    assert analysed == ["trained", "untrained", "trained"]  # the second run read seed 0's baseline
-    assert len(list((root / "untrained").iterdir())) == 1
+    assert analysed == ["trained", "untrained", "trained", "untrained"]  # another rate: its own baseline
+    assert len(list((root / "untrained").iterdir())) == 2
+    longer, _ = analyze_run(load_run(root / "lr0.4-seed0-longer", glyphs))
+    assert analysed[4:] == ["trained"]  # read the baseline of seed 0 at 0.4
+    baseline = lambda readouts: (readouts[readouts.model == "untrained"].drop(columns="run")  # noqa: E731
+                                 .reset_index(drop=True))
+    pd.testing.assert_frame_equal(baseline(longer), baseline(second))
     analyze_run(load_run(root / "lr0.4-seed1", glyphs))
-    assert analysed[3:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 2
+    assert analysed[5:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 3
     # An analysis that computes more (a newer version) does not read an older baseline.
     monkeypatch.setattr(runs, "ANALYSIS_VERSION", runs.ANALYSIS_VERSION + 1)
     analyze_run(load_run(root / "lr0.4-seed1", glyphs), write=False)
-    assert analysed[5:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 3
+    assert analysed[7:] == ["trained", "untrained"] and len(list((root / "untrained").iterdir())) == 4
     monkeypatch.setattr(runs, "ANALYSIS_VERSION", runs.ANALYSIS_VERSION - 1)
-    # Each run carries its own rate's rows of the shared baseline, as if analysed alone.
+    # Each run carries its own rate's rows, as if analysed alone.
     for readouts, rate in ((first, -0.1), (second, 0.4)):
         untrained = readouts[readouts.model == "untrained"]
         # labelled with the rate as float32 holds it, as the trained network's rows are
