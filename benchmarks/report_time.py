@@ -8,6 +8,7 @@ machine it ran on, and ``benchmarks/REPORT_TIME.md`` is rendered from the timing
 latest machine.
 
     python3 benchmarks/report_time.py time d266885 HEAD   # clone, `make report`, record (about 80 min)
+    python3 benchmarks/report_time.py time HEAD --jobs 2  # the same with `make report JOBS=2`
     python3 benchmarks/report_time.py add REV --wall S --record CLONE/book/generated/executions.json
     python3 benchmarks/report_time.py table               # REPORT_TIME.md from the recorded timings
 
@@ -69,10 +70,13 @@ def commit_of(rev: str) -> str:
                           capture_output=True, text=True).stdout.strip()
 
 
-def record_timing(rev: str, wall: float, record: Path, note: str = "", commit: str | None = None) -> dict:
+def record_timing(rev: str, wall: float, record: Path, note: str = "", commit: str | None = None,
+                  jobs: int = 1) -> dict:
     """Record a timing of ``commit`` (by default what ``rev`` names now: pass the commit
-    resolved when the clone was made, since a branch may move while a report runs)."""
-    entry = {"rev": rev, "commit": commit or commit_of(rev), "machine": machine(), "wall_s": round(wall, 1),
+    resolved when the clone was made, since a branch may move while a report runs) built
+    with ``make report JOBS=jobs``."""
+    entry = {"rev": rev, "commit": commit or commit_of(rev), "jobs": jobs, "machine": machine(),
+             "wall_s": round(wall, 1),
              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "stages": stages(record), "note": note}
     timings = json.loads(TIMES.read_text()) if TIMES.exists() else []
@@ -80,21 +84,28 @@ def record_timing(rev: str, wall: float, record: Path, note: str = "", commit: s
     return entry
 
 
-def time_report(rev: str, keep: Path | None = None) -> dict:
+def time_report(rev: str, keep: Path | None = None, jobs: int = 1) -> dict:
     """Clone this repository at ``rev`` into a temporary folder (or into ``keep``, left in
-    place to read the book it built) and time `make report` there."""
+    place to read the book it built) and time `make report JOBS=jobs` there."""
     commit = commit_of(rev)  # now: HEAD may move while the report runs
     with tempfile.TemporaryDirectory(prefix="report-time-") as folder:
-        clone = keep / commit if keep else Path(folder) / "clone"
+        clone = keep / label({"commit": commit, "jobs": jobs}) if keep else Path(folder) / "clone"
         subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True)
         subprocess.run(["git", "checkout", "--quiet", commit], cwd=clone, check=True)
         started = time.perf_counter()
-        done = subprocess.run(["make", "report"], cwd=clone, stdout=subprocess.DEVNULL,
+        done = subprocess.run(["make", "report", f"JOBS={jobs}"], cwd=clone, stdout=subprocess.DEVNULL,
                               stderr=subprocess.STDOUT)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"`make report` failed at {rev} (exit status {done.returncode}); nothing recorded")
-        return record_timing(rev, wall, clone / "book" / "generated" / "executions.json", commit=commit)
+        return record_timing(rev, wall, clone / "book" / "generated" / "executions.json", commit=commit,
+                             jobs=jobs)
+
+
+def label(timing: dict) -> str:
+    """A timing's column: its commit, and the jobs it ran with where not the default one."""
+    jobs = timing.get("jobs", 1)
+    return timing["commit"] if jobs == 1 else f"{timing['commit']}-jobs{jobs}"
 
 
 def _when(timing: dict) -> datetime.datetime:
@@ -110,7 +121,7 @@ def render(timings: list[dict]) -> str:
         return "# `make report` from a fresh clone\n\nNo timing recorded yet.\n"
     latest_machine, latest = timings[-1]["machine"], _when(timings[-1])
     day = timings[-1]["date"][:10]
-    by_commit = {t["commit"]: t for t in timings if t["machine"] == latest_machine
+    by_commit = {label(t): t for t in timings if t["machine"] == latest_machine
                  and latest - _when(t) <= datetime.timedelta(hours=SESSION_HOURS)}
     commits = list(by_commit)
     found = {stage for t in by_commit.values() for stage in t["stages"]}
@@ -121,7 +132,8 @@ def render(timings: list[dict]) -> str:
              "environment included), and the seconds of each stage from the report's record; the "
              "rest (the virtual environment, the book build) is the difference. Only the timings of "
              f"one session ({day}) are shown: another host of the same kind can be up to 2x slower or "
-             "faster, so earlier sessions' timings stay in the JSON file only.", "",
+             "faster, so earlier sessions' timings stay in the JSON file only. A column "
+             "`<commit>-jobsN` ran `make report JOBS=N`.", "",
              "| stage | " + " | ".join(f"{c} ({by_commit[c]['date'][:10]})" for c in commits) + " |",
              "|---|" + "---|" * len(commits)]
     for name in names:
@@ -147,22 +159,24 @@ def main() -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     timing = commands.add_parser("time", help="clone each REV, time `make report` there, record it")
     timing.add_argument("revs", nargs="+", metavar="REV")
-    timing.add_argument("--keep", type=Path, help="clone into KEEP/<commit> and leave it there")
+    timing.add_argument("--keep", type=Path, help="clone into KEEP/<column> and leave it there")
+    timing.add_argument("--jobs", type=int, default=1, help="run `make report JOBS=N` (default: 1)")
     added = commands.add_parser("add", help="record a fresh clone's `make report` timed by hand")
     added.add_argument("rev", metavar="REV")
     added.add_argument("--wall", type=float, required=True, help="seconds `make report` took")
     added.add_argument("--record", type=Path, required=True,
                        help="that clone's book/generated/executions.json")
     added.add_argument("--note", default="", help="how this timing was taken, if not as `time` takes it")
+    added.add_argument("--jobs", type=int, default=1, help="the JOBS it ran with (default: 1)")
     commands.add_parser("table", help="write REPORT_TIME.md from the recorded timings")
     args = parser.parse_args()
     if args.command == "time":
         for rev in args.revs:
-            print(json.dumps(time_report(rev, args.keep)))
+            print(json.dumps(time_report(rev, args.keep, args.jobs)))
     elif args.command == "add":
         if not args.record.exists():
             sys.exit(f"--record {args.record}: no such file; give the clone's book/generated/executions.json")
-        print(json.dumps(record_timing(args.rev, args.wall, args.record, args.note)))
+        print(json.dumps(record_timing(args.rev, args.wall, args.record, args.note, jobs=args.jobs)))
     TABLE.write_text(render(json.loads(TIMES.read_text()) if TIMES.exists() else []))
     print(f"wrote {TABLE}")
 

@@ -15,3 +15,11 @@ def test_the_table_holds_one_session_even_when_two_fall_on_one_day():
                     _timing("bbbbbbb", "2026-12-04T21:10:00+00:00", 1381.0)])
     assert "aaaaaaa" not in table and "1587" not in table
     assert "Against d266885 on the same machine: bbbbbbb 0.88x." in table
+
+
+def test_a_timing_with_two_jobs_is_a_column_of_its_own():
+    two_jobs = {**_timing("bbbbbbb", "2026-12-04T22:10:00+00:00", 1200.0), "jobs": 2}
+    table = render([_timing("d266885", "2026-12-04T21:00:00+00:00", 1500.0),
+                    _timing("bbbbbbb", "2026-12-04T21:40:00+00:00", 1350.0), two_jobs])
+    assert "| bbbbbbb (2026-12-04) | bbbbbbb-jobs2 (2026-12-04) |" in table
+    assert "bbbbbbb 0.90x; bbbbbbb-jobs2 0.80x." in table
