@@ -24,10 +24,12 @@ test: $(STAMP)
 
 # The whole report: the sweep of training rates (one executed notebook each), the
 # theory notebooks, the summary, and the Jupyter Book in book/_build/html/.
-# Re-running skips every notebook that is current. JOBS=2: a local Dask cluster of two
-# workers (two settings at once); MAMLLIB_SCHEDULER=tcp://HOST:8786 uses a running cluster.
+# Re-running skips every notebook that is current. JOBS=2 (the default): a local Dask
+# cluster of two workers, two settings at once, the cores shared between them (on 2 cores
+# the whole report took 0.80x the time of JOBS=1: benchmarks/REPORT_TIME.md); JOBS=1: one
+# worker with every core. MAMLLIB_SCHEDULER=tcp://HOST:8786 uses a running cluster.
 # TIER=full trains every setting of every experiment (mamllib/tiers.py; for a cluster).
-JOBS ?= 1
+JOBS ?= 2
 TIER ?= default
 report: $(STAMP)
 	$(PY) -m mamllib report --profile $(PROFILE) -j $(JOBS) --tier $(TIER)

@@ -23,3 +23,14 @@ def test_a_timing_with_two_jobs_is_a_column_of_its_own():
                     _timing("bbbbbbb", "2026-12-04T21:40:00+00:00", 1350.0), two_jobs])
     assert "| bbbbbbb (2026-12-04) | bbbbbbb-jobs2 (2026-12-04) |" in table
     assert "bbbbbbb 0.90x; bbbbbbb-jobs2 0.80x." in table
+    # Its stages overlap, so the wall time they leave over is not shown.
+    assert "| venv, book build and the rest | 750 | 675 | - |" in table
+
+
+def test_a_session_starts_at_its_timing_of_the_baseline():
+    # An earlier session's commit timed less than three hours before this session's
+    # baseline ran on another host maybe: it is left out.
+    table = render([_timing("ccccccc", "2026-12-04T21:10:00+00:00", 1381.0),
+                    _timing("d266885", "2026-12-04T23:06:00+00:00", 1503.0),
+                    _timing("ddddddd", "2026-12-04T23:29:00+00:00", 1218.0)])
+    assert "ccccccc" not in table and "Against d266885 on the same machine: ddddddd 0.81x." in table
