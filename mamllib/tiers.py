@@ -81,17 +81,20 @@ class Tier:
 
 
 # Costs on a 2-core CPU (benchmarks/REPORT_TIME.md has the measured report): a main-sweep
-# or learned-rate run ~70 s of training and ~30 s of page, a surrogate run ~210 s, a
-# few-task network 15-40 s on 4 tasks (the default report of df90671), and, timed before
-# mamllib set the allocator (mamllib.allocator), 40-130 s on 16 and 35-140 s on fresh tasks
-# (early stopping on the best test rate: each validation scores nine test rates). The
-# default's few-task grid is therefore the one pool where the prediction applies; the
-# fresh-task end of the axis is the main sweep's. Its baselines train in 45-70 s (Protonet
-# fastest, the zeroing trick slowest; Proto-MAML, whose meta-gradient runs through the
-# prototypes too, took about 1.5x MAML's time); the default trains all but Proto-MAML, at the
-# best rate of the sweep in earlier builds. Three main-sweep seeds at the default's four rates
-# would add some 800 s to a report that has about 190 s left of d266885's time: they are the
-# full tier's.
+# or learned-rate run ~70 s of training and ~30 s of page with one job at a time (~100 s
+# and ~44 s with make report's two jobs of one thread each, so ~50 s and ~22 s of wall
+# time), a surrogate run ~210 s, a few-task network 15-40 s on 4 tasks (the default report
+# of df90671), and, timed before mamllib set the allocator (mamllib.allocator), 40-130 s on
+# 16 and 35-140 s on fresh tasks (early stopping on the best test rate: each validation
+# scores nine test rates). The default's few-task grid is therefore the one pool where the
+# prediction applies; the fresh-task end of the axis is the main sweep's. Its baselines
+# train in 45-70 s (Protonet fastest, the zeroing trick slowest; Proto-MAML, whose
+# meta-gradient runs through the prototypes too, took about 1.5x MAML's time); the default
+# trains all but Proto-MAML, at the best rate of the sweep in earlier builds. Three
+# main-sweep seeds at the default's four rates (eight runs, and ten pages with the
+# learned-rate settings at seeds 1 and 2) would add some 620 s of wall time to a report of
+# 969 s (two jobs) against d266885's 1503 s: 1.06x in all, before their baselines; at three
+# rates some 480 s (0.96x, within the noise of a host). They are the full tier's.
 TIERS: dict[str, Tier] = {
     "default": Tier(sweep_rates=(-0.1, 0.0, 0.1, 0.4), sweep_seeds=(0,), learned_seeds=(0, 1, 2),
                     few_tasks=Plan(pools=(4,), rates=(-0.1, 0.0, 0.1), seeds=(0, 1, 2)),
