@@ -17,7 +17,10 @@
 # What produced this build: package versions, the machine, every run's configuration
 # hash and wall time, and the wall time of every stage: the training of the runs (in
 # populations, before any page) and every executed notebook. Two runs with the
-# same configuration hash and seed give the same numbers on a CPU.
+# same configuration hash and seed give the same numbers on one CPU with the same number
+# of torch threads; another thread count sums float32 numbers in another order, which
+# changes the last digits of some runs (`make report` runs two jobs of one thread each on
+# 2 cores; `JOBS=1 make report` one job of two threads).
 
 # %% tags=["parameters"]
 profile = "quick"
@@ -74,7 +77,9 @@ formats.glue_table("runs_table", provenance.runs_table(runs_root, profile))
 #
 # ## Stages: the training and the executed notebooks
 #
-# {numref}`tbl-stages` gives the wall time of every stage of this build.
+# {numref}`tbl-stages` gives the wall time of every stage of this build. Where the build
+# ran several jobs at once (`make report` runs two), stages overlap, so their wall times
+# add up to more than the build took.
 
 # %% tags=["remove-output"]
 formats.glue_table("stages_table", provenance.executions_table(record))
