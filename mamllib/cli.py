@@ -326,7 +326,8 @@ def _add_sweep_flags(parser: argparse.ArgumentParser, by_tier: bool = False) -> 
     parser.add_argument("--no-learned", action="store_true", help="leave out the learned-rate setting")
     parser.add_argument("-j", "--jobs", type=_integer, default=1,
                         help="worker processes of the local cluster: settings run at once, the cores "
-                             "shared out among them (default: 1)")
+                             "shared out among them (default: 1; make report passes 2, which took "
+                             "0.80x the time of 1 on 2 cores: benchmarks/REPORT_TIME.md)")
     where = parser.add_argument_group(
         "where the work runs (a Dask cluster; default: a local one started here)")
     where.add_argument("--scheduler", metavar="ADDRESS",
