@@ -134,7 +134,7 @@ def untrained_analysis(run: TrainedRun, rates: torch.Tensor) -> tuple[pd.DataFra
 
     They depend on the seed and shape of the network, the test tasks and the rate, not on
     training: every run of one seed and rate shares them (a run trained to convergence
-    and the same setting's fixed budget, a baseline's MAML run...). So the first such run
+    and the same setting's fixed budget, for example). So the first such run
     analyses them into ``<run's parent>/untrained/<key>/`` and the others read them from
     there. Learned per-tensor rates are analysed for the run alone. (Analysing the whole
     rate grid at the first run of a seed, for every later rate to read, cost more than the
