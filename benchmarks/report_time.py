@@ -119,15 +119,15 @@ def latest_session(timings: list[dict]) -> list[dict]:
     latest_machine, latest = timings[-1]["machine"], _when(timings[-1])
     recent = [t for t in timings if t["machine"] == latest_machine
               and latest - _when(t) <= datetime.timedelta(hours=SESSION_HOURS)]
-    baselines = [k for k, t in enumerate(recent) if label(t).startswith(BASELINE) and t.get("jobs", 1) == 1]
+    baselines = [k for k, t in enumerate(recent)
+                 if t["commit"].startswith(BASELINE) and label(t) == t["commit"]]  # one job, as timed first
     return recent[baselines[-1]:] if baselines else recent
 
 
 def render(timings: list[dict]) -> str:
-    """The table of the latest session's timings (the latest machine, within
-    ``SESSION_HOURS`` of the latest timing): each commit's latest, stage by stage. Hosts of
-    one kind differ up to 2x and give the same machine name, so only timings of one
-    session compare, and two sessions can fall on one day."""
+    """The table of the latest session's timings (:func:`latest_session`): each column's
+    latest, stage by stage. Hosts of one kind differ up to 2x and give the same machine
+    name, so only timings of one session compare, and two sessions can fall on one day."""
     if not timings:
         return "# `make report` from a fresh clone\n\nNo timing recorded yet.\n"
     day = timings[-1]["date"][:10]
