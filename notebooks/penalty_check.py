@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 profile = "quick"        # mamllib profile of the networks and data
 runs_root = "runs"       # where trained runs live (shared with the sweep: cached runs are reused)
-trained_rate = 0.4       # the trained model examined in part 2
+trained_rate = 0.1       # the trained model examined in part 2 (both tiers train it at seed 0)
 n_tasks = 4              # tasks in the meta-batch the expansion is measured on
 surrogate_rates = [-0.1, 0.1]  # training rates of the surrogate-versus-MAML comparison (none: skipped)
 fit_upto = 0.02          # largest a of the slope fits: the slopes are a small-a statement

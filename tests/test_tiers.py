@@ -14,13 +14,15 @@ def test_an_unknown_tier_is_refused():
 
 
 def test_the_default_tier_is_part_of_the_full_one():
-    """Every default number is one the full tier computes too, on the same networks."""
+    """Every default number is one the full tier computes too, on the same networks; and the main
+    sweep has the three seeds its statistics over seeds need."""
     default, full = tiers.TIERS["default"], tiers.TIERS["full"]
     for field in ("sweep_rates", "sweep_seeds", "learned_seeds", "surrogate_rates", "pattern_seeds",
-                  "converged_seeds", "baselines"):
+                  "converged_seeds", "baselines", "baseline_seeds"):
         assert set(getattr(default, field)) <= set(getattr(full, field)), field
     assert set(default.few_tasks.configs("quick")) <= set(full.few_tasks.configs("quick"))
     assert set(default.baseline_configs("quick")) <= set(full.baseline_configs("quick"))
+    assert len(default.sweep_seeds) >= 3 and 0 in default.sweep_seeds
 
 
 def _numbers(clause: str) -> set[float]:
@@ -37,10 +39,10 @@ def test_the_first_page_names_every_setting_the_default_leaves_out():
     assert baselines_added == ["the baseline Proto-MAML"]
     assert clauses["the fine test-rate grid on"] == "600 test tasks with 1, 5 and 10 inner steps"
     assert "scored at a fine grid of test rates on 50 test tasks with 1 inner step;" in text
-    assert ("the baselines ANIL, MAML with the zeroing trick and Prototypical Networks train at rate 0.1"
-            in text)
+    assert re.search(r"the baselines ANIL, MAML with the zeroing trick and Prototypical Networks train at "
+                     r"rate 0.1 \([^)]*\), seed 0;", text)
     assert _numbers(clauses["main-sweep rates"]) == set(full.sweep_rates) - set(default.sweep_rates)
-    assert _numbers(clauses["main-sweep seeds"]) == set(full.sweep_seeds) - set(default.sweep_seeds)
+    assert _numbers(clauses.get("main-sweep seeds", "")) == set(full.sweep_seeds) - set(default.sweep_seeds)
     learned_added = set(full.learned_seeds) - set(default.learned_seeds)
     assert _numbers(clauses.get("learned-rate seeds", "")) == learned_added
     pools_added = set(full.few_tasks.pools) - set(default.few_tasks.pools)
@@ -56,7 +58,9 @@ def test_the_first_page_names_every_setting_the_default_leaves_out():
     assert _numbers(clauses.get("few-task label noise of", "")) == noise_added
     converged_added = set(full.converged_seeds) - set(default.converged_seeds)
     assert _numbers(clauses.get("the main sweep at convergence at seeds", "")) == converged_added
-    assert "does not train the surrogate" in text and "with learned rates, seed 0" in text
+    baseline_seeds_added = set(full.baseline_seeds) - set(default.baseline_seeds)
+    assert _numbers(clauses.get("every baseline at seeds", "")) == baseline_seeds_added
+    assert "does not train the surrogate" in text and "with learned rates, 3 seeds" in text
     assert "signs are compared over 3 seeds" in text
     assert "adds" not in tiers.tier_text("quick", "full")
 
@@ -84,14 +88,19 @@ def test_baselines_train_where_maml_has_runs_to_compare_with():
     default = tiers.TIERS["default"]
     for config in default.baseline_configs("quick"):
         assert config.inner_lr in default.sweep_rates and config.seed in default.sweep_seeds
-        assert config.method in default.baselines
+        assert config.method in default.baselines and config.seed in default.baseline_seeds
     with pytest.raises(ValueError, match="baseline_rate 0.3"):
         tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,), few_tasks=default.few_tasks,
                    surrogate_rates=(), baselines=("anil",), baseline_rate=0.3)
     with pytest.raises(ValueError, match="'maml'"):
         tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,), few_tasks=default.few_tasks,
                    surrogate_rates=(), baselines=("maml",))
+    with pytest.raises(ValueError, match=r"baseline_seeds \[1\]"):
+        tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,), few_tasks=default.few_tasks,
+                   surrogate_rates=(), baselines=("anil",), baseline_seeds=(0, 1))
     assert default.with_sweep(rates=[0.4]).baselines == ()  # no MAML at their rate to compare with
+    assert default.with_sweep(seeds=[1, 2]).baselines == ()  # nor at their seed
+    assert default.with_sweep(seeds=[2, 0]).baseline_configs("quick") == default.baseline_configs("quick")
 
 
 def test_the_sign_pattern_is_trained_only_where_its_comparisons_exist():

@@ -149,7 +149,7 @@ def build_report(root: Path, profile: str = "quick", rates: Iterable[float] | No
     rates, seeds = built.sweep_rates, built.sweep_seeds
     settings, others = report_executions(profile, list(rates), list(seeds), learned, "runs", small,
                                          built.surrogate_rates, built.sweep_overrides())
-    baselines = baseline_settings(profile, built.baselines, built.baseline_rate, seeds, "runs")
+    baselines = baseline_settings(profile, built.baselines, built.baseline_rate, built.baseline_seeds, "runs")
     record = out_dir / RECORD
     recorded = record.read_bytes() if record.exists() else b""
     with maybe_cluster(cluster, root, jobs) as cluster:
