@@ -454,6 +454,30 @@ def best_rate_text(readouts: pd.DataFrame) -> str:
     return text + "; no other rate's interval reaches it."
 
 
+def validated_rate_text(metrics: Iterable[dict[str, Any]], readouts: pd.DataFrame) -> str:
+    """The fixed training rate whose runs score best on the validation tasks (each run's
+    last validation, at its own test rate; mean over seeds), and that rate's meta-test
+    accuracy: the best rate chosen without looking at the test tasks."""
+    last = pd.DataFrame([{"rate": m["config"]["inner_lr"], "seed": m["config"]["seed"],
+                          "accuracy": m["validation"][-1]["accuracy"], "tasks": m["config"]["val_tasks"]}
+                         for m in metrics if m["status"] == "completed" and m["validation"]
+                         and not m["config"]["learn_inner_lr"] and not m["config"].get("tensor_inner_lrs")])
+    maml = _trained_at_fixed_rates(readouts)
+    maml = maml[maml["readout"] == "maml"]
+    if last.empty or maml.empty:
+        return "No run trained at a fixed rate was validated and scored."
+    chosen = last.groupby("rate")["accuracy"].mean().idxmax()
+    test = interval_table(maml[maml["train_inner_lr"] == chosen], "accuracy", ["train_inner_lr"]).iloc[0]
+    seeds = last["seed"].nunique()
+    over = "one seed" if seeds == 1 else f"mean over {seeds} seeds"
+    highest = maml.groupby("train_inner_lr")["accuracy"].mean().idxmax()
+    same = ("the rate the test tasks rank first too" if highest == chosen
+            else f"the test tasks rank {highest:g} first instead")
+    return (f"Chosen on the validation tasks instead ({last['tasks'].iloc[0]} tasks, each run's last "
+            f"validation, {over}), the best fixed training rate is {chosen:g}, with a meta-test accuracy of "
+            f"{percent(test['mean'], (test['high'] - test['low']) / 2)}: {same}.")
+
+
 GAP_COLUMN = "prototypes, un-adapted − MAML (points ± paired 95% interval)"
 
 

@@ -89,6 +89,7 @@ versus_untrained = findings.describe_gap(
     "the un-adapted prototypes of the trained networks", "those of the untrained network")
 glue("trained_vs_untrained_text", versus_untrained, display=False)
 glue("best_rate_text", findings.best_rate_text(readouts), display=False)
+glue("validated_rate_text", findings.validated_rate_text(metrics.values(), readouts), display=False)
 
 # %% [markdown]
 # ```{glue:figure} accuracy_trained
@@ -108,7 +109,8 @@ glue("best_rate_text", findings.best_rate_text(readouts), display=False)
 # it is adapted with: what the features and the adaptation do before any meta-training.
 # ```
 #
-# {glue:text}`best_rate_text` {glue:text}`trained_vs_untrained_text`
+# {glue:text}`best_rate_text` {glue:text}`validated_rate_text`
+# {glue:text}`trained_vs_untrained_text`
 # {numref}`tbl-summary-accuracy-trained` and {numref}`tbl-summary-accuracy-untrained` give
 # the numbers.
 
@@ -426,8 +428,8 @@ glue("negative_step_text", findings.negative_step_text(signs, fine_signs, fine_t
 # :name: fig-summary-rate-grid
 #
 # MAML's meta-test accuracy (%) when each trained network (rows: its training rate) is
-# adapted at each test rate (columns) instead of its own, one seed, mean over the
-# {glue:text}`n_test_tasks` test tasks.
+# adapted at each test rate (columns) instead of its own, mean over the
+# {glue:text}`n_test_tasks` test tasks (and over the seeds, where a rate has several).
 # ```
 #
 # {glue:text}`test_rate_text` {numref}`tbl-summary-test-sign` gives the numbers.
@@ -445,7 +447,8 @@ glue("curve_summary_text", findings.curve_summary_text(readouts), display=False)
 # picked on the test tasks themselves (so both accuracies are optimistic, and the
 # interval does not cover the choice; where other rates of that sign score the same, the
 # first is named and the others counted), and the paired difference of their accuracies in
-# percentage points ± the half-width of its 95% interval over the test tasks.
+# percentage points ± the half-width of its 95% interval over the test tasks (over seeds
+# and tasks where a rate has several seeds).
 # ```
 #
 # (summary-test-rates)=

@@ -56,6 +56,29 @@ def test_headline_numbers_read_the_fixed_rate_trained_models():
     assert alone.endswith("no other rate's interval reaches it.")
 
 
+def _validated(rate, seed, accuracy, learned=False, status="completed"):
+    return {"status": status, "config": {"inner_lr": rate, "seed": seed, "learn_inner_lr": learned,
+                                         "val_tasks": 100},
+            "validation": [{"iteration": 400, "accuracy": 0.0}, {"iteration": 800, "accuracy": accuracy}]}
+
+
+def test_the_validated_rate_is_chosen_on_validation_and_reported_on_test_tasks():
+    rows = _readout_rows(0.1, "maml", [0.80, 0.90]) + _readout_rows(0.4, "maml", [0.95, 0.95])
+    readouts = pd.DataFrame(rows)
+    # 0.1 validates best on average over its two seeds (0.75 against 0.7), though 0.4 tests best; a
+    # learned-rate run and a diverged one validate higher still and are not candidates.
+    metrics = [_validated(0.1, 0, 0.9), _validated(0.1, 1, 0.6), _validated(0.4, 0, 0.7),
+               _validated(0.4, 1, 0.7), _validated(0.1, 2, 1.0, learned=True),
+               _validated(-0.4, 0, 1.0, status="diverged")]
+    text = findings.validated_rate_text(metrics, readouts)
+    assert "best fixed training rate is 0.1," in text and "85.0%" in text and "2 seeds" in text
+    assert "rank 0.4 first instead" in text
+    agreeing = findings.validated_rate_text([_validated(0.1, 0, 0.5), _validated(0.4, 0, 0.9)], readouts)
+    assert "rate is 0.4," in agreeing and "95.0%" in agreeing and "first too" in agreeing
+    assert "one seed" in agreeing
+    assert findings.validated_rate_text([], readouts).startswith("No run")
+
+
 def test_readout_gap_pairs_tasks_and_describes_the_sign():
     rows = []
     for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]),
