@@ -45,3 +45,37 @@ def test_notebooks_work_in_the_book_root_from_any_folder_below_it(tmp_path, monk
     outside.mkdir()
     monkeypatch.chdir(outside)
     assert book_root() is None and work_in_book_root() == outside.resolve()  # stays put
+
+
+# Each process makes its own interpreter prefix the environment's, then waits for the
+# others, so that all of them ask for the kernel at the same instant.
+KERNEL_AT_ONCE = """
+import sys, time
+sys.prefix = sys.argv[1]  # before jupyter_core reads it: the kernel goes to a fresh prefix
+from mamllib.pipeline.notebooks import kernel_name
+start = float(sys.argv[2])
+while time.time() < start:
+    pass
+print(kernel_name())
+"""
+
+
+def test_notebooks_started_at_once_in_a_fresh_environment_all_get_the_kernel(tmp_path):
+    """make report's jobs start their first notebooks together in a fresh virtual
+    environment: none may fail because another is installing the kernel."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    env = {**os.environ, "JUPYTER_DATA_DIR": str(tmp_path / "user"), "JUPYTER_PATH": ""}
+    start = time.time() + 8  # after every process has imported mamllib
+    command = [sys.executable, "-c", KERNEL_AT_ONCE, str(tmp_path / "prefix"), str(start)]
+    processes = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                 for _ in range(6)]
+    results = [process.communicate(timeout=120) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 6, [err[-500:] for _, err in results]
+    assert [out.strip() for out, _ in results] == ["mamllib"] * 6
+    kernel = tmp_path / "prefix" / "share" / "jupyter" / "kernels" / "mamllib" / "kernel.json"
+    spec = json.loads(kernel.read_text())
+    assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve()

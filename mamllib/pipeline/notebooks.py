@@ -7,6 +7,7 @@ tagged ``parameters`` and execute it top to bottom in this environment's Python.
 
 from __future__ import annotations
 
+import fcntl
 import sys
 import tempfile
 from pathlib import Path
@@ -37,20 +38,33 @@ def glued_values(notebook: dict[str, Any]) -> dict[str, str]:
 
 
 def kernel_name() -> str:
-    """The Jupyter kernel that runs this very interpreter (installed on first use)."""
+    """The Jupyter kernel that runs this very interpreter (installed on first use).
+
+    Notebooks executed at once (``make report``'s two jobs, in a fresh virtual
+    environment) would all install it at once, and one install deletes the folder another
+    is writing: so one process installs it while the others wait, under a file lock."""
+    name = "mamllib"
+    if _runs_this_interpreter(name):
+        return name
+    folder = Path(sys.prefix) / "share" / "jupyter"
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / f".{name}-kernel.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _runs_this_interpreter(name):  # not installed by the process that held the lock
+            from ipykernel.kernelspec import install
+
+            install(user=False, kernel_name=name, display_name="Python (mamllib)", prefix=sys.prefix)
+    return name
+
+
+def _runs_this_interpreter(name: str) -> bool:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
-    name = "mamllib"
     try:
         spec = KernelSpecManager().get_kernel_spec(name)
-        if Path(spec.argv[0]).resolve() == Path(sys.executable).resolve():
-            return name
     except NoSuchKernel:
-        pass
-    from ipykernel.kernelspec import install
-
-    install(user=False, kernel_name=name, display_name="Python (mamllib)", prefix=sys.prefix)
-    return name
+        return False
+    return Path(spec.argv[0]).resolve() == Path(sys.executable).resolve()
 
 
 def execute(source: Path, output: Path, parameters: dict[str, Any], cwd: Path | None = None,
