@@ -519,12 +519,15 @@ def baseline_comparison(readouts: pd.DataFrame, rate: float | None) -> pd.DataFr
     meta-test accuracy of its trained networks at training rate ``rate`` by its own rule,
     with its 95% interval (over seeds and tasks); its difference from MAML on the same
     seeds and tasks, paired, with that interval; and the un-adapted prototypes' accuracy on
-    its features. ``readouts`` carry ``method`` and ``seed`` columns
+    its features. Every method is read at the seeds every method has (a tier may train MAML
+    at more seeds than its baselines), so that each row and difference rests on the same
+    networks' seeds. ``readouts`` carry ``method`` and ``seed`` columns
     (:func:`mamllib.runs.method_readouts`); no rate, no rows."""
     columns = ["method", "mean", "low", "high", "units", "proto_mean", "proto_low", "proto_high",
                "difference_mean", "difference_low", "difference_high", "label_spread"]
     if rate is None:
         return pd.DataFrame(columns=columns).set_index("method")
+    readouts = readouts[readouts["seed"].isin(_shared_seeds(readouts[readouts["train_inner_lr"] == rate]))]
     rows = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
                     & (readouts["train_inner_lr"] == rate)]
     own, prototypes = rows[rows["readout"] == "maml"], rows[rows["readout"] == "proto_unadapted"]
@@ -543,6 +546,12 @@ def baseline_comparison(readouts: pd.DataFrame, rate: float | None) -> pd.DataFr
             entry.update(difference_mean=mean, difference_low=low, difference_high=high)
         table.append(entry)
     return pd.DataFrame(table, columns=columns).set_index("method")
+
+
+def _shared_seeds(readouts: pd.DataFrame) -> set[int]:
+    """The seeds at which every method of ``readouts`` has networks."""
+    by_method = [set(seeds) for seeds in readouts.groupby("method")["seed"].unique()]
+    return set.intersection(*by_method) if by_method else set()
 
 
 def baseline_table(comparison: pd.DataFrame) -> pd.DataFrame:

@@ -380,7 +380,9 @@ glue("baselines_text", findings.baselines_text(baselines, baseline_rate), displa
 # :name: tbl-summary-baselines
 #
 # Networks trained by MAML and by each baseline at the same training rate (Prototypical
-# Networks take no inner step), scored on the same test tasks by their own rules:
+# Networks take no inner step) and at the seeds every method trained at (the sentence
+# below says how many; MAML's other seeds are left out here), scored on the same test
+# tasks by their own rules:
 # meta-test accuracy (%), its difference from MAML's in percentage points (paired: the
 # same seeds and tasks), and the un-adapted prototypes' accuracy on the network's
 # features (%), each ± the half-width of its 95% interval (over the test tasks; over

@@ -494,6 +494,16 @@ def test_baselines_are_compared_with_maml_on_the_same_seeds_and_tasks():
     assert table.iloc[0, 1] == "–"  # MAML has no difference from itself
 
 
+def test_baselines_trained_at_fewer_seeds_are_compared_with_maml_at_those_seeds_alone():
+    maml = [[0.9, 0.8], [0.1, 0.2], [0.1, 0.3]]  # seeds 1 and 2 would pull MAML's mean far down
+    comparison = findings.baseline_comparison(_method_readouts({"maml": maml, "anil": [[0.8, 0.7]]}), 0.1)
+    assert comparison["units"].tolist() == [1, 1]
+    assert comparison.loc["maml", "mean"] == pytest.approx(0.85)
+    assert comparison.loc["anil", "difference_mean"] == pytest.approx(-0.1)
+    text = findings.baselines_text(comparison, 0.1)
+    assert text.startswith("Against MAML trained at rate 0.1 (1 seed; paired")
+
+
 def test_a_baseline_without_its_maml_network_is_not_compared():
     readouts = _method_readouts({"anil": [[0.5, 0.6]]})
     assert findings.baseline_rate(readouts) == 0.1
