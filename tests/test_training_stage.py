@@ -34,6 +34,19 @@ def test_the_commands_train_exactly_the_runs_asked_for():
     assert split_commands(commands, 1) == [commands]
 
 
+def test_a_network_asked_for_with_two_scorings_is_trained_by_one_command():
+    """The sweep's learned-rate settings carry the pages' test-rate curve; the learned-sign
+    comparison asks for the same networks without it. One command must train each."""
+    settings, _ = report_executions("smoke", [0.4], [0, 1], True, "runs", small=False,
+                                    overrides={"curve_tasks": 10})
+    plain = [profile("smoke", inner_lr=0.1, learn_inner_lr=True, seed=seed) for seed in (0, 1, 2)]
+    wanted = stage_runs(settings, plain)
+    assert len(wanted) == 2 + 2 + 1  # 0.4 and learned at seeds 0 and 1, and learned at seed 2 alone
+    assert [c.curve_tasks for c in wanted if c.learn_inner_lr] == [10, 10, 0]
+    commands = train_commands(wanted, "smoke", "runs")
+    assert sum("--learn-inner-lr" in command for command in commands) == 2  # seeds 0-1 with the curve; 2
+
+
 def test_nothing_is_trained_or_recorded_when_every_run_is_trained(tmp_path, glyphs):
     configs = [profile("smoke", inner_lr=rate) for rate in (-0.1, 0.1)]
     out = tmp_path / "book" / "generated"

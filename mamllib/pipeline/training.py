@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterable
 
-from mamllib.checkpoint import run_folder
+from mamllib.checkpoint import run_folder, run_name
 from mamllib.config import Config
 from mamllib.config import profile as make_profile
 from mamllib.files import atomic_write_json
@@ -29,9 +29,14 @@ STAGE = "training"  # the stage's entry in the sweep's record
 
 
 def stage_runs(settings: list[Execution], extra: Iterable[Config] = ()) -> list[Config]:
-    """The configs of the settings' runs and of ``extra`` runs (other notebooks'), once each."""
-    configs = [setting_config(e.parameters) for e in settings] + list(extra)
-    return list(dict.fromkeys(configs))
+    """The configs of the settings' runs and of ``extra`` runs (other notebooks'), once per
+    trained network: configs that differ only in how a run is scored (a page's test-rate
+    curve) train the same folder, and two commands for it could train it twice at once on
+    two workers. The first config of a network is kept (the settings' own)."""
+    kept: dict[tuple[str, str], Config] = {}
+    for config in [setting_config(e.parameters) for e in settings] + list(extra):
+        kept.setdefault((run_name(config), config.training_hash()), config)
+    return list(kept.values())
 
 
 def train_commands(configs: list[Config], profile: str, runs_root: str,
