@@ -388,15 +388,22 @@ def curve_summary_text(readouts: pd.DataFrame) -> str:
         return "No network was scored at the fine grid of test rates."
     spans = []
     for (rate, steps), group in rows.groupby(["train_inner_lr", "steps"]):
-        plateau = curve_plateau(group.groupby("test_inner_lr")["accuracy"].mean())
+        accuracy = group.groupby("test_inner_lr")["accuracy"].mean()
+        plateau = curve_plateau(accuracy)
         span = (f"{plateau['best']:+g} alone" if plateau["low"] == plateau["high"]
                 else f"{plateau['low']:+g} to {plateau['high']:+g}")
+        # the other sign's rates within 2 points too: then the sign does not matter much either
+        other = accuracy[(np.sign(accuracy.index) == -np.sign(plateau["best"]))
+                         & (accuracy >= plateau["accuracy"] - CURVE_TOLERANCE)]
+        if len(other):
+            span += (f" and, of the other sign, {other.index.min():+g}" if len(other) == 1
+                     else f" and, of the other sign, {other.index.min():+g} to {other.index.max():+g}")
         spans.append(f"{span} (trained at {rate:g}, {steps} step{'s' if steps > 1 else ''})")
     smallest = rows["test_inner_lr"].abs().min()
-    return (f"On {rows['task'].nunique()} test tasks, the test rates of the best one's sign that score "
-            "within 2 points of it span " + "; ".join(spans) + ", of ten magnitudes halving from 1.6 to "
-            f"{smallest:.2g} per sign. Outside its span a network scores more than 2 points lower on these "
-            "tasks; the best rate is picked on the same tasks and 2 points is within the figure's bands, so "
+    return (f"On {rows['task'].nunique()} test tasks, the test rates that score within 2 points of the best "
+            "one span " + "; ".join(spans) + ", of ten magnitudes halving from 1.6 to "
+            f"{smallest:.2g} per sign. Outside these spans a network scores more than 2 points lower on "
+            "these tasks; the best rate is picked on the same tasks and 2 points is within the figure's bands, so "
             "a span is a coarse reading of where the magnitude stops mattering.")
 
 
@@ -527,13 +534,16 @@ def baseline_comparison(readouts: pd.DataFrame, rate: float | None) -> pd.DataFr
                "difference_mean", "difference_low", "difference_high", "label_spread"]
     if rate is None:
         return pd.DataFrame(columns=columns).set_index("method")
+    # A learned-rate run starts its rates at the baselines' rate but is not trained at it.
+    readouts = fixed_rate_rows(readouts)
     readouts = readouts[readouts["seed"].isin(_shared_seeds(readouts[readouts["train_inner_lr"] == rate]))]
     rows = readouts[(readouts["part"] == "readouts") & (readouts["model"] == "trained")
                     & (readouts["train_inner_lr"] == rate)]
     own, prototypes = rows[rows["readout"] == "maml"], rows[rows["readout"] == "proto_unadapted"]
     accuracy = interval_table(own, "accuracy", ["method"], unit="seed").set_index("method")
     proto = interval_table(prototypes, "accuracy", ["method"], unit="seed").set_index("method")
-    by_method = own.pivot_table(index=["seed", "task"], columns="method", values="accuracy")
+    # one network per method and seed: pivot refuses two, where a mean would blend them
+    by_method = own.pivot(index=["seed", "task"], columns="method", values="accuracy")
     table = []
     for method in (m for m in METHOD_LABELS if m in accuracy.index):
         spread = label_order_spread(readouts[readouts["method"] == method], keys=("train_inner_lr", "seed"))

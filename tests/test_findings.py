@@ -496,7 +496,10 @@ def test_baselines_are_compared_with_maml_on_the_same_seeds_and_tasks():
 
 def test_baselines_trained_at_fewer_seeds_are_compared_with_maml_at_those_seeds_alone():
     maml = [[0.9, 0.8], [0.1, 0.2], [0.1, 0.3]]  # seeds 1 and 2 would pull MAML's mean far down
-    comparison = findings.baseline_comparison(_method_readouts({"maml": maml, "anil": [[0.8, 0.7]]}), 0.1)
+    readouts = _method_readouts({"maml": maml, "anil": [[0.8, 0.7]]}).assign(learned_inner_lr=False)
+    # the learned-rate network of seed 0 starts its rates at 0.1 too: not MAML trained at 0.1
+    learned = _method_readouts({"maml": [[0.0, 0.0]]}).assign(learned_inner_lr=True)
+    comparison = findings.baseline_comparison(pd.concat([readouts, learned]), 0.1)
     assert comparison["units"].tolist() == [1, 1]
     assert comparison.loc["maml", "mean"] == pytest.approx(0.85)
     assert comparison.loc["anil", "difference_mean"] == pytest.approx(-0.1)
@@ -571,7 +574,10 @@ def test_the_test_rate_plateau_is_the_rates_of_the_best_ones_sign_within_two_poi
     assert ("with 1 step, it scores best at +0.1 (98.0%; within 2 points of it: the rates from +0.05 to "
             "+0.2), and best of the other sign at -0.1 (10.0%)") in page
     assert "with 5 steps," in page
-    summary = findings.curve_summary_text(readouts)
+    # trained at -0.1: best at +0.025, and two negative test rates within 2 points of it
+    both_signs = _curve({-0.4: 0.265, -0.1: 0.275, 0.025: 0.282, 0.05: 0.27, 0.1: 0.2}, train_rate=-0.1)
+    summary = findings.curve_summary_text(pd.concat([readouts, both_signs]))
     assert "+0.05 to +0.2 (trained at 0.1, 1 step)" in summary
     assert "+0.4 alone (trained at 0.4, 1 step)" in summary
+    assert "+0.025 to +0.05 and, of the other sign, -0.4 to -0.1 (trained at -0.1, 1 step)" in summary
     assert findings.curve_text(readouts[readouts["part"] == "none"]).startswith("This network was not scored")
