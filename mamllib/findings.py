@@ -403,8 +403,8 @@ def curve_summary_text(readouts: pd.DataFrame) -> str:
     return (f"On {rows['task'].nunique()} test tasks, the test rates that score within 2 points of the best "
             "one span " + "; ".join(spans) + ", of ten magnitudes halving from 1.6 to "
             f"{smallest:.2g} per sign. Outside these spans a network scores more than 2 points lower on "
-            "these tasks; the best rate is picked on the same tasks and 2 points is within the figure's bands, so "
-            "a span is a coarse reading of where the magnitude stops mattering.")
+            "these tasks; the best rate is picked on the same tasks and 2 points is within the figure's "
+            "bands, so a span is a coarse reading of where the magnitude stops mattering.")
 
 
 def label_order_table(spread: pd.DataFrame) -> pd.DataFrame:
@@ -1057,43 +1057,85 @@ def penalty_trajectories(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["train_inner_lr", "seed", "iteration", "term", "value"])
 
 
-def penalty_text(trajectories: pd.DataFrame) -> str:
+def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | None = None) -> str:
     """Whether the networks trained at negative rates end with a smaller squared query-gradient
     norm and support-query inner product on the validation tasks than the one trained at
-    rate 0, as the penalty reading says (each run's last logged values, mean over seeds;
-    one network per rate and seed, so no interval)."""
+    rate 0, as the penalty reading says (each run's last logged values, mean over seeds with
+    their range; one network per rate and seed, so no interval, but whether every seed
+    agrees). ``faithful``: the penalty check's range of rates ``(low, high)`` in which the
+    surrogate is faithful, to say whether the rates nearest zero lie in it."""
     if trajectories.empty:
         return "No run of this build logged the expansion's terms during training."
     last_logged = trajectories.groupby(["train_inner_lr", "seed"]).iteration.transform("max")
-    final = (trajectories[trajectories.iteration == last_logged]
-             .groupby(["train_inner_lr", "term"]).value.mean().unstack("term"))
+    by_seed = (trajectories[trajectories.iteration == last_logged]
+               .groupby(["train_inner_lr", "seed", "term"]).value.mean().unstack("term"))
+    final = by_seed.groupby(level="train_inner_lr").mean()
     if 0.0 not in final.index or not (final.index < 0).any():
         return ("The penalty reading needs networks trained at rate 0 and at a negative rate; "
                 "this build lacks one.")
+    several = trajectories.seed.nunique() > 1
     clauses, verdicts = [], []
     for name in ("query_grad_norm_sq", "inner_product"):
         values = final[PENALTY_LABELS[name]]
-        negative, positive = values[values.index < 0], values[values.index > 0]
-        below_zero = int((negative < values.loc[0.0]).sum())
-        below_positive = int((negative < positive.min()).sum()) if len(positive) else None
-        verdicts.append((below_zero == len(negative), below_positive == len(negative)))
-        ends = ", ".join(f"{value:.3g} at rate {rate:g}" for rate, value in values.items())
-        compared = _lower_at(below_zero, len(negative), "at rate 0")
+        below_zero, below_positive, total = _penalty_counts(values)
+        verdicts.append((below_zero == total, below_positive == total))
+        spread = by_seed[PENALTY_LABELS[name]].groupby(level="train_inner_lr").agg(["min", "max"])
+        ends = ", ".join(f"{value:.3g} at rate {rate:g}" + (f" ({spread.loc[rate, 'min']:.3g} to "
+                                                            f"{spread.loc[rate, 'max']:.3g} over seeds)"
+                                                            if several else "")
+                         for rate, value in values.items())
+        compared = _lower_at(below_zero, total, "at rate 0")
         if below_positive is not None:
-            compared += "; " + _lower_at(below_positive, len(negative), "at every positive rate")
+            positive = "at the positive rate" if (values.index > 0).sum() == 1 else "at every positive rate"
+            compared += "; " + _lower_at(below_positive, total, positive)
         clauses.append(f"{PENALTY_LABELS[name]} is {ends} ({compared})")
-    seeds = "one seed" if trajectories.seed.nunique() == 1 else "means over seeds"
+    seeds = "one seed" if not several else "means over seeds"
     text = f"At the end of training, on the validation tasks, {'; '.join(clauses)}; {seeds}, no interval."
     against_zero, against_positive = (all(v[k] for v in verdicts) for k in (0, 1))
     text += (" Against rate 0 the penalty reading " + ("holds" if against_zero else "fails")
              + ", though a network trained at rate 0 cannot adapt and is not a like-for-like baseline; "
-             "against the positive rates it " + ("holds." if against_positive else "fails."))
+             "against the positive rates it " + ("holds" if against_positive else "fails"))
+    text += f"{_seeds_agree(by_seed, (against_zero, against_positive))}." if several else "."
     nonzero = final.index[final.index != 0]
     nearest = [nonzero[nonzero < 0].max(), *([nonzero[nonzero > 0].min()] if (nonzero > 0).any() else [])]
-    return text + (" The expansion is a small-rate statement (the penalty check gives the range of rates in "
-                   "which its surrogate is faithful), and the rates nearest zero here are "
-                   f"{rate_list(nearest)}: where they lie outside that range, this compares whole training "
-                   "runs, not the penalty term alone.")
+    text += (" The expansion is a small-rate statement, and the rates nearest zero here are "
+             f"{rate_list(nearest)}")
+    if faithful is None:
+        return text + (": where they lie outside the range in which the penalty check finds the surrogate "
+                       "faithful, this compares whole training runs, not the penalty term alone.")
+    low, high = faithful
+    outside = [rate for rate in nearest if not low <= rate <= high]
+    where = f"the range in which the penalty check finds the surrogate faithful ({low:.3g} to {high:.3g})"
+    if not outside:
+        return text + f", inside {where}."
+    return text + (f"; {rate_list(outside)} {'lies' if len(outside) == 1 else 'lie'} outside {where}, so "
+                   "this compares whole training runs there and does not test the penalty term alone.")
+
+
+def _penalty_counts(values: pd.Series) -> tuple[int, int | None, int]:
+    """Of one term's final values by training rate: at how many negative rates it ends below
+    its value at rate 0, and below every positive rate's (None: no positive rate); and how
+    many negative rates there are."""
+    negative, positive = values[values.index < 0], values[values.index > 0]
+    below_positive = int((negative < positive.min()).sum()) if len(positive) else None
+    return int((negative < values.loc[0.0]).sum()), below_positive, len(negative)
+
+
+def _seeds_agree(by_seed: pd.DataFrame, verdicts: tuple[bool, bool]) -> str:
+    """Whether each seed alone gives the two verdicts (against rate 0, against the positive
+    rates) that the means over seeds give: `` (so does every seed)`` or how many do."""
+    seeds = by_seed.index.unique("seed")
+    agreeing = 0
+    for seed in seeds:
+        alone = by_seed.xs(seed, level="seed")
+        if 0.0 not in alone.index or not (alone.index < 0).any():
+            continue
+        counts = [_penalty_counts(alone[PENALTY_LABELS[name]])
+                  for name in ("query_grad_norm_sq", "inner_product")]
+        own = (all(c[0] == c[2] for c in counts), all(c[1] == c[2] for c in counts))
+        agreeing += own == tuple(verdicts)
+    return " (so does every seed alone)" if agreeing == len(seeds) else \
+        f" ({agreeing} of the {len(seeds)} seeds alone give both verdicts)"
 
 
 def _lower_at(count: int, total: int, reference: str) -> str:

@@ -564,8 +564,10 @@ def penalty_trajectories(frame: pd.DataFrame) -> plt.Figure:
     fig, axes = _stacked(len(terms), 2.4, sharex=True)
     for ax, term in zip(axes, terms):
         rows = frame[frame["term"] == term]
+        # the mean over seeds, and their whole range (one network per seed: no interval)
         sns.lineplot(data=rows, x="iteration", y="value", hue="train_inner_lr", style="train_inner_lr",
-                     markers=True, dashes=False, errorbar=None, palette=palette, ax=ax, legend=ax is axes[0])
+                     markers=True, dashes=False, errorbar=("pi", 100), palette=palette, ax=ax,
+                     legend=ax is axes[0])
         ax.set_title(PENALTY_SYMBOLS.get(term, term))
         ax.set_ylabel("")
         ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))

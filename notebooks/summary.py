@@ -24,6 +24,7 @@
 # %% tags=["parameters"]
 profile = "quick"
 sweep_status = "book/generated/executions.json"  # written by the sweep: one entry per executed notebook
+penalty_check = "book/generated/penalty_check.ipynb"  # the executed penalty check: its faithful range
 fingerprint = ""  # changes when any run changed, so the report re-executes this summary
 
 # %%
@@ -35,6 +36,7 @@ from mamllib import agreement, findings, formats, plots
 from mamllib.config import profile as profile_config
 from mamllib.evaluate import PENALTY_TASKS
 from mamllib.latent import LABEL_ORDERS, MAIN_READOUTS, PROBES
+from mamllib.pipeline.notebooks import faithful_range
 from mamllib.pipeline.paths import work_in_book_root
 from mamllib.pipeline.sweep import (BASELINE_PREFIX, analysed_settings, read_record, settings_index,
                                     settings_table)
@@ -478,12 +480,14 @@ glue("curve_summary_text", findings.curve_summary_text(readouts), display=False)
 # that a negative rate penalises, both squared gradient norms, and the curvature term.
 # The penalty reading predicts that training at a negative rate leaves smaller gradient
 # norms than training at rate 0 ({numref}`fig-summary-penalty`). One network per rate and
-# seed: no interval.
+# seed: no interval, but the range over seeds and whether each seed alone agrees. The
+# expansion holds for small rates only; the range in which its surrogate is faithful comes
+# from the penalty check ({ref}`penalty-surrogate`), which runs before this summary.
 
 # %% tags=["remove-output"]
 trajectories = findings.penalty_trajectories(metrics)
 plots.glue_figure("penalty_terms", plots.penalty_trajectories(trajectories))
-glue("penalty_text", findings.penalty_text(trajectories), display=False)
+glue("penalty_text", findings.penalty_text(trajectories, faithful_range(penalty_check)), display=False)
 glue("penalty_tasks", PENALTY_TASKS, display=False)
 
 # %% [markdown]
@@ -492,7 +496,8 @@ glue("penalty_tasks", PENALTY_TASKS, display=False)
 #
 # The terms of the expansion along training, one panel per term and a line (colour and
 # marker) per training rate, each on the first {glue:text}`penalty_tasks` fixed
-# validation tasks (log scale where a term stays positive).
+# validation tasks (log scale where a term stays positive): the mean over seeds, and the
+# range of the seeds shaded where a rate has several.
 # ```
 #
 # {glue:text}`penalty_text`

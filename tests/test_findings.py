@@ -407,7 +407,7 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert len(frame) == 3 * 2 * 5 and set(frame.train_inner_lr) == {-0.1, 0.0, 0.1}
     text = findings.penalty_text(frame)
     assert ("the squared query-gradient norm is 0.2 at rate -0.1, 0.3 at rate 0, 0.9 at rate 0.1 "
-            "(lower at the negative rate than at rate 0; lower at the negative rate than at every positive "
+            "(lower at the negative rate than at rate 0; lower at the negative rate than at the positive "
             "rate)") in text
     assert "the support-query inner product is 0.1 at rate -0.1" in text
     assert "Against rate 0 the penalty reading holds" in text
@@ -425,6 +425,27 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert "lacks one" in findings.penalty_text(frame[frame.train_inner_lr != 0.0])
     assert "the rates nearest zero here are -0.1 and 0.1: where they lie outside" in text
     assert "No run" in findings.penalty_text(frame.iloc[:0])
+    # The penalty check's faithful range says whether the nearest rates are in it.
+    outside = findings.penalty_text(frame, faithful=(-0.01, 0.2))
+    assert "-0.1 lies outside the range in which the penalty check finds the surrogate faithful " \
+        "(-0.01 to 0.2)" in outside and "does not test the penalty term alone" in outside
+    assert findings.penalty_text(frame, faithful=(-0.2, 0.2)).endswith("faithful (-0.2 to 0.2).")
+
+
+def test_the_penalty_text_gives_each_rates_range_over_seeds_and_whether_every_seed_agrees():
+    def run(rate, norm, seed):
+        entry = {"iteration": 800, "query_loss": 1.0, "inner_product": norm / 2, "support_grad_norm_sq": 0.2,
+                 "query_grad_norm_sq": norm, "curvature": 0.0}
+        return {"config": {"inner_lr": rate, "seed": seed, "learn_inner_lr": False}, "penalty_terms": [entry]}
+
+    # Seed 1 ends lower at -0.1 than at 0; seed 0 does not, nor does the mean over both.
+    metrics = {f"{rate}-{seed}": run(rate, norm, seed) for rate, norms in
+               ((-0.1, (0.6, 0.2)), (0.0, (0.3, 0.3)), (0.1, (0.9, 0.9))) for seed, norm in enumerate(norms)}
+    text = findings.penalty_text(findings.penalty_trajectories(metrics))
+    assert "0.4 at rate -0.1 (0.2 to 0.6 over seeds), 0.3 at rate 0 (0.3 to 0.3 over seeds)" in text
+    assert "reading fails" in text and "(1 of the 2 seeds alone give both verdicts)." in text
+    metrics["-0.1-0"] = run(-0.1, 0.1, 0)
+    assert "(so does every seed alone)." in findings.penalty_text(findings.penalty_trajectories(metrics))
 
 
 def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign_gap():

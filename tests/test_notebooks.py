@@ -79,3 +79,19 @@ def test_notebooks_started_at_once_in_a_fresh_environment_all_get_the_kernel(tmp
     kernel = tmp_path / "prefix" / "share" / "jupyter" / "kernels" / "mamllib" / "kernel.json"
     spec = json.loads(kernel.read_text())
     assert Path(spec["argv"][0]).resolve() == Path(sys.executable).resolve()
+
+
+def test_the_summary_reads_the_faithful_range_the_penalty_check_glued(tmp_path):
+    from mamllib.pipeline.notebooks import faithful_range
+
+    def glued(name, value):
+        return {"output_type": "display_data", "data": {"application/papermill.record/text/plain": value},
+                "metadata": {"scrapbook": {"name": name, "mime_prefix": "application/papermill.record/"}}}
+
+    notebook = tmp_path / "penalty_check.ipynb"
+    cells = [{"cell_type": "code", "outputs": [glued("surrogate_faithful_negative", "-0.01"),
+                                               glued("surrogate_faithful_positive", "0.005625")]}]
+    notebook.write_text(json.dumps({"cells": cells}))
+    assert faithful_range(notebook) == (-0.01, 0.005625)
+    notebook.write_text(json.dumps({"cells": cells[:0]}))
+    assert faithful_range(notebook) is None and faithful_range(tmp_path / "missing.ipynb") is None

@@ -8,6 +8,7 @@ tagged ``parameters`` and execute it top to bottom in this environment's Python.
 from __future__ import annotations
 
 import fcntl
+import json
 import sys
 import tempfile
 from pathlib import Path
@@ -35,6 +36,19 @@ def glued_values(notebook: dict[str, Any]) -> dict[str, str]:
             if scrap:
                 values[scrap["name"]] = output["data"][scrap["mime_prefix"] + "text/plain"]
     return values
+
+
+def faithful_range(notebook: str | Path) -> tuple[float, float] | None:
+    """The range of rates in which the surrogate is faithful, as an executed penalty-check
+    notebook glued it (None: no such notebook, or one without the range)."""
+    path = Path(notebook)
+    if not path.exists():
+        return None
+    values = glued_values(json.loads(path.read_text()))
+    try:
+        return float(values["surrogate_faithful_negative"]), float(values["surrogate_faithful_positive"])
+    except (KeyError, ValueError):
+        return None
 
 
 def kernel_name() -> str:

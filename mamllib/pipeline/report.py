@@ -197,11 +197,12 @@ def _run_report(root: Path, out_dir: Path, profile: str, tier: str, built: tiers
     # some of their runs.
     results.update(run_executions([negative, *others], out_dir, cluster, cwd=root,
                                   desc="summaries and theory"))
-    # The summary reads the sweep's runs, so it runs whenever one of their pages or the
-    # training just did; the appendix lists every notebook's wall time, the summary's
-    # included, so it runs last, whenever anything ran.
-    sweep = {name: results[name] for name in [STAGE, *(e.output for e in [*settings, *baselines])]
-             if name in results}
+    # The summary reads the sweep's runs and the penalty check's faithful range, so it runs
+    # whenever one of their pages, the training or the penalty check just did; the appendix
+    # lists every notebook's wall time, the summary's included, so it runs last, whenever
+    # anything ran.
+    read = [STAGE, "penalty_check", *(e.output for e in [*settings, *baselines])]
+    sweep = {name: results[name] for name in read if name in results}
     summary = Execution("summary", "summary", {"profile": profile, "fingerprint": _fingerprint(sweep)})
     results.update(run_executions([summary], out_dir, cluster, cwd=root, desc="summary"))
     appendix = Execution("appendix", "appendix", {"profile": profile, "fingerprint": _fingerprint(results)})
