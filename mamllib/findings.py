@@ -269,6 +269,18 @@ def readout_accuracy_table(readouts: pd.DataFrame, shown: Iterable[str] | None =
     return table if scored["learned_inner_lr"].any() else table.droplevel("learned_inner_lr")
 
 
+def by_adaptation_rate(untrained: pd.DataFrame) -> pd.DataFrame:
+    """A :func:`readout_accuracy_table` of untrained networks, its rows named by the rate they
+    are adapted with: an untrained network has no training rate, and the one of a
+    learned-rate run is adapted with the rates that run learned, not the rate they started from."""
+    if "learned_inner_lr" not in untrained.index.names:
+        return untrained.rename_axis(index={"train_inner_lr": "adapted at rate"})
+    learned = untrained.index.get_level_values("learned_inner_lr")
+    rates = untrained.index.get_level_values("train_inner_lr")
+    labels = ["the learned rates" if is_learned else f"{rate:g}" for is_learned, rate in zip(learned, rates)]
+    return untrained.set_axis(pd.Index(labels, name="adapted at"), axis=0)
+
+
 def _accuracy_cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Per group of ``keys`` (rows) and readout (columns): accuracy ± its 95% interval as a
     table cell in percent (:func:`mamllib.stats.interval_table`: over tasks, or over seeds

@@ -87,7 +87,7 @@ formats.glue_table("pool_accuracy_table", fewtask.percent_table(tables))
 # next to the meta-test accuracy, both at the fixed test rate 0.1 (for networks trained at
 # zero or negative rates, not the rate they trained with). The gap mixes what
 # meta-training fitted to its pool with the change from training to test classes; the
-# fresh-task networks' gap is the second alone.
+# gap of networks trained on fresh tasks, where the tier trains them, is the second alone.
 
 # %% tags=["remove-output"]
 gap = fewtask.overfitting_table(frame)

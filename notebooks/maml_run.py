@@ -72,6 +72,8 @@ glue("method_text", findings.method_text(config.method), display=False)
 # %% tags=["remove-output"]
 plots.glue_figure("training_curves", plots.training_curves(metrics))
 glue("run_status_text", findings.run_status_text(metrics), display=False)
+glue("checkpoint_text", "the measure early stopping watched to pick the checkpoint" if config.patience
+     else "which picked nothing: the run keeps its last iteration (a fixed budget)", display=False)
 
 # %% [markdown]
 # ```{glue:figure} training_curves
@@ -80,8 +82,8 @@ glue("run_status_text", findings.run_status_text(metrics), display=False)
 # Meta-training of this setting. Query loss (top) and query accuracy (second panel) of
 # each meta-batch after adaptation, faint, with their running mean in a run long enough to
 # need one (the legend gives its window); the points with error bars
-# are the accuracy on the fixed validation tasks (95% interval over tasks), the measure
-# that picked the checkpoint. A run that learns its rates has a third panel: each tensor's
+# are the accuracy on the fixed validation tasks (95% interval over tasks),
+# {glue:text}`checkpoint_text`. A run that learns its rates has a third panel: each tensor's
 # inner rate along training, coloured by block, line style by kind of tensor.
 # ```
 #

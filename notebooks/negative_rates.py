@@ -44,7 +44,7 @@ sweep_learned = True
 import numpy as np
 from myst_nb import glue
 
-from mamllib import convergence, fewtask, formats, learned_signs, plots, sign_pattern, tiers
+from mamllib import convergence, fewtask, findings, formats, learned_signs, plots, sign_pattern, tiers
 from mamllib.pipeline.paths import work_in_book_root
 
 # %%
@@ -139,7 +139,11 @@ plots.glue_figure("best_and_prototypes", plots.pool_curves(tables, "meta-test ac
 # this grid does not test.
 
 # %%
-glue("nearest_negative", max(rate for rate in plan.rates if rate < 0), display=False)
+nearest_negative = max(rate for rate in plan.rates if rate < 0)
+glue("nearest_negative", nearest_negative, display=False)
+glue("grid_scope_text", f"It rests on training rates {findings.rate_list(plan.rates)} and pools of "
+     f"{fewtask.pools_text(plan.pools)}; a negative rate nearer zero than {nearest_negative:g} is not tested "
+     "in this build.", display=False)  # for the first page, which states the verdict without the grid
 comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
 glue("overall_text", fewtask.overall_text(comparisons), display=False)
 glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=False)
@@ -265,8 +269,8 @@ plots.glue_figure("label_noise", plots.pool_curves(noisy_tables, "accuracy at th
 # on; for fresh tasks, a fixed set of tasks of the training classes) and on the meta-test
 # tasks, at the fixed test rate 0.1 (for networks trained at zero or negative rates, not
 # the rate they trained with). The gap mixes what meta-training fitted to its pool with
-# the change from training to test classes; the fresh-task networks' gap is the second
-# alone.
+# the change from training to test classes; the gap of networks trained on fresh tasks,
+# where the tier trains them, is the second alone.
 
 # %%
 gap = fewtask.overfitting_table(frame)

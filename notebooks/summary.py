@@ -122,10 +122,8 @@ by_network = {network: accuracy.xs(network, level="model") for network in accura
 # a table each: eight columns overflow a laptop's
 formats.glue_table("accuracy_trained_table", by_network.get("trained", pd.DataFrame()),
                    empty_because="no trained network was read out")
-# An untrained network has no training rate: its rows are the rate it is adapted with.
-untrained_accuracy = by_network.get("untrained", pd.DataFrame())
 formats.glue_table("accuracy_untrained_table",
-                   untrained_accuracy.rename_axis(index={"train_inner_lr": "adapted at rate"}),
+                   findings.by_adaptation_rate(by_network.get("untrained", pd.DataFrame())),
                    empty_because="no untrained network was read out")
 
 # %% [markdown]
@@ -142,7 +140,7 @@ formats.glue_table("accuracy_untrained_table",
 # :name: tbl-summary-accuracy-untrained
 #
 # The same for the untrained networks (each run's initialisation), per rate they are
-# adapted with.
+# adapted with (the learned-rate runs' initialisations: with the rates those runs learned).
 # ```
 
 # %% [markdown]

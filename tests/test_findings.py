@@ -79,6 +79,17 @@ def test_the_validated_rate_is_chosen_on_validation_and_reported_on_test_tasks()
     assert findings.validated_rate_text([], readouts).startswith("No run")
 
 
+def test_the_untrained_table_names_its_rows_by_the_rates_the_networks_are_adapted_with():
+    rows = _readout_rows(0.1, "maml", [0.3, 0.4], model="untrained") + \
+        _readout_rows(0.1, "maml", [0.5, 0.5], model="untrained", learned=True)
+    table = findings.readout_accuracy_table(pd.DataFrame(rows)).xs("untrained", level="model")
+    untrained = findings.by_adaptation_rate(table)
+    assert untrained.index.name == "adapted at" and list(untrained.index) == ["0.1", "the learned rates"]
+    assert list(untrained["maml"]) == list(table["maml"])
+    fixed_only = findings.readout_accuracy_table(pd.DataFrame(rows[:2])).xs("untrained", level="model")
+    assert findings.by_adaptation_rate(fixed_only).index.name == "adapted at rate"
+
+
 def test_readout_gap_pairs_tasks_and_describes_the_sign():
     rows = []
     for rate, maml_acc, proto_acc in ((-0.4, [0.5, 0.7, 0.6], [0.8, 0.8, 0.9]),
