@@ -1120,8 +1120,10 @@ def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | Non
     where = f"the range in which the penalty check finds the surrogate faithful ({low:.3g} to {high:.3g})"
     if not outside:
         return text + f", inside {where}."
-    return text + (f"; {rate_list(outside)} {'lies' if len(outside) == 1 else 'lie'} outside {where}, so "
-                   "this compares whole training runs there and does not test the penalty term alone.")
+    every = len(outside) == len(nearest) > 1
+    named = ("both" if len(outside) == 2 else "all") if every else rate_list(outside)
+    return text + (f"; {named} {'lies' if len(outside) == 1 else 'lie'} outside {where}, so this compares "
+                   "whole training runs there and does not test the penalty term alone.")
 
 
 def _penalty_counts(values: pd.Series) -> tuple[int, int | None, int]:
@@ -1146,7 +1148,7 @@ def _seeds_agree(by_seed: pd.DataFrame, verdicts: tuple[bool, bool]) -> str:
                   for name in ("query_grad_norm_sq", "inner_product")]
         own = (all(c[0] == c[2] for c in counts), all(c[1] == c[2] for c in counts))
         agreeing += own == tuple(verdicts)
-    return " (so does every seed alone)" if agreeing == len(seeds) else \
+    return " (every seed alone gives both verdicts)" if agreeing == len(seeds) else \
         f" ({agreeing} of the {len(seeds)} seeds alone give both verdicts)"
 
 

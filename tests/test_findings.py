@@ -441,6 +441,7 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert "-0.1 lies outside the range in which the penalty check finds the surrogate faithful " \
         "(-0.01 to 0.2)" in outside and "does not test the penalty term alone" in outside
     assert findings.penalty_text(frame, faithful=(-0.2, 0.2)).endswith("faithful (-0.2 to 0.2).")
+    assert "-0.1 and 0.1; both lie outside the range" in findings.penalty_text(frame, faithful=(-0.01, 0.01))
 
 
 def test_the_penalty_text_gives_each_rates_range_over_seeds_and_whether_every_seed_agrees():
@@ -456,7 +457,8 @@ def test_the_penalty_text_gives_each_rates_range_over_seeds_and_whether_every_se
     assert "0.4 at rate -0.1 (0.2 to 0.6 over seeds), 0.3 at rate 0 (0.3 to 0.3 over seeds)" in text
     assert "reading fails" in text and "(1 of the 2 seeds alone give both verdicts)." in text
     metrics["-0.1-0"] = run(-0.1, 0.1, 0)
-    assert "(so does every seed alone)." in findings.penalty_text(findings.penalty_trajectories(metrics))
+    agreeing = findings.penalty_text(findings.penalty_trajectories(metrics))
+    assert "(every seed alone gives both verdicts)." in agreeing
 
 
 def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign_gap():
