@@ -244,3 +244,19 @@ def test_an_execution_run_again_in_the_same_wall_time_gets_a_new_entry(tmp_path)
     first, second = (record_entry(execution, failed, tmp_path, tmp_path) for _ in range(2))
     assert first["wall_time_s"] == second["wall_time_s"] and first != second
     assert first["status"] == "failed" and first["log"] == f"logs/{execution.output}.log"
+
+
+def test_a_page_is_stale_when_its_notebook_or_the_library_that_writes_it_changes(tmp_path):
+    from mamllib.pipeline.sweep import source_hash
+
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "findings.py").write_text("TEXT = 'a'\n")
+    (tmp_path / "pipeline" / "report.py").write_text("")
+    before = source_hash("summary", tmp_path)
+    assert source_hash("summary", tmp_path) == before != source_hash("appendix", tmp_path)
+    (tmp_path / "findings.py").write_text("TEXT = 'b'\n")
+    assert source_hash("summary", tmp_path) != before
+    (tmp_path / "notes.txt").write_text("not code")
+    edited = source_hash("summary", tmp_path)
+    (tmp_path / "notes.txt").write_text("still not code")
+    assert source_hash("summary", tmp_path) == edited

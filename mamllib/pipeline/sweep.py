@@ -168,9 +168,17 @@ def settings_index(record: dict[str, dict[str, Any]], profile: str) -> pd.DataFr
     return pd.DataFrame(rows, columns=["page", "setting", "seed", "status", "accuracy", "ci95"])
 
 
-def source_hash(notebook: str) -> str:
-    """Hash of a notebook's source: editing the notebook makes its outputs stale."""
-    return hashlib.sha256(notebook_source(notebook).read_bytes()).hexdigest()[:12]
+LIBRARY = Path(__file__).resolve().parents[1]  # the mamllib package, whose code writes the pages' text
+
+
+def source_hash(notebook: str, library: Path = LIBRARY) -> str:
+    """Hash of a notebook's source and of the library's: editing either makes its outputs
+    stale (most of a page's sentences and figures are the library's). Trained runs and
+    their analyses keep their own records, so re-executing a page costs seconds."""
+    digest = hashlib.sha256(notebook_source(notebook).read_bytes())
+    for path in sorted(library.rglob("*.py")):
+        digest.update(path.relative_to(library).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def is_current(execution: Execution, out_dir: Path, cwd: Path | None = None) -> bool:
