@@ -464,6 +464,10 @@ def overall_text(comparisons: dict[str, pd.DataFrame]) -> str:
     else:
         text = "A negative training rate beat the best non-negative one " + "; ".join(
             f"for {VIEWS[view]} with {pools_text(w.pool)}" for view, w in wins.items() if len(w))
+    lost = [f"{VIEWS[view]} with {pools_text(c[c.verdict == 'negative loses'].pool)}"
+            for view, c in comparisons.items() if not c.empty and (c.verdict == "negative loses").any()]
+    if lost:
+        text += f"; it lost (the whole interval below zero) for {' and for '.join(lost)}"
     undecided = [f"{VIEWS[view]} with {pools_text(u.pool)}" for view, u in open_.items() if len(u)]
     if undecided:
         text += f"; the seeds could not resolve the difference for {' and for '.join(undecided)}"

@@ -154,13 +154,18 @@ def negative_step_text(signs: pd.DataFrame, fine: pd.DataFrame | None = None, fi
         return "The main sweep trains no network at a negative rate, so the prediction is not tested there."
     caveat = ("beyond the 95% interval of the paired difference (each best rate picked on the test tasks "
               "themselves)")
+    # counted per negative training rate, its networks (one per seed) pooled
+    rates = f"of the negative training rates {rate_list(negative.index)} (each with its seeds pooled)"
+    gaps = "; ".join(f"{_points(row['gap'], row['ci95'])} at {rate:g}" for rate, row in negative.iterrows())
     if fine is None or fine[fine.index < 0].empty:
-        return (f"In the main sweep it is {verdict}: of the networks trained at {rate_list(negative.index)}, "
-                f"{wins} do best with a negative test rate and {loses} with a positive one, {caveat}.")
+        return (f"In the main sweep it is {verdict}: {rates}, {wins} do best with a negative test rate "
+                f"and {loses} with a positive one, {caveat}; best negative minus best positive, in points: "
+                f"{gaps}.")
     _, fine_wins, fine_loses, fine_verdict = _negative_step_counts(fine)
     overall = verdict if verdict == fine_verdict else "mixed"
-    return (f"In the main sweep it is {overall}: of the networks trained at {rate_list(negative.index)}, "
-            f"on the rate grid {wins} do best with a negative test rate and {loses} with a positive one; on "
+    return (f"In the main sweep it is {overall}: {rates}, on the rate grid {wins} do best with a negative "
+            f"test rate and {loses} with a positive one (best negative minus best positive, in points: "
+            f"{gaps}); on "
             f"the fine grid of test rates (its first {fine_tasks} test tasks, one step, with the positive "
             f"rates between 0.01 and 0.1 that the rate grid lacks) {fine_wins} and {fine_loses}; "
             f"each {caveat}.")
@@ -297,12 +302,16 @@ def _accuracy_cells(rows: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 def head_r2_text(relations: pd.DataFrame, rate: float) -> str:
     """The R^2 of the trained networks' adapted heads on the prototypes at training rate
-    ``rate`` (with its interval), and its range over the fixed training rates."""
+    ``rate`` (with its interval), its range over the fixed training rates, and, paired on
+    the same seeds and tasks, against the untrained networks' heads adapted at that rate:
+    the level of a head that owes nothing to training (a random head's rows already keep
+    about (classes - 1) / feature width of their variance in the prototypes' span)."""
     rows = fixed_rate_rows(relations)
-    rows = rows[(rows["measure"] == "head_proto_r2") & (rows["model"] == "trained")]
-    if rows.empty:
+    rows = rows[rows["measure"] == "head_proto_r2"]
+    trained = rows[rows["model"] == "trained"]
+    if trained.empty:
         return "No trained network's head was regressed on its prototypes."
-    table = interval_table(rows, "value", ["train_inner_lr"]).set_index("train_inner_lr")
+    table = interval_table(trained, "value", ["train_inner_lr"]).set_index("train_inner_lr")
     at = table.loc[rate]
     half = (at["high"] - at["low"]) / 2
     value = _plain(at["mean"], half) if np.isfinite(half) else f"{at['mean']:.2f}"  # one task: no interval
@@ -312,7 +321,19 @@ def head_r2_text(relations: pd.DataFrame, rate: float) -> str:
         low, high = table["mean"].idxmin(), table["mean"].idxmax()
         text += (f", and from {table.loc[low, 'mean']:.2f} (at {low:g}) to {table.loc[high, 'mean']:.2f} "
                  f"(at {high:g}) over the training rates")
-    return text + " (1: the head is a linear map of the cluster centres)."
+    text += " (1: the head is a linear map of the cluster centres)."
+    pair = rows[rows["train_inner_lr"] == rate].pivot_table(index=["run", "task"], columns="model",
+                                                            values="value")
+    if "untrained" not in pair:
+        return text
+    difference = (pair["trained"] - pair["untrained"]).dropna().unstack("task").to_numpy()  # [seeds, tasks]
+    mean, low, high = hierarchical_ci(difference)
+    side = "above" if low > 0 else "below" if high < 0 else "not resolved from"
+    gap = ("+" if mean > 0 else "") + _plain(mean, (high - low) / 2)
+    return text + (f" The untrained networks' heads, adapted at the same rate, keep "
+                   f"{pair['untrained'].mean():.2f}, and the trained heads are {side} that level (trained "
+                   f"minus untrained: {gap}, paired over seeds and tasks): read the R² against it, not "
+                   "against 0.")
 
 
 LOGIT_PART_NAMES = {"logit_head": "the head the inner loop starts from",
@@ -1105,8 +1126,11 @@ def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | Non
     text = f"At the end of training, on the validation tasks, {'; '.join(clauses)}; {seeds}, no interval."
     against_zero, against_positive = (all(v[k] for v in verdicts) for k in (0, 1))
     text += (" Against rate 0 the penalty reading " + ("holds" if against_zero else "fails")
-             + ", though a network trained at rate 0 cannot adapt and is not a like-for-like baseline; "
-             "against the positive rates it " + ("holds" if against_positive else "fails"))
+             + ", though a network trained at rate 0 cannot adapt and is not a like-for-like baseline")
+    positives = int((final.index > 0).sum())
+    if positives:
+        text += (f"; against the positive rate{'s' if positives > 1 else ''} it "
+                 + ("holds" if against_positive else "fails"))
     text += f"{_seeds_agree(by_seed, (against_zero, against_positive))}." if several else "."
     nonzero = final.index[final.index != 0]
     nearest = [nonzero[nonzero < 0].max(), *([nonzero[nonzero > 0].min()] if (nonzero > 0).any() else [])]
@@ -1117,7 +1141,10 @@ def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | Non
                        "faithful, this compares whole training runs, not the penalty term alone.")
     low, high = faithful
     outside = [rate for rate in nearest if not low <= rate <= high]
-    where = f"the range in which the penalty check finds the surrogate faithful ({low:.3g} to {high:.3g})"
+    # measured on the penalty check's own networks (a smooth one at initialisation and one trained
+    # at a positive rate), not on these: a guide to the scale, not these networks' range
+    where = (f"the range in which the penalty check finds the surrogate faithful on its networks ({low:.3g} "
+             f"to {high:.3g})")
     if not outside:
         return text + f", inside {where}."
     every = len(outside) == len(nearest) > 1

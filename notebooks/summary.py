@@ -299,7 +299,8 @@ glue("dot_text", findings.describe_gap(
 # Where the class-mean head's line lies below MAML's at a positive rate, MAML owes that
 # gap to its meta-learned head (and to the change of the body that head drives: from a
 # class-mean head the first step leaves the body as it is); at a negative rate the
-# class-mean head's readout is the reversed rule, below chance by construction.
+# class-mean head's readout is the reversed rule, below chance wherever the dot-product
+# rule is above it.
 # ```
 #
 # {glue:text}`mean_head_text` {glue:text}`dot_text` {glue:text}`support_stats_text`

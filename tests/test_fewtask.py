@@ -94,7 +94,8 @@ def test_the_verdict_says_plainly_when_a_negative_rate_never_wins():
         "No comparison was resolved: for MAML at the best test rate, with 4 tasks,")
     assert fewtask.overall_text({"best": alone.assign(verdict="negative loses")}).startswith(
         "A negative training rate did not beat the best non-negative one with 4 tasks for MAML at the best "
-        "test rate")
+        "test rate; it lost (the whole interval below zero) for MAML at the best test rate with 4 tasks")
+    assert "it lost" not in fewtask.overall_text({"best": alone})
 
 
 def test_rates_are_chosen_on_validation_and_reported_on_test():

@@ -422,14 +422,17 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
             "rate)") in text
     assert "the support-query inner product is 0.1 at rate -0.1" in text
     assert "Against rate 0 the penalty reading holds" in text
-    assert "against the positive rates it holds." in text
+    assert "against the positive rate it holds." in text
     metrics["a"] = run(-0.1, [0.5, 0.4])
     mixed = findings.penalty_text(findings.penalty_trajectories(metrics))
     assert "(not lower at the negative rate than at rate 0;" in mixed
     metrics["a3"] = run(-0.2, [0.5, 0.4])
     several = findings.penalty_text(findings.penalty_trajectories(metrics))
     assert "not lower at any negative rate than at rate 0" in several
-    assert "reading fails" in mixed and "positive rates it holds." in mixed
+    del metrics["c"]  # no positive rate: no verdict against one
+    assert "positive rate" not in findings.penalty_text(findings.penalty_trajectories(metrics))
+    metrics["c"] = run(0.1, [0.5, 0.9])
+    assert "reading fails" in mixed and "positive rate it holds." in mixed
     # A seed that stopped earlier still counts with its own last values.
     metrics["a2"] = run(-0.1, [0.0], seed=1)
     assert "0.2 at rate -0.1" in findings.penalty_text(findings.penalty_trajectories(metrics))
@@ -438,9 +441,9 @@ def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_
     assert "No run" in findings.penalty_text(frame.iloc[:0])
     # The penalty check's faithful range says whether the nearest rates are in it.
     outside = findings.penalty_text(frame, faithful=(-0.01, 0.2))
-    assert "-0.1 lies outside the range in which the penalty check finds the surrogate faithful " \
-        "(-0.01 to 0.2)" in outside and "does not test the penalty term alone" in outside
-    assert findings.penalty_text(frame, faithful=(-0.2, 0.2)).endswith("faithful (-0.2 to 0.2).")
+    assert "-0.1 lies outside the range in which the penalty check finds the surrogate faithful on its " \
+        "networks (-0.01 to 0.2)" in outside and "does not test the penalty term alone" in outside
+    assert findings.penalty_text(frame, faithful=(-0.2, 0.2)).endswith("its networks (-0.2 to 0.2).")
     assert "-0.1 and 0.1; both lie outside the range" in findings.penalty_text(frame, faithful=(-0.01, 0.01))
 
 
@@ -464,8 +467,10 @@ def test_the_penalty_text_gives_each_rates_range_over_seeds_and_whether_every_se
 def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign_gap():
     def signs(gaps):
         return pd.DataFrame({"gap": gaps, "ci95": 0.01}, index=pd.Index([-0.4, -0.1], name="train_inner_lr"))
-    assert "it is supported: of the networks trained at -0.4 and -0.1, 2 do best with a negative" in \
-        findings.negative_step_text(signs([0.1, 0.2]))
+    supported = findings.negative_step_text(signs([0.1, 0.2]))
+    assert "it is supported: of the negative training rates -0.4 and -0.1 (each with its seeds pooled), " \
+        "2 do best with a negative" in supported
+    assert "best negative minus best positive, in points: +10.0 ±\u00a01.0 at -0.4; +20.0" in supported
     assert "not supported" in findings.negative_step_text(signs([-0.1, -0.2]))
     assert "not decided" in findings.negative_step_text(signs([0.0, 0.005]))
     assert "mixed" in findings.negative_step_text(signs([0.1, -0.2]))
@@ -473,7 +478,7 @@ def test_the_test_rate_prediction_is_judged_on_the_main_sweep_by_the_paired_sign
     # The fine grid has the small positive rates the rate grid lacks: where it disagrees, mixed.
     both = findings.negative_step_text(signs([0.1, 0.2]), fine=signs([-0.1, 0.0]), fine_tasks=50)
     assert both.startswith("In the main sweep it is mixed:") and "first 50 test tasks" in both
-    assert "on the rate grid 2 do best with a negative test rate and 0 with a positive one; on the" in both
+    assert "on the rate grid 2 do best with a negative test rate and 0 with a positive one (best" in both
     assert "one step, with the positive rates between 0.01 and 0.1 that the rate grid lacks) 0 and 1;" in both
     assert "it is supported" in findings.negative_step_text(signs([0.1, 0.2]), fine=signs([0.1, 0.1]))
 
@@ -486,6 +491,13 @@ def test_the_head_r2_sentence_gives_the_best_rate_with_its_interval_and_the_rang
     assert text.startswith("Regressed on the class prototypes, the adapted head's rows keep an R² of 0.90 ±")
     assert "from 0.30 (at -0.1) to 0.90 (at 0.4) over the training rates" in text
     assert "No trained network" in findings.head_r2_text(pd.DataFrame(rows).iloc[:0], 0.4)
+    assert "untrained" not in text
+    # Against the same networks untrained, paired: 0.9 against 0.95 on both tasks is below it.
+    untrained = [{**row, "model": "untrained", "value": row["value"] + 0.05} for row in rows]
+    below = findings.head_r2_text(pd.DataFrame(rows + untrained), 0.4)
+    assert "keep 0.95, and the trained heads are below that level (trained minus untrained: -0.05" in below
+    untrained = [{**row, "model": "untrained", "value": 0.5 + 0.3 * row["task"]} for row in rows]
+    assert "not resolved from that level" in findings.head_r2_text(pd.DataFrame(rows + untrained), 0.4)
 
 
 def _method_readouts(accuracies: dict[str, list[list[float]]], rate: float = 0.1) -> pd.DataFrame:
