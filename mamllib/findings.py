@@ -1058,19 +1058,31 @@ def optimum_side_text(best: float, difference: float, ci: float, step: float) ->
     return text + "these runs cannot tell on which side of zero the optimum lies."
 
 
-def first_order_text(tables: dict[str, pd.DataFrame]) -> str:
+def first_order_text(tables: dict[str, pd.DataFrame], faithful: tuple[float, float] | None = None) -> str:
     """Per network, at how many nonzero rates first-order MAML at 2a follows the exact
-    meta-gradient at a more closely (cosine) than first-order MAML at a does."""
+    meta-gradient at a more closely (cosine) than first-order MAML at a does. The reading
+    is a small-rate statement: with ``faithful`` (the surrogate's faithful range ``(low,
+    high)``), the verdict counts the rates inside it and the rates outside are counted apart."""
     clauses, verdicts = [], []
     for network, table in tables.items():
         rows = table[table["rate"] != 0]
-        share = float((rows["first order at 2a"] > rows["first order at a"]).mean()) if len(rows) else 0.0
-        clauses.append(f"at {round(share * len(rows))} of {len(rows)} rates on the {network}")
-        verdicts.append(f"{'supported' if share >= 0.75 else 'not supported' if share <= 0.25 else 'mixed'} "
-                        f"on the {network}")
+        closer = rows["first order at 2a"] > rows["first order at a"]
+        inside = rows["rate"].between(*faithful) if faithful else pd.Series(True, index=rows.index)
+        judged = closer[inside]
+        share = float(judged.mean()) if len(judged) else float("nan")
+        where = " inside the faithful range" if faithful else ""
+        clause = f"at {int(judged.sum())} of {len(judged)} rates{where} on the {network}"
+        if faithful and (~inside).any():
+            clause += f" (and at {int(closer[~inside].sum())} of {int((~inside).sum())} rates outside it)"
+        clauses.append(clause)
+        verdict = ("not tested" if not len(judged) else "supported" if share >= 0.75
+                   else "not supported" if share <= 0.25 else "mixed")
+        verdicts.append(f"{verdict} on the {network}")
+    judged_where = ("the rates inside the surrogate's faithful range "
+                    f"({faithful[0]:.3g} to {faithful[1]:.3g})" if faithful else "the rates")
     return ("First-order MAML at twice the rate follows the exact meta-gradient more closely than "
             f"first-order MAML at the same rate {word_list(clauses)}: the half-penalty reading is "
-            f"{word_list(verdicts)} (supported: at three quarters of the rates or more).")
+            f"{word_list(verdicts)} (supported: at three quarters of {judged_where} or more).")
 
 
 # In words: the sentences that name them are glued as plain text, where no math typesets.

@@ -402,6 +402,11 @@ def test_the_first_order_text_counts_the_rates_where_twice_the_rate_is_closer():
     assert "at 2 of 3 rates on the smooth network" in text and "mixed on the smooth network" in text
     always = table.assign(**{"first order at 2a": [1.0, 0.95, 0.9, 0.9]})
     assert "supported on the ReLU" in findings.first_order_text({"ReLU": always})
+    # A small-rate statement: judged inside the faithful range, the rates outside counted apart.
+    near = findings.first_order_text({"smooth network": table}, faithful=(-0.05, 0.05))
+    assert "at 1 of 1 rates inside the faithful range on the smooth network (and at 1 of 2 rates " \
+        "outside it)" in near and "supported on the smooth network" in near and "(-0.05 to 0.05)" in near
+    assert "not tested on the smooth" in findings.first_order_text({"smooth network": table}, faithful=(0, 0))
 
 
 def test_the_penalty_text_compares_the_negative_rates_final_gradient_terms_with_rate_zero():
