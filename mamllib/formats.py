@@ -10,6 +10,7 @@ percentage points. Inner rates are written as the sweep names them (``-0.01``, n
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
@@ -202,10 +203,14 @@ def header(name) -> str:
 def table(frame: pd.DataFrame, decimals: int = PERCENT_DECIMALS) -> Styler:
     """A table as the book shows it: index levels as ordinary columns and no positional
     index, readable headers, rates as the sweep writes them (columns named for a rate),
-    other floats with ``decimals`` decimals, and a dash for a missing value."""
+    other floats with ``decimals`` decimals, flags as yes or no, and a dash for a missing
+    value."""
     # A named or non-positional index holds what a row is: it becomes a column.
     positional = isinstance(frame.index, pd.RangeIndex) and frame.index.name is None
     shown = frame.copy() if positional else frame.reset_index()
+    for column in shown.columns:  # a flag ("learned rates") as a reader writes it, not as Python prints it
+        if len(shown) and shown[column].map(lambda value: isinstance(value, (bool, np.bool_))).all():
+            shown[column] = shown[column].map({True: "yes", False: "no"})
     shown.columns = [header(column) for column in shown.columns]
     rates = [column for column in shown.columns  # "training rate", "best test rate", not "loss at rate 0"
              if column.endswith("rate") and pd.api.types.is_float_dtype(shown[column])]

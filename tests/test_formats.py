@@ -57,6 +57,11 @@ def test_a_table_has_no_positional_index_readable_headers_and_one_number_format(
     assert ">97.3<" in html and ">–<" in html  # one decimal; a dash where there is no number
     assert ">MAML (full adaptation)<" in html
     assert "row_heading" not in html  # no 0, 1, ... column
+    # A flag in the index, as the summary's tables have the learned-rate setting, reads yes or no.
+    flagged = pd.DataFrame({"learned_inner_lr": [False, True], "train_inner_lr": [0.1, 0.1],
+                            "maml": [97.0, 98.0]})
+    html = formats.table(flagged.set_index(["learned_inner_lr", "train_inner_lr"])).to_html()
+    assert ">learned rates<" in html and ">no<" in html and ">yes<" in html and "True" not in html
 
 
 def test_a_value_and_its_interval_share_one_column():
