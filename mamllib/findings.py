@@ -1102,6 +1102,10 @@ def penalty_trajectories(metrics: dict[str, dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["train_inner_lr", "seed", "iteration", "term", "value"])
 
 
+# The terms the penalty reading predicts lower after training at a negative rate.
+PENALTY_VERDICT_TERMS = ("query_grad_norm_sq", "inner_product")
+
+
 def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | None = None) -> str:
     """Whether the networks trained at negative rates end with a smaller squared query-gradient
     norm and support-query inner product on the validation tasks than the one trained at
@@ -1118,12 +1122,11 @@ def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | Non
     if 0.0 not in final.index or not (final.index < 0).any():
         return ("The penalty reading needs networks trained at rate 0 and at a negative rate; "
                 "this build lacks one.")
-    several = trajectories.seed.nunique() > 1
-    clauses, verdicts = [], []
-    for name in ("query_grad_norm_sq", "inner_product"):
+    several, positives = trajectories.seed.nunique() > 1, int((final.index > 0).sum())
+    clauses = []
+    for name in PENALTY_VERDICT_TERMS:
         values = final[PENALTY_LABELS[name]]
         below_zero, below_positive, total = _penalty_counts(values)
-        verdicts.append((below_zero == total, below_positive == total))
         spread = by_seed[PENALTY_LABELS[name]].groupby(level="train_inner_lr").agg(["min", "max"])
         ends = ", ".join(f"{value:.3g} at rate {rate:g}" + (f" ({spread.loc[rate, 'min']:.3g} to "
                                                             f"{spread.loc[rate, 'max']:.3g} over seeds)"
@@ -1131,15 +1134,14 @@ def penalty_text(trajectories: pd.DataFrame, faithful: tuple[float, float] | Non
                          for rate, value in values.items())
         compared = _lower_at(below_zero, total, "at rate 0")
         if below_positive is not None:
-            positive = "at the positive rate" if (values.index > 0).sum() == 1 else "at every positive rate"
+            positive = "at the positive rate" if positives == 1 else "at every positive rate"
             compared += "; " + _lower_at(below_positive, total, positive)
         clauses.append(f"{PENALTY_LABELS[name]} is {ends} ({compared})")
     seeds = "one seed" if not several else "means over seeds"
     text = f"At the end of training, on the validation tasks, {'; '.join(clauses)}; {seeds}, no interval."
-    against_zero, against_positive = (all(v[k] for v in verdicts) for k in (0, 1))
+    against_zero, against_positive = _penalty_verdicts(final)
     text += (" Against rate 0 the penalty reading " + ("holds" if against_zero else "fails")
              + ", though a network trained at rate 0 cannot adapt and is not a like-for-like baseline")
-    positives = int((final.index > 0).sum())
     if positives:
         text += (f"; against the positive rate{'s' if positives > 1 else ''} it "
                  + ("holds" if against_positive else "fails"))
@@ -1174,19 +1176,26 @@ def _penalty_counts(values: pd.Series) -> tuple[int, int | None, int]:
     return int((negative < values.loc[0.0]).sum()), below_positive, len(negative)
 
 
+def _penalty_verdicts(final: pd.DataFrame) -> tuple[bool, bool]:
+    """Of the terms' final values by training rate (columns: terms): whether both end lower
+    at every negative rate than at rate 0, and than at every positive rate (False without
+    a positive rate)."""
+    counts = [_penalty_counts(final[PENALTY_LABELS[name]]) for name in PENALTY_VERDICT_TERMS]
+    return (all(below_zero == total for below_zero, _, total in counts),
+            all(below_positive == total for _, below_positive, total in counts))
+
+
 def _seeds_agree(by_seed: pd.DataFrame, verdicts: tuple[bool, bool]) -> str:
     """Whether each seed alone gives the two verdicts (against rate 0, against the positive
-    rates) that the means over seeds give: `` (so does every seed)`` or how many do."""
+    rates) that the means over seeds give: `` (every seed alone gives both verdicts)`` or
+    how many do."""
     seeds = by_seed.index.unique("seed")
     agreeing = 0
     for seed in seeds:
         alone = by_seed.xs(seed, level="seed")
         if 0.0 not in alone.index or not (alone.index < 0).any():
             continue
-        counts = [_penalty_counts(alone[PENALTY_LABELS[name]])
-                  for name in ("query_grad_norm_sq", "inner_product")]
-        own = (all(c[0] == c[2] for c in counts), all(c[1] == c[2] for c in counts))
-        agreeing += own == tuple(verdicts)
+        agreeing += _penalty_verdicts(alone) == verdicts
     return " (every seed alone gives both verdicts)" if agreeing == len(seeds) else \
         f" ({agreeing} of the {len(seeds)} seeds alone give both verdicts)"
 
