@@ -75,7 +75,7 @@ def analysis_worker(rates: list[float], reference: bool, root: str) -> float:
     rate, with the untrained baseline; ``reference``: as before this change."""
     import torch
 
-    from mamllib import latent, runs
+    from mamllib import latent, models, runs
     from mamllib.config import profile
     from mamllib.data import load_dataset
     from mamllib.maml import build_maml
@@ -87,6 +87,8 @@ def analysis_worker(rates: list[float], reference: bool, root: str) -> float:
         latent._frame = _frame_per_block
         runs.untrained_analysis = lambda run, rates: runs._analyze(run, run.untrained(), "untrained",
                                                                     rates, ())
+        # Only inference was channels-last: a support gradient ran in the default layout.
+        models._channels_last = lambda: not torch.is_grad_enabled()
     dataset = load_dataset(profile("quick"))
     start = time.perf_counter()
     for rate in rates:  # run folders side by side in root, as under runs/quick/

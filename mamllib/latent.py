@@ -281,6 +281,10 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
     def queries(fast: list[torch.Tensor]) -> tuple[list[torch.Tensor], torch.Tensor]:
         return maml.fmodel(qx, params=fast, output="activations")
 
+    @torch.no_grad()
+    def logits_of(fast: list[torch.Tensor]) -> torch.Tensor:
+        return maml.fmodel(qx, params=fast)
+
     with torch.no_grad():
         support_before = maml.model(sx, output="features")
         # Before adaptation: the meta-parameters, with the head each task starts from.
@@ -325,8 +329,8 @@ def analyze_chunk(maml: MAML, episodes: Episodes, rates: Sequence[torch.Tensor],
     logits_at.setdefault(0.0, logits_before)  # no adaptation
     grid_predictions = {}
     for rate in map(float, grid):
-        grid_logits = logits_at[rate] if rate in logits_at else \
-            queries(fast_weights(torch.tensor(rate, device=sx.device)))[1]
+        grid_logits = (logits_at[rate] if rate in logits_at
+                       else logits_of(fast_weights(torch.tensor(rate, device=sx.device))))
         grid_predictions[rate] = grid_logits.argmax(-1).cpu().numpy()
     return results, grid_predictions
 

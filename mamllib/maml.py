@@ -32,7 +32,7 @@ from mamllib.config import Config, tensor_rates
 from mamllib.data.dataset import FewShotDataset
 from mamllib.data.sampler import Episodes
 from mamllib.errors import ConfigError
-from mamllib.models import Conv4
+from mamllib.models import Conv4, evaluating
 
 
 def task_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -87,7 +87,8 @@ def sgd_steps(fmodel, fast: list[torch.Tensor], rates: list[torch.Tensor], suppo
     adapted = [True] * len(fast) if adapted is None else list(adapted)
 
     def step(*fast: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        loss = task_loss(fmodel(support_x, params=list(fast)), support_y)
+        with evaluating(not track_graph):
+            loss = task_loss(fmodel(support_x, params=list(fast)), support_y)
         moved = [f for f, a in zip(fast, adapted) if a]
         grads = iter(torch.autograd.grad(loss, moved, create_graph=second_order))
         stepped = (f - rate * next(grads) if a else f for f, rate, a in zip(fast, rates, adapted))
@@ -172,7 +173,8 @@ class TaskBatched:
         (:meth:`one_step_weights`), so a grid of one-step rates needs this gradient only once.
         """
         start = [w.detach().requires_grad_() for w in self.start_weights(support_x, support_y, False)]
-        return start, self.losses_and_gradients(support_x, support_y, start=start)[1]
+        with evaluating():
+            return start, self.losses_and_gradients(support_x, support_y, start=start)[1]
 
     def forward(self, episodes: Episodes, steps: int, lrs: torch.Tensor | None = None,
                 first_order: bool = False, track_graph: bool = True) -> Adapted:
