@@ -170,13 +170,58 @@ def training_table(steps: int) -> tuple[list[str], dict[str, float]]:
     return lines, speedups
 
 
+ANALYSED_RATES = (0.1, 0.4)
+BASELINE_COMMIT = "d266885"  # the issue's "today": its targets are ratios to this commit's times
+BASELINE_LABEL = f"{BASELINE_COMMIT}'s own code, one after another"
+# The analysis as the baseline commit ran it (its API: build_maml lived in mamllib.train),
+# in a process of its own with that commit's tree first on the path.
+BASELINE_ANALYSIS = """
+import json, sys, tempfile, time
+from pathlib import Path
+import torch
+from mamllib import runs
+from mamllib.config import profile
+from mamllib.data import load_dataset
+from mamllib.train import build_maml
+dataset = load_dataset(profile("quick"))
+start = time.perf_counter()
+with tempfile.TemporaryDirectory() as root:
+    for rate in json.loads(sys.argv[1]):
+        config = profile("quick", inner_lr=rate, device="cpu")
+        run = runs.TrainedRun(Path(root) / f"lr{rate}", config, build_maml(config, dataset), dataset,
+                              torch.device("cpu"), {"iteration": 0})
+        runs.analyze_run(run, write=False)
+print(json.dumps({"seconds": time.perf_counter() - start}))
+"""
+
+
+def baseline_analysis_seconds(threads: int) -> float | None:
+    """Wall seconds of :data:`BASELINE_COMMIT`'s own analysis of the same runs, from its tree
+    (``git archive``); None where this checkout lacks that commit (a shallow clone)."""
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory() as tree:
+        archive = subprocess.run(["git", "-C", str(root), "archive", BASELINE_COMMIT], capture_output=True)
+        if archive.returncode:
+            return None
+        subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
+        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+               "PYTHONPATH": tree}
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", BASELINE_ANALYSIS, json.dumps(ANALYSED_RATES)], env=env,
+                       cwd=tree, check=True, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - start
+
+
 def analysis_table() -> tuple[list[str], dict[str, float]]:
     """The table, and each arrangement's speed-up over the reference."""
-    lines = ["Analysis of `quick` runs at rates 0.1 and 0.4 (all readouts, the rate grid, the untrained "
-             "baseline; 600 test tasks each). Reference: scikit-learn's `LogisticRegression`, the "
-             "prototype classifier and the cosine nearest neighbour fitted task by task, a DataFrame "
-             "for each readout of each chunk of tasks, the untrained baseline analysed for each run, "
-             "and 50 tasks at a time, as before.", "",
+    lines = [f"Analysis of `quick` runs at rates {' and '.join(map(str, ANALYSED_RATES))} (all readouts, the "
+             "rate grid, the untrained baseline; 600 test tasks each). Reference: scikit-learn's "
+             "`LogisticRegression`, the prototype classifier and the cosine nearest neighbour fitted task "
+             "by task, a DataFrame for each readout of each chunk of tasks, the untrained baseline analysed "
+             "for each run, support gradients in the default memory layout, and 50 tasks at a time, as "
+             f"before. {BASELINE_LABEL[0].upper() + BASELINE_LABEL[1:]}: the analysis as commit "
+             f"{BASELINE_COMMIT} shipped it (the issue's \"today\"), which computes fewer readouts (no label "
+             "orders, probes or test-rate curve).", "",
              "| arrangement | processes x threads | wall (s) | per run (s) | speed-up |",
              "|---|---|---|---|---|"]
     rows = [("reference, one after another", 1, 2, True), ("ours, one after another", 1, 2, False),
@@ -185,12 +230,19 @@ def analysis_table() -> tuple[list[str], dict[str, float]]:
     for label, processes, threads, reference in rows:
         with tempfile.TemporaryDirectory() as root:
             jobs = [{"kind": "analysis", "rates": [rate], "reference": reference, "root": root}
-                    for rate in (0.1, 0.4)]
+                    for rate in ANALYSED_RATES]
             seconds = wall_time(processes, threads, jobs)
         first = first or seconds
         speedups[label] = first / seconds
         lines.append(f"| {label} | {processes} x {threads} | {seconds:.1f} | {seconds / 2:.1f} | "
                      f"{first / seconds:.2f}x |")
+    baseline = baseline_analysis_seconds(threads=2)
+    if baseline is None:
+        lines += ["", f"(No {BASELINE_COMMIT} row: this checkout lacks that commit.)"]
+    else:
+        speedups[BASELINE_LABEL] = first / baseline
+        lines.append(f"| {BASELINE_LABEL} | 1 x 2 | {baseline:.1f} | {baseline / 2:.1f} | "
+                     f"{first / baseline:.2f}x |")
     return lines, speedups
 
 

@@ -3,7 +3,7 @@
 from benchmarks.bench import (CUDA_BEGIN, CUDA_END, memory_per_added_step, memory_table, merge_results,
                               target_lines)
 from benchmarks import cpu_step
-from benchmarks.population import NANNY_LABEL
+from benchmarks.population import BASELINE_COMMIT, BASELINE_LABEL, NANNY_LABEL
 
 
 def test_a_cpu_run_keeps_the_cuda_part_and_a_cuda_run_keeps_the_cpu_body():
@@ -65,3 +65,8 @@ def test_targets_say_n_a_when_a_reference_failed_parity():
     assert 'fastest arrangement "two at a time", 1.40x' in "\n".join(with_speedups)
     assert "malloc setting of Dask's workers 0.50x" in "\n".join(with_speedups)
     assert "a step with mamllib's allocator: 1.50x faster than with glibc's" in "\n".join(with_speedups)
+    assert f"{BASELINE_COMMIT}'s own" not in "\n".join(with_speedups)  # no row: a shallow clone
+    speedups["analysis"][BASELINE_LABEL] = 0.8  # the reference took 0.8x the baseline commit's time
+    against = "\n".join(target_lines(ratios, share, slopes, {"quick": set(), "miniimagenet-shaped": set()},
+                                     speedups))
+    assert f"at most a third of {BASELINE_COMMIT}'s own (fewer readouts): 3.62x faster, met" in against

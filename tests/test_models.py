@@ -63,7 +63,8 @@ def test_evaluation_steps_run_channels_last_and_meta_training_steps_do_not(monke
 
     def steps(track_graph):
         fast = [w.requires_grad_() for w in maml.task_copies(2)]
-        return lambda: sgd_steps(maml.fmodel, fast, maml.step_rates(2, None), x, y, 1, track_graph=track_graph)
+        rates = maml.step_rates(2, None)
+        return lambda: sgd_steps(maml.fmodel, fast, rates, x, y, 1, track_graph=track_graph)
 
     # channels-last batch norm sums less precisely: no meta-gradient goes through it
     assert _block_layouts(monkeypatch, steps(track_graph=True)) == [False] * 4
