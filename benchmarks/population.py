@@ -14,13 +14,16 @@ this one run, and is reported as a ratio to the first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
+import statistics
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -195,21 +198,67 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
 
-def baseline_analysis_seconds(threads: int) -> float | None:
-    """Wall seconds of :data:`BASELINE_COMMIT`'s own analysis of the same runs, from its tree
-    (``git archive``); None where this checkout lacks that commit (a shallow clone)."""
+@contextlib.contextmanager
+def baseline_tree() -> Iterator[Path | None]:
+    """:data:`BASELINE_COMMIT`'s files in a temporary folder (``git archive``), or None
+    where this checkout lacks that commit (a shallow clone)."""
     root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tree:
         archive = subprocess.run(["git", "-C", str(root), "archive", BASELINE_COMMIT], capture_output=True)
         if archive.returncode:
-            return None
+            yield None
+            return
         subprocess.run(["tar", "-x", "-C", tree], input=archive.stdout, check=True)
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-               "PYTHONPATH": tree}
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", BASELINE_ANALYSIS, json.dumps(ANALYSED_RATES)], env=env,
-                       cwd=tree, check=True, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - start
+        yield Path(tree)
+
+
+def _seconds_in(tree: Path, command: list[str], threads: int) -> float:
+    """Wall seconds of ``command`` run in ``tree`` with that tree's ``mamllib`` first on the path."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "PYTHONPATH": str(tree)}
+    start = time.perf_counter()
+    subprocess.run(command, env=env, cwd=tree, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def baseline_analysis_seconds(threads: int) -> float | None:
+    """Wall seconds of :data:`BASELINE_COMMIT`'s own analysis of the same runs; None where
+    this checkout lacks that commit."""
+    with baseline_tree() as tree:
+        if tree is None:
+            return None
+        analysis = [sys.executable, "-c", BASELINE_ANALYSIS, json.dumps(ANALYSED_RATES)]
+        return _seconds_in(tree, analysis, threads)
+
+
+def setting_training_table(rounds: int = 2) -> tuple[list[str], dict[str, float]]:
+    """One `quick` setting trained end to end by ``python -m mamllib train`` (800 steps,
+    validation, meta-test) with :data:`BASELINE_COMMIT`'s code and with ours, in fresh
+    processes of two threads, alternating, ``rounds`` times each; the table and ours'
+    speed-up (median against median)."""
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "-m", "mamllib", "train", "--profile", "quick", "--inner-lr", "0.1", "--out"]
+    with baseline_tree() as tree:
+        if tree is None:
+            return [f"(Not measured: this checkout lacks commit {BASELINE_COMMIT}.)"], {}
+        trees = {BASELINE_COMMIT: tree, "ours": root}
+        for name, folder in trees.items():  # the embedded glyphs built once, outside the timing
+            _seconds_in(folder, [sys.executable, "-m", "mamllib", "data", "--dataset", "glyphs"], 2)
+        times: dict[str, list[float]] = {name: [] for name in trees}
+        for _ in range(rounds):
+            for name, folder in trees.items():
+                with tempfile.TemporaryDirectory() as out:
+                    times[name].append(_seconds_in(folder, [*command, str(Path(out) / "run")], 2))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    lines = [f"One `quick` setting (rate 0.1) trained end to end by `python -m mamllib train`: 800 outer "
+             f"steps, validation and the meta-test, {BASELINE_COMMIT}'s code against ours, fresh processes "
+             f"of 2 threads alternating, {rounds} of each; the median.", "",
+             "| code | runs (s) | median (s) | speed-up |", "|---|---|---|---|"]
+    for name, values in times.items():
+        lines.append(f"| {name} | {', '.join(f'{v:.1f}' for v in values)} | {median[name]:.1f} | "
+                     f"{median[BASELINE_COMMIT] / median[name]:.2f}x |")
+    return lines, {"ours": median[BASELINE_COMMIT] / median["ours"]}
 
 
 def analysis_table() -> tuple[list[str], dict[str, float]]:
