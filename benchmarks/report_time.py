@@ -34,6 +34,7 @@ REPOSITORY = HERE.parent
 TIMES = HERE / "report_times.json"
 TABLE = HERE / "REPORT_TIME.md"
 BASELINE = "d266885"
+DEFAULT_TIER = "default"  # what `make report` builds unless told TIER=
 SESSION_HOURS = 3  # a working session's length: timings further apart ran on other hosts, maybe
 STAGE_ORDER = ("training", "setting pages", "baseline pages", "few-task pages", "negative rates",
                "penalty check", "linear regression", "summary", "appendix")
@@ -71,11 +72,11 @@ def commit_of(rev: str) -> str:
 
 
 def record_timing(rev: str, wall: float, record: Path, note: str = "", commit: str | None = None,
-                  jobs: int = 1) -> dict:
+                  jobs: int = 1, tier: str = DEFAULT_TIER) -> dict:
     """Record a timing of ``commit`` (by default what ``rev`` names now: pass the commit
     resolved when the clone was made, since a branch may move while a report runs) built
-    with ``make report JOBS=jobs``."""
-    entry = {"rev": rev, "commit": commit or commit_of(rev), "jobs": jobs, "machine": machine(),
+    with ``make report JOBS=jobs TIER=tier``."""
+    entry = {"rev": rev, "commit": commit or commit_of(rev), "jobs": jobs, "tier": tier, "machine": machine(),
              "wall_s": round(wall, 1),
              "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
              "stages": stages(record), "note": note}
@@ -84,28 +85,31 @@ def record_timing(rev: str, wall: float, record: Path, note: str = "", commit: s
     return entry
 
 
-def time_report(rev: str, keep: Path | None = None, jobs: int = 1) -> dict:
+def time_report(rev: str, keep: Path | None = None, jobs: int = 1, tier: str = DEFAULT_TIER) -> dict:
     """Clone this repository at ``rev`` into a temporary folder (or into ``keep``, left in
-    place to read the book it built) and time `make report JOBS=jobs` there."""
+    place to read the book it built) and time `make report JOBS=jobs TIER=tier` there
+    (a commit from before the tiers builds its one report whatever the tier)."""
     commit = commit_of(rev)  # now: HEAD may move while the report runs
     with tempfile.TemporaryDirectory(prefix="report-time-") as folder:
-        clone = keep / label({"commit": commit, "jobs": jobs}) if keep else Path(folder) / "clone"
+        column = label({"commit": commit, "jobs": jobs, "tier": tier})
+        clone = keep / column if keep else Path(folder) / "clone"
         subprocess.run(["git", "clone", "--quiet", str(REPOSITORY), str(clone)], check=True)
         subprocess.run(["git", "checkout", "--quiet", commit], cwd=clone, check=True)
         started = time.perf_counter()
-        done = subprocess.run(["make", "report", f"JOBS={jobs}"], cwd=clone, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.STDOUT)
+        done = subprocess.run(["make", "report", f"JOBS={jobs}", f"TIER={tier}"], cwd=clone,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wall = time.perf_counter() - started
         if done.returncode != 0:
             sys.exit(f"`make report` failed at {rev} (exit status {done.returncode}); nothing recorded")
         return record_timing(rev, wall, clone / "book" / "generated" / "executions.json", commit=commit,
-                             jobs=jobs)
+                             jobs=jobs, tier=tier)
 
 
 def label(timing: dict) -> str:
-    """A timing's column: its commit, and the jobs it ran with where not the default one."""
-    jobs = timing.get("jobs", 1)
-    return timing["commit"] if jobs == 1 else f"{timing['commit']}-jobs{jobs}"
+    """A timing's column: its commit, and the jobs and tier it ran with where not the default ones."""
+    jobs, tier = timing.get("jobs", 1), timing.get("tier", DEFAULT_TIER)
+    return "-".join([timing["commit"], *([f"jobs{jobs}"] if jobs != 1 else []),
+                     *([tier] if tier != DEFAULT_TIER else [])])
 
 
 def _when(timing: dict) -> datetime.datetime:
@@ -143,7 +147,8 @@ def render(timings: list[dict]) -> str:
              f"one session ({day}) are shown: another host of the same kind can be up to 2x slower or "
              "faster, so earlier sessions' timings stay in the JSON file only. A column "
              "`<commit>-jobsN` ran `make report JOBS=N`: its stages' seconds add up the jobs that ran at "
-             "once, so they exceed its wall time, and the rest is not their difference.", "",
+             "once, so they exceed its wall time, and the rest is not their difference; a column ending "
+             "in a tier's name ran `make report TIER=<name>`.", "",
              "| stage | " + " | ".join(f"{c} ({by_commit[c]['date'][:10]})" for c in commits) + " |",
              "|---|" + "---|" * len(commits)]
     for name in names:
@@ -178,6 +183,9 @@ def main() -> None:
     timing.add_argument("revs", nargs="+", metavar="REV")
     timing.add_argument("--keep", type=Path, help="clone into KEEP/<column> and leave it there")
     timing.add_argument("--jobs", type=int, default=1, help="run `make report JOBS=N` (default: 1)")
+    timing.add_argument("--tier", default=DEFAULT_TIER,
+                        help=f"run `make report TIER=NAME` (default: {DEFAULT_TIER}; sweep: {BASELINE}'s "
+                             "content)")
     added = commands.add_parser("add", help="record a fresh clone's `make report` timed by hand")
     added.add_argument("rev", metavar="REV")
     added.add_argument("--wall", type=float, required=True, help="seconds `make report` took")
@@ -189,7 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.command == "time":
         for rev in args.revs:
-            print(json.dumps(time_report(rev, args.keep, args.jobs)))
+            print(json.dumps(time_report(rev, args.keep, args.jobs, args.tier)))
     elif args.command == "add":
         if not args.record.exists():
             sys.exit(f"--record {args.record}: no such file; give the clone's book/generated/executions.json")

@@ -198,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tier", choices=REPORT_TIERS, default="default",
                         help="what the report trains (mamllib/tiers.py): default: what fits the time of a "
                              "laptop's report (fewer sweep rates and few-task settings, no surrogate "
-                             "training); full: every setting, meant for a cluster (default: %(default)s)")
+                             "training); full: every setting, meant for a cluster; sweep: the main sweep's "
+                             "seven rates and learned rates at seed 0 with the theory pages, no few-task "
+                             "experiment or baselines (the report of commit d266885) (default: %(default)s)")
 
     notebook = commands.add_parser("notebook", help="execute one notebook of notebooks/ with papermill",
                                    description="Execute notebooks/NAME.py (jupytext) with papermill into "

@@ -42,9 +42,10 @@ STOP_ON = ("rate", "best_rate")
 # on 28x28 images leaves idle, batching is the point; 8 is not measured here (no GPU).
 DEFAULT_POPULATION = {"cpu": 1, "cuda": 8}
 # The report's tiers: the default fits a laptop's budget, the full one runs every setting,
-# for a cluster (what each trains: mamllib.tiers.TIERS). Kept here so that the command
+# for a cluster, and the sweep one holds the main sweep alone, at one seed, as the report did
+# at commit d266885 (what each trains: mamllib.tiers.TIERS). Kept here so that the command
 # line starts without torch.
-REPORT_TIERS = ("default", "full")
+REPORT_TIERS = ("default", "full", "sweep")
 # Fields that change a finished run's meta-test result without changing its training.
 TEST_FIELDS = ("test_inner_lr", "test_inner_steps", "test_tasks")
 # Fields that change only what the analysis of a run computes (not its meta-test score):

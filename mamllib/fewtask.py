@@ -484,6 +484,21 @@ def summary_numbers(comparison: pd.DataFrame) -> dict[str, Any]:
 
 # --- what the pages print ------------------------------------------------------------
 
+UNTESTED = "this tier trains no few-task networks"
+
+
+def untested_texts() -> dict[str, str]:
+    """The experiment's sentences where the tier trains none of its networks (the pages
+    that quote them, the first one among them, then say that it is not tested)."""
+    verdict = ("This build's tier trains no few-task networks, so whether a negative training rate wins "
+               "with few meta-training tasks is not tested in it; the default tier tests it.")
+    none = "No few-task network is trained in this build."
+    return {"setup_text": verdict, "nearest_text": "", "grid_scope_text": "", "overall_text": verdict,
+            "own_rate_text": none, "negative_step_text": none, "fit_text": none, "stopping_text": none,
+            **{f"verdict_{view}": f"{VIEWS[view][0].upper()}{VIEWS[view][1:]}: not tested in this build."
+               for view in VIEWS}}
+
+
 def setup_text(config: Config, grid: Plan) -> str:
     """The experiment's setting in one paragraph, from the configs it trains."""
     task = f"{config.n_way}-way {config.k_shot}-shot with {config.n_query} queries per class"
@@ -507,6 +522,8 @@ def _no_better(patience: int) -> str:
 
 
 def missing_text(missing: list[str], total: int) -> str:
+    if not total:
+        return ""  # the tier trains none: untested_texts says so
     if not missing:
         return f"All {total} networks of this grid are trained and scored."
     return (f"{total - len(missing)} of the {total} networks are scored; missing (left out of every number "

@@ -4,7 +4,9 @@ Training is most of a report's time, and on 2 CPU cores every network costs what
 costs (benchmarks/RESULTS.md). The default tier therefore builds the book a reader
 regenerates on a laptop, in no more time than the report of commit d266885 took before
 the seeds and the few-task experiment came in; it says on the book's first page what it
-leaves out. The full tier runs everything, and is meant for a cluster.
+leaves out. The full tier runs everything, and is meant for a cluster. The sweep tier holds
+what the report of d266885 held, the main sweep alone: the like-for-like content of the
+speed targets, and the quickest square train x test rate grid.
 """
 
 from __future__ import annotations
@@ -121,6 +123,13 @@ TIERS: dict[str, Tier] = {
                  curve_tasks=600,
                  curve_steps="1,5,10"),
 }
+# The main sweep alone, as the report of commit d266885 held it (the content the issue's
+# timing targets compare): every rate of the full tier's main sweep and learned rates at
+# seed 0, the theory pages and the summary; no few-task experiment, baselines or test-rate
+# curve. For a reader who wants the square train x test rate grid quickly.
+NO_FEW_TASKS = Plan(pools=(), rates=(), seeds=())
+TIERS["sweep"] = Tier(sweep_rates=DEFAULT_RATES, sweep_seeds=(0,), learned_seeds=(0,),
+                      few_tasks=NO_FEW_TASKS, surrogate_rates=(), baseline_seeds=())
 assert tuple(TIERS) == REPORT_TIERS
 # The smoke profile's: every part present, each as small as it can be; two main-sweep seeds,
 # so that the pages that pool a rate's seeds (the full tier's three) run in every smoke build.
@@ -132,11 +141,18 @@ SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0, 1), learned_seeds=(0, 1),
              curve_steps="1,2")
 
 
+# The sweep tier's smoke build: its parts (none of the few-task experiment), each tiny.
+SMOKE_SWEEP = Tier(sweep_rates=SMOKE.sweep_rates, sweep_seeds=(0,), learned_seeds=(0,),
+                   few_tasks=NO_FEW_TASKS, surrogate_rates=(), baseline_seeds=())
+
+
 def tier(profile: str, name: str = "default") -> Tier:
     """The settings a report of ``profile`` builds: the tier's, or tiny ones for smoke."""
     if name not in TIERS:
         raise UserError(f"tier={name!r} is unknown; choose one of {', '.join(TIERS)}")
-    return SMOKE if profile == "smoke" else TIERS[name]
+    if profile == "smoke":
+        return SMOKE_SWEEP if name == "sweep" else SMOKE
+    return TIERS[name]
 
 
 def _added(built: tuple, full: tuple) -> list:
@@ -166,6 +182,9 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     stepless = " (Prototypical Networks take no inner step)" if "protonet" in built.baselines else ""
     baselines = (f"{_baselines(built.baselines)} train at rate {built.baseline_rate:g}{stepless}, "
                  f"{_seeds(built.baseline_seeds)}" if built.baselines else "no baseline is trained")
+    few_tasks = (f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
+                 f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}" if grid.pools
+                 else "no few-task network is trained")
     surrogates = rate_list(built.surrogate_rates)
     plural = "s" if len(built.surrogate_rates) > 1 else ""
     surrogate = "the penalty check " + (f"trains the surrogate objective at rate{plural} {surrogates}"
@@ -175,8 +194,7 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
     text = (f"{opening} trains at rates "
             f"{rate_list(built.sweep_rates)}{' and with learned rates' if learned else ''}, "
             f"{_seeds(built.sweep_seeds)}; {signs}; "
-            f"the few-task experiment has pools of {pools_text(grid.pools)}, training rates "
-            f"{rate_list(grid.rates)} and {_seeds(grid.seeds)}; {noise}; {patterns}; {converged}; "
+            f"{few_tasks}; {noise}; {patterns}; {converged}; "
             f"{baselines}; {curve}; {surrogate}.")
     if smoke or name == "full":
         return text
@@ -199,10 +217,13 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
                       f"{_steps(full.curve_steps)}"
                   if (full.curve_tasks, full.curve_steps) != (built.curve_tasks, built.curve_steps) else "")]
     listed = "; ".join(f"{what} {values}".strip() for what, values in additions if values)
-    return (f"{text} It is sized so that a 2-core machine builds it in about the time the report took "
-            "before these experiments came in (benchmarks/REPORT_TIME.md has the timings measured). The full "
-            "tier (`make report TIER=full`, meant "
-            f"for a cluster) adds {listed}.")
+    sized = ("It holds what the report of commit d266885 held, the main sweep alone; the default tier "
+             "(`make report`) adds the few-task experiment, the baselines and more seeds"
+             if name == "sweep" else
+             "It is sized so that a 2-core machine builds it in about the time the report took before these "
+             "experiments came in")
+    return (f"{text} {sized} (benchmarks/REPORT_TIME.md has the timings measured). The full tier "
+            f"(`make report TIER=full`, meant for a cluster) adds {listed}.")
 
 
 def _steps(counts: str) -> str:

@@ -42,6 +42,7 @@ sweep_learned = True
 
 # %%
 import numpy as np
+import pandas as pd
 from myst_nb import glue
 
 from mamllib import convergence, fewtask, findings, formats, learned_signs, plots, sign_pattern, tiers
@@ -53,7 +54,9 @@ built = tiers.tier(profile, tier).with_sweep(sweep_rates, sweep_seeds)
 plan = built.few_tasks
 configs = plan.configs(profile)
 frame, missing = fewtask.load_experiment(configs, runs_root, profile)
-setup = fewtask.setup_text(configs[0], plan)
+tested = bool(configs)  # a tier may train no few-task network; its sentences then say so
+untested = fewtask.untested_texts()
+setup = fewtask.setup_text(configs[0], plan) if tested else untested["setup_text"]
 glue("setup_text", setup, display=False)
 built_text = tiers.tier_text(profile, tier, sweep_rates, sweep_seeds, sweep_learned)
 glue("tier_text", built_text, display=False)
@@ -77,16 +80,23 @@ glue("missing_text", fewtask.missing_text(missing, len(configs)), display=False)
 # further down, lets each network use the rate it does best at on the validation tasks.
 
 # %% tags=["remove-output"]
-chance = 1 / configs[0].n_way
-uniform = (float(np.log(configs[0].n_way)), f"uniform guess (ln {configs[0].n_way})")
-losses = fewtask.rate_table(frame, "fixed", column="loss")
-plots.glue_figure("figure_2b_loss", plots.pool_curves(
-    {f"meta-test loss at test rate {fewtask.FIXED_TEST_RATE:g}": losses}, "query loss (nats)",
-    pool_label=fewtask.pool_label, reference=uniform, floor=0.0))
-fixed = fewtask.rate_table(frame, "fixed")
-plots.glue_figure("figure_2b_accuracy", plots.pool_curves(
-    {f"meta-test accuracy at test rate {fewtask.FIXED_TEST_RATE:g}": fixed}, "accuracy",
-    chance=chance, pool_label=fewtask.pool_label))
+n_way = fewtask.experiment_config(profile, 0, fewtask.FIXED_TEST_RATE, 0).n_way
+chance = 1 / n_way
+uniform = (float(np.log(n_way)), f"uniform guess (ln {n_way})")
+
+
+def drawn(draw):
+    """The figure ``draw()`` makes, or where the tier trains no few-task network one that says so."""
+    return draw() if tested else plots.message_figure(fewtask.UNTESTED)
+
+
+at_fixed_rate = f"at test rate {fewtask.FIXED_TEST_RATE:g}"
+plots.glue_figure("figure_2b_loss", drawn(lambda: plots.pool_curves(
+    {f"meta-test loss {at_fixed_rate}": fewtask.rate_table(frame, "fixed", column="loss")},
+    "query loss (nats)", pool_label=fewtask.pool_label, reference=uniform, floor=0.0)))
+plots.glue_figure("figure_2b_accuracy", drawn(lambda: plots.pool_curves(
+    {f"meta-test accuracy {at_fixed_rate}": fewtask.rate_table(frame, "fixed")},
+    "accuracy", chance=chance, pool_label=fewtask.pool_label)))
 glue("fixed_test_rate", fewtask.FIXED_TEST_RATE, display=False)
 
 # %% [markdown]
@@ -115,9 +125,9 @@ glue("fixed_test_rate", fewtask.FIXED_TEST_RATE, display=False)
 # the same question of the features alone (bottom).
 
 # %% tags=["remove-output"]
-tables = {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in ("best", "prototypes")}
-plots.glue_figure("best_and_prototypes", plots.pool_curves(tables, "meta-test accuracy", chance=chance,
-                                                           pool_label=fewtask.pool_label))
+plots.glue_figure("best_and_prototypes", drawn(lambda: plots.pool_curves(
+    {fewtask.VIEWS[view]: fewtask.rate_table(frame, view) for view in ("best", "prototypes")},
+    "meta-test accuracy", chance=chance, pool_label=fewtask.pool_label)))
 
 # %% [markdown]
 # ```{glue:figure} best_and_prototypes
@@ -139,24 +149,26 @@ plots.glue_figure("best_and_prototypes", plots.pool_curves(tables, "meta-test ac
 # this grid does not test.
 
 # %%
-nearest_negative = max(rate for rate in plan.rates if rate < 0)
-glue("nearest_negative", nearest_negative, display=False)
-glue("grid_scope_text", f"It rests on training rates {findings.rate_list(plan.rates)} and pools of "
-     f"{fewtask.pools_text(plan.pools)}; a negative rate nearer zero than {nearest_negative:g} is not tested "
-     "in this build.", display=False)  # for the first page, which states the verdict without the grid
-comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
-glue("overall_text", fewtask.overall_text(comparisons), display=False)
-glue("own_rate_text", fewtask.own_rate_text(frame, chance, configs[0]), display=False)
-glue("negative_step_text", fewtask.negative_step_text(frame), display=False)  # for the derivation
-for view, comparison in comparisons.items():
-    glue(f"verdict_{view}", fewtask.verdict_text(comparison, view), display=False)
-numbers = fewtask.summary_numbers(comparisons["best"])
-glue("pools_negative_wins", numbers["wins"], display=False)
-glue("pools_compared", numbers["pools"], display=False)
+comparisons, texts = {}, untested
+if tested:
+    nearest_negative = max(rate for rate in plan.rates if rate < 0)
+    comparisons = {view: fewtask.negative_versus_rest(frame, view) for view in fewtask.VIEWS}
+    texts = {"nearest_text": f"The grid's negative rate nearest zero is {nearest_negative:g}.",
+             # for the first page, which states the verdict without the grid
+             "grid_scope_text": f"It rests on training rates {findings.rate_list(plan.rates)} and pools of "
+                                f"{fewtask.pools_text(plan.pools)}; a negative rate nearer zero than "
+                                f"{nearest_negative:g} is not tested in this build.",
+             "overall_text": fewtask.overall_text(comparisons),
+             "own_rate_text": fewtask.own_rate_text(frame, chance, configs[0]),
+             "negative_step_text": fewtask.negative_step_text(frame),  # for the derivation
+             **{f"verdict_{view}": fewtask.verdict_text(comparison, view)
+                for view, comparison in comparisons.items()}}
+for key in ("nearest_text", "grid_scope_text", "overall_text", "own_rate_text", "negative_step_text",
+            *(f"verdict_{view}" for view in fewtask.VIEWS)):
+    glue(key, texts[key], display=False)
 
 # %% [markdown]
-# The grid's negative rate nearest zero is {glue:text}`nearest_negative:g`.
-# {glue:text}`overall_text`
+# {glue:text}`nearest_text` {glue:text}`overall_text`
 #
 # * {glue:text}`verdict_fixed`
 # * {glue:text}`verdict_best`
@@ -166,7 +178,8 @@ glue("pools_compared", numbers["pools"], display=False)
 # size.
 
 # %% tags=["remove-output"]
-formats.glue_table("verdict_table", fewtask.comparison_percent_table(comparisons))
+verdicts = fewtask.comparison_percent_table(comparisons) if tested else pd.DataFrame()
+formats.glue_table("verdict_table", verdicts, empty_because=fewtask.UNTESTED)
 
 # %% [markdown]
 # ```{glue:figure} verdict_table
@@ -273,15 +286,17 @@ plots.glue_figure("label_noise", plots.pool_curves(noisy_tables, "accuracy at th
 # where the tier trains them, is the second alone.
 
 # %%
-gap = fewtask.overfitting_table(frame)
-glue("fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile), display=False)
+gap = fewtask.overfitting_table(frame) if tested else pd.DataFrame()
+glue("fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile) if tested else untested["fit_text"],
+     display=False)
 
 # %% [markdown]
 # {glue:text}`fit_text` {numref}`tbl-overfitting` gives the accuracies on both sets of
 # tasks and their gap at the fixed test rate instead.
 
 # %% tags=["remove-output"]
-formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap))
+formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap) if tested else gap,
+                   empty_because=fewtask.UNTESTED)
 
 # %% [markdown]
 # ```{glue:figure} overfitting_table
@@ -297,14 +312,15 @@ formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap))
 # ## Where training stopped
 
 # %%
-stopping = fewtask.stopping_table(frame)
-glue("stopping_text", fewtask.stopping_text(frame, configs[0]), display=False)
+stopping = fewtask.stopping_table(frame) if tested else pd.DataFrame()
+glue("stopping_text", fewtask.stopping_text(frame, configs[0]) if tested else untested["stopping_text"],
+     display=False)
 
 # %% [markdown]
 # {glue:text}`stopping_text` {numref}`tbl-stopping` gives the step each network kept.
 
 # %% tags=["remove-output"]
-formats.glue_table("stopping_table", stopping)
+formats.glue_table("stopping_table", stopping, empty_because=fewtask.UNTESTED)
 
 # %% [markdown]
 # ```{glue:figure} stopping_table

@@ -1,6 +1,8 @@
 """The few-task experiment: scoring one network, choosing rates on validation, the verdict."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -235,3 +237,17 @@ def test_the_test_rate_prediction_is_judged_by_the_sign_each_negative_network_do
     negative = frame.assign(test_rate=frame.test_rate.where(~best, -0.1))
     assert "it is supported: " in fewtask.negative_step_text(negative)
     assert "not tested" in fewtask.negative_step_text(frame[frame.train_rate > 0])
+
+
+def test_a_tier_without_the_experiment_glues_every_sentence_the_other_pages_quote():
+    """The first page, the derivation and the conclusions quote the few-task page's
+    sentences; where the tier trains none of its networks, each still exists and says so."""
+    root = Path(__file__).resolve().parent.parent
+    quoted = {key for page in (root / "book").glob("*.md")
+              for key in re.findall(r"negative_rates\.ipynb::(\w+)", page.read_text())}
+    # glued whatever the tier trains: the budgets, the noise, the learned signs, the tier itself
+    always = {"budget_text", "noise_text", "learned_sign_text", "pattern_text", "tier_text"}
+    texts = fewtask.untested_texts()
+    assert quoted - always and quoted - always <= set(texts)
+    assert "not tested" in texts["overall_text"] and "not tested" in texts["verdict_best"]
+    assert fewtask.missing_text([], 0) == ""

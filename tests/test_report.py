@@ -22,9 +22,8 @@ ROOT = Path(__file__).resolve().parent.parent
 KNOWN_CONSOLE = ("THEBE_JS_URL", "Got invalid theme mode", "favicon.ico")
 
 
-@pytest.fixture(scope="module")
-def smoke_report(tmp_path_factory):
-    root = tmp_path_factory.mktemp("report")
+def _book_sources(root: Path) -> Path:
+    """The repository's book sources copied under ``root``, to build a report there."""
     shutil.copy(ROOT / "_config.yml", root)
     shutil.copy(ROOT / "_toc.yml", root)
     (root / "book").mkdir()
@@ -32,8 +31,28 @@ def smoke_report(tmp_path_factory):
         shutil.copy(source, root / "book")
     for folder in ("_static", "_ext"):
         shutil.copytree(ROOT / "book" / folder, root / "book" / folder)
+    return root
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    root = _book_sources(tmp_path_factory.mktemp("report"))
     index, results = build_report(root, "smoke", rates=(-0.1, 0.4), learned=False, small=True)
     return root, index, results
+
+
+def test_the_sweep_tier_builds_a_book_that_says_what_it_does_not_test(tmp_path):
+    root = _book_sources(tmp_path)
+    index, results = build_report(root, "smoke", small=True, tier="sweep")
+    assert index.exists() and not results["failed"]
+    generated = root / "book" / "generated"
+    assert not list(generated.glob("few_tasks_*.ipynb")) and not list(generated.glob("baseline_*.ipynb"))
+    pages = root / "book" / "_build" / "html" / "book"
+    untested = "trains no few-task networks, so whether a negative training rate wins"
+    for page in ("intro.html", "conclusions.html", "generated/negative_rates.html"):
+        text = html.unescape(re.sub(r"\s+", " ", (pages / page).read_text()))
+        assert untested in text and "{glue" not in text, page
+    assert "All 0 networks" not in (pages / "generated" / "negative_rates.html").read_text()
 
 
 def test_the_smoke_report_builds(smoke_report):

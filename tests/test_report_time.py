@@ -34,3 +34,10 @@ def test_a_session_starts_at_its_timing_of_the_baseline():
                     _timing("d266885", "2026-12-04T23:06:00+00:00", 1503.0),
                     _timing("ddddddd", "2026-12-04T23:29:00+00:00", 1218.0)])
     assert "ccccccc" not in table and "Against d266885 on the same machine: ddddddd 0.81x." in table
+
+
+def test_a_timing_of_another_tier_is_a_column_of_its_own():
+    sweep = {**_timing("bbbbbbb", "2026-12-04T22:10:00+00:00", 700.0), "jobs": 2, "tier": "sweep"}
+    table = render([_timing("d266885", "2026-12-04T21:00:00+00:00", 1400.0), sweep])
+    assert "| d266885 (2026-12-04) | bbbbbbb-jobs2-sweep (2026-12-04) |" in table
+    assert "Against d266885 on the same machine: bbbbbbb-jobs2-sweep 0.50x." in table

@@ -9,7 +9,7 @@ from mamllib.errors import UserError
 
 
 def test_an_unknown_tier_is_refused():
-    with pytest.raises(UserError, match="tier='huge'.*default, full"):
+    with pytest.raises(UserError, match="tier='huge'.*default, full, sweep"):
         tiers.tier("quick", "huge")
 
 
@@ -118,3 +118,20 @@ def test_a_sweep_replaced_on_the_command_line_keeps_only_the_comparisons_it_can_
     with pytest.raises(ValueError, match=r"converged_seeds \[3\]"):
         tiers.Tier(sweep_rates=(0.1,), sweep_seeds=(0,), learned_seeds=(0,),
                    few_tasks=full.few_tasks, surrogate_rates=(), converged_seeds=(3,))
+
+
+def test_the_sweep_tier_holds_what_the_report_of_d266885_held():
+    """Its main sweep alone, at one seed (the like-for-like content of the speed targets):
+    the full tier's seven training rates and learned rates, and no other experiment."""
+    sweep, full = tiers.TIERS["sweep"], tiers.TIERS["full"]
+    assert sweep.sweep_rates == full.sweep_rates and len(sweep.sweep_rates) == 7
+    assert sweep.sweep_seeds == sweep.learned_seeds == (0,)
+    assert not (sweep.few_tasks.configs("quick") or sweep.baselines or sweep.surrogate_rates
+                or sweep.pattern_seeds or sweep.converged_seeds or sweep.noisy_tasks or sweep.curve_tasks)
+    text = tiers.tier_text("quick", "sweep")
+    assert "no few-task network is trained; " in text and "no baseline is trained; " in text
+    assert "It holds what the report of commit d266885 held" in text
+    assert "adds main-sweep seeds 1 and 2;" in text and "every baseline at seeds 0, 1 and 2;" in text
+    smoke = tiers.tier("smoke", "sweep")
+    assert smoke is tiers.SMOKE_SWEEP and not smoke.few_tasks.configs("smoke") and not smoke.baselines
+    assert "no few-task network is trained" in tiers.tier_text("smoke", "sweep")
