@@ -28,7 +28,8 @@ test: $(STAMP)
 # cluster of two workers, two settings at once, the cores shared between them (on 2 cores
 # the whole report took 0.80x the time of JOBS=1: benchmarks/REPORT_TIME.md); JOBS=1: one
 # worker with every core. MAMLLIB_SCHEDULER=tcp://HOST:8786 uses a running cluster.
-# TIER=full trains every setting of every experiment (mamllib/tiers.py; for a cluster).
+# TIER=full trains every setting of every experiment (mamllib/tiers.py; for a cluster);
+# TIER=sweep the main sweep alone at seed 0, what the report of d266885 held.
 JOBS ?= 2
 TIER ?= default
 report: $(STAMP)
