@@ -219,13 +219,17 @@ def tier_text(profile: str, name: str, sweep_rates: Sequence[float] | None = Non
                       f"{_steps(full.curve_steps)}"
                   if (full.curve_tasks, full.curve_steps) != (built.curve_tasks, built.curve_steps) else "")]
     listed = "; ".join(f"{what} {values}".strip() for what, values in additions if values)
+    default = TIERS["default"]
     sized = ("It holds what the report of commit d266885 held, the main sweep alone; the default tier "
-             "(`make report`) adds the few-task experiment, the baselines and more seeds"
+             f"(make report) trains the main sweep at rates {rate_list(default.sweep_rates)} and "
+             f"{_seeds(default.sweep_seeds)} and adds the few-task experiment, the baselines and a fine grid "
+             "of test rates"
              if name == "sweep" else
              "It is sized so that a 2-core machine builds it in about the time the report took before these "
              "experiments came in")
+    # Glued text is not Markdown: no backticks.
     return (f"{text} {sized} (benchmarks/REPORT_TIME.md has the timings measured). The full tier "
-            f"(`make report TIER=full`, meant for a cluster) adds {listed}.")
+            f"(make report TIER=full, meant for a cluster) adds {listed}.")
 
 
 def _steps(counts: str) -> str:

@@ -18,11 +18,11 @@
 # meta-training sees a fixed, finite set of tasks (few in his Figure 2; the linear-model
 # page finds it negative at every task count tried). In this report's main sweep every
 # training task is new, which is not that setting. This page puts the Conv4 in that
-# setting: networks meta-trained on a fixed pool of a few
-# tasks, and for contrast on fresh tasks, at training rates of both signs, each trained
+# setting, in the tiers that run the experiment: networks meta-trained on a fixed pool of a
+# few tasks, and for contrast on fresh tasks, at training rates of both signs, each trained
 # until its validation accuracy at its best test rate of either sign stops improving.
 # The report's tier sets the grid of pool sizes, rates and seeds; the paragraph below
-# gives the grid that built this page.
+# gives the grid that built this page, or says that this build's tier trains none.
 #
 # Every rate is chosen on the validation tasks and reported on the fixed meta-test
 # tasks. Differences are paired (the same test tasks and seeds). Every interval covers
@@ -175,7 +175,7 @@ for key in ("nearest_text", "grid_scope_text", "overall_text", "own_rate_text", 
 # * {glue:text}`verdict_prototypes`
 #
 # {glue:text}`own_rate_text` {numref}`tbl-verdict` gives each view's comparison per pool
-# size.
+# size (empty where the tier trains no few-task network).
 
 # %% tags=["remove-output"]
 verdicts = fewtask.comparison_percent_table(comparisons) if tested else pd.DataFrame()
@@ -292,7 +292,8 @@ glue("fit_text", fewtask.own_rate_fit_text(configs, runs_root, profile) if teste
 
 # %% [markdown]
 # {glue:text}`fit_text` {numref}`tbl-overfitting` gives the accuracies on both sets of
-# tasks and their gap at the fixed test rate instead.
+# tasks and their gap at the fixed test rate instead (empty where the tier trains no
+# few-task network).
 
 # %% tags=["remove-output"]
 formats.glue_table("overfitting_table", fewtask.gap_percent_table(gap) if tested else gap,
@@ -317,7 +318,8 @@ glue("stopping_text", fewtask.stopping_text(frame, configs[0]) if tested else un
      display=False)
 
 # %% [markdown]
-# {glue:text}`stopping_text` {numref}`tbl-stopping` gives the step each network kept.
+# {glue:text}`stopping_text` {numref}`tbl-stopping` gives the step each network kept
+# (empty where the tier trains no few-task network).
 
 # %% tags=["remove-output"]
 formats.glue_table("stopping_table", stopping, empty_because=fewtask.UNTESTED)
