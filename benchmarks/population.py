@@ -27,6 +27,8 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report_time import BASELINE as BASELINE_COMMIT  # noqa: E402
+from benchmarks.report_time import REPOSITORY  # noqa: E402
 from mamllib.pipeline.worker import NANNY_MALLOC  # noqa: E402
 
 RATES = (-0.4, -0.1, -0.01, 0.0, 0.01, 0.1, 0.4)
@@ -135,8 +137,13 @@ def _frame_per_block(blocks):
     return pd.concat([pd.DataFrame(block) for block in blocks], ignore_index=True)
 
 
+def _threads_env(threads: int) -> dict[str, str]:
+    """This process's environment with a child's thread count set."""
+    return {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+
+
 def _launch(threads: int, job: dict, added: dict[str, str]) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), **added}
+    env = {**_threads_env(threads), **added}
     return subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(job)], env=env,
                             stdout=subprocess.PIPE, text=True)
 
@@ -174,12 +181,11 @@ def training_table(steps: int) -> tuple[list[str], dict[str, float]]:
 
 
 ANALYSED_RATES = (0.1, 0.4)
-BASELINE_COMMIT = "d266885"  # the issue's "today": its targets are ratios to this commit's times
 BASELINE_LABEL = f"{BASELINE_COMMIT}'s own code, one after another"
 # The analysis as the baseline commit ran it (its API: build_maml lived in mamllib.train),
-# in a process of its own with that commit's tree first on the path.
+# in a process of its own with that commit's tree first on the path, timed from outside.
 BASELINE_ANALYSIS = """
-import json, sys, tempfile, time
+import json, sys, tempfile
 from pathlib import Path
 import torch
 from mamllib import runs
@@ -187,14 +193,12 @@ from mamllib.config import profile
 from mamllib.data import load_dataset
 from mamllib.train import build_maml
 dataset = load_dataset(profile("quick"))
-start = time.perf_counter()
 with tempfile.TemporaryDirectory() as root:
     for rate in json.loads(sys.argv[1]):
         config = profile("quick", inner_lr=rate, device="cpu")
         run = runs.TrainedRun(Path(root) / f"lr{rate}", config, build_maml(config, dataset), dataset,
                               torch.device("cpu"), {"iteration": 0})
         runs.analyze_run(run, write=False)
-print(json.dumps({"seconds": time.perf_counter() - start}))
 """
 
 
@@ -202,9 +206,9 @@ print(json.dumps({"seconds": time.perf_counter() - start}))
 def baseline_tree() -> Iterator[Path | None]:
     """:data:`BASELINE_COMMIT`'s files in a temporary folder (``git archive``), or None
     where this checkout lacks that commit (a shallow clone)."""
-    root = Path(__file__).resolve().parent.parent
     with tempfile.TemporaryDirectory() as tree:
-        archive = subprocess.run(["git", "-C", str(root), "archive", BASELINE_COMMIT], capture_output=True)
+        archive = subprocess.run(["git", "-C", str(REPOSITORY), "archive", BASELINE_COMMIT],
+                                 capture_output=True)
         if archive.returncode:
             yield None
             return
@@ -214,8 +218,7 @@ def baseline_tree() -> Iterator[Path | None]:
 
 def _seconds_in(tree: Path, command: list[str], threads: int) -> float:
     """Wall seconds of ``command`` run in ``tree`` with that tree's ``mamllib`` first on the path."""
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "PYTHONPATH": str(tree)}
+    env = {**_threads_env(threads), "PYTHONPATH": str(tree)}
     start = time.perf_counter()
     subprocess.run(command, env=env, cwd=tree, check=True, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
@@ -237,12 +240,11 @@ def setting_training_table(rounds: int = 2) -> tuple[list[str], dict[str, float]
     validation, meta-test) with :data:`BASELINE_COMMIT`'s code and with ours, in fresh
     processes of two threads, alternating, ``rounds`` times each; the table and ours'
     speed-up (median against median)."""
-    root = Path(__file__).resolve().parent.parent
     command = [sys.executable, "-m", "mamllib", "train", "--profile", "quick", "--inner-lr", "0.1", "--out"]
     with baseline_tree() as tree:
         if tree is None:
             return [f"(Not measured: this checkout lacks commit {BASELINE_COMMIT}.)"], {}
-        trees = {BASELINE_COMMIT: tree, "ours": root}
+        trees = {BASELINE_COMMIT: tree, "ours": REPOSITORY}
         for name, folder in trees.items():  # the embedded glyphs built once, outside the timing
             _seconds_in(folder, [sys.executable, "-m", "mamllib", "data", "--dataset", "glyphs"], 2)
         times: dict[str, list[float]] = {name: [] for name in trees}

@@ -144,8 +144,7 @@ SMOKE = Tier(sweep_rates=(-0.1, 0.4), sweep_seeds=(0, 1), learned_seeds=(0, 1),
 
 
 # The sweep tier's smoke build: its parts (none of the few-task experiment), each tiny.
-SMOKE_SWEEP = Tier(sweep_rates=SMOKE.sweep_rates, sweep_seeds=(0,), learned_seeds=(0,),
-                   few_tasks=NO_FEW_TASKS, surrogate_rates=(), baseline_seeds=())
+SMOKE_SWEEP = replace(TIERS["sweep"], sweep_rates=SMOKE.sweep_rates)
 
 
 def tier(profile: str, name: str = "default") -> Tier:
